@@ -10,10 +10,16 @@
 //!
 //! Byte layouts are documented at the top of each format module.
 
+pub mod block;
+pub mod chunkenc;
+pub mod chunks;
+pub mod encoding;
 pub mod error;
+pub mod index;
 pub mod labels;
 pub mod matchers;
 pub mod meta;
+pub mod tombstones;
 
 pub use error::{Error, Result};
 pub use labels::{Label, Labels};

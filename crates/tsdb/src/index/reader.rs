@@ -1,0 +1,462 @@
+//! Reads an index v2 file held in memory (mmap or bytes): symbols, the postings offset
+//! table (every 32nd entry per name kept in memory, the rest scanned), series and postings.
+
+use std::ops::Range;
+
+use super::{Toc, HEADER_LEN, MAGIC_INDEX, TOC_LEN};
+use crate::chunks::{ChunkMeta, ChunkRef, FileBytes};
+use crate::encoding::{crc32, Decbuf};
+use crate::error::{Error, Result};
+use crate::labels::{Label, Labels};
+
+/// Keep every n-th postings offset table entry of a name in memory.
+const POSTINGS_SAMPLING: usize = 32;
+
+/// One name's slice of the postings offset table.
+struct NameOffsets {
+    name: String,
+    /// Every 32nd entry, from the first: value and the entry's byte position in the file.
+    samples: Vec<(String, usize)>,
+    /// Byte range of this name's entries in the file.
+    entries: Range<usize>,
+}
+
+/// A decoded series entry, reusable across calls to avoid allocating per series.
+#[derive(Clone, Debug, Default)]
+pub struct SeriesEntry {
+    /// (name, value) symbol references.
+    pub label_refs: Vec<(u32, u32)>,
+    pub chunks: Vec<ChunkMeta>,
+}
+
+pub struct IndexReader {
+    bytes: FileBytes,
+    what: String,
+    version: u8,
+    toc: Toc,
+    /// Absolute offset of every symbol string.
+    symbol_offsets: Vec<u32>,
+    names: Vec<NameOffsets>,
+    all_postings_offset: Option<u64>,
+}
+
+impl IndexReader {
+    /// Parses the header, TOC, symbol table and postings offset table; `what` names the file.
+    pub fn new(bytes: FileBytes, what: impl Into<String>) -> Result<Self> {
+        let what = what.into();
+        let len = bytes.len();
+        if len < HEADER_LEN + TOC_LEN {
+            return Err(Error::corrupted(
+                &what,
+                0,
+                format!("index of {len} bytes is too short"),
+            ));
+        }
+        let mut d = Decbuf::new(&bytes[..HEADER_LEN], 0, &what);
+        let magic = d.be_u32()?;
+        if magic != MAGIC_INDEX {
+            return Err(Error::corrupted(
+                &what,
+                0,
+                format!("invalid index magic {magic:#010x}"),
+            ));
+        }
+        let version = d.u8()?;
+        if version != 2 && version != 3 {
+            return Err(Error::corrupted(
+                &what,
+                4,
+                format!("unsupported index version {version}"),
+            ));
+        }
+        let toc = Toc::decode(&bytes[len - TOC_LEN..], len as u64, &what)?;
+        let mut r = IndexReader {
+            bytes,
+            what,
+            version,
+            toc,
+            symbol_offsets: Vec::new(),
+            names: Vec::new(),
+            all_postings_offset: None,
+        };
+        r.read_symbols()?;
+        r.read_postings_table()?;
+        Ok(r)
+    }
+
+    pub fn version(&self) -> u8 {
+        self.version
+    }
+
+    pub fn toc(&self) -> &Toc {
+        &self.toc
+    }
+
+    pub fn what(&self) -> &str {
+        &self.what
+    }
+
+    pub fn len(&self) -> usize {
+        self.bytes.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.bytes.is_empty()
+    }
+
+    /// The bytes of a `len <4b> | body | CRC` section at `off`, CRC checked; returns the body
+    /// and its absolute offset.
+    fn section(&self, off: u64, name: &str) -> Result<(&[u8], u64)> {
+        let b: &[u8] = &self.bytes;
+        let end_limit = (b.len() - TOC_LEN) as u64;
+        if off == 0 || off + 4 > end_limit {
+            return Err(Error::corrupted(
+                &self.what,
+                off,
+                format!("{name} offset out of range"),
+            ));
+        }
+        let mut d = Decbuf::new(&b[off as usize..end_limit as usize], off, &self.what);
+        let len = d.be_u32()? as usize;
+        let body = d.bytes(len)?;
+        let stored = d.be_u32()?;
+        let crc = crc32(body);
+        if stored != crc {
+            return Err(Error::corrupted(
+                &self.what,
+                off,
+                format!("{name} checksum mismatch: stored {stored:#010x}, computed {crc:#010x}"),
+            ));
+        }
+        Ok((body, off + 4))
+    }
+
+    fn read_symbols(&mut self) -> Result<()> {
+        let (body, base) = self.section(self.toc.symbols, "symbol table")?;
+        let mut d = Decbuf::new(body, base, &self.what);
+        let n = d.be_u32()? as usize;
+        if n > body.len() {
+            return Err(d.error(format!("symbol count {n} exceeds the section size")));
+        }
+        let mut offsets = Vec::with_capacity(n);
+        let mut prev: Option<&[u8]> = None;
+        for _ in 0..n {
+            let off = d.offset();
+            let s = d.uvarint_bytes()?;
+            if std::str::from_utf8(s).is_err() {
+                return Err(Error::corrupted(
+                    &self.what,
+                    off,
+                    "symbol is not valid UTF-8",
+                ));
+            }
+            if prev.is_some_and(|p| p >= s) {
+                return Err(Error::corrupted(
+                    &self.what,
+                    off,
+                    "symbols not sorted and unique",
+                ));
+            }
+            prev = Some(s);
+            offsets.push(
+                u32::try_from(off)
+                    .map_err(|_| Error::corrupted(&self.what, off, "symbol offset over 4 GiB"))?,
+            );
+        }
+        self.symbol_offsets = offsets;
+        Ok(())
+    }
+
+    fn read_postings_table(&mut self) -> Result<()> {
+        let (body, base) = self.section(self.toc.postings_table, "postings offset table")?;
+        let mut d = Decbuf::new(body, base, &self.what);
+        let n = d.be_u32()?;
+        let mut names: Vec<NameOffsets> = Vec::new();
+        let mut prev_key: Option<(&str, &str)> = None;
+        let mut in_name = 0usize;
+        let mut all_postings_offset = None;
+        for i in 0..n {
+            let entry_pos = (base as usize) + d.position();
+            let at = d.offset();
+            let kind = d.uvarint()?;
+            if kind != 2 {
+                return Err(Error::corrupted(
+                    &self.what,
+                    at,
+                    format!("postings offset entry has {kind} keys, want 2"),
+                ));
+            }
+            let name = d.uvarint_str()?;
+            let value = d.uvarint_str()?;
+            let off = d.uvarint()?;
+            let end_pos = (base as usize) + d.position();
+            if i == 0 && name.is_empty() && value.is_empty() {
+                all_postings_offset = Some(off);
+                continue;
+            }
+            if let Some(p) = prev_key {
+                if p >= (name, value) {
+                    return Err(Error::corrupted(
+                        &self.what,
+                        at,
+                        "postings offset table not sorted",
+                    ));
+                }
+            }
+            prev_key = Some((name, value));
+            match names.last_mut() {
+                Some(last) if last.name == name => {
+                    in_name += 1;
+                    if in_name % POSTINGS_SAMPLING == 0 {
+                        last.samples.push((value.to_string(), entry_pos));
+                    }
+                    last.entries.end = end_pos;
+                }
+                _ => {
+                    in_name = 0;
+                    names.push(NameOffsets {
+                        name: name.to_string(),
+                        samples: vec![(value.to_string(), entry_pos)],
+                        entries: entry_pos..end_pos,
+                    });
+                }
+            }
+        }
+        self.names = names;
+        self.all_postings_offset = all_postings_offset;
+        Ok(())
+    }
+
+    pub fn symbol(&self, r: u32) -> Result<&str> {
+        let Some(&off) = self.symbol_offsets.get(r as usize) else {
+            return Err(Error::corrupted(
+                &self.what,
+                u64::from(r),
+                format!(
+                    "symbol reference {r} out of range ({} symbols)",
+                    self.symbol_offsets.len()
+                ),
+            ));
+        };
+        let mut d = Decbuf::new(&self.bytes[off as usize..], u64::from(off), &self.what);
+        // Validated as UTF-8 when the table was read.
+        d.uvarint_str()
+    }
+
+    pub fn num_symbols(&self) -> usize {
+        self.symbol_offsets.len()
+    }
+
+    /// Every label name, sorted.
+    pub fn label_names(&self) -> Vec<&str> {
+        self.names.iter().map(|n| n.name.as_str()).collect()
+    }
+
+    fn name_entry(&self, name: &str) -> Option<&NameOffsets> {
+        self.names
+            .binary_search_by(|n| n.name.as_str().cmp(name))
+            .ok()
+            .map(|i| &self.names[i])
+    }
+
+    /// Calls `f(value, postings offset)` for every value of `name` in order, stopping early
+    /// when `f` returns false.
+    pub fn for_each_value(&self, name: &str, mut f: impl FnMut(&str, u64) -> bool) -> Result<()> {
+        let Some(e) = self.name_entry(name) else {
+            return Ok(());
+        };
+        self.scan_entries(e.entries.clone(), |v, off| f(v, off))
+    }
+
+    fn scan_entries(
+        &self,
+        range: Range<usize>,
+        mut f: impl FnMut(&str, u64) -> bool,
+    ) -> Result<()> {
+        let mut d = Decbuf::new(&self.bytes[range.clone()], range.start as u64, &self.what);
+        while !d.is_empty() {
+            d.uvarint()?;
+            d.uvarint_bytes()?;
+            let value = d.uvarint_str()?;
+            let off = d.uvarint()?;
+            if !f(value, off) {
+                break;
+            }
+        }
+        Ok(())
+    }
+
+    /// Sorted values of `name`.
+    pub fn label_values(&self, name: &str) -> Result<Vec<&str>> {
+        let mut out = Vec::new();
+        let Some(e) = self.name_entry(name) else {
+            return Ok(out);
+        };
+        let mut d = Decbuf::new(
+            &self.bytes[e.entries.clone()],
+            e.entries.start as u64,
+            &self.what,
+        );
+        while !d.is_empty() {
+            d.uvarint()?;
+            d.uvarint_bytes()?;
+            out.push(d.uvarint_str()?);
+            d.uvarint()?;
+        }
+        Ok(out)
+    }
+
+    /// The postings offset of (name, value), if present.
+    pub fn postings_offset(&self, name: &str, value: &str) -> Result<Option<u64>> {
+        if name.is_empty() && value.is_empty() {
+            return Ok(self.all_postings_offset);
+        }
+        let Some(e) = self.name_entry(name) else {
+            return Ok(None);
+        };
+        let i = e.samples.partition_point(|(v, _)| v.as_str() <= value);
+        if i == 0 {
+            return Ok(None);
+        }
+        let start = e.samples[i - 1].1;
+        let mut found = None;
+        self.scan_entries(start..e.entries.end, |v, off| {
+            if v == value {
+                found = Some(off);
+            }
+            v < value
+        })?;
+        Ok(found)
+    }
+
+    /// Appends the series references of the postings list at `off` to `out`.
+    pub fn read_postings_at(&self, off: u64, out: &mut Vec<u32>) -> Result<()> {
+        let (body, base) = self.section(off, "postings list")?;
+        let mut d = Decbuf::new(body, base, &self.what);
+        let n = d.be_u32()? as usize;
+        let refs = d.bytes(
+            n.checked_mul(4)
+                .ok_or_else(|| d.error("postings length overflows"))?,
+        )?;
+        out.reserve(n);
+        out.extend(
+            refs.chunks_exact(4)
+                .map(|c| u32::from_be_bytes([c[0], c[1], c[2], c[3]])),
+        );
+        Ok(())
+    }
+
+    /// The sorted series references having `name="value"` (empty if none).
+    pub fn postings(&self, name: &str, value: &str) -> Result<Vec<u32>> {
+        let mut out = Vec::new();
+        if let Some(off) = self.postings_offset(name, value)? {
+            self.read_postings_at(off, &mut out)?;
+        }
+        Ok(out)
+    }
+
+    /// Every series reference in the block.
+    pub fn all_postings(&self) -> Result<Vec<u32>> {
+        self.postings("", "")
+    }
+
+    /// Decodes the series at `sref` into `out`, replacing its content.
+    pub fn series(&self, sref: u32, out: &mut SeriesEntry) -> Result<()> {
+        out.label_refs.clear();
+        out.chunks.clear();
+        let off = u64::from(sref) * 16;
+        let b: &[u8] = &self.bytes;
+        let limit = b.len() - TOC_LEN;
+        if off < self.toc.series || off as usize >= limit {
+            return Err(Error::corrupted(
+                &self.what,
+                off,
+                format!("series reference {sref} out of range"),
+            ));
+        }
+        let mut d = Decbuf::new(&b[off as usize..limit], off, &self.what);
+        let len = d.uvarint()? as usize;
+        let body_off = d.offset();
+        let body = d.bytes(len)?;
+        let stored = d.be_u32()?;
+        if crc32(body) != stored {
+            return Err(Error::corrupted(
+                &self.what,
+                off,
+                format!("series {sref} checksum mismatch"),
+            ));
+        }
+        let mut d = Decbuf::new(body, body_off, &self.what);
+        let nl = d.uvarint()? as usize;
+        if nl > body.len() {
+            return Err(d.error(format!("label count {nl} exceeds the entry")));
+        }
+        for _ in 0..nl {
+            let n = d.uvarint32()?;
+            let v = d.uvarint32()?;
+            out.label_refs.push((n, v));
+        }
+        let nc = d.uvarint()? as usize;
+        if nc > body.len() {
+            return Err(d.error(format!("chunk count {nc} exceeds the entry")));
+        }
+        let mut prev = ChunkMeta::default();
+        for i in 0..nc {
+            let at = d.offset();
+            let c = if i == 0 {
+                let mint = d.varint()?;
+                let maxt = mint.wrapping_add(d.uvarint()? as i64);
+                let r = d.uvarint()?;
+                ChunkMeta {
+                    min_time: mint,
+                    max_time: maxt,
+                    chunk_ref: ChunkRef(r),
+                }
+            } else {
+                let mint = prev.max_time.wrapping_add(d.uvarint()? as i64);
+                let maxt = mint.wrapping_add(d.uvarint()? as i64);
+                let r = (prev.chunk_ref.0 as i64).wrapping_add(d.varint()?) as u64;
+                ChunkMeta {
+                    min_time: mint,
+                    max_time: maxt,
+                    chunk_ref: ChunkRef(r),
+                }
+            };
+            if c.max_time < c.min_time {
+                return Err(Error::corrupted(
+                    &self.what,
+                    at,
+                    format!("series {sref}: chunk {i} maxt before mint"),
+                ));
+            }
+            out.chunks.push(c);
+            prev = c;
+        }
+        Ok(())
+    }
+
+    /// Resolves symbol references into a label set.
+    pub fn labels_of(&self, refs: &[(u32, u32)]) -> Result<Labels> {
+        let mut v = Vec::with_capacity(refs.len());
+        for &(n, val) in refs {
+            v.push(Label::new(self.symbol(n)?, self.symbol(val)?));
+        }
+        if !v.windows(2).all(|w| w[0].name < w[1].name) {
+            return Err(Error::corrupted(
+                &self.what,
+                0,
+                "series labels not sorted by name",
+            ));
+        }
+        Ok(Labels::from_sorted(v))
+    }
+
+    /// The label name/value pairs of a series without building a `Labels`.
+    pub fn label_pairs<'a>(
+        &'a self,
+        refs: &'a [(u32, u32)],
+    ) -> impl Iterator<Item = Result<(&'a str, &'a str)>> + 'a {
+        refs.iter()
+            .map(move |&(n, v)| Ok((self.symbol(n)?, self.symbol(v)?)))
+    }
+}
