@@ -17,14 +17,17 @@ use crate::meta::{BlockMeta, ThanosMeta};
 use crate::tombstones::Tombstones;
 
 pub const DEFAULT_BLOCK_DURATION: i64 = 2 * 60 * 60 * 1000;
-/// Prometheus aims for this many samples per chunk; we never exceed it.
+/// Prometheus aims for this many samples per chunk.
 pub const SAMPLES_PER_CHUNK: u16 = 120;
 
-/// Cuts a series' samples into XOR chunks exactly as Prometheus's head does: a chunk ends at
-/// the next multiple of `chunk_range`, at an end time predicted after 30 samples so that the
-/// remaining chunks of the range are equally full, or at 120 samples.
+/// Cuts a series' samples into XOR chunks exactly as Prometheus 2.42's head does: a chunk
+/// ends at the next multiple of `chunk_range`, at an end time predicted after 30 samples so
+/// that the remaining chunks of the range are equally full (which can exceed 120 samples when
+/// a series starts mid-range), or at 240 samples. [`ChunkCutter::with_max_samples`] lowers
+/// the hard limit, e.g. to 120.
 pub struct ChunkCutter {
     chunk_range: i64,
+    max_samples: u16,
     app: XorAppender,
     min_t: i64,
     max_t: i64,
@@ -35,11 +38,18 @@ impl ChunkCutter {
     pub fn new(chunk_range: i64) -> Self {
         ChunkCutter {
             chunk_range: chunk_range.max(1),
+            max_samples: 2 * SAMPLES_PER_CHUNK,
             app: XorAppender::new(),
             min_t: 0,
             max_t: i64::MIN,
             next_at: i64::MIN,
         }
+    }
+
+    /// Never lets a chunk hold more than `max` samples (at least 1).
+    pub fn with_max_samples(mut self, max: u16) -> Self {
+        self.max_samples = max.max(1);
+        self
     }
 
     fn range_end(&self, t: i64) -> i64 {
@@ -62,7 +72,7 @@ impl ChunkCutter {
             if n == SAMPLES_PER_CHUNK / 4 {
                 self.next_at = compute_chunk_end_time(self.min_t, self.max_t, self.next_at);
             }
-            if t >= self.next_at || n >= SAMPLES_PER_CHUNK {
+            if t >= self.next_at || n >= self.max_samples {
                 self.flush(emit)?;
                 self.min_t = t;
                 self.next_at = self.range_end(t);
@@ -150,6 +160,11 @@ impl BlockWriter {
     /// Sets the range chunks are aligned to (Prometheus's head chunk range; default 2h).
     pub fn set_chunk_range(&mut self, range: i64) {
         self.cutter = ChunkCutter::new(range);
+    }
+
+    /// Replaces the chunk cutting policy (range and sample limit).
+    pub fn set_chunk_cutter(&mut self, cutter: ChunkCutter) {
+        self.cutter = cutter;
     }
 
     /// Adds a Thanos section to the block's meta.json.

@@ -43,6 +43,12 @@ impl BitWriter {
         self.bytes.is_empty()
     }
 
+    /// Appends whole bytes with no open byte after them (the chunk header).
+    pub fn extend_aligned(&mut self, b: &[u8]) {
+        debug_assert_eq!(self.free, 0);
+        self.bytes.extend_from_slice(b);
+    }
+
     pub fn clear(&mut self) {
         self.bytes.clear();
         self.free = 0;
@@ -68,8 +74,20 @@ impl BitWriter {
     }
 
     /// Writes the low `n` bits of `v` (n ≤ 64), most significant first.
+    ///
+    /// Byte-compatible with Prometheus's `bstream`: a write of whole bytes that ends on a byte
+    /// boundary leaves a zero byte open at the end, as Go's `writeByte` does.
     #[inline]
-    pub fn write_bits(&mut self, v: u64, mut n: u32) {
+    pub fn write_bits(&mut self, v: u64, n: u32) {
+        self.put_bits(v, n);
+        if n >= 8 && n % 8 == 0 && self.free == 0 {
+            self.bytes.push(0);
+            self.free = 8;
+        }
+    }
+
+    #[inline]
+    fn put_bits(&mut self, v: u64, mut n: u32) {
         let v = if n == 64 { v } else { v & ((1u64 << n) - 1) };
         while n > 0 {
             if self.free == 0 {

@@ -35,7 +35,7 @@ impl Default for XorAppender {
 impl XorAppender {
     pub fn new() -> Self {
         let mut bw = BitWriter::with_capacity(128);
-        bw.write_bits(0, 16);
+        bw.extend_aligned(&[0, 0]);
         XorAppender {
             bw,
             num: 0,
@@ -50,7 +50,7 @@ impl XorAppender {
     /// Starts a new chunk, reusing the buffer.
     pub fn reset(&mut self) {
         self.bw.clear();
-        self.bw.write_bits(0, 16);
+        self.bw.extend_aligned(&[0, 0]);
         self.num = 0;
         self.leading = 0xff;
         self.trailing = 0;
