@@ -20,6 +20,7 @@ pub mod labels;
 pub mod matchers;
 pub mod meta;
 pub mod tombstones;
+pub mod verify;
 
 pub use error::{Error, Result};
 pub use labels::{Label, Labels};
