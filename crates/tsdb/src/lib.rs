@@ -19,6 +19,7 @@ pub mod index;
 pub mod labels;
 pub mod matchers;
 pub mod meta;
+pub mod time;
 pub mod tombstones;
 pub mod verify;
 
