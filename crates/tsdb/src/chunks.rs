@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use crate::chunkenc::Encoding;
-use crate::encoding::{crc32, put_uvarint, Decbuf};
+use crate::encoding::{put_uvarint, Decbuf};
 use crate::error::{Error, Result};
 
 pub const MAGIC_CHUNKS: u32 = 0x85BD_40DD;
@@ -365,7 +365,6 @@ pub fn scan_segment(
         let hdr = crate::encoding::uvarint_len(rec.data.len() as u64);
         offset += hdr + 1 + rec.data.len() + 4;
     }
-    let _ = crc32;
     Ok(())
 }
 

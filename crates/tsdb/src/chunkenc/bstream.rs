@@ -80,7 +80,7 @@ impl BitWriter {
     #[inline]
     pub fn write_bits(&mut self, v: u64, n: u32) {
         self.put_bits(v, n);
-        if n >= 8 && n % 8 == 0 && self.free == 0 {
+        if n >= 8 && n.is_multiple_of(8) && self.free == 0 {
             self.bytes.push(0);
             self.free = 8;
         }

@@ -207,7 +207,7 @@ impl IndexReader {
             match names.last_mut() {
                 Some(last) if last.name == name => {
                     in_name += 1;
-                    if in_name % POSTINGS_SAMPLING == 0 {
+                    if in_name.is_multiple_of(POSTINGS_SAMPLING) {
                         last.samples.push((value.to_string(), entry_pos));
                     }
                     last.entries.end = end_pos;
