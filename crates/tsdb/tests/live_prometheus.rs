@@ -29,17 +29,50 @@ fn free_port() -> u16 {
         .port()
 }
 
-fn http_get_ok(port: u16, path: &str) -> bool {
-    let Ok(mut s) = TcpStream::connect(("127.0.0.1", port)) else {
-        return false;
-    };
-    let _ = s.set_read_timeout(Some(Duration::from_secs(2)));
-    if write!(s, "GET {path} HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n").is_err() {
-        return false;
-    }
+/// A plain HTTP/1.0 GET on loopback: (status line ok, body).
+fn http_get(port: u16, path: &str) -> Option<(bool, String)> {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(10))).ok()?;
+    write!(s, "GET {path} HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n").ok()?;
     let mut buf = String::new();
-    let _ = s.read_to_string(&mut buf);
-    buf.starts_with("HTTP/1.0 200") || buf.starts_with("HTTP/1.1 200")
+    s.read_to_string(&mut buf).ok()?;
+    let ok = buf.starts_with("HTTP/1.0 200") || buf.starts_with("HTTP/1.1 200");
+    let body = buf
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_string())
+        .unwrap_or_default();
+    Some((ok, body))
+}
+
+fn http_get_ok(port: u16, path: &str) -> bool {
+    http_get(port, path).is_some_and(|(ok, _)| ok)
+}
+
+fn start_prometheus(cfg: &Path, data: &Path, port: u16, extra: &[&str]) -> Process {
+    common::promtool();
+    let mut args = vec![
+        format!("--config.file={}", cfg.display()),
+        format!("--storage.tsdb.path={}", data.display()),
+        format!("--web.listen-address=127.0.0.1:{port}"),
+        "--storage.tsdb.retention.time=100y".to_string(),
+    ];
+    args.extend(extra.iter().map(|s| s.to_string()));
+    let child = Command::new("prometheus")
+        .args(&args)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start prometheus (Debian package `prometheus`)");
+    let p = Process(child);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !http_get_ok(port, "/-/ready") {
+        assert!(
+            Instant::now() < deadline,
+            "prometheus on port {port} not ready in 30s"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    p
 }
 
 fn blocks_in(dir: &Path) -> Vec<String> {
@@ -131,4 +164,64 @@ fn blocks_cut_by_running_prometheus_read_back_exactly() {
     for (i, (a, b)) in ours.lines().zip(theirs.lines()).enumerate() {
         assert_eq!(a, b, "line {i} differs");
     }
+}
+
+#[test]
+fn prometheus_answers_queries_over_our_blocks() {
+    use tsdb::block::BlockWriter;
+    use tsdb::Labels;
+
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    std::fs::create_dir_all(&data).unwrap();
+    // Two adjacent 2h blocks of three counters sampled every 15s.
+    let base = 1_600_000_000_000i64 / 7_200_000 * 7_200_000;
+    for b in 0..2i64 {
+        let (min_t, max_t) = (base + b * 7_200_000, base + (b + 1) * 7_200_000);
+        let mut w = BlockWriter::new(&data, min_t, max_t).unwrap();
+        for i in 0..3i64 {
+            let l = Labels::from_pairs([
+                ("__name__", "requests_total".to_string()),
+                ("i", i.to_string()),
+            ]);
+            w.add_series(
+                &l,
+                (min_t..max_t)
+                    .step_by(15_000)
+                    .map(|t| (t, ((t - base) / 15_000 * (i + 1)) as f64)),
+            )
+            .unwrap();
+        }
+        w.finish().unwrap();
+    }
+    let cfg = dir.path().join("prometheus.yml");
+    std::fs::write(&cfg, "global:\n  scrape_interval: 1h\n").unwrap();
+    let port = free_port();
+    let _prom = start_prometheus(&cfg, &data, port, &[]);
+
+    let query = |q: &str, t: i64| -> serde_json::Value {
+        let path = format!("/api/v1/query?query={q}&time={}.{:03}", t / 1000, t % 1000);
+        let (ok, body) = http_get(port, &path).expect("query prometheus");
+        assert!(ok, "{path}: {body}");
+        serde_json::from_str(&body).unwrap()
+    };
+    // A raw sample in the second block, a rate across the block boundary, and a count.
+    let t = base + 7_200_000 + 600_000;
+    let v = query("requests_total%7Bi%3D%222%22%7D", t);
+    assert_eq!(
+        v["data"]["result"][0]["value"][1],
+        serde_json::json!(((t - base) / 15_000 * 3).to_string())
+    );
+    let v = query(
+        "sum(rate(requests_total%5B5m%5D))",
+        base + 7_200_000 + 60_000,
+    );
+    let rate: f64 = v["data"]["result"][0]["value"][1]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((rate - 6.0 / 15.0).abs() < 1e-9, "rate {rate}");
+    let v = query("count(requests_total)", base + 1_000_000);
+    assert_eq!(v["data"]["result"][0]["value"][1], serde_json::json!("3"));
 }
