@@ -1,0 +1,18 @@
+//! Object storage for blocks.
+//!
+//! [`config`] turns Thanos's objstore YAML (`type: FILESYSTEM | S3 | GCS | AZURE`) into an
+//! `Arc<dyn ObjectStore>`; components take that store, never the config. [`block`] moves
+//! whole blocks through it (upload with meta.json last so a block is visible only once
+//! complete, download into a temp dir renamed at the end, listing, meta fetching) and
+//! [`markers`] reads and writes the deletion and no-compact marker files.
+
+pub mod block;
+pub mod config;
+pub mod error;
+pub mod markers;
+
+pub use error::{Error, Result};
+pub use object_store::{path::Path as ObjectPath, ObjectStore};
+
+/// A shared handle to a bucket.
+pub type Bucket = std::sync::Arc<dyn ObjectStore>;
