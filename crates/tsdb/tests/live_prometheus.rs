@@ -3,77 +3,11 @@
 
 mod common;
 
-use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::{dump_with_our_reader, run_promtool};
-
-/// Kills the child process when dropped, so a failing test leaves nothing running.
-struct Process(Child);
-
-impl Drop for Process {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-/// A plain HTTP/1.0 GET on loopback: (status line ok, body).
-fn http_get(port: u16, path: &str) -> Option<(bool, String)> {
-    let mut s = TcpStream::connect(("127.0.0.1", port)).ok()?;
-    s.set_read_timeout(Some(Duration::from_secs(10))).ok()?;
-    write!(s, "GET {path} HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n").ok()?;
-    let mut buf = String::new();
-    s.read_to_string(&mut buf).ok()?;
-    let ok = buf.starts_with("HTTP/1.0 200") || buf.starts_with("HTTP/1.1 200");
-    let body = buf
-        .split_once("\r\n\r\n")
-        .map(|(_, b)| b.to_string())
-        .unwrap_or_default();
-    Some((ok, body))
-}
-
-fn http_get_ok(port: u16, path: &str) -> bool {
-    http_get(port, path).is_some_and(|(ok, _)| ok)
-}
-
-fn start_prometheus(cfg: &Path, data: &Path, port: u16, extra: &[&str]) -> Process {
-    common::promtool();
-    let mut args = vec![
-        format!("--config.file={}", cfg.display()),
-        format!("--storage.tsdb.path={}", data.display()),
-        format!("--web.listen-address=127.0.0.1:{port}"),
-        "--storage.tsdb.retention.time=100y".to_string(),
-    ];
-    args.extend(extra.iter().map(|s| s.to_string()));
-    let child = Command::new("prometheus")
-        .args(&args)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start prometheus (Debian package `prometheus`)");
-    let p = Process(child);
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while !http_get_ok(port, "/-/ready") {
-        assert!(
-            Instant::now() < deadline,
-            "prometheus on port {port} not ready in 30s"
-        );
-        std::thread::sleep(Duration::from_millis(200));
-    }
-    p
-}
+use testkit::prometheus::Prometheus;
 
 fn blocks_in(dir: &Path) -> Vec<String> {
     let mut out: Vec<String> = std::fs::read_dir(dir)
@@ -92,39 +26,18 @@ fn blocks_in(dir: &Path) -> Vec<String> {
 fn blocks_cut_by_running_prometheus_read_back_exactly() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
-    let port = free_port();
-    let cfg = dir.path().join("prometheus.yml");
-    std::fs::write(
-        &cfg,
-        format!(
-            "global:\n  scrape_interval: 1s\n  external_labels:\n    replica: a\nscrape_configs:\n  - job_name: prometheus\n    static_configs:\n      - targets: ['127.0.0.1:{port}']\n"
-        ),
+    let mut prom = Prometheus::start(
+        dir.path(),
+        &data,
+        |port| {
+            format!(
+                "global:\n  scrape_interval: 1s\n  external_labels:\n    replica: a\n\
+                 scrape_configs:\n  - job_name: prometheus\n    static_configs:\n      - targets: ['127.0.0.1:{port}']\n"
+            )
+        },
+        &["--storage.tsdb.min-block-duration=30s", "--storage.tsdb.max-block-duration=30s"],
     )
     .unwrap();
-    common::promtool();
-    let child = Command::new("prometheus")
-        .args([
-            &format!("--config.file={}", cfg.display()),
-            &format!("--storage.tsdb.path={}", data.display()),
-            &format!("--web.listen-address=127.0.0.1:{port}"),
-            "--storage.tsdb.min-block-duration=30s",
-            "--storage.tsdb.max-block-duration=30s",
-            "--storage.tsdb.retention.time=100y",
-        ])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start prometheus (Debian package `prometheus`)");
-    let mut prom = Process(child);
-
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while !http_get_ok(port, "/-/ready") {
-        assert!(
-            Instant::now() < deadline,
-            "prometheus on port {port} not ready in 30s"
-        );
-        std::thread::sleep(Duration::from_millis(200));
-    }
     // The head is compacted into a block once it spans 1.5 block durations; the compaction
     // loop runs every minute.
     let deadline = Instant::now() + Duration::from_secs(240);
@@ -135,8 +48,7 @@ fn blocks_cut_by_running_prometheus_read_back_exactly() {
         );
         std::thread::sleep(Duration::from_millis(500));
     }
-    let _ = prom.0.kill();
-    let _ = prom.0.wait();
+    prom.stop();
 
     // Compare blocks only: copy them into a fresh directory (promtool would also read the WAL).
     let copy = dir.path().join("blocks");
@@ -194,15 +106,17 @@ fn prometheus_answers_queries_over_our_blocks() {
         }
         w.finish().unwrap();
     }
-    let cfg = dir.path().join("prometheus.yml");
-    std::fs::write(&cfg, "global:\n  scrape_interval: 1h\n").unwrap();
-    let port = free_port();
-    let _prom = start_prometheus(&cfg, &data, port, &[]);
+    let prom = Prometheus::start(
+        dir.path(),
+        &data,
+        |_| "global:\n  scrape_interval: 1h\n".into(),
+        &[],
+    )
+    .unwrap();
 
     let query = |q: &str, t: i64| -> serde_json::Value {
         let path = format!("/api/v1/query?query={q}&time={}.{:03}", t / 1000, t % 1000);
-        let (ok, body) = http_get(port, &path).expect("query prometheus");
-        assert!(ok, "{path}: {body}");
+        let body = prom.get(&path).unwrap();
         serde_json::from_str(&body).unwrap()
     };
     // A raw sample in the second block, a rate across the block boundary, and a count.

@@ -2,7 +2,6 @@
 #![allow(dead_code)]
 
 use std::path::Path;
-use std::process::Command;
 
 use tsdb::block::Block;
 use tsdb::Labels;
@@ -72,29 +71,9 @@ fn fmt_e(sign: &str, digits: &str, exp: i32) -> String {
     s
 }
 
-pub fn promtool() -> Command {
-    if Command::new("promtool").arg("--version").output().is_err() {
-        panic!("promtool not found: install the Debian package `prometheus` (.ci/run installs it)");
-    }
-    Command::new("promtool")
-}
-
-/// Runs promtool and returns stdout, failing the test with stderr on a non-zero exit.
+/// Runs promtool and returns stdout, failing the test with its stderr on error.
 pub fn run_promtool(args: &[&str]) -> String {
-    // `promtool tsdb dump` opens the directory as a database and wants a wal directory.
-    if args.first() == Some(&"tsdb") && args.get(1) == Some(&"dump") {
-        if let Some(dir) = args.get(2) {
-            std::fs::create_dir_all(Path::new(dir).join("wal")).unwrap();
-        }
-    }
-    let out = promtool().args(args).output().expect("run promtool");
-    assert!(
-        out.status.success(),
-        "promtool {args:?} failed: {}\n{}",
-        out.status,
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).expect("utf-8 output")
+    testkit::prometheus::promtool(args).unwrap_or_else(|e| panic!("{e:#}"))
 }
 
 /// Every float sample of every block directory under `dir`, merged per series and printed

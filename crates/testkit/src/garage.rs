@@ -1,0 +1,131 @@
+//! A single-node Garage S3 server (sqlite metadata, replication factor 1) with one bucket and
+//! one key allowed to read and write it.
+
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+
+use crate::{find_binary, free_port, run, wait_until, Process};
+
+pub struct Garage {
+    _dir: tempfile::TempDir,
+    binary: PathBuf,
+    config: PathBuf,
+    process: Process,
+    pub s3_port: u16,
+    pub bucket: String,
+    pub key_id: String,
+    pub secret: String,
+}
+
+impl Garage {
+    /// Starts Garage and creates `bucket` with a read/write key.
+    pub fn start(bucket: &str) -> Result<Garage> {
+        let binary = find_binary(
+            "garage",
+            "install with `cargo install garage --locked --version 2.5.0`",
+        )?;
+        let dir = tempfile::tempdir()?;
+        let (s3_port, rpc_port) = (free_port(), free_port());
+        let secret: String = (0..4).map(|_| format!("{:016x}", random_u64())).collect();
+        let config = dir.path().join("garage.toml");
+        std::fs::write(
+            &config,
+            format!(
+                "metadata_dir = \"{meta}\"\ndata_dir = \"{data}\"\ndb_engine = \"sqlite\"\n\
+                 replication_factor = 1\nrpc_bind_addr = \"127.0.0.1:{rpc_port}\"\n\
+                 rpc_public_addr = \"127.0.0.1:{rpc_port}\"\nrpc_secret = \"{secret}\"\n\n\
+                 [s3_api]\ns3_region = \"garage\"\napi_bind_addr = \"127.0.0.1:{s3_port}\"\n\
+                 root_domain = \".s3.garage.localhost\"\n",
+                meta = dir.path().join("meta").display(),
+                data = dir.path().join("data").display(),
+            ),
+        )?;
+        let log = std::fs::File::create(dir.path().join("garage.log"))?;
+        let process = Process::spawn(
+            "garage server",
+            Command::new(&binary)
+                .arg("-c")
+                .arg(&config)
+                .arg("server")
+                .env("RUST_LOG", "warn")
+                .stdout(Stdio::null())
+                .stderr(log),
+        )?;
+        let mut g = Garage {
+            _dir: dir,
+            binary,
+            config,
+            process,
+            s3_port,
+            bucket: bucket.to_string(),
+            key_id: String::new(),
+            secret: String::new(),
+        };
+        wait_until("garage to answer `status`", Duration::from_secs(30), || {
+            g.cli(&["status"]).is_ok()
+        })?;
+        g.process.check_running()?;
+        let node = g.cli(&["node", "id", "-q"])?;
+        let node = node
+            .trim()
+            .split('@')
+            .next()
+            .unwrap_or_default()
+            .to_string();
+        g.cli(&["layout", "assign", "-z", "dc1", "-c", "1G", &node])?;
+        g.cli(&["layout", "apply", "--version", "1"])?;
+        g.cli(&["bucket", "create", bucket])?;
+        let key = g.cli(&["key", "create", "gauntlet-test"])?;
+        let field = |name: &str| -> Result<String> {
+            key.lines()
+                .find_map(|l| l.strip_prefix(name).map(|v| v.trim().to_string()))
+                .with_context(|| format!("no {name:?} in `garage key create` output: {key}"))
+        };
+        g.key_id = field("Key ID:")?;
+        g.secret = field("Secret key:")?;
+        g.cli(&[
+            "bucket",
+            "allow",
+            "--read",
+            "--write",
+            "--owner",
+            bucket,
+            "--key",
+            "gauntlet-test",
+        ])?;
+        Ok(g)
+    }
+
+    /// Runs a `garage` CLI command against this server and returns its stdout.
+    pub fn cli(&self, args: &[&str]) -> Result<String> {
+        let out = run(Command::new(&self.binary)
+            .arg("-c")
+            .arg(&self.config)
+            .args(args))?;
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    }
+
+    /// Thanos objstore YAML for this bucket.
+    pub fn objstore_yaml(&self) -> String {
+        format!(
+            "type: S3\nconfig:\n  bucket: {}\n  endpoint: 127.0.0.1:{}\n  region: garage\n  access_key: {}\n  secret_key: {}\n  insecure: true\n  bucket_lookup_type: path\n",
+            self.bucket, self.s3_port, self.key_id, self.secret
+        )
+    }
+}
+
+fn random_u64() -> u64 {
+    use std::collections::hash_map::RandomState;
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = RandomState::new().build_hasher();
+    h.write_u128(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_nanos(),
+    );
+    h.finish()
+}
