@@ -1,3 +1,40 @@
-//! The `gauntlet` binary: parses Thanos's subcommands and flags and wires the library crates.
+//! The `gauntlet` binary: Thanos's subcommands and flags, wiring the library crates.
+//! Each subcommand declares its flags, builds its parts and runs them; no logic lives here.
 
-fn main() {}
+mod flags;
+mod logging;
+mod tools;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(
+    name = "gauntlet",
+    version,
+    about = "Prometheus long-term storage and global query view, compatible with Thanos"
+)]
+struct Cli {
+    #[command(flatten)]
+    log: logging::LogFlags,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Tools for operators.
+    Tools(tools::ToolsArgs),
+}
+
+fn main() {
+    let cli = Cli::parse();
+    logging::init(&cli.log);
+    let result = match cli.command {
+        Command::Tools(args) => tools::run(args),
+    };
+    if let Err(e) = result {
+        tracing::error!(err = %format!("{e:#}"), "command failed");
+        eprintln!("gauntlet: {e:#}");
+        std::process::exit(1);
+    }
+}

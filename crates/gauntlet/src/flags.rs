@@ -1,0 +1,108 @@
+//! Flag groups shared by several subcommands.
+
+use std::path::PathBuf;
+
+use anyhow::{bail, Context, Result};
+use clap::Args;
+
+/// Thanos's object storage flags: a YAML file or the YAML itself.
+#[derive(Args, Clone, Debug)]
+pub struct ObjstoreFlags {
+    /// Path to YAML file that contains object store configuration.
+    #[arg(long = "objstore.config-file", global = true)]
+    pub config_file: Option<PathBuf>,
+    /// Alternative to 'objstore.config-file' flag: object store configuration in YAML.
+    #[arg(long = "objstore.config", global = true)]
+    pub config: Option<String>,
+}
+
+impl ObjstoreFlags {
+    /// The configuration YAML, from whichever flag was given.
+    pub fn yaml(&self) -> Result<String> {
+        match (&self.config_file, &self.config) {
+            (Some(_), Some(_)) => {
+                bail!("both --objstore.config-file and --objstore.config are set; use one")
+            }
+            (Some(p), None) => std::fs::read_to_string(p)
+                .with_context(|| format!("read --objstore.config-file {}", p.display())),
+            (None, Some(y)) => Ok(y.clone()),
+            (None, None) => bail!(
+                "no object storage configured: set --objstore.config-file or --objstore.config"
+            ),
+        }
+    }
+}
+
+/// Parses Thanos's `--label=name="value"` flags into sorted pairs.
+pub fn parse_flag_labels(flags: &[String]) -> Result<tsdb::Labels> {
+    let mut pairs = Vec::with_capacity(flags.len());
+    for f in flags {
+        let Some((name, raw)) = f.split_once('=') else {
+            bail!("unrecognized label {f:?}: want name=\"value\"");
+        };
+        if !is_valid_label_name(name) {
+            bail!("unsupported format for label {f}");
+        }
+        let value = unquote(raw).with_context(|| format!("unquote label value of {f}"))?;
+        pairs.push((name.to_string(), value));
+    }
+    Ok(tsdb::Labels::from_pairs(pairs))
+}
+
+fn is_valid_label_name(s: &str) -> bool {
+    let mut chars = s.chars();
+    matches!(chars.next(), Some(c) if c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+}
+
+/// Go's `strconv.Unquote` for double-quoted and backquoted strings.
+fn unquote(s: &str) -> Result<String> {
+    if s.len() >= 2 && s.starts_with('`') && s.ends_with('`') {
+        return Ok(s[1..s.len() - 1].to_string());
+    }
+    if !(s.len() >= 2 && s.starts_with('"') && s.ends_with('"')) {
+        bail!("invalid syntax: value must be quoted, e.g. name=\"value\"");
+    }
+    let mut out = String::with_capacity(s.len());
+    let mut chars = s[1..s.len() - 1].chars();
+    while let Some(c) = chars.next() {
+        if c != '\\' {
+            if c == '"' {
+                bail!("invalid syntax: unescaped quote");
+            }
+            out.push(c);
+            continue;
+        }
+        match chars.next() {
+            Some('n') => out.push('\n'),
+            Some('t') => out.push('\t'),
+            Some('r') => out.push('\r'),
+            Some('\\') => out.push('\\'),
+            Some('"') => out.push('"'),
+            Some('\'') => out.push('\''),
+            other => bail!("invalid syntax: unsupported escape {other:?}"),
+        }
+    }
+    Ok(out)
+}
+
+/// Parses a time flag (RFC 3339 or relative duration such as -2w).
+pub fn parse_time_flag(name: &str, value: &str) -> Result<i64> {
+    tsdb::time::parse_time_or_duration(value, tsdb::time::now_ms())
+        .with_context(|| format!("invalid --{name}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn labels_parse_like_thanos() {
+        let l = parse_flag_labels(&["replica=\"a\"".into(), "cluster=\"eu \\\"1\\\"\"".into()])
+            .unwrap();
+        assert_eq!(l.to_string(), r#"{cluster="eu \"1\"", replica="a"}"#);
+        assert!(parse_flag_labels(&["replica=a".into()]).is_err());
+        assert!(parse_flag_labels(&["1x=\"a\"".into()]).is_err());
+        assert!(parse_flag_labels(&["novalue".into()]).is_err());
+    }
+}
