@@ -120,5 +120,6 @@ pub fn run(cmd: &mut Command) -> Result<Output> {
     Ok(out)
 }
 
+pub mod dataset;
 pub mod garage;
 pub mod prometheus;

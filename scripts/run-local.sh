@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# A local Gauntlet setup on this machine: generated metrics for two HA replicas
+# (48h, 30s scrape interval) written as Prometheus blocks by promtool, uploaded with
+# external labels into a filesystem bucket under ./.gauntlet/bucket, then listed.
+# Store gateway and querier join here once they land (see README: status).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+scripts/install-deps.sh
+export PATH="$HOME/.cargo/bin:$PATH"
+cargo build --release -q -p gauntlet -p testkit
+
+work=.gauntlet
+bin=target/release
+rm -rf "$work"
+mkdir -p "$work/bucket"
+cat > "$work/objstore.yml" <<YAML
+type: FILESYSTEM
+config:
+  directory: $PWD/$work/bucket
+YAML
+
+hours=${HOURS:-48}
+for replica in a b; do
+  echo "generating ${hours}h of metrics for replica $replica"
+  "$bin/gen-openmetrics" "$hours" "$replica" > "$work/$replica.om"
+  promtool tsdb create-blocks-from openmetrics "$work/$replica.om" "$work/blocks/$replica" > /dev/null
+  "$bin/gauntlet" tools bucket upload-blocks --objstore.config-file="$work/objstore.yml" \
+    --path="$work/blocks/$replica" --label="cluster=\"local\"" --label="replica=\"$replica\""
+done
+
+"$bin/gauntlet" tools bucket inspect --objstore.config-file="$work/objstore.yml"
+"$bin/gauntlet" tools bucket verify --objstore.config-file="$work/objstore.yml"
+echo
+echo "bucket: $PWD/$work/bucket (objstore config: $work/objstore.yml)"
