@@ -69,7 +69,7 @@ impl Dataset {
                         let mut last_t = self.start_ms;
                         for &t in &times {
                             // Restarts reset counters now and then.
-                            if rng.next() % 2000 == 0 {
+                            if rng.next().is_multiple_of(2000) {
                                 v = 0.0;
                             }
                             v += (rate * (t - last_t) as f64 / 1000.0 * (0.5 + rng.unit())).round();
@@ -149,9 +149,9 @@ impl Dataset {
         out.push_str("# HELP batch_last_success Sparse: batch jobs that come and go.\n# TYPE batch_last_success gauge\n");
         for b in 0..4 {
             let mut rng = Rng(self.seed ^ (0x7777 + b));
-            let mut alive = rng.next() % 2 == 0;
+            let mut alive = rng.next().is_multiple_of(2);
             for &t in &times {
-                if rng.next() % 200 == 0 {
+                if rng.next().is_multiple_of(200) {
                     alive = !alive;
                 }
                 if alive {
