@@ -63,7 +63,7 @@ impl Dataset {
                 for (m, method) in METHODS.iter().enumerate() {
                     for (c, code) in CODES.iter().enumerate() {
                         let mut rng = Rng(self.seed
-                            ^ ((j * 1000 + i * 100 + m * 10 + c) as u64 + 1) * 0x9E37_79B9);
+                            ^ (((j * 1000 + i * 100 + m * 10 + c) as u64 + 1) * 0x9E37_79B9));
                         let rate = if c == 0 { 20.0 } else { 0.5 } * (1.0 + j as f64);
                         let mut v = 0.0f64;
                         let mut last_t = self.start_ms;
