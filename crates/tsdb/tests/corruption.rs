@@ -7,6 +7,9 @@ use std::path::{Path, PathBuf};
 use tsdb::block::{Block, BlockWriter};
 use tsdb::Labels;
 
+/// One way of damaging a file's bytes.
+type Mutation = Box<dyn Fn(&mut Vec<u8>)>;
+
 fn good_block(dir: &Path) -> PathBuf {
     let mut w = BlockWriter::new(dir, 0, 7_200_000).unwrap();
     let mut series: Vec<(Labels, i64)> = (0..40)
@@ -56,7 +59,7 @@ fn read_everything(dir: &Path) -> Result<usize, String> {
 }
 
 /// Applies `mutate` to a fresh copy of `file` for each case and checks nothing panics.
-fn fuzz_file(rel: &str, cases: impl Iterator<Item = Box<dyn Fn(&mut Vec<u8>)>>) -> (usize, usize) {
+fn fuzz_file(rel: &str, cases: impl Iterator<Item = Mutation>) -> (usize, usize) {
     let dir = tempfile::tempdir().unwrap();
     let block = good_block(dir.path());
     let path = block.join(rel);
@@ -78,14 +81,14 @@ fn fuzz_file(rel: &str, cases: impl Iterator<Item = Box<dyn Fn(&mut Vec<u8>)>>) 
     (errors, total)
 }
 
-fn truncations(len: usize) -> impl Iterator<Item = Box<dyn Fn(&mut Vec<u8>)>> {
+fn truncations(len: usize) -> impl Iterator<Item = Mutation> {
     let step = (len / 150).max(1);
     (0..len)
         .step_by(step)
-        .map(|cut| Box::new(move |b: &mut Vec<u8>| b.truncate(cut)) as Box<dyn Fn(&mut Vec<u8>)>)
+        .map(|cut| Box::new(move |b: &mut Vec<u8>| b.truncate(cut)) as Mutation)
 }
 
-fn flips(len: usize, seed: u64) -> impl Iterator<Item = Box<dyn Fn(&mut Vec<u8>)>> {
+fn flips(len: usize, seed: u64) -> impl Iterator<Item = Mutation> {
     let mut x = seed;
     (0..300).map(move |_| {
         x ^= x << 13;
@@ -93,7 +96,7 @@ fn flips(len: usize, seed: u64) -> impl Iterator<Item = Box<dyn Fn(&mut Vec<u8>)
         x ^= x << 17;
         let pos = (x as usize) % len;
         let mask = ((x >> 32) as u8) | 1;
-        Box::new(move |b: &mut Vec<u8>| b[pos] ^= mask) as Box<dyn Fn(&mut Vec<u8>)>
+        Box::new(move |b: &mut Vec<u8>| b[pos] ^= mask) as Mutation
     })
 }
 
