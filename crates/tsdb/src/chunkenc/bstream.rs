@@ -134,9 +134,9 @@ impl<'a> BitReader<'a> {
     /// Loads bytes until at least 56 bits are valid or the data ends.
     #[inline(always)]
     fn refill(&mut self) {
-        if self.pos + 8 <= self.data.len() {
+        if let Some(bytes) = self.data.get(self.pos..self.pos + 8) {
             let mut w = [0u8; 8];
-            w.copy_from_slice(&self.data[self.pos..self.pos + 8]);
+            w.copy_from_slice(bytes);
             let word = u64::from_be_bytes(w);
             if self.valid < 64 {
                 self.buf |= word >> self.valid;
@@ -206,7 +206,7 @@ impl<'a> BitReader<'a> {
         if self.valid < n {
             return false;
         }
-        self.buf <<= n;
+        self.buf = self.buf.checked_shl(n).unwrap_or(0);
         self.valid -= n;
         true
     }
@@ -238,6 +238,17 @@ impl<'a> BitReader<'a> {
 
     pub fn read_varint(&mut self) -> Option<i64> {
         self.read_uvarint().map(crate::encoding::zigzag_decode)
+    }
+
+    /// Makes at least 56 bits available when the data has them, and returns the window:
+    /// (bits left-aligned, how many are valid). For decoders that parse several fields
+    /// from one load and then [`consume`](Self::consume) what they used.
+    #[inline(always)]
+    pub fn window(&mut self) -> (u64, u32) {
+        if self.valid < 56 {
+            self.refill();
+        }
+        (self.buf, self.valid)
     }
 
     /// Bits consumed so far.

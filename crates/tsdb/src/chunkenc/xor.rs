@@ -264,37 +264,108 @@ impl<'a> XorIterator<'a> {
                 }
             }
             _ => {
-                let prefix = self.br.peek_bits(4);
-                let (skip, nbits) = match prefix {
-                    0b0000..=0b0111 => (1, 0),
-                    0b1000..=0b1011 => (2, 14),
-                    0b1100 | 0b1101 => (3, 17),
-                    0b1110 => (4, 20),
-                    _ => (4, 64),
-                };
-                if !self.br.consume(skip) {
-                    return self.fail("unexpected end of data");
-                }
-                if nbits > 0 {
-                    let Some(bits) = self.br.read_bits_wide(nbits) else {
-                        return self.fail("unexpected end of data");
-                    };
-                    let dod = if nbits == 64 {
-                        bits as i64
-                    } else if bits > (1 << (nbits - 1)) {
-                        bits as i64 - (1i64 << nbits)
-                    } else {
-                        bits as i64
-                    };
-                    self.t_delta = self.t_delta.wrapping_add(dod);
-                }
-                self.t = self.t.wrapping_add(self.t_delta);
-                if !self.read_value() {
-                    return self.fail("unexpected end of data");
+                // The fast path declines without consuming anything, or fails for good.
+                if !self.next_fast() && (self.err.is_some() || !self.next_slow()) {
+                    return false;
                 }
             }
         }
         self.read += 1;
+        true
+    }
+
+    /// Decodes sample n ≥ 2 from one 64-bit window when its timestamp fits (the common
+    /// case); false leaves the reader untouched for [`next_slow`](Self::next_slow).
+    #[inline(always)]
+    fn next_fast(&mut self) -> bool {
+        let (buf, valid) = self.br.window();
+        // Delta of delta: prefix of up to four ones, then 0, 14, 17 or 20 payload bits.
+        let (skip, nbits): (u32, u32) = match buf.leading_ones() {
+            0 => (1, 0),
+            1 => (2, 14),
+            2 => (3, 17),
+            3 => (4, 20),
+            _ => return false,
+        };
+        let used = skip + nbits;
+        if used > valid {
+            return false;
+        }
+        if nbits > 0 {
+            let u = (buf << skip) >> (64 - nbits);
+            let dod = if u > (1 << (nbits - 1)) {
+                u as i64 - (1i64 << nbits)
+            } else {
+                u as i64
+            };
+            self.t_delta = self.t_delta.wrapping_add(dod);
+        }
+        self.t = self.t.wrapping_add(self.t_delta);
+        // Value: `0` same, `10` reuse window, `11` new window (5 + 6 bits header).
+        let rest = buf << used;
+        let (total, leading, trailing, sig) = if rest >> 63 == 0 {
+            (used + 1, self.leading, self.trailing, 0)
+        } else if (rest >> 62) & 1 == 0 {
+            let sig = 64 - u32::from(self.leading) - u32::from(self.trailing);
+            (used + 2, self.leading, self.trailing, sig)
+        } else {
+            let leading = ((rest << 2) >> 59) as u32;
+            let mut sig = ((rest << 7) >> 58) as u32;
+            if sig == 0 {
+                sig = 64;
+            }
+            (
+                used + 13,
+                leading as u8,
+                64u32.saturating_sub(leading + sig) as u8,
+                sig,
+            )
+        };
+        if total + sig > valid || u32::from(leading) + sig > 64 {
+            // The value does not fit this window (or is corrupt): read it field by field.
+            self.br.consume(used);
+            return self.read_value() || self.fail("unexpected end of data");
+        }
+        if sig > 0 {
+            let bits = (buf << total) >> (64 - sig);
+            self.v ^= bits << trailing;
+        }
+        self.leading = leading;
+        self.trailing = trailing;
+        self.br.consume(total + sig)
+    }
+
+    /// Decodes sample n ≥ 2 field by field, for wide fields and the end of the data.
+    #[cold]
+    fn next_slow(&mut self) -> bool {
+        let prefix = self.br.peek_bits(4);
+        let (skip, nbits) = match prefix {
+            0b0000..=0b0111 => (1, 0),
+            0b1000..=0b1011 => (2, 14),
+            0b1100 | 0b1101 => (3, 17),
+            0b1110 => (4, 20),
+            _ => (4, 64),
+        };
+        if !self.br.consume(skip) {
+            return self.fail("unexpected end of data");
+        }
+        if nbits > 0 {
+            let Some(bits) = self.br.read_bits_wide(nbits) else {
+                return self.fail("unexpected end of data");
+            };
+            let dod = if nbits == 64 {
+                bits as i64
+            } else if bits > (1 << (nbits - 1)) {
+                bits as i64 - (1i64 << nbits)
+            } else {
+                bits as i64
+            };
+            self.t_delta = self.t_delta.wrapping_add(dod);
+        }
+        self.t = self.t.wrapping_add(self.t_delta);
+        if !self.read_value() {
+            return self.fail("unexpected end of data");
+        }
         true
     }
 
@@ -316,15 +387,16 @@ impl<'a> XorIterator<'a> {
                 let Some(hdr) = self.br.read_bits(11) else {
                     return false;
                 };
-                self.leading = (hdr >> 6) as u8;
+                let leading = (hdr >> 6) as u32;
                 let mut sig = (hdr & 0x3f) as u32;
                 if sig == 0 {
                     sig = 64;
                 }
-                if u32::from(self.leading) + sig > 64 {
+                if leading + sig > 64 {
                     return false;
                 }
-                self.trailing = (64 - u32::from(self.leading) - sig) as u8;
+                self.leading = leading as u8;
+                self.trailing = (64 - leading - sig) as u8;
                 self.xor_in(sig)
             }
         }
