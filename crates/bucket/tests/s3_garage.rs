@@ -1,7 +1,10 @@
 //! The bucket round trip against a real S3 server (Garage 2.5.0), configured through
 //! Thanos's `type: S3` YAML. Fails (never skips) when garage is not installed.
 
-use bucket::block::{download_block, fetch_metas, get_range, object_path, upload_block};
+use bucket::block::{
+    delete_block, download_block, download_object, fetch_metas, get_range, list_blocks,
+    object_path, upload_block, upload_file, PART_SIZE,
+};
 use bucket::config::bucket_from_yaml;
 use bucket::markers::{deletion_mark, mark_for_deletion};
 use testkit::garage::Garage;
@@ -58,9 +61,45 @@ async fn block_round_trip_through_garage() {
     mark_for_deletion(store.as_ref(), id, "test").await.unwrap();
     assert!(deletion_mark(store.as_ref(), id).await.unwrap().is_some());
 
+    delete_block(store.as_ref(), id).await.unwrap();
+    assert!(list_blocks(store.as_ref()).await.unwrap().is_empty());
+
+    // A file larger than one part goes up as an S3 multipart upload (Garage checks part
+    // sizes as S3 does); ranged reads across the part boundary return the exact bytes.
+    let big_path = local.path().join("big");
+    let big: Vec<u8> = (0..PART_SIZE + (3 << 20))
+        .map(|i| (i % 251) as u8)
+        .collect();
+    std::fs::write(&big_path, &big).unwrap();
+    let dst = object_path("big", "segment");
+    assert_eq!(
+        upload_file(store.as_ref(), &big_path, &dst).await.unwrap(),
+        big.len() as u64
+    );
+    let at = PART_SIZE as u64 - 10;
+    let r = get_range(store.as_ref(), &dst, at..at + 20).await.unwrap();
+    assert_eq!(&r[..], &big[at as usize..at as usize + 20]);
+    let back = local.path().join("big.back");
+    download_object(store.as_ref(), &dst, &back).await.unwrap();
+    assert!(std::fs::read(&back).unwrap() == big);
+
+    // `prefix:` keeps a second tenant apart in the same bucket.
+    let tenant = bucket_from_yaml(&garage.objstore_yaml_with_prefix("tenant-b")).unwrap();
+    upload_block(tenant.as_ref(), &local.path().join(&meta.ulid), &meta)
+        .await
+        .unwrap();
+    assert_eq!(list_blocks(tenant.as_ref()).await.unwrap(), vec![id]);
+    assert!(list_blocks(store.as_ref()).await.unwrap().is_empty());
+
     // Wrong credentials: a clear error naming the object, not a panic.
     let bad = garage.objstore_yaml().replace(&garage.secret, "0000");
     let bad = bucket_from_yaml(&bad).unwrap();
     let err = fetch_metas(bad.as_ref(), 2).await.unwrap_err().to_string();
     assert!(err.starts_with("list /"), "{err}");
+    let range_err = get_range(bad.as_ref(), &dst, 0..10).await.unwrap_err();
+    assert!(!range_err.is_not_found());
+    assert!(
+        range_err.to_string().contains("big/segment [0, 10)"),
+        "{range_err}"
+    );
 }

@@ -1,5 +1,11 @@
 //! A single-node Garage S3 server (sqlite metadata, replication factor 1) with one bucket and
 //! one key allowed to read and write it.
+//!
+//! Setup, as DESIGN.md describes: write `garage.toml` (free loopback ports for RPC and S3,
+//! a random 64-hex `rpc_secret`, region `garage`), start `garage -c FILE server`, poll
+//! `garage status` until the node answers, then `node id`, `layout assign -z dc1 -c 1G`,
+//! `layout apply --version 1`, `bucket create`, `key create` and `bucket allow --read --write
+//! --owner`. The server is killed on drop; its temp dir (data, metadata, log) removed after.
 
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
@@ -9,11 +15,23 @@ use anyhow::{Context, Result};
 
 use crate::{find_binary, free_port, run, wait_until, Process};
 
+/// Environment variables that would override the generated config.
+const OVERRIDES: &[&str] = &[
+    "GARAGE_CONFIG_FILE",
+    "GARAGE_RPC_SECRET",
+    "GARAGE_RPC_SECRET_FILE",
+    "GARAGE_ADMIN_TOKEN",
+    "GARAGE_ADMIN_TOKEN_FILE",
+    "GARAGE_METRICS_TOKEN",
+    "GARAGE_METRICS_TOKEN_FILE",
+];
+
 pub struct Garage {
-    _dir: tempfile::TempDir,
+    // Field order matters: the server is killed before its directory is removed.
+    process: Process,
+    dir: tempfile::TempDir,
     binary: PathBuf,
     config: PathBuf,
-    process: Process,
     pub s3_port: u16,
     pub bucket: String,
     pub key_id: String,
@@ -44,18 +62,19 @@ impl Garage {
             ),
         )?;
         let log = std::fs::File::create(dir.path().join("garage.log"))?;
-        let process = Process::spawn(
-            "garage server",
-            Command::new(&binary)
-                .arg("-c")
-                .arg(&config)
-                .arg("server")
-                .env("RUST_LOG", "warn")
-                .stdout(Stdio::null())
-                .stderr(log),
-        )?;
+        let mut cmd = Command::new(&binary);
+        cmd.arg("-c")
+            .arg(&config)
+            .arg("server")
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::null())
+            .stderr(log);
+        for v in OVERRIDES {
+            cmd.env_remove(v);
+        }
+        let process = Process::spawn("garage server", &mut cmd)?;
         let mut g = Garage {
-            _dir: dir,
+            dir,
             binary,
             config,
             process,
@@ -64,10 +83,12 @@ impl Garage {
             key_id: String::new(),
             secret: String::new(),
         };
-        wait_until("garage to answer `status`", Duration::from_secs(30), || {
-            g.cli(&["status"]).is_ok()
-        })?;
-        g.process.check_running()?;
+        let ready = wait_until("garage to answer `status`", Duration::from_secs(30), || {
+            g.process.check_running().is_err() || g.cli(&["status"]).is_ok()
+        });
+        if let Err(e) = ready.and_then(|()| g.process.check_running()) {
+            return Err(e.context(g.log_tail()));
+        }
         let node = g.cli(&["node", "id", "-q"])?;
         let node = node
             .trim()
@@ -101,19 +122,37 @@ impl Garage {
 
     /// Runs a `garage` CLI command against this server and returns its stdout.
     pub fn cli(&self, args: &[&str]) -> Result<String> {
-        let out = run(Command::new(&self.binary)
-            .arg("-c")
-            .arg(&self.config)
-            .args(args))?;
+        let mut cmd = Command::new(&self.binary);
+        cmd.arg("-c").arg(&self.config).args(args);
+        for v in OVERRIDES {
+            cmd.env_remove(v);
+        }
+        let out = run(&mut cmd)?;
         Ok(String::from_utf8_lossy(&out.stdout).into_owned())
     }
 
-    /// Thanos objstore YAML for this bucket.
+    /// The S3 endpoint URL, e.g. `http://127.0.0.1:3900`.
+    pub fn endpoint(&self) -> String {
+        format!("http://127.0.0.1:{}", self.s3_port)
+    }
+
+    /// The server's log (stderr), for failure messages.
+    pub fn log_tail(&self) -> String {
+        crate::log_tail(&self.dir.path().join("garage.log"))
+    }
+
+    /// Thanos objstore YAML for this bucket (`type: S3`, plain HTTP, path-style, region
+    /// `garage`).
     pub fn objstore_yaml(&self) -> String {
         format!(
             "type: S3\nconfig:\n  bucket: {}\n  endpoint: 127.0.0.1:{}\n  region: garage\n  access_key: {}\n  secret_key: {}\n  insecure: true\n  bucket_lookup_type: path\n",
             self.bucket, self.s3_port, self.key_id, self.secret
         )
+    }
+
+    /// [`Self::objstore_yaml`] with a top-level `prefix:`.
+    pub fn objstore_yaml_with_prefix(&self, prefix: &str) -> String {
+        format!("{}prefix: {prefix}\n", self.objstore_yaml())
     }
 }
 

@@ -106,6 +106,18 @@ pub fn find_binary(name: &str, hint: &str) -> Result<PathBuf> {
         })
 }
 
+/// The last 40 lines of a log file, labelled, for error messages.
+pub fn log_tail(path: &Path) -> String {
+    match std::fs::read_to_string(path) {
+        Ok(text) => {
+            let lines: Vec<&str> = text.lines().collect();
+            let tail = lines[lines.len().saturating_sub(40)..].join("\n");
+            format!("log {}:\n{tail}", path.display())
+        }
+        Err(e) => format!("log {}: {e}", path.display()),
+    }
+}
+
 /// Runs a command to completion, failing with its stderr on a non-zero exit.
 pub fn run(cmd: &mut Command) -> Result<Output> {
     let out = cmd.output().with_context(|| format!("run {cmd:?}"))?;

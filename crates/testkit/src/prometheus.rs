@@ -1,4 +1,6 @@
-//! Prometheus 2.42 and promtool from the Debian package.
+//! Prometheus 2.42 and promtool from the Debian package: a server on a free loopback port
+//! (ready once `/-/ready` answers 200, killed on drop), and the promtool runs the oracle
+//! tests use (`tsdb create-blocks-from openmetrics`, `tsdb dump`).
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -12,6 +14,7 @@ const HINT: &str = "install the Debian package `prometheus`";
 
 pub struct Prometheus {
     process: Process,
+    log: PathBuf,
     pub port: u16,
     pub data: PathBuf,
 }
@@ -29,7 +32,8 @@ impl Prometheus {
         let port = free_port();
         let cfg = dir.join("prometheus.yml");
         std::fs::write(&cfg, config_for_port(port))?;
-        let log = std::fs::File::create(dir.join("prometheus.log"))?;
+        let log_path = dir.join("prometheus.log");
+        let log = std::fs::File::create(&log_path)?;
         let mut process = Process::spawn(
             "prometheus",
             Command::new(binary)
@@ -41,15 +45,28 @@ impl Prometheus {
                 .stdout(Stdio::null())
                 .stderr(log),
         )?;
-        wait_until("prometheus /-/ready", Duration::from_secs(60), || {
-            matches!(http_get(port, "/-/ready"), Ok((200, _)))
-        })?;
-        process.check_running()?;
+        let ready = wait_until("prometheus /-/ready", Duration::from_secs(60), || {
+            process.check_running().is_err() || matches!(http_get(port, "/-/ready"), Ok((200, _)))
+        });
+        if let Err(e) = ready.and_then(|()| process.check_running()) {
+            return Err(e.context(crate::log_tail(&log_path)));
+        }
         Ok(Prometheus {
             process,
+            log: log_path,
             port,
             data: data.to_path_buf(),
         })
+    }
+
+    /// The base URL, e.g. `http://127.0.0.1:9090`.
+    pub fn url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// The server's log (stderr), for failure messages.
+    pub fn log_tail(&self) -> String {
+        crate::log_tail(&self.log)
     }
 
     /// GETs an API path and returns the body, failing on a non-200 status.
@@ -75,4 +92,41 @@ pub fn promtool(args: &[&str]) -> Result<String> {
     }
     let out = run(Command::new(binary).args(args))?;
     Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+/// `promtool tsdb create-blocks-from openmetrics FILE OUTDIR`: writes 2h blocks of the
+/// OpenMetrics text in `file` into `outdir` and returns the new block directories, sorted.
+pub fn create_blocks_from_openmetrics(file: &Path, outdir: &Path) -> Result<Vec<PathBuf>> {
+    let before: Vec<PathBuf> = block_dirs(outdir)?;
+    let (f, o) = (file.display().to_string(), outdir.display().to_string());
+    promtool(&["tsdb", "create-blocks-from", "openmetrics", &f, &o])?;
+    let mut out: Vec<PathBuf> = block_dirs(outdir)?
+        .into_iter()
+        .filter(|d| !before.contains(d))
+        .collect();
+    out.sort();
+    Ok(out)
+}
+
+/// `promtool tsdb dump DIR`: every sample of the blocks in `dir`, one `series value ts` line
+/// each.
+pub fn tsdb_dump(dir: &Path) -> Result<String> {
+    promtool(&["tsdb", "dump", &dir.display().to_string()])
+}
+
+/// Subdirectories of `dir` holding a meta.json.
+fn block_dirs(dir: &Path) -> Result<Vec<PathBuf>> {
+    let mut out = Vec::new();
+    let rd = match std::fs::read_dir(dir) {
+        Ok(rd) => rd,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(out),
+        Err(e) => return Err(anyhow::Error::new(e).context(format!("list {}", dir.display()))),
+    };
+    for entry in rd {
+        let p = entry?.path();
+        if p.join("meta.json").is_file() {
+            out.push(p);
+        }
+    }
+    Ok(out)
 }
