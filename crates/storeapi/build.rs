@@ -1,0 +1,9 @@
+//! Generates the StoreAPI and Info protobuf types and gRPC glue (needs `protoc`, from the
+//! Debian package protobuf-compiler; scripts/install-deps.sh installs it).
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    println!("cargo:rerun-if-changed=proto");
+    tonic_prost_build::configure()
+        .compile_protos(&["proto/rpc.proto", "proto/info.proto"], &["proto"])?;
+    Ok(())
+}

@@ -1,0 +1,79 @@
+//! A remote StoreAPI endpoint reached over gRPC, as a [`SeriesStore`].
+
+use std::time::Duration;
+
+use futures::StreamExt;
+use tonic::transport::{Channel, Endpoint};
+use tonic::Status;
+
+use crate::pb;
+use crate::pb::info::info_client::InfoClient;
+use crate::pb::store_client::StoreClient;
+use crate::store::{SeriesStore, SeriesStream};
+
+const MAX_MESSAGE_SIZE: usize = 256 << 20;
+
+pub struct GrpcStore {
+    address: String,
+    channel: Channel,
+}
+
+impl GrpcStore {
+    /// A lazily connecting client for `address` (`host:port` or a URL).
+    pub fn new(address: &str) -> Result<GrpcStore, String> {
+        let uri = if address.contains("://") {
+            address.to_string()
+        } else {
+            format!("http://{address}")
+        };
+        let endpoint = Endpoint::from_shared(uri)
+            .map_err(|e| format!("invalid endpoint address {address:?}: {e}"))?
+            .connect_timeout(Duration::from_secs(5))
+            .tcp_nodelay(true)
+            .http2_keep_alive_interval(Duration::from_secs(30))
+            .keep_alive_while_idle(true);
+        Ok(GrpcStore {
+            address: address.to_string(),
+            channel: endpoint.connect_lazy(),
+        })
+    }
+
+    fn store(&self) -> StoreClient<Channel> {
+        StoreClient::new(self.channel.clone())
+            .max_decoding_message_size(MAX_MESSAGE_SIZE)
+            .max_encoding_message_size(MAX_MESSAGE_SIZE)
+    }
+}
+
+#[async_trait::async_trait]
+impl SeriesStore for GrpcStore {
+    fn name(&self) -> String {
+        self.address.clone()
+    }
+
+    async fn info(&self) -> Result<pb::info::InfoResponse, Status> {
+        Ok(InfoClient::new(self.channel.clone())
+            .info(pb::info::InfoRequest {})
+            .await?
+            .into_inner())
+    }
+
+    async fn series(&self, req: pb::SeriesRequest) -> Result<SeriesStream, Status> {
+        let stream = self.store().series(req).await?.into_inner();
+        Ok(stream.boxed())
+    }
+
+    async fn label_names(
+        &self,
+        req: pb::LabelNamesRequest,
+    ) -> Result<pb::LabelNamesResponse, Status> {
+        Ok(self.store().label_names(req).await?.into_inner())
+    }
+
+    async fn label_values(
+        &self,
+        req: pb::LabelValuesRequest,
+    ) -> Result<pb::LabelValuesResponse, Status> {
+        Ok(self.store().label_values(req).await?.into_inner())
+    }
+}

@@ -1,0 +1,109 @@
+//! Conversions between wire messages and `tsdb` types.
+
+use tsdb::chunkenc::Encoding;
+use tsdb::{Label, Labels, MatchType, Matcher};
+
+use crate::pb;
+
+pub fn labels_to_pb(l: &Labels) -> Vec<pb::Label> {
+    l.iter()
+        .map(|l| pb::Label {
+            name: l.name.clone(),
+            value: l.value.clone(),
+        })
+        .collect()
+}
+
+/// Labels from the wire, sorted by name (senders should sort; we do not rely on it).
+pub fn labels_from_pb(v: &[pb::Label]) -> Labels {
+    if v.windows(2).all(|w| w[0].name < w[1].name) {
+        return Labels::from_sorted(v.iter().map(|l| Label::new(&l.name, &l.value)).collect());
+    }
+    Labels::from_pairs(v.iter().map(|l| (l.name.clone(), l.value.clone())))
+}
+
+pub fn matcher_to_pb(m: &Matcher) -> pb::LabelMatcher {
+    let t = match m.kind {
+        MatchType::Equal => pb::label_matcher::Type::Eq,
+        MatchType::NotEqual => pb::label_matcher::Type::Neq,
+        MatchType::RegexMatch => pb::label_matcher::Type::Re,
+        MatchType::RegexNoMatch => pb::label_matcher::Type::Nre,
+    };
+    pb::LabelMatcher {
+        r#type: t as i32,
+        name: m.name.clone(),
+        value: m.value.clone(),
+    }
+}
+
+/// Matchers from the wire; a bad regex or unknown type is an error naming the matcher.
+pub fn matchers_from_pb(v: &[pb::LabelMatcher]) -> Result<Vec<Matcher>, String> {
+    v.iter()
+        .map(|m| {
+            let kind = match pb::label_matcher::Type::try_from(m.r#type) {
+                Ok(pb::label_matcher::Type::Eq) => MatchType::Equal,
+                Ok(pb::label_matcher::Type::Neq) => MatchType::NotEqual,
+                Ok(pb::label_matcher::Type::Re) => MatchType::RegexMatch,
+                Ok(pb::label_matcher::Type::Nre) => MatchType::RegexNoMatch,
+                Err(_) => {
+                    return Err(format!(
+                        "unknown matcher type {} for label {:?}",
+                        m.r#type, m.name
+                    ))
+                }
+            };
+            Matcher::new(kind, &m.name, &m.value)
+                .map_err(|e| format!("matcher on {:?}: {e}", m.name))
+        })
+        .collect()
+}
+
+/// The wire encoding of an on-disk chunk encoding (XOR is 1 on disk, 0 on the wire).
+pub fn encoding_to_pb(e: Encoding) -> Option<pb::chunk::Encoding> {
+    match e {
+        Encoding::XOR => Some(pb::chunk::Encoding::Xor),
+        Encoding::HISTOGRAM => Some(pb::chunk::Encoding::Histogram),
+        Encoding::FLOAT_HISTOGRAM => Some(pb::chunk::Encoding::FloatHistogram),
+        _ => None,
+    }
+}
+
+pub fn encoding_from_pb(e: i32) -> Option<Encoding> {
+    match pb::chunk::Encoding::try_from(e).ok()? {
+        pb::chunk::Encoding::Xor => Some(Encoding::XOR),
+        pb::chunk::Encoding::Histogram => Some(Encoding::HISTOGRAM),
+        pb::chunk::Encoding::FloatHistogram => Some(Encoding::FLOAT_HISTOGRAM),
+    }
+}
+
+/// Compares two wire label lists as `Labels` compare, without allocating.
+pub fn compare_pb_labels(a: &[pb::Label], b: &[pb::Label]) -> std::cmp::Ordering {
+    for (x, y) in a.iter().zip(b) {
+        let c = x.name.cmp(&y.name).then_with(|| x.value.cmp(&y.value));
+        if c.is_ne() {
+            return c;
+        }
+    }
+    a.len().cmp(&b.len())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trips() {
+        let l = Labels::from_pairs([("b", "2"), ("a", "1")]);
+        assert_eq!(labels_from_pb(&labels_to_pb(&l)), l);
+        let m = Matcher::new(MatchType::RegexNoMatch, "job", "a|b").unwrap();
+        assert_eq!(matchers_from_pb(&[matcher_to_pb(&m)]).unwrap(), vec![m]);
+        assert_eq!(encoding_to_pb(Encoding::XOR).map(|e| e as i32), Some(0));
+        assert_eq!(encoding_from_pb(0), Some(Encoding::XOR));
+        let bad = pb::LabelMatcher {
+            r#type: 2,
+            name: "x".into(),
+            value: "(".into(),
+        };
+        assert!(matchers_from_pb(&[bad]).unwrap_err().contains("\"x\""));
+    }
+}

@@ -1,0 +1,298 @@
+//! The proxy: fans a request out to every store concurrently and merges their label-sorted
+//! series streams into one (a k-way merge). Series with identical labels from several stores
+//! become one series whose chunks are merged by time, byte-identical chunks kept once.
+//! A failing store becomes a warning (partial response strategy WARN) or fails the whole
+//! request (ABORT).
+
+use std::sync::Arc;
+
+use futures::{future::join_all, StreamExt};
+use tonic::Status;
+
+use crate::convert::compare_pb_labels;
+use crate::pb;
+use crate::pb::info::{InfoResponse, StoreInfo};
+use crate::store::{series_frame, warning_frame, SeriesStore, SeriesStream};
+
+pub struct Proxy {
+    stores: Vec<Arc<dyn SeriesStore>>,
+}
+
+impl Proxy {
+    pub fn new(stores: Vec<Arc<dyn SeriesStore>>) -> Self {
+        Proxy { stores }
+    }
+}
+
+fn abort(strategy: i32) -> bool {
+    strategy == pb::PartialResponseStrategy::Abort as i32
+}
+
+/// One store's stream and the series it offers next.
+struct Source {
+    name: String,
+    stream: SeriesStream,
+    head: Option<pb::Series>,
+}
+
+impl Source {
+    /// Pulls the next series, passing warnings to `warnings`. A stream error ends the source.
+    async fn advance(&mut self, warnings: &mut Vec<String>) -> Result<(), Status> {
+        self.head = None;
+        while let Some(frame) = self.stream.next().await {
+            let frame = frame.map_err(|s| {
+                Status::new(s.code(), format!("store {}: {}", self.name, s.message()))
+            })?;
+            match frame.result {
+                Some(pb::series_response::Result::Series(s)) => {
+                    self.head = Some(s);
+                    return Ok(());
+                }
+                Some(pb::series_response::Result::Batch(mut b)) => {
+                    // Unbatch: keep the first, push the rest back in front of the stream.
+                    if b.series.is_empty() {
+                        continue;
+                    }
+                    let first = b.series.remove(0);
+                    if !b.series.is_empty() {
+                        let rest = futures::stream::iter(
+                            b.series.into_iter().map(|s| Ok(series_frame(s))),
+                        );
+                        let tail =
+                            std::mem::replace(&mut self.stream, futures::stream::empty().boxed());
+                        self.stream = rest.chain(tail).boxed();
+                    }
+                    self.head = Some(first);
+                    return Ok(());
+                }
+                Some(pb::series_response::Result::Warning(w)) => {
+                    warnings.push(format!("store {}: {w}", self.name))
+                }
+                Some(pb::series_response::Result::Hints(_)) | None => {}
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Merges the chunks of one series from several stores: by time, identical chunks once.
+fn merge_series(mut parts: Vec<pb::Series>) -> pb::Series {
+    let mut out = parts.swap_remove(0);
+    for p in parts {
+        out.chunks.extend(p.chunks);
+    }
+    out.chunks.sort_by_key(|c| (c.min_time, c.max_time));
+    out.chunks.dedup_by(|a, b| a == b);
+    out
+}
+
+#[async_trait::async_trait]
+impl SeriesStore for Proxy {
+    fn name(&self) -> String {
+        "proxy".into()
+    }
+
+    async fn info(&self) -> Result<InfoResponse, Status> {
+        let infos = join_all(self.stores.iter().map(|s| s.info())).await;
+        let mut label_sets = Vec::new();
+        let (mut min_t, mut max_t) = (i64::MAX, i64::MIN);
+        for info in infos.into_iter().flatten() {
+            label_sets.extend(info.label_sets);
+            if let Some(s) = info.store {
+                min_t = min_t.min(s.min_time);
+                max_t = max_t.max(s.max_time);
+            }
+        }
+        if min_t > max_t {
+            (min_t, max_t) = (0, 0);
+        }
+        Ok(InfoResponse {
+            label_sets,
+            component_type: "query".into(),
+            store: Some(StoreInfo {
+                min_time: min_t,
+                max_time: max_t,
+                supports_without_replica_labels: true,
+                ..Default::default()
+            }),
+            ..Default::default()
+        })
+    }
+
+    async fn series(&self, req: pb::SeriesRequest) -> Result<SeriesStream, Status> {
+        let strategy = req.partial_response_strategy;
+        let opened = join_all(self.stores.iter().map(|s| {
+            let req = req.clone();
+            async move { (s.name(), s.series(req).await) }
+        }))
+        .await;
+        let mut warnings = Vec::new();
+        let mut sources = Vec::with_capacity(opened.len());
+        for (name, r) in opened {
+            match r {
+                Ok(stream) => sources.push(Source {
+                    name,
+                    stream,
+                    head: None,
+                }),
+                Err(e) if abort(strategy) => {
+                    return Err(Status::new(
+                        e.code(),
+                        format!("store {name}: {}", e.message()),
+                    ))
+                }
+                Err(e) => warnings.push(format!("store {name}: {}", e.message())),
+            }
+        }
+        // Prime every source concurrently.
+        let results = join_all(sources.iter_mut().map(|s| async {
+            let mut w = Vec::new();
+            let r = s.advance(&mut w).await;
+            (r, w)
+        }))
+        .await;
+        for (r, w) in results {
+            warnings.extend(w);
+            if let Err(e) = r {
+                if abort(strategy) {
+                    return Err(e);
+                }
+                warnings.push(e.message().to_string());
+            }
+        }
+        let state = MergeState {
+            sources,
+            warnings,
+            strategy,
+            failed: false,
+        };
+        Ok(futures::stream::unfold(state, |mut st| async move {
+            let item = st.next_frame().await?;
+            Some((item, st))
+        })
+        .boxed())
+    }
+
+    async fn label_names(
+        &self,
+        req: pb::LabelNamesRequest,
+    ) -> Result<pb::LabelNamesResponse, Status> {
+        let strategy = req.partial_response_strategy;
+        let results = join_all(self.stores.iter().map(|s| {
+            let req = req.clone();
+            async move { (s.name(), s.label_names(req).await) }
+        }))
+        .await;
+        let mut out = pb::LabelNamesResponse::default();
+        for (name, r) in results {
+            match r {
+                Ok(resp) => {
+                    out.names.extend(resp.names);
+                    out.warnings.extend(resp.warnings);
+                }
+                Err(e) if abort(strategy) => {
+                    return Err(Status::new(
+                        e.code(),
+                        format!("store {name}: {}", e.message()),
+                    ))
+                }
+                Err(e) => out.warnings.push(format!("store {name}: {}", e.message())),
+            }
+        }
+        out.names.sort();
+        out.names.dedup();
+        Ok(out)
+    }
+
+    async fn label_values(
+        &self,
+        req: pb::LabelValuesRequest,
+    ) -> Result<pb::LabelValuesResponse, Status> {
+        let strategy = req.partial_response_strategy;
+        let results = join_all(self.stores.iter().map(|s| {
+            let req = req.clone();
+            async move { (s.name(), s.label_values(req).await) }
+        }))
+        .await;
+        let mut out = pb::LabelValuesResponse::default();
+        for (name, r) in results {
+            match r {
+                Ok(resp) => {
+                    out.values.extend(resp.values);
+                    out.warnings.extend(resp.warnings);
+                }
+                Err(e) if abort(strategy) => {
+                    return Err(Status::new(
+                        e.code(),
+                        format!("store {name}: {}", e.message()),
+                    ))
+                }
+                Err(e) => out.warnings.push(format!("store {name}: {}", e.message())),
+            }
+        }
+        out.values.sort();
+        out.values.dedup();
+        Ok(out)
+    }
+}
+
+struct MergeState {
+    sources: Vec<Source>,
+    warnings: Vec<String>,
+    strategy: i32,
+    failed: bool,
+}
+
+impl MergeState {
+    async fn next_frame(&mut self) -> Option<Result<pb::SeriesResponse, Status>> {
+        if self.failed {
+            return None;
+        }
+        if let Some(w) = self.warnings.pop() {
+            return Some(Ok(warning_frame(w)));
+        }
+        // The smallest head; the sources holding a series with exactly those labels.
+        let min = self
+            .sources
+            .iter()
+            .filter_map(|s| s.head.as_ref())
+            .min_by(|a, b| compare_pb_labels(&a.labels, &b.labels))?
+            .labels
+            .clone();
+        let mut parts = Vec::new();
+        let mut advancing: Vec<&mut Source> = Vec::new();
+        for s in self.sources.iter_mut() {
+            if s.head
+                .as_ref()
+                .is_some_and(|h| compare_pb_labels(&h.labels, &min).is_eq())
+            {
+                if let Some(h) = s.head.take() {
+                    parts.push(h);
+                }
+                advancing.push(s);
+            }
+        }
+        let results = join_all(advancing.into_iter().map(|s| async {
+            let mut w = Vec::new();
+            let r = s.advance(&mut w).await;
+            (r, w)
+        }))
+        .await;
+        for (r, w) in results {
+            self.warnings.extend(w);
+            if let Err(e) = r {
+                if abort(self.strategy) {
+                    self.failed = true;
+                    return Some(Err(e));
+                }
+                self.warnings.push(e.message().to_string());
+            }
+        }
+        let merged = if parts.len() == 1 {
+            parts.pop()?
+        } else {
+            merge_series(parts)
+        };
+        Some(Ok(series_frame(merged)))
+    }
+}

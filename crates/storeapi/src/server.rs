@@ -1,0 +1,92 @@
+//! Serves any [`SeriesStore`] as the `thanos.Store` and `thanos.info.Info` gRPC services.
+
+use std::sync::Arc;
+
+use tonic::{Request, Response, Status};
+
+use crate::pb;
+use crate::pb::info::info_server::{Info, InfoServer};
+use crate::pb::store_server::{Store, StoreServer};
+use crate::store::{SeriesStore, SeriesStream};
+
+pub struct StoreService(pub Arc<dyn SeriesStore>);
+
+#[tonic::async_trait]
+impl Store for StoreService {
+    type SeriesStream = SeriesStream;
+
+    async fn series(
+        &self,
+        req: Request<pb::SeriesRequest>,
+    ) -> Result<Response<Self::SeriesStream>, Status> {
+        Ok(Response::new(self.0.series(req.into_inner()).await?))
+    }
+
+    async fn label_names(
+        &self,
+        req: Request<pb::LabelNamesRequest>,
+    ) -> Result<Response<pb::LabelNamesResponse>, Status> {
+        Ok(Response::new(self.0.label_names(req.into_inner()).await?))
+    }
+
+    async fn label_values(
+        &self,
+        req: Request<pb::LabelValuesRequest>,
+    ) -> Result<Response<pb::LabelValuesResponse>, Status> {
+        Ok(Response::new(self.0.label_values(req.into_inner()).await?))
+    }
+}
+
+pub struct InfoService(pub Arc<dyn SeriesStore>);
+
+#[tonic::async_trait]
+impl Info for InfoService {
+    async fn info(
+        &self,
+        _req: Request<pb::info::InfoRequest>,
+    ) -> Result<Response<pb::info::InfoResponse>, Status> {
+        Ok(Response::new(self.0.info().await?))
+    }
+}
+
+/// Messages up to this size are accepted (Thanos allows large label/series responses).
+const MAX_MESSAGE_SIZE: usize = 256 << 20;
+
+/// The Store and Info services for `store`, ready to add to a tonic server.
+pub fn services(
+    store: Arc<dyn SeriesStore>,
+) -> (StoreServer<StoreService>, InfoServer<InfoService>) {
+    (
+        StoreServer::new(StoreService(store.clone()))
+            .max_decoding_message_size(MAX_MESSAGE_SIZE)
+            .max_encoding_message_size(MAX_MESSAGE_SIZE),
+        InfoServer::new(InfoService(store)),
+    )
+}
+
+/// Serves `store` on `listener` until `shutdown` resolves.
+pub async fn serve(
+    store: Arc<dyn SeriesStore>,
+    listener: tokio::net::TcpListener,
+    shutdown: impl std::future::Future<Output = ()> + Send,
+) -> Result<(), tonic::transport::Error> {
+    let (s, i) = services(store);
+    let incoming = tokio_stream_from_listener(listener);
+    tonic::transport::Server::builder()
+        .add_service(s)
+        .add_service(i)
+        .serve_with_incoming_shutdown(incoming, shutdown)
+        .await
+}
+
+fn tokio_stream_from_listener(
+    listener: tokio::net::TcpListener,
+) -> impl futures::Stream<Item = Result<tokio::net::TcpStream, std::io::Error>> {
+    futures::stream::unfold(listener, |l| async move {
+        let r = l.accept().await.map(|(s, _)| {
+            let _ = s.set_nodelay(true);
+            s
+        });
+        Some((r, l))
+    })
+}

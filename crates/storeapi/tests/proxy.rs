@@ -1,0 +1,221 @@
+//! The proxy over in-memory stores and over real gRPC: merge order, chunk dedup, partial
+//! responses, label APIs.
+
+use std::sync::Arc;
+
+use futures::StreamExt;
+use storeapi::client::GrpcStore;
+use storeapi::pb::{self, series_response::Result as Frame};
+use storeapi::proxy::Proxy;
+use storeapi::store::{series_frame, SeriesStore, SeriesStream};
+use tonic::Status;
+
+/// A store serving fixed series (sorted by labels), or failing when `fail` is set.
+struct Fixed {
+    name: &'static str,
+    series: Vec<pb::Series>,
+    fail: Option<&'static str>,
+}
+
+fn label(name: &str, value: &str) -> pb::Label {
+    pb::Label {
+        name: name.into(),
+        value: value.into(),
+    }
+}
+
+fn chunk(min: i64, max: i64, data: &[u8]) -> pb::AggrChunk {
+    pb::AggrChunk {
+        min_time: min,
+        max_time: max,
+        raw: Some(pb::Chunk {
+            r#type: 0,
+            data: data.to_vec(),
+            hash: 0,
+        }),
+        ..Default::default()
+    }
+}
+
+fn series(job: &str, chunks: Vec<pb::AggrChunk>) -> pb::Series {
+    pb::Series {
+        labels: vec![label("__name__", "up"), label("job", job)],
+        chunks,
+    }
+}
+
+#[async_trait::async_trait]
+impl SeriesStore for Fixed {
+    fn name(&self) -> String {
+        self.name.into()
+    }
+    async fn info(&self) -> Result<pb::info::InfoResponse, Status> {
+        Ok(pb::info::InfoResponse {
+            label_sets: vec![pb::ZLabelSet {
+                labels: vec![label("store", self.name)],
+            }],
+            store: Some(pb::info::StoreInfo {
+                min_time: 0,
+                max_time: 100,
+                ..Default::default()
+            }),
+            ..Default::default()
+        })
+    }
+    async fn series(&self, _req: pb::SeriesRequest) -> Result<SeriesStream, Status> {
+        if let Some(msg) = self.fail {
+            return Err(Status::unavailable(msg));
+        }
+        let frames: Vec<Result<pb::SeriesResponse, Status>> = self
+            .series
+            .iter()
+            .cloned()
+            .map(|s| Ok(series_frame(s)))
+            .collect();
+        Ok(futures::stream::iter(frames).boxed())
+    }
+    async fn label_names(
+        &self,
+        _req: pb::LabelNamesRequest,
+    ) -> Result<pb::LabelNamesResponse, Status> {
+        if let Some(msg) = self.fail {
+            return Err(Status::unavailable(msg));
+        }
+        Ok(pb::LabelNamesResponse {
+            names: vec!["__name__".into(), "job".into(), self.name.into()],
+            ..Default::default()
+        })
+    }
+    async fn label_values(
+        &self,
+        _req: pb::LabelValuesRequest,
+    ) -> Result<pb::LabelValuesResponse, Status> {
+        Ok(pb::LabelValuesResponse {
+            values: self
+                .series
+                .iter()
+                .map(|s| s.labels[1].value.clone())
+                .collect(),
+            ..Default::default()
+        })
+    }
+}
+
+async fn collect(
+    s: &dyn SeriesStore,
+    strategy: pb::PartialResponseStrategy,
+) -> Result<(Vec<pb::Series>, Vec<String>), Status> {
+    let req = pb::SeriesRequest {
+        partial_response_strategy: strategy as i32,
+        ..Default::default()
+    };
+    let mut stream = s.series(req).await?;
+    let (mut out, mut warnings) = (Vec::new(), Vec::new());
+    while let Some(f) = stream.next().await {
+        match f?.result {
+            Some(Frame::Series(s)) => out.push(s),
+            Some(Frame::Warning(w)) => warnings.push(w),
+            _ => {}
+        }
+    }
+    Ok((out, warnings))
+}
+
+fn stores() -> Vec<Arc<dyn SeriesStore>> {
+    vec![
+        Arc::new(Fixed {
+            name: "a",
+            series: vec![
+                series("api", vec![chunk(0, 10, b"x"), chunk(11, 20, b"y")]),
+                series("db", vec![chunk(0, 5, b"d")]),
+            ],
+            fail: None,
+        }),
+        Arc::new(Fixed {
+            name: "b",
+            series: vec![
+                series("api", vec![chunk(11, 20, b"y"), chunk(21, 30, b"z")]),
+                series("cache", vec![chunk(0, 5, b"c")]),
+            ],
+            fail: None,
+        }),
+    ]
+}
+
+#[tokio::test]
+async fn merges_in_label_order_and_dedups_chunks() {
+    let proxy = Proxy::new(stores());
+    let (out, warnings) = collect(&proxy, pb::PartialResponseStrategy::Abort)
+        .await
+        .unwrap();
+    assert!(warnings.is_empty());
+    let jobs: Vec<&str> = out.iter().map(|s| s.labels[1].value.as_str()).collect();
+    assert_eq!(jobs, ["api", "cache", "db"]);
+    let api: Vec<(i64, i64)> = out[0]
+        .chunks
+        .iter()
+        .map(|c| (c.min_time, c.max_time))
+        .collect();
+    assert_eq!(api, [(0, 10), (11, 20), (21, 30)]);
+}
+
+#[tokio::test]
+async fn partial_response_warn_and_abort() {
+    let mut s = stores();
+    s.push(Arc::new(Fixed {
+        name: "down",
+        series: vec![],
+        fail: Some("connection refused"),
+    }));
+    let proxy = Proxy::new(s);
+    let (out, warnings) = collect(&proxy, pb::PartialResponseStrategy::Warn)
+        .await
+        .unwrap();
+    assert_eq!(out.len(), 3);
+    assert_eq!(warnings, ["store down: connection refused"]);
+    let err = collect(&proxy, pb::PartialResponseStrategy::Abort)
+        .await
+        .unwrap_err();
+    assert!(err.message().contains("store down") && err.message().contains("connection refused"));
+
+    let names = proxy
+        .label_names(pb::LabelNamesRequest {
+            partial_response_strategy: pb::PartialResponseStrategy::Warn as i32,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(names.names, ["__name__", "a", "b", "job"]);
+    assert_eq!(names.warnings.len(), 1);
+}
+
+#[tokio::test]
+async fn grpc_round_trip_and_stacked_proxies() {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let inner: Arc<dyn SeriesStore> = Arc::new(Proxy::new(stores()));
+    let server = tokio::spawn(storeapi::server::serve(inner, listener, async {
+        let _ = rx.await;
+    }));
+    let client = GrpcStore::new(&addr.to_string()).unwrap();
+    let info = client.info().await.unwrap();
+    assert_eq!(info.label_sets.len(), 2);
+    // A proxy over the gRPC client: queriers stack.
+    let outer = Proxy::new(vec![Arc::new(client)]);
+    let (out, _) = collect(&outer, pb::PartialResponseStrategy::Abort)
+        .await
+        .unwrap();
+    assert_eq!(out.len(), 3);
+    assert_eq!(out[0].chunks.len(), 3);
+    let _ = tx.send(());
+    server.await.unwrap().unwrap();
+
+    // The server is gone: WARN turns that into a warning, ABORT into an error.
+    let gone = Proxy::new(vec![Arc::new(GrpcStore::new(&addr.to_string()).unwrap())]);
+    let (out, warnings) = collect(&gone, pb::PartialResponseStrategy::Warn)
+        .await
+        .unwrap();
+    assert!(out.is_empty() && warnings.len() == 1, "{warnings:?}");
+    assert!(warnings[0].contains(&addr.to_string()));
+}
