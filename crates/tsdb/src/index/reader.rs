@@ -15,8 +15,9 @@ const POSTINGS_SAMPLING: usize = 32;
 /// One name's slice of the postings offset table.
 struct NameOffsets {
     name: String,
-    /// Every 32nd entry, from the first: value and the entry's byte position in the file.
-    samples: Vec<(String, usize)>,
+    /// Every 32nd entry, from the first: value, the entry's byte position in the file and
+    /// its postings offset.
+    samples: Vec<(String, usize, u64)>,
     /// Byte range of this name's entries in the file.
     entries: Range<usize>,
 }
@@ -38,9 +39,54 @@ pub struct IndexReader {
     symbol_offsets: Vec<u32>,
     names: Vec<NameOffsets>,
     all_postings_offset: Option<u64>,
+    /// Sections end here (the start of the TOC).
+    data_end: u64,
+    /// Where the postings lists end in the original index: the postings offset table.
+    postings_end: u64,
 }
 
 impl IndexReader {
+    /// Reads the symbol table and postings offset table out of other bytes than a whole
+    /// index (the store gateway's index-header): `symbols` and `postings_table` are section
+    /// offsets within `bytes`, which hold sections up to `data_end`; postings offsets still
+    /// refer to the original index, whose postings end at `postings_end`.
+    pub fn from_sections(
+        bytes: FileBytes,
+        what: impl Into<String>,
+        version: u8,
+        symbols: u64,
+        postings_table: u64,
+        data_end: u64,
+        postings_end: u64,
+    ) -> Result<Self> {
+        let what = what.into();
+        if data_end > bytes.len() as u64 {
+            return Err(Error::corrupted(
+                &what,
+                data_end,
+                "sections end beyond the file",
+            ));
+        }
+        let mut r = IndexReader {
+            bytes,
+            what,
+            version,
+            toc: Toc {
+                symbols,
+                postings_table,
+                ..Toc::default()
+            },
+            symbol_offsets: Vec::new(),
+            names: Vec::new(),
+            all_postings_offset: None,
+            data_end,
+            postings_end,
+        };
+        r.read_symbols()?;
+        r.read_postings_table()?;
+        Ok(r)
+    }
+
     /// Parses the header, TOC, symbol table and postings offset table; `what` names the file.
     pub fn new(bytes: FileBytes, what: impl Into<String>) -> Result<Self> {
         let what = what.into();
@@ -78,6 +124,8 @@ impl IndexReader {
             symbol_offsets: Vec::new(),
             names: Vec::new(),
             all_postings_offset: None,
+            data_end: (len - TOC_LEN) as u64,
+            postings_end: toc.postings_table,
         };
         r.read_symbols()?;
         r.read_postings_table()?;
@@ -108,7 +156,7 @@ impl IndexReader {
     /// and its absolute offset.
     fn section(&self, off: u64, name: &str) -> Result<(&[u8], u64)> {
         let b: &[u8] = &self.bytes;
-        let end_limit = (b.len() - TOC_LEN) as u64;
+        let end_limit = self.data_end;
         if off == 0 || off + 4 > end_limit {
             return Err(Error::corrupted(
                 &self.what,
@@ -208,7 +256,7 @@ impl IndexReader {
                 Some(last) if last.name == name => {
                     in_name += 1;
                     if in_name.is_multiple_of(POSTINGS_SAMPLING) {
-                        last.samples.push((value.to_string(), entry_pos));
+                        last.samples.push((value.to_string(), entry_pos, off));
                     }
                     last.entries.end = end_pos;
                 }
@@ -216,7 +264,7 @@ impl IndexReader {
                     in_name = 0;
                     names.push(NameOffsets {
                         name: name.to_string(),
-                        samples: vec![(value.to_string(), entry_pos)],
+                        samples: vec![(value.to_string(), entry_pos, off)],
                         entries: entry_pos..end_pos,
                     });
                 }
@@ -314,7 +362,7 @@ impl IndexReader {
         let Some(e) = self.name_entry(name) else {
             return Ok(None);
         };
-        let i = e.samples.partition_point(|(v, _)| v.as_str() <= value);
+        let i = e.samples.partition_point(|(v, _, _)| v.as_str() <= value);
         if i == 0 {
             return Ok(None);
         }
@@ -327,6 +375,45 @@ impl IndexReader {
             v < value
         })?;
         Ok(found)
+    }
+
+    /// The byte range of the postings list of (name, value) in the original index: from its
+    /// offset to the next list's offset (or the end of the postings section).
+    pub fn postings_range(&self, name: &str, value: &str) -> Result<Option<Range<u64>>> {
+        let Some(start) = self.postings_offset(name, value)? else {
+            return Ok(None);
+        };
+        Ok(Some(start..self.next_postings_offset(start)?))
+    }
+
+    /// The smallest postings offset above `off`, or the end of the postings section.
+    fn next_postings_offset(&self, off: u64) -> Result<u64> {
+        let mut next = self.postings_end;
+        if let Some(a) = self.all_postings_offset {
+            if a > off {
+                next = next.min(a);
+            }
+        }
+        // Offsets grow with (name, value) order: the name holding `off` is the last one
+        // whose first list starts at or before it.
+        let i = self.names.partition_point(|n| n.samples[0].2 <= off);
+        if let Some(n) = self.names.get(i) {
+            next = next.min(n.samples[0].2);
+        }
+        if i > 0 {
+            let e = &self.names[i - 1];
+            let j = e.samples.partition_point(|s| s.2 <= off);
+            let from = e.samples[j.saturating_sub(1)].1;
+            self.scan_entries(from..e.entries.end, |_, o| {
+                if o > off {
+                    next = next.min(o);
+                    false
+                } else {
+                    true
+                }
+            })?;
+        }
+        Ok(next)
     }
 
     /// Appends the series references of the postings list at `off` to `out`.
@@ -458,5 +545,58 @@ impl IndexReader {
     ) -> impl Iterator<Item = Result<(&'a str, &'a str)>> + 'a {
         refs.iter()
             .map(move |&(n, v)| Ok((self.symbol(n)?, self.symbol(v)?)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::block::BlockWriter;
+    use crate::chunks::FileBytes;
+    use crate::index::IndexReader;
+    use crate::Labels;
+
+    #[test]
+    fn postings_ranges_cover_each_list_exactly() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut w = BlockWriter::new(dir.path(), 0, 1000).unwrap();
+        let mut series: Vec<Labels> = (0..300)
+            .map(|i| {
+                Labels::from_pairs([
+                    ("a", format!("{}", i % 37)),
+                    ("b", format!("{i:03}")),
+                    ("c", "x".into()),
+                ])
+            })
+            .collect();
+        series.sort();
+        for l in &series {
+            w.add_series(l, [(1, 1.0)]).unwrap();
+        }
+        let m = w.finish().unwrap();
+        let path = dir.path().join(&m.ulid).join("index");
+        let bytes = std::fs::read(&path).unwrap();
+        let ix = IndexReader::new(FileBytes::from_vec(bytes.clone()), "index").unwrap();
+        let mut keys = vec![(String::new(), String::new())];
+        for n in ix.label_names() {
+            for v in ix.label_values(n).unwrap() {
+                keys.push((n.to_string(), v.to_string()));
+            }
+        }
+        let last = keys.len() - 1;
+        for (i, (n, v)) in keys.into_iter().enumerate() {
+            let r = ix.postings_range(&n, &v).unwrap().unwrap();
+            let len = u32::from_be_bytes(
+                bytes[r.start as usize..r.start as usize + 4]
+                    .try_into()
+                    .unwrap(),
+            ) as u64;
+            let used = 4 + len + 4;
+            // The last list runs on to the postings offset table (past the label offset table).
+            let exact = i == last || r.end - r.start < used + 4;
+            assert!(
+                r.end - r.start >= used && exact,
+                "{n}={v}: {r:?} for {used} bytes"
+            );
+        }
     }
 }
