@@ -126,12 +126,20 @@ pub fn without(a: &[u32], b: &[u32]) -> Vec<u32> {
     out
 }
 
-/// The union of the postings of every value of `m.name` accepted by `accept`.
-fn postings_for_values(
+/// Which postings lists one matcher needs: the union of the lists at `offsets`, to
+/// intersect with (`negative` false) or subtract from (`negative` true) the result.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct MatcherLists {
+    pub negative: bool,
+    pub offsets: Vec<u64>,
+}
+
+/// Postings offsets of the values of `m.name` accepted by `accept`.
+fn offsets_for_values(
     ix: &IndexReader,
     m: &Matcher,
     accept: impl Fn(&str) -> bool,
-) -> Result<Vec<u32>> {
+) -> Result<Vec<u64>> {
     let mut offsets = Vec::new();
     match m.prefix() {
         // Prefix regexes: scan only while values can still match.
@@ -148,58 +156,69 @@ fn postings_for_values(
             true
         })?,
     }
-    let mut lists = Vec::with_capacity(offsets.len());
-    for off in offsets {
-        let mut l = Vec::new();
-        ix.read_postings_at(off, &mut l)?;
-        lists.push(l);
-    }
-    Ok(union(lists))
+    Ok(offsets)
 }
 
-/// The postings of the series that have a value of `m.name` matched by `m` (a series
-/// without the label is not included).
-fn postings_for_matcher(ix: &IndexReader, m: &Matcher) -> Result<Vec<u32>> {
+/// Offsets of the lists of series having a value of `m.name` that `m` accepts.
+fn offsets_for_matcher(ix: &IndexReader, m: &Matcher) -> Result<Vec<u64>> {
     if let Some(values) = m.set_matches() {
-        let mut lists = Vec::with_capacity(values.len());
+        let mut offsets = Vec::with_capacity(values.len());
         for v in values {
             if !v.is_empty() {
-                lists.push(ix.postings(&m.name, v)?);
+                if let Some(off) = ix.postings_offset(&m.name, v)? {
+                    offsets.push(off);
+                }
             }
         }
-        return Ok(union(lists));
+        return Ok(offsets);
     }
-    postings_for_values(ix, m, |v| m.matches(v))
+    offsets_for_values(ix, m, |v| m.matches(v))
 }
 
-/// The postings of series that have `m.name` with a value `m` rejects.
-fn postings_rejected_by(ix: &IndexReader, m: &Matcher) -> Result<Vec<u32>> {
-    let inv = m.inverse();
-    if inv.kind == MatchType::Equal {
-        return ix.postings(&inv.name, &inv.value);
-    }
-    postings_for_matcher(ix, &inv)
-}
-
-/// The sorted series references of `ix` selected by all `matchers`, with Prometheus's
-/// semantics: a matcher that accepts the empty string also selects series lacking the label.
-pub fn postings_for_matchers(ix: &IndexReader, matchers: &[Matcher]) -> Result<Vec<u32>> {
-    let mut positive: Vec<Vec<u32>> = Vec::new();
-    let mut negative: Vec<Vec<u32>> = Vec::new();
+/// Plans the postings lists `matchers` need, with Prometheus's semantics: a matcher that
+/// accepts the empty string also selects series lacking the label, so it becomes a list to
+/// subtract (of the values it rejects). Returns None when the result is certainly empty.
+pub fn plan_matchers(ix: &IndexReader, matchers: &[Matcher]) -> Result<Option<Vec<MatcherLists>>> {
+    let mut plan = Vec::with_capacity(matchers.len());
     for m in matchers {
         if m.matches("") {
-            // Selects series without the label, so subtract those whose value is rejected.
-            negative.push(postings_rejected_by(ix, m)?);
+            let offsets = offsets_for_matcher(ix, &m.inverse())?;
+            plan.push(MatcherLists {
+                negative: true,
+                offsets,
+            });
         } else {
-            let p = postings_for_matcher(ix, m)?;
-            if p.is_empty() {
-                return Ok(Vec::new());
+            let offsets = offsets_for_matcher(ix, m)?;
+            if offsets.is_empty() {
+                return Ok(None);
             }
-            positive.push(p);
+            plan.push(MatcherLists {
+                negative: false,
+                offsets,
+            });
+        }
+    }
+    Ok(Some(plan))
+}
+
+/// Combines fetched lists (`lists[i][j]` = list `j` of `plan[i]`) into the selected series;
+/// `all` supplies every series when no matcher is positive.
+pub fn combine(
+    plan: &[MatcherLists],
+    lists: Vec<Vec<Vec<u32>>>,
+    all: impl FnOnce() -> Result<Vec<u32>>,
+) -> Result<Vec<u32>> {
+    let mut positive = Vec::new();
+    let mut negative = Vec::new();
+    for (p, l) in plan.iter().zip(lists) {
+        if p.negative {
+            negative.push(union(l));
+        } else {
+            positive.push(union(l));
         }
     }
     if positive.is_empty() {
-        positive.push(ix.all_postings()?);
+        positive.push(all()?);
     }
     let mut result = intersect(positive);
     for n in negative {
@@ -211,6 +230,24 @@ pub fn postings_for_matchers(ix: &IndexReader, matchers: &[Matcher]) -> Result<V
         }
     }
     Ok(result)
+}
+
+/// The sorted series references of `ix` selected by all `matchers`.
+pub fn postings_for_matchers(ix: &IndexReader, matchers: &[Matcher]) -> Result<Vec<u32>> {
+    let Some(plan) = plan_matchers(ix, matchers)? else {
+        return Ok(Vec::new());
+    };
+    let mut lists = Vec::with_capacity(plan.len());
+    for p in &plan {
+        let mut group = Vec::with_capacity(p.offsets.len());
+        for &off in &p.offsets {
+            let mut l = Vec::new();
+            ix.read_postings_at(off, &mut l)?;
+            group.push(l);
+        }
+        lists.push(group);
+    }
+    combine(&plan, lists, || ix.all_postings())
 }
 
 #[cfg(test)]

@@ -9,6 +9,79 @@ use crate::encoding::{crc32, Decbuf};
 use crate::error::{Error, Result};
 use crate::labels::{Label, Labels};
 
+/// Decodes the series entry at the start of `buf` (which sits at file offset `off`) into
+/// `out`, checking its CRC; returns the bytes the entry takes. `buf` may run past the entry.
+pub fn decode_series(
+    buf: &[u8],
+    off: u64,
+    sref: u32,
+    what: &str,
+    out: &mut SeriesEntry,
+) -> Result<usize> {
+    out.label_refs.clear();
+    out.chunks.clear();
+    let mut d = Decbuf::new(buf, off, what);
+    let len = d.uvarint()? as usize;
+    let body_off = d.offset();
+    let body = d.bytes(len)?;
+    let stored = d.be_u32()?;
+    let consumed = d.position();
+    if crc32(body) != stored {
+        return Err(Error::corrupted(
+            what,
+            off,
+            format!("series {sref} checksum mismatch"),
+        ));
+    }
+    let mut d = Decbuf::new(body, body_off, what);
+    let nl = d.uvarint()? as usize;
+    if nl > body.len() {
+        return Err(d.error(format!("label count {nl} exceeds the entry")));
+    }
+    for _ in 0..nl {
+        let n = d.uvarint32()?;
+        let v = d.uvarint32()?;
+        out.label_refs.push((n, v));
+    }
+    let nc = d.uvarint()? as usize;
+    if nc > body.len() {
+        return Err(d.error(format!("chunk count {nc} exceeds the entry")));
+    }
+    let mut prev = ChunkMeta::default();
+    for i in 0..nc {
+        let at = d.offset();
+        let c = if i == 0 {
+            let mint = d.varint()?;
+            let maxt = mint.wrapping_add(d.uvarint()? as i64);
+            let r = d.uvarint()?;
+            ChunkMeta {
+                min_time: mint,
+                max_time: maxt,
+                chunk_ref: ChunkRef(r),
+            }
+        } else {
+            let mint = prev.max_time.wrapping_add(d.uvarint()? as i64);
+            let maxt = mint.wrapping_add(d.uvarint()? as i64);
+            let r = (prev.chunk_ref.0 as i64).wrapping_add(d.varint()?) as u64;
+            ChunkMeta {
+                min_time: mint,
+                max_time: maxt,
+                chunk_ref: ChunkRef(r),
+            }
+        };
+        if c.max_time < c.min_time {
+            return Err(Error::corrupted(
+                what,
+                at,
+                format!("series {sref}: chunk {i} maxt before mint"),
+            ));
+        }
+        out.chunks.push(c);
+        prev = c;
+    }
+    Ok(consumed)
+}
+
 /// Keep every n-th postings offset table entry of a name in memory.
 const POSTINGS_SAMPLING: usize = 32;
 
@@ -387,7 +460,7 @@ impl IndexReader {
     }
 
     /// The smallest postings offset above `off`, or the end of the postings section.
-    fn next_postings_offset(&self, off: u64) -> Result<u64> {
+    pub fn next_postings_offset(&self, off: u64) -> Result<u64> {
         let mut next = self.postings_end;
         if let Some(a) = self.all_postings_offset {
             if a > off {
@@ -442,6 +515,11 @@ impl IndexReader {
         Ok(out)
     }
 
+    /// Where the all-series postings list starts.
+    pub fn all_postings_offset(&self) -> Option<u64> {
+        self.all_postings_offset
+    }
+
     /// Every series reference in the block.
     pub fn all_postings(&self) -> Result<Vec<u32>> {
         self.postings("", "")
@@ -461,65 +539,7 @@ impl IndexReader {
                 format!("series reference {sref} out of range"),
             ));
         }
-        let mut d = Decbuf::new(&b[off as usize..limit], off, &self.what);
-        let len = d.uvarint()? as usize;
-        let body_off = d.offset();
-        let body = d.bytes(len)?;
-        let stored = d.be_u32()?;
-        if crc32(body) != stored {
-            return Err(Error::corrupted(
-                &self.what,
-                off,
-                format!("series {sref} checksum mismatch"),
-            ));
-        }
-        let mut d = Decbuf::new(body, body_off, &self.what);
-        let nl = d.uvarint()? as usize;
-        if nl > body.len() {
-            return Err(d.error(format!("label count {nl} exceeds the entry")));
-        }
-        for _ in 0..nl {
-            let n = d.uvarint32()?;
-            let v = d.uvarint32()?;
-            out.label_refs.push((n, v));
-        }
-        let nc = d.uvarint()? as usize;
-        if nc > body.len() {
-            return Err(d.error(format!("chunk count {nc} exceeds the entry")));
-        }
-        let mut prev = ChunkMeta::default();
-        for i in 0..nc {
-            let at = d.offset();
-            let c = if i == 0 {
-                let mint = d.varint()?;
-                let maxt = mint.wrapping_add(d.uvarint()? as i64);
-                let r = d.uvarint()?;
-                ChunkMeta {
-                    min_time: mint,
-                    max_time: maxt,
-                    chunk_ref: ChunkRef(r),
-                }
-            } else {
-                let mint = prev.max_time.wrapping_add(d.uvarint()? as i64);
-                let maxt = mint.wrapping_add(d.uvarint()? as i64);
-                let r = (prev.chunk_ref.0 as i64).wrapping_add(d.varint()?) as u64;
-                ChunkMeta {
-                    min_time: mint,
-                    max_time: maxt,
-                    chunk_ref: ChunkRef(r),
-                }
-            };
-            if c.max_time < c.min_time {
-                return Err(Error::corrupted(
-                    &self.what,
-                    at,
-                    format!("series {sref}: chunk {i} maxt before mint"),
-                ));
-            }
-            out.chunks.push(c);
-            prev = c;
-        }
-        Ok(())
+        decode_series(&b[off as usize..limit], off, sref, &self.what, out).map(|_| ())
     }
 
     /// Resolves symbol references into a label set.
