@@ -11,6 +11,12 @@ pub fn crc32(data: &[u8]) -> u32 {
     crc32c::crc32c(data)
 }
 
+/// Continues a CRC-32 Castagnoli over more bytes.
+#[inline]
+pub fn crc32_append(crc: u32, data: &[u8]) -> u32 {
+    crc32c::crc32c_append(crc, data)
+}
+
 /// A cursor over a byte slice. `base` is the absolute file offset of `buf[0]`, so errors name
 /// the real position; `what` names the file or structure being decoded.
 #[derive(Clone)]

@@ -1,0 +1,406 @@
+//! The bucket store: which blocks are served (synced from the bucket with Thanos's filters)
+//! and the StoreAPI over them.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, RwLock};
+
+use futures::StreamExt;
+use storeapi::convert::{compare_pb_labels, labels_to_pb, matchers_from_pb};
+use storeapi::pb;
+use storeapi::store::{series_frame, warning_frame, SeriesStore, SeriesStream};
+use tonic::Status;
+use tsdb::meta::BlockMeta;
+use tsdb::Labels;
+
+use crate::block::{BlockQuery, BucketBlock};
+use crate::{header, Error, Result};
+
+/// Thanos assumes chunks hold 120 samples when enforcing sample limits.
+const SAMPLES_PER_CHUNK: i64 = 120;
+
+#[derive(Clone, Debug)]
+pub struct Config {
+    pub data_dir: PathBuf,
+    /// Serve only blocks overlapping [min_time, max_time] (ms).
+    pub min_time: i64,
+    pub max_time: i64,
+    /// Blocks younger than this (by upload time or ULID time) are not served yet, except
+    /// compactor output.
+    pub consistency_delay_ms: i64,
+    /// Blocks marked for deletion longer ago than this are no longer served.
+    pub ignore_deletion_marks_delay_ms: i64,
+    pub block_sync_concurrency: usize,
+    /// Maximum samples (chunks × 120) one Series call may return; 0 = unlimited.
+    pub series_sample_limit: i64,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            data_dir: PathBuf::from("./data"),
+            min_time: i64::MIN,
+            max_time: i64::MAX,
+            consistency_delay_ms: 0,
+            ignore_deletion_marks_delay_ms: 24 * 3_600_000,
+            block_sync_concurrency: 20,
+            series_sample_limit: 0,
+        }
+    }
+}
+
+#[derive(Debug, Default, Clone, PartialEq)]
+pub struct SyncStats {
+    pub loaded: usize,
+    pub added: usize,
+    pub removed: usize,
+    pub failed: usize,
+}
+
+pub struct BucketStore {
+    bucket: bucket::Bucket,
+    cfg: Config,
+    blocks: RwLock<BTreeMap<String, Arc<BucketBlock>>>,
+    synced: AtomicBool,
+}
+
+/// Milliseconds since the epoch encoded in a ULID.
+fn ulid_time(id: &str) -> i64 {
+    id.parse::<ulid::Ulid>()
+        .map_or(0, |u| u.timestamp_ms() as i64)
+}
+
+fn upload_time(meta: &BlockMeta) -> Option<i64> {
+    let t = meta.thanos.as_ref()?.extra.get("upload_time")?.as_str()?;
+    tsdb::time::parse_rfc3339(t).ok()
+}
+
+impl BucketStore {
+    pub fn new(bucket: bucket::Bucket, cfg: Config) -> Self {
+        BucketStore {
+            bucket,
+            cfg,
+            blocks: RwLock::new(BTreeMap::new()),
+            synced: AtomicBool::new(false),
+        }
+    }
+
+    /// True once the first sync finished.
+    pub fn ready(&self) -> bool {
+        self.synced.load(Ordering::Acquire)
+    }
+
+    pub fn blocks(&self) -> Vec<Arc<BucketBlock>> {
+        self.blocks
+            .read()
+            .map(|b| b.values().cloned().collect())
+            .unwrap_or_default()
+    }
+
+    async fn wanted(&self, meta: &BlockMeta, now: i64) -> Result<bool> {
+        if meta.max_time < self.cfg.min_time || meta.min_time > self.cfg.max_time {
+            return Ok(false);
+        }
+        let source = meta.thanos.as_ref().map_or("", |t| t.source.as_str());
+        let compactor = matches!(source, "compactor" | "compactor.repair" | "bucket.repair");
+        let born = upload_time(meta).unwrap_or_else(|| ulid_time(&meta.ulid));
+        if !compactor && now - born < self.cfg.consistency_delay_ms {
+            return Ok(false);
+        }
+        let id = meta.ulid.parse().map_err(|_| Error::Block {
+            block: meta.ulid.clone(),
+            msg: "invalid ULID".into(),
+        })?;
+        if let Some(mark) = bucket::markers::deletion_mark(self.bucket.as_ref(), id).await? {
+            if now - mark.deletion_time * 1000 > self.cfg.ignore_deletion_marks_delay_ms {
+                return Ok(false);
+            }
+        }
+        Ok(true)
+    }
+
+    async fn load_block(&self, meta: BlockMeta) -> Result<BucketBlock> {
+        let dir = self.cfg.data_dir.join(&meta.ulid);
+        let reader = match header::load(&dir) {
+            Ok(r) => r,
+            Err(_) => {
+                header::build(self.bucket.as_ref(), &meta.ulid, &dir).await?;
+                header::load(&dir)?
+            }
+        };
+        Ok(BucketBlock::new(meta, reader, self.bucket.clone()))
+    }
+
+    /// Lists the bucket, loads new blocks (building their index-headers) and drops blocks
+    /// that are gone or filtered out. A block that fails to load is logged and skipped.
+    pub async fn sync(&self) -> Result<SyncStats> {
+        let sync = bucket::block::fetch_metas(self.bucket.as_ref(), 32).await?;
+        for (id, e) in &sync.corrupted {
+            tracing::warn!(block = %id, err = %e, "skipping block with unreadable meta.json");
+        }
+        let now = tsdb::time::now_ms();
+        let mut wanted = Vec::new();
+        for meta in sync.metas {
+            match self.wanted(&meta, now).await {
+                Ok(true) => wanted.push(meta),
+                Ok(false) => {}
+                Err(e) => tracing::warn!(block = %meta.ulid, err = %e, "checking block markers"),
+            }
+        }
+        let current: BTreeSet<String> = self
+            .blocks
+            .read()
+            .map(|b| b.keys().cloned().collect())
+            .unwrap_or_default();
+        let want_ids: BTreeSet<String> = wanted.iter().map(|m| m.ulid.clone()).collect();
+        let new: Vec<BlockMeta> = wanted
+            .into_iter()
+            .filter(|m| !current.contains(&m.ulid))
+            .collect();
+        let mut stats = SyncStats::default();
+        let loaded: Vec<(String, Result<BucketBlock>)> = futures::stream::iter(new)
+            .map(|m| async move { (m.ulid.clone(), self.load_block(m).await) })
+            .buffer_unordered(self.cfg.block_sync_concurrency.max(1))
+            .collect()
+            .await;
+        let mut blocks = self
+            .blocks
+            .write()
+            .map_err(|_| Error::Limit("block set lock poisoned".into()))?;
+        for (id, r) in loaded {
+            match r {
+                Ok(b) => {
+                    tracing::info!(block = %id, "loaded new block");
+                    blocks.insert(id, Arc::new(b));
+                    stats.added += 1;
+                }
+                Err(e) => {
+                    tracing::warn!(block = %id, err = %e, "loading block failed; skipped");
+                    stats.failed += 1;
+                }
+            }
+        }
+        let gone: Vec<String> = blocks
+            .keys()
+            .filter(|k| !want_ids.contains(*k))
+            .cloned()
+            .collect();
+        for id in gone {
+            blocks.remove(&id);
+            let _ = std::fs::remove_dir_all(self.cfg.data_dir.join(&id));
+            tracing::info!(block = %id, "dropped block");
+            stats.removed += 1;
+        }
+        stats.loaded = blocks.len();
+        drop(blocks);
+        self.synced.store(true, Ordering::Release);
+        Ok(stats)
+    }
+
+    fn blocks_in(&self, min_t: i64, max_t: i64) -> Vec<Arc<BucketBlock>> {
+        self.blocks()
+            .into_iter()
+            .filter(|b| {
+                b.meta.max_time > min_t && b.meta.min_time <= max_t && b.meta.resolution() == 0
+            })
+            .collect()
+    }
+}
+
+/// Merges per-block series lists (each sorted) into one sorted list; equal label sets from
+/// different blocks become one series with their chunks in time order.
+fn merge_sorted(lists: Vec<Vec<pb::Series>>) -> Vec<pb::Series> {
+    let mut all: Vec<pb::Series> = lists.into_iter().flatten().collect();
+    all.sort_by(|a, b| compare_pb_labels(&a.labels, &b.labels));
+    let mut out: Vec<pb::Series> = Vec::with_capacity(all.len());
+    for s in all {
+        match out.last_mut() {
+            Some(last) if compare_pb_labels(&last.labels, &s.labels).is_eq() => {
+                last.chunks.extend(s.chunks)
+            }
+            _ => out.push(s),
+        }
+    }
+    for s in &mut out {
+        s.chunks.sort_by_key(|c| (c.min_time, c.max_time));
+        s.chunks.dedup_by(|a, b| a == b);
+    }
+    out
+}
+
+fn status(e: Error) -> Status {
+    e.into()
+}
+
+#[async_trait::async_trait]
+impl SeriesStore for BucketStore {
+    fn name(&self) -> String {
+        "store".into()
+    }
+
+    async fn info(&self) -> Result<pb::info::InfoResponse, Status> {
+        let blocks = self.blocks();
+        let mut sets: BTreeSet<Vec<(String, String)>> = BTreeSet::new();
+        let (mut min_t, mut max_t) = (i64::MAX, i64::MIN);
+        for b in &blocks {
+            sets.insert(
+                b.ext_labels
+                    .iter()
+                    .map(|l| (l.name.clone(), l.value.clone()))
+                    .collect(),
+            );
+            min_t = min_t.min(b.meta.min_time);
+            max_t = max_t.max(b.meta.max_time);
+        }
+        if blocks.is_empty() {
+            (min_t, max_t) = (-1, -1);
+        }
+        Ok(pb::info::InfoResponse {
+            label_sets: sets
+                .into_iter()
+                .map(|s| pb::ZLabelSet {
+                    labels: labels_to_pb(&Labels::from_pairs(s)),
+                })
+                .collect(),
+            component_type: "store".into(),
+            store: Some(pb::info::StoreInfo {
+                min_time: min_t,
+                max_time: max_t,
+                supports_without_replica_labels: true,
+                ..Default::default()
+            }),
+            ..Default::default()
+        })
+    }
+
+    async fn series(&self, req: pb::SeriesRequest) -> Result<SeriesStream, Status> {
+        let matchers = matchers_from_pb(&req.matchers).map_err(Status::invalid_argument)?;
+        let blocks = self.blocks_in(req.min_time, req.max_time);
+        let q = BlockQuery {
+            matchers: &matchers,
+            min_time: req.min_time,
+            max_time: req.max_time,
+            skip_chunks: req.skip_chunks,
+        };
+        let results = futures::future::join_all(blocks.iter().map(|b| b.series(&q))).await;
+        let mut lists = Vec::with_capacity(results.len());
+        let mut warnings = Vec::new();
+        for (b, r) in blocks.iter().zip(results) {
+            match r {
+                Ok(l) => lists.push(l),
+                Err(e) => {
+                    tracing::warn!(block = %b.id, err = %e, "series lookup failed");
+                    if req.partial_response_strategy == pb::PartialResponseStrategy::Abort as i32 {
+                        return Err(status(e));
+                    }
+                    warnings.push(format!("block {}: {e}", b.id));
+                }
+            }
+        }
+        let mut series = merge_sorted(lists);
+        if !req.without_replica_labels.is_empty() {
+            for s in &mut series {
+                s.labels
+                    .retain(|l| !req.without_replica_labels.contains(&l.name));
+            }
+            series = merge_sorted(vec![series]);
+        }
+        if self.cfg.series_sample_limit > 0 {
+            let chunks: i64 = series.iter().map(|s| s.chunks.len() as i64).sum();
+            if chunks * SAMPLES_PER_CHUNK > self.cfg.series_sample_limit {
+                return Err(Status::resource_exhausted(format!(
+                    "exceeded samples limit: {} chunks × {SAMPLES_PER_CHUNK} samples > limit {}",
+                    chunks, self.cfg.series_sample_limit
+                )));
+            }
+        }
+        let frames = warnings
+            .into_iter()
+            .map(|w| Ok(warning_frame(w)))
+            .chain(series.into_iter().map(|s| Ok(series_frame(s))));
+        Ok(futures::stream::iter(frames.collect::<Vec<_>>()).boxed())
+    }
+
+    async fn label_names(
+        &self,
+        req: pb::LabelNamesRequest,
+    ) -> Result<pb::LabelNamesResponse, Status> {
+        let mut names = BTreeSet::new();
+        if req.matchers.is_empty() {
+            for b in self.blocks_in(req.start, req.end) {
+                names.extend(b.header().label_names().into_iter().map(String::from));
+                names.extend(b.ext_labels.iter().map(|l| l.name.clone()));
+            }
+        } else {
+            for s in self
+                .matching_label_sets(&req.matchers, req.start, req.end)
+                .await?
+            {
+                names.extend(s.into_iter().map(|l| l.name));
+            }
+        }
+        Ok(pb::LabelNamesResponse {
+            names: names.into_iter().collect(),
+            ..Default::default()
+        })
+    }
+
+    async fn label_values(
+        &self,
+        req: pb::LabelValuesRequest,
+    ) -> Result<pb::LabelValuesResponse, Status> {
+        let mut values = BTreeSet::new();
+        if req.matchers.is_empty() {
+            for b in self.blocks_in(req.start, req.end) {
+                if let Some(v) = b.ext_labels.get(&req.label) {
+                    values.insert(v.to_string());
+                    continue;
+                }
+                let vs = b
+                    .header()
+                    .label_values(&req.label)
+                    .map_err(|e| status(e.into()))?;
+                values.extend(vs.into_iter().map(String::from));
+            }
+        } else {
+            for s in self
+                .matching_label_sets(&req.matchers, req.start, req.end)
+                .await?
+            {
+                if let Some(l) = s.into_iter().find(|l| l.name == req.label) {
+                    values.insert(l.value);
+                }
+            }
+        }
+        Ok(pb::LabelValuesResponse {
+            values: values.into_iter().collect(),
+            ..Default::default()
+        })
+    }
+}
+
+impl BucketStore {
+    async fn matching_label_sets(
+        &self,
+        m: &[pb::LabelMatcher],
+        start: i64,
+        end: i64,
+    ) -> Result<Vec<Vec<pb::Label>>, Status> {
+        let req = pb::SeriesRequest {
+            min_time: start,
+            max_time: end,
+            matchers: m.to_vec(),
+            skip_chunks: true,
+            ..Default::default()
+        };
+        let mut stream = self.series(req).await?;
+        let mut out = Vec::new();
+        while let Some(f) = stream.next().await {
+            if let Some(pb::series_response::Result::Series(s)) = f?.result {
+                out.push(s.labels);
+            }
+        }
+        Ok(out)
+    }
+}

@@ -1,0 +1,285 @@
+//! The store gateway against the truth: blocks written locally and uploaded to a filesystem
+//! bucket; every Series answer (decoded) must equal reading the local blocks directly.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use futures::StreamExt;
+use store::gateway::{BucketStore, Config};
+use storeapi::convert::{labels_from_pb, matcher_to_pb};
+use storeapi::pb;
+use storeapi::store::SeriesStore;
+use tsdb::block::{Block, BlockWriter};
+use tsdb::chunkenc::XorIterator;
+use tsdb::{Labels, MatchType, Matcher};
+
+const H: i64 = 3_600_000;
+
+fn write_blocks(dir: &Path, replica: &str) -> Vec<String> {
+    let mut ids = Vec::new();
+    for b in 0..3i64 {
+        let (min_t, max_t) = (b * 2 * H, (b + 1) * 2 * H);
+        let mut w = BlockWriter::new(dir, min_t, max_t).unwrap();
+        let mut series: Vec<Labels> = Vec::new();
+        for job in ["api", "db", "web"] {
+            for i in 0..20 {
+                series.push(Labels::from_pairs([
+                    (
+                        "__name__",
+                        if i % 2 == 0 {
+                            "requests_total"
+                        } else {
+                            "memory_bytes"
+                        }
+                        .to_string(),
+                    ),
+                    ("job", job.to_string()),
+                    ("instance", format!("host-{i:02}")),
+                ]));
+            }
+        }
+        series.sort();
+        for (k, l) in series.iter().enumerate() {
+            // Some series only exist in some blocks.
+            if (k as i64 + b) % 7 == 0 {
+                continue;
+            }
+            w.add_series(
+                l,
+                (min_t..max_t)
+                    .step_by(15_000)
+                    .map(|t| (t, (t / 1000 + k as i64) as f64)),
+            )
+            .unwrap();
+        }
+        let mut meta = w.finish().unwrap();
+        meta.thanos_mut()
+            .labels
+            .insert("replica".into(), replica.into());
+        meta.thanos_mut().source = "test".into();
+        meta.write_to_dir(&dir.join(&meta.ulid)).unwrap();
+        ids.push(meta.ulid);
+    }
+    ids
+}
+
+/// Decoded samples per series from the gateway.
+async fn query(
+    s: &dyn SeriesStore,
+    ms: &[Matcher],
+    min_t: i64,
+    max_t: i64,
+) -> Vec<(Labels, Vec<(i64, f64)>)> {
+    let req = pb::SeriesRequest {
+        min_time: min_t,
+        max_time: max_t,
+        matchers: ms.iter().map(matcher_to_pb).collect(),
+        partial_response_strategy: pb::PartialResponseStrategy::Abort as i32,
+        ..Default::default()
+    };
+    let mut stream = s.series(req).await.unwrap();
+    let mut out = Vec::new();
+    while let Some(f) = stream.next().await {
+        if let Some(pb::series_response::Result::Series(series)) = f.unwrap().result {
+            let mut samples = Vec::new();
+            for c in &series.chunks {
+                let raw = c.raw.as_ref().unwrap();
+                assert_eq!(raw.r#type, 0, "XOR on the wire");
+                let mut it = XorIterator::new(&raw.data);
+                while it.next() {
+                    let (t, v) = it.at();
+                    if t >= min_t && t <= max_t {
+                        samples.push((t, v));
+                    }
+                }
+            }
+            out.push((labels_from_pb(&series.labels), samples));
+        }
+    }
+    out
+}
+
+/// The same, read from the local blocks.
+fn truth(
+    dir: &Path,
+    ids: &[String],
+    ext: &Labels,
+    ms: &[Matcher],
+    min_t: i64,
+    max_t: i64,
+) -> Vec<(Labels, Vec<(i64, f64)>)> {
+    let mut all: Vec<(Labels, Vec<(i64, f64)>)> = Vec::new();
+    let ext_ok = ms
+        .iter()
+        .filter(|m| ext.get(&m.name).is_some())
+        .all(|m| m.matches(ext.value_of(&m.name)));
+    if !ext_ok {
+        return all;
+    }
+    let index_ms: Vec<Matcher> = ms
+        .iter()
+        .filter(|m| ext.get(&m.name).is_none())
+        .cloned()
+        .collect();
+    for id in ids {
+        let b = Block::open(&dir.join(id)).unwrap();
+        let mut set = b.select(&index_ms, min_t, max_t).unwrap();
+        while let Some(s) = set.next().unwrap() {
+            let samples = set.samples(&s).collect_all().unwrap();
+            if samples.is_empty() {
+                continue;
+            }
+            let l = s.labels.merge_overriding(ext);
+            match all.iter_mut().find(|(x, _)| *x == l) {
+                Some((_, v)) => v.extend(samples),
+                None => all.push((l, samples)),
+            }
+        }
+    }
+    all.sort_by(|a, b| a.0.cmp(&b.0));
+    all
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn series_equal_local_reads() {
+    let dir = tempfile::tempdir().unwrap();
+    let local = dir.path().join("local");
+    std::fs::create_dir_all(&local).unwrap();
+    let ids = write_blocks(&local, "a");
+    let bucket_dir = dir.path().join("bucket");
+    let bucket = bucket::config::bucket_from_yaml(&format!(
+        "type: FILESYSTEM\nconfig:\n  directory: {}\n",
+        bucket_dir.display()
+    ))
+    .unwrap();
+    for id in &ids {
+        let meta = tsdb::meta::BlockMeta::read_from_dir(&local.join(id)).unwrap();
+        bucket::block::upload_block(bucket.as_ref(), &local.join(id), &meta)
+            .await
+            .unwrap();
+    }
+    let store = Arc::new(BucketStore::new(
+        bucket.clone(),
+        Config {
+            data_dir: dir.path().join("data"),
+            ..Config::default()
+        },
+    ));
+    let stats = store.sync().await.unwrap();
+    assert_eq!(stats.added, 3);
+    assert!(dir
+        .path()
+        .join("data")
+        .join(&ids[0])
+        .join("index-header")
+        .exists());
+
+    let ext = Labels::from_pairs([("replica", "a")]);
+    let m = |k, n: &str, v: &str| Matcher::new(k, n, v).unwrap();
+    let cases: Vec<(Vec<Matcher>, i64, i64)> = vec![
+        (
+            vec![m(MatchType::Equal, "__name__", "requests_total")],
+            0,
+            6 * H,
+        ),
+        (
+            vec![
+                m(MatchType::Equal, "job", "db"),
+                m(MatchType::RegexMatch, "instance", "host-0.*"),
+            ],
+            H,
+            5 * H,
+        ),
+        (
+            vec![
+                m(MatchType::NotEqual, "job", "web"),
+                m(MatchType::Equal, "__name__", "memory_bytes"),
+            ],
+            2 * H - 1,
+            2 * H + 60_000,
+        ),
+        (
+            vec![m(
+                MatchType::RegexNoMatch,
+                "instance",
+                "host-1.|host-0[0-5]",
+            )],
+            0,
+            6 * H,
+        ),
+        (
+            vec![
+                m(MatchType::Equal, "replica", "a"),
+                m(MatchType::Equal, "job", "api"),
+            ],
+            0,
+            H,
+        ),
+        (vec![m(MatchType::Equal, "replica", "b")], 0, 6 * H),
+        (vec![m(MatchType::Equal, "job", "")], 0, 6 * H),
+        (vec![m(MatchType::Equal, "nope", "x")], 0, 6 * H),
+        (vec![m(MatchType::RegexMatch, "job", ".+")], 5 * H, 7 * H),
+    ];
+    for (ms, min_t, max_t) in &cases {
+        let got = query(store.as_ref(), ms, *min_t, *max_t).await;
+        let want = truth(&local, &ids, &ext, ms, *min_t, *max_t);
+        assert_eq!(got.len(), want.len(), "{ms:?}");
+        assert_eq!(got, want, "{ms:?} [{min_t}, {max_t}]");
+    }
+
+    let info = store.info().await.unwrap();
+    assert_eq!(info.label_sets.len(), 1);
+    assert_eq!(info.store.unwrap().max_time, 6 * H);
+    let names = store
+        .label_names(pb::LabelNamesRequest {
+            start: 0,
+            end: 6 * H,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(names.names, ["__name__", "instance", "job", "replica"]);
+    let values = store
+        .label_values(pb::LabelValuesRequest {
+            label: "job".into(),
+            start: 0,
+            end: 6 * H,
+            matchers: vec![matcher_to_pb(&m(MatchType::Equal, "instance", "host-03"))],
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(values.values, ["api", "db", "web"]);
+
+    // A block whose index is damaged is reported and skipped; the others still serve.
+    let victim = &ids[1];
+    let idx = bucket_dir.join(victim).join("index");
+    std::fs::write(&idx, b"not an index at all, far too short").unwrap();
+    std::fs::remove_dir_all(dir.path().join("data").join(victim)).unwrap();
+    let fresh = BucketStore::new(
+        bucket.clone(),
+        Config {
+            data_dir: dir.path().join("data2"),
+            ..Config::default()
+        },
+    );
+    let stats = fresh.sync().await.unwrap();
+    assert_eq!((stats.added, stats.failed), (2, 1));
+    let got = query(&fresh, &[m(MatchType::Equal, "job", "api")], 0, 6 * H).await;
+    assert!(!got.is_empty());
+
+    // A block marked for deletion long ago is no longer served.
+    let id0: ulid::Ulid = ids[0].parse().unwrap();
+    bucket::markers::mark_for_deletion(bucket.as_ref(), id0, "test")
+        .await
+        .unwrap();
+    let marked = BucketStore::new(
+        bucket,
+        Config {
+            data_dir: dir.path().join("data3"),
+            ignore_deletion_marks_delay_ms: -1,
+            ..Config::default()
+        },
+    );
+    assert_eq!(marked.sync().await.unwrap().added, 1);
+}
