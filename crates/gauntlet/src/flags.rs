@@ -86,6 +86,36 @@ fn unquote(s: &str) -> Result<String> {
     Ok(out)
 }
 
+/// Parses a Prometheus-style duration flag (`15m`, `24h`, `0s`).
+pub fn parse_duration_flag(s: &str) -> Result<std::time::Duration, String> {
+    tsdb::time::parse_duration(s)
+        .map(|ms| std::time::Duration::from_millis(ms.max(0) as u64))
+        .map_err(|e| e.to_string())
+}
+
+/// Parses a byte size flag as Thanos does (`250MB`, `1GiB`, `512KB`, plain bytes).
+pub fn parse_bytes(s: &str) -> Result<u64, String> {
+    let t = s.trim();
+    let digits = t
+        .find(|c: char| !c.is_ascii_digit() && c != '.')
+        .unwrap_or(t.len());
+    let (num, unit) = t.split_at(digits);
+    let n: f64 = num.parse().map_err(|_| format!("invalid size {s:?}"))?;
+    let mult: f64 = match unit.trim().to_ascii_uppercase().as_str() {
+        "" | "B" => 1.0,
+        "KB" | "K" => 1e3,
+        "MB" | "M" => 1e6,
+        "GB" | "G" => 1e9,
+        "TB" | "T" => 1e12,
+        "KIB" => 1024.0,
+        "MIB" => 1024.0 * 1024.0,
+        "GIB" => 1024.0 * 1024.0 * 1024.0,
+        "TIB" => 1024f64.powi(4),
+        other => return Err(format!("invalid size unit {other:?} in {s:?}")),
+    };
+    Ok((n * mult) as u64)
+}
+
 /// Parses a time flag (RFC 3339 or relative duration such as -2w).
 pub fn parse_time_flag(name: &str, value: &str) -> Result<i64> {
     tsdb::time::parse_time_or_duration(value, tsdb::time::now_ms())

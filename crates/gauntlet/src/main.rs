@@ -3,6 +3,8 @@
 
 mod flags;
 mod logging;
+mod server;
+mod store_cmd;
 mod tools;
 
 use clap::{Parser, Subcommand};
@@ -22,6 +24,8 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Store gateway: serves the StoreAPI over the blocks in object storage.
+    Store(store_cmd::StoreArgs),
     /// Tools for operators.
     Tools(tools::ToolsArgs),
 }
@@ -30,6 +34,7 @@ fn main() {
     let cli = Cli::parse();
     logging::init(&cli.log);
     let result = match cli.command {
+        Command::Store(args) => store_cmd::run(args),
         Command::Tools(args) => tools::run(args),
     };
     if let Err(e) = result {

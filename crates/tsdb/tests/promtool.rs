@@ -6,7 +6,8 @@ mod common;
 
 use std::fmt::Write as _;
 
-use common::{dump_with_our_reader, go_g, run_promtool};
+use common::{dump_with_our_reader, run_promtool};
+use testkit::go_g;
 use tsdb::block::{Block, BlockWriter};
 use tsdb::chunkenc::STALE_NAN_BITS;
 use tsdb::Labels;

@@ -9,7 +9,7 @@ use clap::{Args, Subcommand, ValueEnum};
 use tsdb::meta::BlockMeta;
 
 use super::table;
-use crate::flags::{parse_flag_labels, parse_time_flag, ObjstoreFlags};
+use crate::flags::{parse_duration_flag, parse_flag_labels, parse_time_flag, ObjstoreFlags};
 
 #[derive(Args)]
 pub struct BucketArgs {
@@ -103,12 +103,6 @@ struct UploadArgs {
     /// Number of blocks uploaded at once.
     #[arg(long = "shipper.upload-concurrency", default_value_t = 5)]
     upload_concurrency: usize,
-}
-
-fn parse_duration_flag(s: &str) -> Result<Duration, String> {
-    tsdb::time::parse_duration(s)
-        .map(|ms| Duration::from_millis(ms as u64))
-        .map_err(|e| e.to_string())
 }
 
 pub fn run(args: BucketArgs) -> Result<()> {

@@ -1,0 +1,144 @@
+//! What every long-running component shares: the HTTP server with `/metrics`,
+//! `/-/healthy` and `/-/ready`, a small metrics registry in Prometheus text format, and
+//! shutdown on SIGINT/SIGTERM.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use anyhow::{Context, Result};
+use axum::http::StatusCode;
+use axum::routing::get;
+use axum::Router;
+
+/// One metric: its type ("gauge" or "counter"), help text and value (f64 bits).
+type Entry = (&'static str, &'static str, Arc<AtomicU64>);
+
+/// Named gauges and counters, rendered as Prometheus text.
+#[derive(Default)]
+pub struct Metrics {
+    values: Mutex<BTreeMap<String, Entry>>,
+}
+
+impl Metrics {
+    /// Registers (or finds) a metric; `kind` is "gauge" or "counter".
+    pub fn handle(&self, name: &str, kind: &'static str, help: &'static str) -> Arc<AtomicU64> {
+        let mut m = self.values.lock().unwrap_or_else(|e| e.into_inner());
+        m.entry(name.to_string())
+            .or_insert_with(|| (kind, help, Arc::new(AtomicU64::new(0f64.to_bits()))))
+            .2
+            .clone()
+    }
+
+    pub fn set(&self, name: &str, v: f64) {
+        if let Some((_, _, h)) = self
+            .values
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(name)
+        {
+            h.store(v.to_bits(), Ordering::Relaxed);
+        }
+    }
+
+    pub fn add(&self, name: &str, v: f64) {
+        if let Some((_, _, h)) = self
+            .values
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(name)
+        {
+            let _ = h.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |b| {
+                Some((f64::from_bits(b) + v).to_bits())
+            });
+        }
+    }
+
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        for (name, (kind, help, v)) in self.values.lock().unwrap_or_else(|e| e.into_inner()).iter()
+        {
+            let base = name.split('{').next().unwrap_or(name);
+            out.push_str(&format!(
+                "# HELP {base} {help}\n# TYPE {base} {kind}\n{name} {}\n",
+                f64::from_bits(v.load(Ordering::Relaxed))
+            ));
+        }
+        out
+    }
+}
+
+/// Shared state of the HTTP endpoints.
+pub struct Status {
+    pub ready: AtomicBool,
+    pub metrics: Metrics,
+}
+
+impl Status {
+    pub fn new(component: &str) -> Arc<Status> {
+        let s = Arc::new(Status {
+            ready: AtomicBool::new(false),
+            metrics: Metrics::default(),
+        });
+        let name = format!(
+            "gauntlet_build_info{{component=\"{component}\",version=\"{}\"}}",
+            env!("CARGO_PKG_VERSION")
+        );
+        s.metrics.handle(&name, "gauge", "Build information.");
+        s.metrics.set(&name, 1.0);
+        s
+    }
+}
+
+/// The `/metrics`, `/-/healthy`, `/-/ready` routes, plus any component routes.
+pub fn router(status: Arc<Status>, extra: Router) -> Router {
+    let m = status.clone();
+    let r = status.clone();
+    extra
+        .route("/metrics", get(move || async move { m.metrics.render() }))
+        .route("/-/healthy", get(|| async { "OK\n" }))
+        .route(
+            "/-/ready",
+            get(move || async move {
+                if r.ready.load(Ordering::Acquire) {
+                    (StatusCode::OK, "OK\n")
+                } else {
+                    (StatusCode::SERVICE_UNAVAILABLE, "not ready\n")
+                }
+            }),
+        )
+}
+
+/// Binds `addr` ("host:port"), failing with the address in the message.
+pub async fn bind(addr: &str, what: &str) -> Result<tokio::net::TcpListener> {
+    let sa: SocketAddr = addr
+        .parse()
+        .with_context(|| format!("invalid {what} {addr:?}: want host:port"))?;
+    tokio::net::TcpListener::bind(sa)
+        .await
+        .with_context(|| format!("listen on {what} {addr}"))
+}
+
+/// Resolves on SIGINT or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
+    }
+    tracing::info!("received shutdown signal");
+}
