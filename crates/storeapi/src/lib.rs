@@ -20,3 +20,4 @@ pub mod server;
 pub mod store;
 
 pub use store::{SeriesStore, SeriesStream};
+pub mod dedup;

@@ -1,0 +1,232 @@
+//! Deduplication of HA replicas, as Thanos's `penalty` algorithm does it.
+//!
+//! Replicas of one series (same labels once replica labels are dropped) are merged pairwise:
+//! the output follows one replica and switches to the other only when the current one has a
+//! gap. After emitting a sample at `t` from one replica, the other is only considered from
+//! `t + 1 + penalty`, the penalty being twice the last step (5 s before any step is known),
+//! so interleaving two replicas never raises the sample rate. For counters (rate, increase,
+//! irate, resets), switching to a replica whose value is lower than the last emitted one adds
+//! the difference to that replica, so a switch does not look like a counter reset.
+
+/// Timestamp and value of one float sample.
+pub type Sample = (i64, f64);
+
+const INITIAL_PENALTY: i64 = 5000;
+
+/// One replica's samples with a read position and a counter correction.
+struct Replica<'a> {
+    samples: &'a [Sample],
+    pos: usize,
+    adjust: f64,
+}
+
+impl Replica<'_> {
+    fn done(&self) -> bool {
+        self.pos >= self.samples.len()
+    }
+
+    fn t(&self) -> i64 {
+        self.samples[self.pos].0
+    }
+
+    fn at(&self) -> Sample {
+        let (t, v) = self.samples[self.pos];
+        (t, v + self.adjust)
+    }
+
+    /// Moves to the first sample at or after `t`; false when there is none.
+    fn seek(&mut self, t: i64) -> bool {
+        if self.done() {
+            return false;
+        }
+        if self.t() < t {
+            self.pos += self.samples[self.pos..].partition_point(|s| s.0 < t);
+        }
+        !self.done()
+    }
+}
+
+/// Merges two replicas with the penalty algorithm.
+pub fn dedup_pair(a: &[Sample], b: &[Sample], counter: bool) -> Vec<Sample> {
+    let mut a = Replica {
+        samples: a,
+        pos: 0,
+        adjust: 0.0,
+    };
+    let mut b = Replica {
+        samples: b,
+        pos: 0,
+        adjust: 0.0,
+    };
+    let mut out = Vec::with_capacity(a.samples.len().max(b.samples.len()));
+    let (mut a_ok, mut b_ok) = (!a.done(), !b.done());
+    let (mut pen_a, mut pen_b) = (0i64, 0i64);
+    let mut last_t = i64::MIN;
+    let mut use_a = true;
+    let mut first = true;
+    loop {
+        if !first {
+            if a_ok {
+                a_ok = a.seek(last_t.saturating_add(1).saturating_add(pen_a));
+            }
+            if b_ok {
+                b_ok = b.seek(last_t.saturating_add(1).saturating_add(pen_b));
+            }
+        }
+        first = false;
+        let prev_use_a = use_a;
+        let last_v = out.last().map(|s: &Sample| s.1);
+        let chosen = match (a_ok, b_ok) {
+            (false, false) => break,
+            (false, true) => {
+                use_a = false;
+                pen_b = 0;
+                b.t()
+            }
+            (true, false) => {
+                use_a = true;
+                pen_a = 0;
+                a.t()
+            }
+            (true, true) => {
+                let (ta, tb) = (a.t(), b.t());
+                use_a = ta <= tb;
+                let t = if use_a { ta } else { tb };
+                let pen = if last_t != i64::MIN {
+                    2 * (t - last_t)
+                } else {
+                    INITIAL_PENALTY
+                };
+                if use_a {
+                    pen_b = pen;
+                    pen_a = 0;
+                } else {
+                    pen_a = pen;
+                    pen_b = 0;
+                }
+                t
+            }
+        };
+        if counter && use_a != prev_use_a {
+            if let Some(last) = last_v {
+                for r in [&mut a, &mut b] {
+                    if !r.done() && last > r.at().1 {
+                        r.adjust += last - r.at().1;
+                    }
+                }
+            }
+        }
+        last_t = chosen;
+        out.push(if use_a { a.at() } else { b.at() });
+    }
+    out
+}
+
+/// Merges any number of replicas, pairwise left to right, as Thanos chains them.
+pub fn dedup_replicas(replicas: &[Vec<Sample>], counter: bool) -> Vec<Sample> {
+    let mut iter = replicas.iter();
+    let Some(first) = iter.next() else {
+        return Vec::new();
+    };
+    let mut acc = first.clone();
+    for r in iter {
+        acc = dedup_pair(&acc, r, counter);
+    }
+    acc
+}
+
+/// Splits time-sorted chunk ranges `(min_time, max_time)` into groups whose members do not
+/// overlap: each group is a pseudo-replica (Thanos's overlap split). Returns group indices.
+pub fn split_overlapping(ranges: &[(i64, i64)]) -> Vec<Vec<usize>> {
+    let mut groups: Vec<(i64, Vec<usize>)> = Vec::new();
+    for (i, &(min, max)) in ranges.iter().enumerate() {
+        match groups.iter_mut().find(|(end, _)| *end < min) {
+            Some((end, members)) => {
+                *end = max;
+                members.push(i);
+            }
+            None => groups.push((max, vec![i])),
+        }
+    }
+    groups.into_iter().map(|(_, m)| m).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn scrape(from: i64, to: i64, step: i64, offset: i64, gaps: &[(i64, i64)]) -> Vec<Sample> {
+        (from..to)
+            .step_by(step as usize)
+            .map(|t| t + offset)
+            .filter(|t| !gaps.iter().any(|(a, b)| *t >= *a && *t < *b))
+            .map(|t| (t, (t / 1000) as f64))
+            .collect()
+    }
+
+    #[test]
+    fn fills_gaps_without_doubling_samples() {
+        // Two replicas scraping every 15s, 3s apart, each with its own gap.
+        let a = scrape(0, 3_600_000, 15_000, 0, &[(600_000, 900_000)]);
+        let b = scrape(0, 3_600_000, 15_000, 3_000, &[(1_800_000, 2_100_000)]);
+        let d = dedup_pair(&a, &b, false);
+        // Strictly increasing, no two samples closer than half the interval.
+        assert!(
+            d.windows(2).all(|w| w[1].0 - w[0].0 >= 7_500),
+            "{:?}",
+            d.windows(2).find(|w| w[1].0 - w[0].0 < 7_500)
+        );
+        // Both gaps are filled from the other replica; at a switch the penalty (twice the last
+        // step) may skip up to two of the other replica's samples, never more.
+        assert!(d.windows(2).all(|w| w[1].0 - w[0].0 <= 45_000));
+        assert!(
+            d.iter()
+                .filter(|s| (600_000..900_000).contains(&s.0))
+                .count()
+                >= 18
+        );
+        assert!(
+            d.iter()
+                .filter(|s| (1_800_000..2_100_000).contains(&s.0))
+                .count()
+                >= 18
+        );
+        assert_eq!(d.first().unwrap().0, 0);
+        // Sticks to replica a outside its gap.
+        assert!(d
+            .iter()
+            .filter(|s| s.0 < 600_000)
+            .all(|s| s.0 % 15_000 == 0));
+    }
+
+    #[test]
+    fn one_replica_empty_or_identical() {
+        let a = scrape(0, 60_000, 15_000, 0, &[]);
+        assert_eq!(dedup_pair(&a, &[], false), a);
+        assert_eq!(dedup_pair(&[], &a, false), a);
+        assert_eq!(dedup_pair(&a, &a, false), a);
+        assert_eq!(dedup_replicas(&[a.clone(), a.clone(), a.clone()], false), a);
+    }
+
+    #[test]
+    fn counter_switch_is_not_a_reset() {
+        // Replica b's counter runs 100 lower; a has a gap, so output switches to b and back.
+        let a: Vec<Sample> = (0..20)
+            .filter(|i| !(8..12).contains(i))
+            .map(|i| (i * 10_000, 1000.0 + i as f64))
+            .collect();
+        let b: Vec<Sample> = (0..20)
+            .map(|i| (i * 10_000 + 1000, 900.0 + i as f64))
+            .collect();
+        let d = dedup_pair(&a, &b, true);
+        assert!(d.windows(2).all(|w| w[1].1 >= w[0].1), "{d:?}");
+        let raw = dedup_pair(&a, &b, false);
+        assert!(raw.windows(2).any(|w| w[1].1 < w[0].1));
+    }
+
+    #[test]
+    fn overlap_split() {
+        let g = split_overlapping(&[(0, 10), (5, 15), (11, 20), (16, 30), (21, 25)]);
+        assert_eq!(g, vec![vec![0, 2, 4], vec![1, 3]]);
+    }
+}
