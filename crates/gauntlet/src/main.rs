@@ -3,6 +3,7 @@
 
 mod flags;
 mod logging;
+mod query_cmd;
 mod server;
 mod store_cmd;
 mod tools;
@@ -24,6 +25,8 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Querier: Prometheus HTTP API over every StoreAPI endpoint, deduplicating HA replicas.
+    Query(query_cmd::QueryArgs),
     /// Store gateway: serves the StoreAPI over the blocks in object storage.
     Store(store_cmd::StoreArgs),
     /// Tools for operators.
@@ -34,6 +37,7 @@ fn main() {
     let cli = Cli::parse();
     logging::init(&cli.log);
     let result = match cli.command {
+        Command::Query(args) => query_cmd::run(args),
         Command::Store(args) => store_cmd::run(args),
         Command::Tools(args) => tools::run(args),
     };

@@ -1,0 +1,155 @@
+//! `gauntlet query`: the querier, with Thanos's flags.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{bail, Context, Result};
+use clap::Args;
+
+use crate::flags::parse_duration_flag;
+use crate::server::{bind, router, shutdown_signal, Status};
+
+#[derive(Args)]
+pub struct QueryArgs {
+    /// StoreAPI endpoint (host:port) to query; repeatable. `--store` is accepted as an alias.
+    #[arg(long = "endpoint", visible_alias = "store")]
+    endpoints: Vec<String>,
+    /// Labels that tell HA replicas apart; removed when deduplicating. Repeatable.
+    #[arg(long = "query.replica-label")]
+    replica_labels: Vec<String>,
+    /// Enable partial responses (a failing store gives a warning instead of an error).
+    #[arg(long = "query.partial-response", default_value_t = true, action = clap::ArgAction::Set, num_args = 0..=1, default_missing_value = "true")]
+    partial_response: bool,
+    /// Disable partial responses.
+    #[arg(long = "no-query.partial-response")]
+    no_partial_response: bool,
+    /// Maximum time to process a query.
+    #[arg(long = "query.timeout", default_value = "2m", value_parser = parse_duration_flag)]
+    timeout: Duration,
+    /// Maximum number of queries processed concurrently.
+    #[arg(long = "query.max-concurrent", default_value_t = 20)]
+    max_concurrent: usize,
+    /// How far back an instant vector selector looks for samples.
+    #[arg(long = "query.lookback-delta", value_parser = parse_duration_flag)]
+    lookback_delta: Option<Duration>,
+    /// Step of subqueries without an explicit step.
+    #[arg(long = "query.default-evaluation-interval", default_value = "1m", value_parser = parse_duration_flag)]
+    default_evaluation_interval: Duration,
+    /// Pick the data resolution automatically from the query step.
+    #[arg(long = "query.auto-downsampling")]
+    auto_downsampling: bool,
+    /// Static prefix for links in the UI behind a path-stripping proxy.
+    #[arg(long = "web.external-prefix", default_value = "")]
+    external_prefix: String,
+    /// Listen host:port for HTTP endpoints and the API.
+    #[arg(long = "http-address", default_value = "0.0.0.0:10902")]
+    http_address: String,
+    /// Listen host:port for the gRPC StoreAPI (queriers stack).
+    #[arg(long = "grpc-address", default_value = "0.0.0.0:10901")]
+    grpc_address: String,
+    /// How often endpoints are health-checked through their Info API.
+    #[arg(long = "endpoint.info-interval", default_value = "5s", value_parser = parse_duration_flag, hide = true)]
+    info_interval: Duration,
+}
+
+pub fn run(a: QueryArgs) -> Result<()> {
+    if a.endpoints.is_empty() {
+        bail!("no endpoints given: set --endpoint (or --store) host:port, repeatable");
+    }
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("start async runtime")?;
+    let _guard = rt.enter();
+    let mut eps = Vec::new();
+    for e in &a.endpoints {
+        eps.push(
+            query::endpoints::Endpoint::grpc(e)
+                .map_err(anyhow::Error::msg)
+                .with_context(|| format!("--endpoint {e}"))?,
+        );
+    }
+    let set = Arc::new(query::endpoints::EndpointSet::new(eps));
+    let api = Arc::new(query::api::Api {
+        endpoints: set.clone(),
+        cfg: query::api::Config {
+            replica_labels: a
+                .replica_labels
+                .iter()
+                .flat_map(|l| l.split(','))
+                .map(str::to_string)
+                .collect(),
+            partial_response: a.partial_response && !a.no_partial_response,
+        },
+    });
+    tracing::info!(
+        endpoints = ?a.endpoints,
+        replica_labels = ?api.cfg.replica_labels,
+        timeout = ?a.timeout,
+        max_concurrent = a.max_concurrent,
+        lookback_delta = ?a.lookback_delta,
+        default_evaluation_interval = ?a.default_evaluation_interval,
+        auto_downsampling = a.auto_downsampling,
+        "starting querier"
+    );
+    rt.block_on(async move {
+        let status = Status::new("query");
+        let http = bind(&a.http_address, "--http-address").await?;
+        let grpc = bind(&a.grpc_address, "--grpc-address").await?;
+        tracing::info!(http = %http.local_addr()?, grpc = %grpc.local_addr()?, "listening");
+        let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+
+        let api_routes = query::api::router(api.clone());
+        let app = if a.external_prefix.is_empty() || a.external_prefix == "/" {
+            router(status.clone(), api_routes)
+        } else {
+            let prefix = format!("/{}", a.external_prefix.trim_matches('/'));
+            router(
+                status.clone(),
+                axum::Router::new()
+                    .nest(&prefix, api_routes.clone())
+                    .merge(api_routes),
+            )
+        };
+        let mut http_stop = stop_rx.clone();
+        let http_task = tokio::spawn(async move {
+            axum::serve(http, app)
+                .with_graceful_shutdown(async move {
+                    let _ = http_stop.changed().await;
+                })
+                .await
+        });
+        let mut grpc_stop = stop_rx.clone();
+        let grpc_task = tokio::spawn(storeapi::server::serve(
+            Arc::new(query::endpoints::SetStore(set.clone())),
+            grpc,
+            async move {
+                let _ = grpc_stop.changed().await;
+            },
+        ));
+        let mut info_stop = stop_rx.clone();
+        let info_status = status.clone();
+        let info_task = tokio::spawn(async move {
+            loop {
+                set.refresh().await;
+                let healthy = set.all().iter().filter(|e| e.healthy()).count();
+                info_status
+                    .ready
+                    .store(true, std::sync::atomic::Ordering::Release);
+                tracing::debug!(healthy, total = set.all().len(), "refreshed endpoints");
+                tokio::select! {
+                    _ = tokio::time::sleep(a.info_interval) => {}
+                    _ = info_stop.changed() => break,
+                }
+            }
+        });
+
+        shutdown_signal().await;
+        let _ = stop_tx.send(true);
+        let _ = info_task.await;
+        http_task.await??;
+        grpc_task.await??;
+        tracing::info!("querier stopped");
+        Ok(())
+    })
+}

@@ -1,0 +1,221 @@
+//! The querier's StoreAPI endpoints: each reached over gRPC, its Info (label sets, time
+//! range) refreshed periodically; an endpoint that fails Info is unhealthy and skipped until
+//! it answers again. Per query, endpoints whose time range or label sets cannot match are
+//! pruned.
+
+use std::sync::{Arc, RwLock};
+
+use storeapi::client::GrpcStore;
+use storeapi::convert::labels_from_pb;
+use storeapi::pb::info::InfoResponse;
+use storeapi::SeriesStore;
+use tsdb::{Labels, Matcher};
+
+pub struct Endpoint {
+    pub address: String,
+    pub store: Arc<dyn SeriesStore>,
+    state: RwLock<State>,
+}
+
+#[derive(Default, Clone)]
+struct State {
+    info: Option<InfoResponse>,
+    last_error: Option<String>,
+    last_check_ms: i64,
+}
+
+/// What `/api/v1/stores` shows of one endpoint.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct EndpointStatus {
+    pub name: String,
+    #[serde(rename = "lastCheck")]
+    pub last_check: String,
+    #[serde(rename = "lastError")]
+    pub last_error: Option<String>,
+    #[serde(rename = "labelSets")]
+    pub label_sets: Vec<std::collections::BTreeMap<String, String>>,
+    #[serde(rename = "minTime")]
+    pub min_time: i64,
+    #[serde(rename = "maxTime")]
+    pub max_time: i64,
+    #[serde(skip)]
+    pub component: String,
+}
+
+impl Endpoint {
+    pub fn new(address: &str, store: Arc<dyn SeriesStore>) -> Arc<Endpoint> {
+        Arc::new(Endpoint {
+            address: address.to_string(),
+            store,
+            state: RwLock::new(State::default()),
+        })
+    }
+
+    pub fn grpc(address: &str) -> Result<Arc<Endpoint>, String> {
+        Ok(Endpoint::new(address, Arc::new(GrpcStore::new(address)?)))
+    }
+
+    pub async fn refresh(&self) {
+        let r = tokio::time::timeout(std::time::Duration::from_secs(10), self.store.info()).await;
+        let mut st = self.state.write().unwrap_or_else(|e| e.into_inner());
+        st.last_check_ms = tsdb::time::now_ms();
+        match r {
+            Ok(Ok(info)) => {
+                st.info = Some(info);
+                st.last_error = None;
+            }
+            Ok(Err(e)) => {
+                st.info = None;
+                st.last_error = Some(e.message().to_string());
+            }
+            Err(_) => {
+                st.info = None;
+                st.last_error = Some("info request timed out after 10s".into());
+            }
+        }
+    }
+
+    pub fn healthy(&self) -> bool {
+        self.state.read().map(|s| s.info.is_some()).unwrap_or(false)
+    }
+
+    /// Whether this endpoint may hold series for the time range and matchers.
+    pub fn matches(&self, min_t: i64, max_t: i64, matchers: &[Matcher]) -> bool {
+        let st = self.state.read().unwrap_or_else(|e| e.into_inner());
+        let Some(info) = &st.info else {
+            return false;
+        };
+        if let Some(s) = &info.store {
+            if s.max_time < min_t || s.min_time > max_t {
+                return false;
+            }
+        }
+        if info.label_sets.is_empty() {
+            return true;
+        }
+        // Some label set must not contradict a matcher on one of its labels.
+        info.label_sets.iter().any(|set| {
+            let l: Labels = labels_from_pb(&set.labels);
+            matchers
+                .iter()
+                .all(|m| l.get(&m.name).is_none_or(|v| m.matches(v)))
+        })
+    }
+
+    pub fn status(&self) -> EndpointStatus {
+        let st = self.state.read().map(|s| s.clone()).unwrap_or_default();
+        let (label_sets, min_time, max_time, component) = match &st.info {
+            Some(i) => (
+                i.label_sets
+                    .iter()
+                    .map(|s| {
+                        s.labels
+                            .iter()
+                            .map(|l| (l.name.clone(), l.value.clone()))
+                            .collect()
+                    })
+                    .collect(),
+                i.store.as_ref().map_or(0, |s| s.min_time),
+                i.store.as_ref().map_or(0, |s| s.max_time),
+                i.component_type.clone(),
+            ),
+            None => (Vec::new(), 0, 0, "unknown".into()),
+        };
+        EndpointStatus {
+            name: self.address.clone(),
+            last_check: tsdb::time::format_rfc3339(st.last_check_ms),
+            last_error: st.last_error,
+            label_sets,
+            min_time,
+            max_time,
+            component,
+        }
+    }
+}
+
+/// All endpoints of the querier.
+#[derive(Default)]
+pub struct EndpointSet {
+    endpoints: RwLock<Vec<Arc<Endpoint>>>,
+}
+
+impl EndpointSet {
+    pub fn new(endpoints: Vec<Arc<Endpoint>>) -> Self {
+        EndpointSet {
+            endpoints: RwLock::new(endpoints),
+        }
+    }
+
+    pub fn all(&self) -> Vec<Arc<Endpoint>> {
+        self.endpoints.read().map(|e| e.clone()).unwrap_or_default()
+    }
+
+    pub async fn refresh(&self) {
+        futures::future::join_all(self.all().iter().map(|e| e.refresh())).await;
+    }
+
+    /// Healthy endpoints that may hold data for the query.
+    pub fn select(
+        &self,
+        min_t: i64,
+        max_t: i64,
+        matchers: &[Matcher],
+    ) -> Vec<Arc<dyn SeriesStore>> {
+        self.all()
+            .into_iter()
+            .filter(|e| e.matches(min_t, max_t, matchers))
+            .map(|e| e.store.clone())
+            .collect()
+    }
+}
+
+/// The endpoint set as one store: each call fans out to the endpoints selected for it. The
+/// querier serves this over gRPC so queriers can stack.
+pub struct SetStore(pub Arc<EndpointSet>);
+
+#[async_trait::async_trait]
+impl SeriesStore for SetStore {
+    fn name(&self) -> String {
+        "querier".into()
+    }
+
+    async fn info(&self) -> Result<InfoResponse, tonic::Status> {
+        let all: Vec<Arc<dyn SeriesStore>> = self
+            .0
+            .all()
+            .into_iter()
+            .filter(|e| e.healthy())
+            .map(|e| e.store.clone())
+            .collect();
+        storeapi::proxy::Proxy::new(all).info().await
+    }
+
+    async fn series(
+        &self,
+        req: storeapi::pb::SeriesRequest,
+    ) -> Result<storeapi::SeriesStream, tonic::Status> {
+        let ms = storeapi::convert::matchers_from_pb(&req.matchers)
+            .map_err(tonic::Status::invalid_argument)?;
+        storeapi::proxy::Proxy::new(self.0.select(req.min_time, req.max_time, &ms))
+            .series(req)
+            .await
+    }
+
+    async fn label_names(
+        &self,
+        req: storeapi::pb::LabelNamesRequest,
+    ) -> Result<storeapi::pb::LabelNamesResponse, tonic::Status> {
+        storeapi::proxy::Proxy::new(self.0.select(req.start, req.end, &[]))
+            .label_names(req)
+            .await
+    }
+
+    async fn label_values(
+        &self,
+        req: storeapi::pb::LabelValuesRequest,
+    ) -> Result<storeapi::pb::LabelValuesResponse, tonic::Status> {
+        storeapi::proxy::Proxy::new(self.0.select(req.start, req.end, &[]))
+            .label_values(req)
+            .await
+    }
+}
