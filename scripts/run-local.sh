@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
-# A local Gauntlet setup on this machine: generated metrics for two HA replicas
+# A local Gauntlet stack on this machine: generated metrics for two HA replicas
 # (48h, 30s scrape interval) written as Prometheus blocks by promtool, uploaded with
-# external labels into a filesystem bucket under ./.gauntlet/bucket, then listed.
-# Store gateway and querier join here once they land (see README: status).
+# external labels into a filesystem bucket under ./.gauntlet/bucket, verified, then served
+# by a store gateway and a querier on 127.0.0.1 until Ctrl-C.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -33,3 +33,13 @@ done
 "$bin/gauntlet" tools bucket verify --objstore.config-file="$work/objstore.yml"
 echo
 echo "bucket: $PWD/$work/bucket (objstore config: $work/objstore.yml)"
+
+"$bin/gauntlet" store --objstore.config-file="$work/objstore.yml" --data-dir="$work/store" \
+  --http-address=127.0.0.1:10912 --grpc-address=127.0.0.1:10911 &
+store_pid=$!
+trap 'kill $store_pid 2>/dev/null' EXIT
+echo
+echo "querier: http://127.0.0.1:10902  (try /api/v1/labels, /api/v1/series?match[]=up, /api/v1/stores)"
+echo "store gateway: http://127.0.0.1:10912/metrics, gRPC StoreAPI on 127.0.0.1:10911"
+"$bin/gauntlet" query --endpoint=127.0.0.1:10911 --query.replica-label=replica \
+  --http-address=127.0.0.1:10902 --grpc-address=127.0.0.1:10901
