@@ -7,7 +7,7 @@ use anyhow::{bail, Context, Result};
 use clap::Args;
 
 use crate::flags::parse_duration_flag;
-use crate::server::{bind, router, shutdown_signal, Status};
+use crate::server::{bind, router, run_component, Status};
 
 #[derive(Args)]
 pub struct QueryArgs {
@@ -97,8 +97,6 @@ pub fn run(a: QueryArgs) -> Result<()> {
         let http = bind(&a.http_address, "--http-address").await?;
         let grpc = bind(&a.grpc_address, "--grpc-address").await?;
         tracing::info!(http = %http.local_addr()?, grpc = %grpc.local_addr()?, "listening");
-        let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-
         let api_routes = query::api::router(api.clone());
         let app = if a.external_prefix.is_empty() || a.external_prefix == "/" {
             router(status.clone(), api_routes)
@@ -111,25 +109,9 @@ pub fn run(a: QueryArgs) -> Result<()> {
                     .merge(api_routes),
             )
         };
-        let mut http_stop = stop_rx.clone();
-        let http_task = tokio::spawn(async move {
-            axum::serve(http, app)
-                .with_graceful_shutdown(async move {
-                    let _ = http_stop.changed().await;
-                })
-                .await
-        });
-        let mut grpc_stop = stop_rx.clone();
-        let grpc_task = tokio::spawn(storeapi::server::serve(
-            Arc::new(query::endpoints::SetStore(set.clone())),
-            grpc,
-            async move {
-                let _ = grpc_stop.changed().await;
-            },
-        ));
-        let mut info_stop = stop_rx.clone();
+        let store = Arc::new(query::endpoints::SetStore(set.clone()));
         let info_status = status.clone();
-        let info_task = tokio::spawn(async move {
+        run_component(http, app, grpc, store, move |mut stop| async move {
             loop {
                 set.refresh().await;
                 let healthy = set.all().iter().filter(|e| e.healthy()).count();
@@ -139,16 +121,11 @@ pub fn run(a: QueryArgs) -> Result<()> {
                 tracing::debug!(healthy, total = set.all().len(), "refreshed endpoints");
                 tokio::select! {
                     _ = tokio::time::sleep(a.info_interval) => {}
-                    _ = info_stop.changed() => break,
+                    _ = stop.changed() => break,
                 }
             }
-        });
-
-        shutdown_signal().await;
-        let _ = stop_tx.send(true);
-        let _ = info_task.await;
-        http_task.await??;
-        grpc_task.await??;
+        })
+        .await?;
         tracing::info!("querier stopped");
         Ok(())
     })

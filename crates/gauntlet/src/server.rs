@@ -142,3 +142,37 @@ pub async fn shutdown_signal() {
     }
     tracing::info!("received shutdown signal");
 }
+
+/// Runs a component until SIGINT/SIGTERM: `app` on the HTTP listener, `store` as the gRPC
+/// StoreAPI, and `background` (given a stop signal) alongside; then stops all three.
+pub async fn run_component<F, Fut>(
+    http: tokio::net::TcpListener,
+    app: Router,
+    grpc: tokio::net::TcpListener,
+    store: Arc<dyn storeapi::SeriesStore>,
+    background: F,
+) -> Result<()>
+where
+    F: FnOnce(tokio::sync::watch::Receiver<bool>) -> Fut,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
+        let _ = rx.changed().await;
+    };
+    let http_task = tokio::spawn(std::future::IntoFuture::into_future(
+        axum::serve(http, app).with_graceful_shutdown(stopped(stop_rx.clone())),
+    ));
+    let grpc_task = tokio::spawn(storeapi::server::serve(
+        store,
+        grpc,
+        stopped(stop_rx.clone()),
+    ));
+    let bg_task = tokio::spawn(background(stop_rx));
+    shutdown_signal().await;
+    let _ = stop_tx.send(true);
+    let _ = bg_task.await;
+    http_task.await?.context("HTTP server")?;
+    grpc_task.await?.context("gRPC server")?;
+    Ok(())
+}

@@ -8,7 +8,7 @@ use anyhow::{Context, Result};
 use clap::Args;
 
 use crate::flags::{parse_bytes, parse_duration_flag, parse_time_flag, ObjstoreFlags};
-use crate::server::{bind, router, shutdown_signal, Status};
+use crate::server::{bind, router, run_component, Status};
 
 #[derive(Args)]
 pub struct StoreArgs {
@@ -87,26 +87,10 @@ pub fn run(a: StoreArgs) -> Result<()> {
         let http = bind(&a.http_address, "--http-address").await?;
         let grpc = bind(&a.grpc_address, "--grpc-address").await?;
         tracing::info!(http = %http.local_addr()?, grpc = %grpc.local_addr()?, "listening");
-        let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-
         let app = router(status.clone(), axum::Router::new());
-        let mut http_stop = stop_rx.clone();
-        let http_task = tokio::spawn(async move {
-            axum::serve(http, app)
-                .with_graceful_shutdown(async move {
-                    let _ = http_stop.changed().await;
-                })
-                .await
-        });
-        let mut grpc_stop = stop_rx.clone();
-        let grpc_task = tokio::spawn(storeapi::server::serve(gateway.clone(), grpc, async move {
-            let _ = grpc_stop.changed().await;
-        }));
-
         let sync_gw = gateway.clone();
         let sync_status = status.clone();
-        let mut sync_stop = stop_rx.clone();
-        let sync_task = tokio::spawn(async move {
+        run_component(http, app, grpc, gateway, move |mut stop| async move {
             loop {
                 let started = std::time::Instant::now();
                 sync_status.metrics.add("thanos_blocks_meta_syncs_total", 1.0);
@@ -125,16 +109,11 @@ pub fn run(a: StoreArgs) -> Result<()> {
                 }
                 tokio::select! {
                     _ = tokio::time::sleep(a.sync_block_duration) => {}
-                    _ = sync_stop.changed() => break,
+                    _ = stop.changed() => break,
                 }
             }
-        });
-
-        shutdown_signal().await;
-        let _ = stop_tx.send(true);
-        let _ = sync_task.await;
-        http_task.await??;
-        grpc_task.await??;
+        })
+        .await?;
         tracing::info!("store gateway stopped");
         Ok(())
     })

@@ -223,8 +223,7 @@ fn merge_sorted(lists: Vec<Vec<pb::Series>>) -> Vec<pb::Series> {
         }
     }
     for s in &mut out {
-        s.chunks.sort_by_key(|c| (c.min_time, c.max_time));
-        s.chunks.dedup_by(|a, b| a == b);
+        storeapi::proxy::sort_and_dedup_chunks(&mut s.chunks);
     }
     out
 }

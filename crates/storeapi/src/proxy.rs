@@ -81,9 +81,14 @@ fn merge_series(mut parts: Vec<pb::Series>) -> pb::Series {
     for p in parts {
         out.chunks.extend(p.chunks);
     }
-    out.chunks.sort_by_key(|c| (c.min_time, c.max_time));
-    out.chunks.dedup_by(|a, b| a == b);
+    sort_and_dedup_chunks(&mut out.chunks);
     out
+}
+
+/// Orders chunks by time and keeps byte-identical ones once.
+pub fn sort_and_dedup_chunks(chunks: &mut Vec<pb::AggrChunk>) {
+    chunks.sort_by_key(|c| (c.min_time, c.max_time));
+    chunks.dedup_by(|a, b| a == b);
 }
 
 #[async_trait::async_trait]
@@ -177,62 +182,82 @@ impl SeriesStore for Proxy {
         &self,
         req: pb::LabelNamesRequest,
     ) -> Result<pb::LabelNamesResponse, Status> {
-        let strategy = req.partial_response_strategy;
-        let results = join_all(self.stores.iter().map(|s| {
-            let req = req.clone();
-            async move { (s.name(), s.label_names(req).await) }
-        }))
-        .await;
-        let mut out = pb::LabelNamesResponse::default();
-        for (name, r) in results {
-            match r {
-                Ok(resp) => {
-                    out.names.extend(resp.names);
-                    out.warnings.extend(resp.warnings);
-                }
-                Err(e) if abort(strategy) => {
-                    return Err(Status::new(
-                        e.code(),
-                        format!("store {name}: {}", e.message()),
-                    ))
-                }
-                Err(e) => out.warnings.push(format!("store {name}: {}", e.message())),
-            }
+        let (results, mut warnings) = self
+            .fan_out(req.partial_response_strategy, |s| {
+                let req = req.clone();
+                async move { s.label_names(req).await }
+            })
+            .await?;
+        let mut names = Vec::new();
+        for r in results {
+            names.extend(r.names);
+            warnings.extend(r.warnings);
         }
-        out.names.sort();
-        out.names.dedup();
-        Ok(out)
+        names.sort();
+        names.dedup();
+        Ok(pb::LabelNamesResponse {
+            names,
+            warnings,
+            hints: None,
+        })
     }
 
     async fn label_values(
         &self,
         req: pb::LabelValuesRequest,
     ) -> Result<pb::LabelValuesResponse, Status> {
-        let strategy = req.partial_response_strategy;
+        let (results, mut warnings) = self
+            .fan_out(req.partial_response_strategy, |s| {
+                let req = req.clone();
+                async move { s.label_values(req).await }
+            })
+            .await?;
+        let mut values = Vec::new();
+        for r in results {
+            values.extend(r.values);
+            warnings.extend(r.warnings);
+        }
+        values.sort();
+        values.dedup();
+        Ok(pb::LabelValuesResponse {
+            values,
+            warnings,
+            hints: None,
+        })
+    }
+}
+
+impl Proxy {
+    /// Calls every store concurrently; failures become warnings (WARN) or the error (ABORT).
+    async fn fan_out<R, F, Fut>(
+        &self,
+        strategy: i32,
+        call: F,
+    ) -> Result<(Vec<R>, Vec<String>), Status>
+    where
+        F: Fn(Arc<dyn SeriesStore>) -> Fut,
+        Fut: std::future::Future<Output = Result<R, Status>>,
+    {
         let results = join_all(self.stores.iter().map(|s| {
-            let req = req.clone();
-            async move { (s.name(), s.label_values(req).await) }
+            let name = s.name();
+            let fut = call(s.clone());
+            async move { (name, fut.await) }
         }))
         .await;
-        let mut out = pb::LabelValuesResponse::default();
+        let (mut ok, mut warnings) = (Vec::new(), Vec::new());
         for (name, r) in results {
             match r {
-                Ok(resp) => {
-                    out.values.extend(resp.values);
-                    out.warnings.extend(resp.warnings);
-                }
+                Ok(v) => ok.push(v),
                 Err(e) if abort(strategy) => {
                     return Err(Status::new(
                         e.code(),
                         format!("store {name}: {}", e.message()),
                     ))
                 }
-                Err(e) => out.warnings.push(format!("store {name}: {}", e.message())),
+                Err(e) => warnings.push(format!("store {name}: {}", e.message())),
             }
         }
-        out.values.sort();
-        out.values.dedup();
-        Ok(out)
+        Ok((ok, warnings))
     }
 }
 
