@@ -63,6 +63,8 @@ pub fn run(a: StoreArgs) -> Result<()> {
         ignore_deletion_marks_delay_ms: a.ignore_deletion_marks_delay.as_millis() as i64,
         block_sync_concurrency: a.block_sync_concurrency,
         series_sample_limit: a.series_sample_limit,
+        index_cache_size: a.index_cache_size,
+        series_max_concurrency: a.series_max_concurrency,
     };
     std::fs::create_dir_all(&a.data_dir)
         .with_context(|| format!("create --data-dir {}", a.data_dir.display()))?;

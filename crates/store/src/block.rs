@@ -14,6 +14,7 @@ use tsdb::index::{decode_series, IndexReader, SeriesEntry};
 use tsdb::meta::BlockMeta;
 use tsdb::{Labels, Matcher};
 
+use crate::cache::{IndexCache, Key, Kind};
 use crate::ranges::{partition, MAX_GAP};
 use crate::{Error, Result};
 
@@ -28,6 +29,7 @@ pub struct BucketBlock {
     pub ext_labels: Labels,
     header: IndexReader,
     bucket: bucket::Bucket,
+    cache: Arc<IndexCache>,
 }
 
 /// What a Series call asks of one block.
@@ -39,7 +41,12 @@ pub struct BlockQuery<'a> {
 }
 
 impl BucketBlock {
-    pub fn new(meta: BlockMeta, header: IndexReader, bucket: bucket::Bucket) -> Self {
+    pub fn new(
+        meta: BlockMeta,
+        header: IndexReader,
+        bucket: bucket::Bucket,
+        cache: Arc<IndexCache>,
+    ) -> Self {
         let ext_labels = Labels::from_pairs(meta.external_labels());
         BucketBlock {
             id: meta.ulid.clone(),
@@ -47,7 +54,38 @@ impl BucketBlock {
             ext_labels,
             header,
             bucket,
+            cache,
         }
+    }
+
+    fn key(&self, kind: Kind, offset: u64) -> Key {
+        Key {
+            block: self.id.clone(),
+            kind,
+            offset,
+        }
+    }
+
+    /// Reads index ranges at `offsets`, serving cached ones from the index cache and caching
+    /// what was fetched.
+    async fn read_index_cached(
+        &self,
+        kind: Kind,
+        ranges: &[Range<u64>],
+    ) -> Result<Vec<bytes::Bytes>> {
+        let mut out: Vec<Option<bytes::Bytes>> = ranges
+            .iter()
+            .map(|r| self.cache.get(&self.key(kind, r.start)))
+            .collect();
+        let missing: Vec<usize> = (0..ranges.len()).filter(|&i| out[i].is_none()).collect();
+        if !missing.is_empty() {
+            let want: Vec<Range<u64>> = missing.iter().map(|&i| ranges[i].clone()).collect();
+            let fetched = self.read_ranges("index", &want).await?;
+            for (&i, b) in missing.iter().zip(fetched) {
+                out[i] = Some(b);
+            }
+        }
+        Ok(out.into_iter().map(Option::unwrap_or_default).collect())
     }
 
     pub fn header(&self) -> &IndexReader {
@@ -126,11 +164,14 @@ impl BucketBlock {
         for &o in &offsets {
             ranges.push(o..self.header.next_postings_offset(o)?);
         }
-        let data = self.read_ranges("index", &ranges).await?;
+        let data = self.read_index_cached(Kind::Postings, &ranges).await?;
         let what = format!("{}/index", self.id);
         let mut lists: Vec<Vec<u32>> = Vec::with_capacity(data.len());
         for (bytes, r) in data.iter().zip(&ranges) {
-            lists.push(decode_postings(bytes, r.start, &what)?);
+            let (list, used) = decode_postings(bytes, r.start, &what)?;
+            self.cache
+                .put(self.key(Kind::Postings, r.start), bytes.slice(..used));
+            lists.push(list);
         }
         let all = if needs_all { lists.pop() } else { None };
         let mut grouped = Vec::with_capacity(plan.len());
@@ -147,12 +188,15 @@ impl BucketBlock {
             .iter()
             .map(|&r| u64::from(r) * 16..u64::from(r) * 16 + SERIES_SIZE_ESTIMATE)
             .collect();
-        let data = self.read_ranges("index", &ranges).await?;
+        let data = self.read_index_cached(Kind::Series, &ranges).await?;
         let what = format!("{}/index", self.id);
         let mut out = Vec::with_capacity(refs.len());
         for ((bytes, r), &sref) in data.iter().zip(&ranges).zip(refs) {
             let mut e = SeriesEntry::default();
-            if decode_series(bytes, r.start, sref, &what, &mut e).is_err() {
+            if let Ok(used) = decode_series(bytes, r.start, sref, &what, &mut e) {
+                self.cache
+                    .put(self.key(Kind::Series, r.start), bytes.slice(..used));
+            } else {
                 // Longer than the estimate (or cut at the end of the part): read it exactly.
                 let head = self.read_range("index", r.start..r.start + 10).await?;
                 let mut d = Decbuf::new(&head, r.start, &what);
@@ -265,12 +309,14 @@ impl BucketBlock {
     }
 }
 
-/// Decodes a postings list (`len | #refs | refs | CRC`) fetched at `offset`.
-fn decode_postings(b: &[u8], offset: u64, what: &str) -> Result<Vec<u32>> {
+/// Decodes a postings list (`len | #refs | refs | CRC`) fetched at `offset`; also returns the
+/// bytes it takes.
+fn decode_postings(b: &[u8], offset: u64, what: &str) -> Result<(Vec<u32>, usize)> {
     let mut d = Decbuf::new(b, offset, what);
     let len = d.be_u32()? as usize;
     let body = d.bytes(len)?;
     let crc = d.be_u32()?;
+    let used = d.position();
     if tsdb::encoding::crc32(body) != crc {
         return Err(tsdb::Error::corrupted(what, offset, "postings list checksum mismatch").into());
     }
@@ -280,10 +326,11 @@ fn decode_postings(b: &[u8], offset: u64, what: &str) -> Result<Vec<u32>> {
         n.checked_mul(4)
             .ok_or_else(|| d.error("postings length overflows"))?,
     )?;
-    Ok(refs
+    let list = refs
         .chunks_exact(4)
         .map(|c| u32::from_be_bytes([c[0], c[1], c[2], c[3]]))
-        .collect())
+        .collect();
+    Ok((list, used))
 }
 
 /// Parses a chunk record fetched at `offset`, checking its CRC.

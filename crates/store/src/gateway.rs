@@ -15,6 +15,7 @@ use tsdb::meta::BlockMeta;
 use tsdb::Labels;
 
 use crate::block::{BlockQuery, BucketBlock};
+use crate::cache::IndexCache;
 use crate::{header, Error, Result};
 
 /// Thanos assumes chunks hold 120 samples when enforcing sample limits.
@@ -34,6 +35,10 @@ pub struct Config {
     pub block_sync_concurrency: usize,
     /// Maximum samples (chunks × 120) one Series call may return; 0 = unlimited.
     pub series_sample_limit: i64,
+    /// Bytes of postings and series entries kept in memory.
+    pub index_cache_size: u64,
+    /// Series calls served at once; further calls wait.
+    pub series_max_concurrency: usize,
 }
 
 impl Default for Config {
@@ -46,6 +51,8 @@ impl Default for Config {
             ignore_deletion_marks_delay_ms: 24 * 3_600_000,
             block_sync_concurrency: 20,
             series_sample_limit: 0,
+            index_cache_size: 250_000_000,
+            series_max_concurrency: 20,
         }
     }
 }
@@ -61,6 +68,8 @@ pub struct SyncStats {
 pub struct BucketStore {
     bucket: bucket::Bucket,
     cfg: Config,
+    cache: Arc<IndexCache>,
+    series_slots: tokio::sync::Semaphore,
     blocks: RwLock<BTreeMap<String, Arc<BucketBlock>>>,
     synced: AtomicBool,
 }
@@ -80,10 +89,22 @@ impl BucketStore {
     pub fn new(bucket: bucket::Bucket, cfg: Config) -> Self {
         BucketStore {
             bucket,
+            cache: Arc::new(IndexCache::new(cfg.index_cache_size)),
+            series_slots: tokio::sync::Semaphore::new(cfg.series_max_concurrency.max(1)),
             cfg,
             blocks: RwLock::new(BTreeMap::new()),
             synced: AtomicBool::new(false),
         }
+    }
+
+    /// Index cache hits and misses so far.
+    pub fn cache_stats(&self) -> (u64, u64, u64) {
+        use std::sync::atomic::Ordering::Relaxed;
+        (
+            self.cache.hits.load(Relaxed),
+            self.cache.misses.load(Relaxed),
+            self.cache.size(),
+        )
     }
 
     /// True once the first sync finished.
@@ -129,7 +150,12 @@ impl BucketStore {
                 header::load(&dir)?
             }
         };
-        Ok(BucketBlock::new(meta, reader, self.bucket.clone()))
+        Ok(BucketBlock::new(
+            meta,
+            reader,
+            self.bucket.clone(),
+            self.cache.clone(),
+        ))
     }
 
     /// Lists the bucket, loads new blocks (building their index-headers) and drops blocks
@@ -275,6 +301,11 @@ impl SeriesStore for BucketStore {
 
     async fn series(&self, req: pb::SeriesRequest) -> Result<SeriesStream, Status> {
         let matchers = matchers_from_pb(&req.matchers).map_err(Status::invalid_argument)?;
+        let _slot = self
+            .series_slots
+            .acquire()
+            .await
+            .map_err(|_| Status::unavailable("store gateway shutting down"))?;
         let blocks = self.blocks_in(req.min_time, req.max_time);
         let q = BlockQuery {
             matchers: &matchers,

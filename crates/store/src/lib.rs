@@ -7,6 +7,7 @@
 //! and streaming chunks still encoded. [`block::BucketBlock`] holds one block.
 
 pub mod block;
+pub mod cache;
 pub mod gateway;
 pub mod header;
 pub mod ranges;

@@ -220,12 +220,20 @@ async fn series_equal_local_reads() {
         (vec![m(MatchType::Equal, "nope", "x")], 0, 6 * H),
         (vec![m(MatchType::RegexMatch, "job", ".+")], 5 * H, 7 * H),
     ];
-    for (ms, min_t, max_t) in &cases {
-        let got = query(store.as_ref(), ms, *min_t, *max_t).await;
-        let want = truth(&local, &ids, &ext, ms, *min_t, *max_t);
-        assert_eq!(got.len(), want.len(), "{ms:?}");
-        assert_eq!(got, want, "{ms:?} [{min_t}, {max_t}]");
+    // Twice: the second round is served from the index cache and must not change answers.
+    for round in 0..2 {
+        for (ms, min_t, max_t) in &cases {
+            let got = query(store.as_ref(), ms, *min_t, *max_t).await;
+            let want = truth(&local, &ids, &ext, ms, *min_t, *max_t);
+            assert_eq!(got.len(), want.len(), "{ms:?}");
+            assert_eq!(got, want, "round {round}: {ms:?} [{min_t}, {max_t}]");
+        }
     }
+    let (hits, misses, size) = store.cache_stats();
+    assert!(
+        hits >= misses && size > 0,
+        "cache hits {hits} misses {misses} size {size}"
+    );
 
     let info = store.info().await.unwrap();
     assert_eq!(info.label_sets.len(), 1);
