@@ -80,6 +80,7 @@ pub fn run(a: QueryArgs) -> Result<()> {
                 .map(str::to_string)
                 .collect(),
             partial_response: a.partial_response && !a.no_partial_response,
+            timeout: a.timeout,
         },
     });
     tracing::info!(

@@ -25,6 +25,8 @@ pub struct Config {
     pub replica_labels: Vec<String>,
     /// Default of the `partial_response` parameter.
     pub partial_response: bool,
+    /// Upper bound on one request (`--query.timeout`).
+    pub timeout: std::time::Duration,
 }
 
 pub struct Api {
@@ -207,6 +209,24 @@ impl Api {
     }
 }
 
+/// Runs `f` within the query timeout, as Prometheus reports an exceeded one.
+async fn with_timeout<T>(
+    api: &Api,
+    f: impl std::future::Future<Output = Result<T, ApiError>>,
+) -> Result<T, ApiError> {
+    match tokio::time::timeout(api.cfg.timeout, f).await {
+        Ok(r) => r,
+        Err(_) => Err(ApiError {
+            status: StatusCode::SERVICE_UNAVAILABLE,
+            kind: "timeout",
+            msg: format!(
+                "query timed out in expression evaluation after {:?}",
+                api.cfg.timeout
+            ),
+        }),
+    }
+}
+
 fn internal(s: tonic::Status) -> ApiError {
     ApiError {
         status: if s.code() == tonic::Code::InvalidArgument {
@@ -226,6 +246,14 @@ fn internal(s: tonic::Status) -> ApiError {
 async fn series(
     State(api): State<Arc<Api>>,
     RawQuery(q): RawQuery,
+    body: String,
+) -> Result<Response, ApiError> {
+    with_timeout(&api.clone(), series_inner(api, q, body)).await
+}
+
+async fn series_inner(
+    api: Arc<Api>,
+    q: Option<String>,
     body: String,
 ) -> Result<Response, ApiError> {
     let p = Params::parse(q, &body)?;
@@ -261,6 +289,14 @@ async fn series(
 async fn labels(
     State(api): State<Arc<Api>>,
     RawQuery(q): RawQuery,
+    body: String,
+) -> Result<Response, ApiError> {
+    with_timeout(&api.clone(), labels_inner(api, q, body)).await
+}
+
+async fn labels_inner(
+    api: Arc<Api>,
+    q: Option<String>,
     body: String,
 ) -> Result<Response, ApiError> {
     let p = Params::parse(q, &body)?;
@@ -299,6 +335,15 @@ async fn label_values(
     State(api): State<Arc<Api>>,
     Path(name): Path<String>,
     RawQuery(q): RawQuery,
+    body: String,
+) -> Result<Response, ApiError> {
+    with_timeout(&api.clone(), label_values_inner(api, name, q, body)).await
+}
+
+async fn label_values_inner(
+    api: Arc<Api>,
+    name: String,
+    q: Option<String>,
     body: String,
 ) -> Result<Response, ApiError> {
     let p = Params::parse(q, &body)?;
