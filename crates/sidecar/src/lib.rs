@@ -1,0 +1,9 @@
+//! The sidecar's read side: a [`SeriesStore`](storeapi::SeriesStore) over one Prometheus,
+//! reached through remote read with streamed XOR chunks passed through untouched, its
+//! external labels (from the Prometheus config) added to every series.
+
+pub mod prometheus;
+pub mod prompb;
+pub mod remote_read;
+
+pub use prometheus::PrometheusStore;
