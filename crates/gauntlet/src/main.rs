@@ -5,6 +5,7 @@ mod flags;
 mod logging;
 mod query_cmd;
 mod server;
+mod sidecar_cmd;
 mod store_cmd;
 mod tools;
 
@@ -27,6 +28,8 @@ struct Cli {
 enum Command {
     /// Querier: Prometheus HTTP API over every StoreAPI endpoint, deduplicating HA replicas.
     Query(query_cmd::QueryArgs),
+    /// Sidecar: serves the StoreAPI over the Prometheus next to it (remote read).
+    Sidecar(sidecar_cmd::SidecarArgs),
     /// Store gateway: serves the StoreAPI over the blocks in object storage.
     Store(store_cmd::StoreArgs),
     /// Tools for operators.
@@ -38,6 +41,7 @@ fn main() {
     logging::init(&cli.log);
     let result = match cli.command {
         Command::Query(args) => query_cmd::run(args),
+        Command::Sidecar(args) => sidecar_cmd::run(args),
         Command::Store(args) => store_cmd::run(args),
         Command::Tools(args) => tools::run(args),
     };

@@ -1,0 +1,99 @@
+//! `gauntlet sidecar`: the StoreAPI over the Prometheus next to it, with Thanos's flags.
+
+use std::path::PathBuf;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{bail, Context, Result};
+use clap::Args;
+
+use crate::flags::{parse_duration_flag, parse_time_flag, ObjstoreFlags};
+use crate::server::{bind, router, run_component, Status};
+
+#[derive(Args)]
+pub struct SidecarArgs {
+    /// URL at which to reach Prometheus's API.
+    #[arg(long = "prometheus.url", default_value = "http://localhost:9090")]
+    prometheus_url: String,
+    /// Maximum time to wait for Prometheus to become ready.
+    #[arg(long = "prometheus.ready_timeout", default_value = "10m", value_parser = parse_duration_flag)]
+    ready_timeout: Duration,
+    /// How often to re-read Prometheus's configuration (external labels).
+    #[arg(long = "prometheus.get_config_interval", default_value = "30s", value_parser = parse_duration_flag)]
+    config_interval: Duration,
+    /// Data directory of the TSDB.
+    #[arg(long = "tsdb.path", default_value = "./data")]
+    tsdb_path: PathBuf,
+    #[command(flatten)]
+    objstore: ObjstoreFlags,
+    /// Also upload compacted blocks (compaction level > 1).
+    #[arg(long = "shipper.upload-compacted")]
+    upload_compacted: bool,
+    /// Serve only data after this time (RFC 3339 or relative such as -1d).
+    #[arg(long = "min-time", default_value = "0000-01-01T00:00:00Z")]
+    min_time: String,
+    /// Listen host:port for HTTP endpoints.
+    #[arg(long = "http-address", default_value = "0.0.0.0:10902")]
+    http_address: String,
+    /// Listen host:port for the gRPC StoreAPI.
+    #[arg(long = "grpc-address", default_value = "0.0.0.0:10901")]
+    grpc_address: String,
+}
+
+pub fn run(a: SidecarArgs) -> Result<()> {
+    if a.objstore.config_file.is_some() || a.objstore.config.is_some() {
+        bail!("block shipping (--objstore.config) is not implemented yet; run without it to serve queries only");
+    }
+    let min_time = parse_time_flag("min-time", &a.min_time)?;
+    tracing::info!(prometheus = %a.prometheus_url, tsdb_path = %a.tsdb_path.display(), upload_compacted = a.upload_compacted, "starting sidecar without object storage: serving queries only");
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("start async runtime")?;
+    let _guard = rt.enter();
+    let prom = Arc::new(
+        sidecar::PrometheusStore::new(&a.prometheus_url, min_time).map_err(anyhow::Error::msg)?,
+    );
+    rt.block_on(async move {
+        let deadline = tokio::time::Instant::now() + a.ready_timeout;
+        while !prom.ready().await {
+            if tokio::time::Instant::now() > deadline {
+                bail!("Prometheus at {} not ready after {:?}", a.prometheus_url, a.ready_timeout);
+            }
+            tracing::info!(prometheus = %a.prometheus_url, "waiting for Prometheus to become ready");
+            tokio::time::sleep(Duration::from_secs(2)).await;
+        }
+        let labels = prom
+            .refresh_external_labels()
+            .await
+            .map_err(|s| anyhow::anyhow!("{}", s.message()))?;
+        tracing::info!(external_labels = %labels, "read external labels from Prometheus");
+
+        let status = Status::new("sidecar");
+        status.ready.store(true, Ordering::Release);
+        let http = bind(&a.http_address, "--http-address").await?;
+        let grpc = bind(&a.grpc_address, "--grpc-address").await?;
+        tracing::info!(http = %http.local_addr()?, grpc = %grpc.local_addr()?, "listening");
+        let app = router(status.clone(), axum::Router::new());
+        let watcher = prom.clone();
+        run_component(http, app, grpc, prom, move |mut stop| async move {
+            loop {
+                tokio::select! {
+                    _ = tokio::time::sleep(a.config_interval) => {}
+                    _ = stop.changed() => break,
+                }
+                match watcher.refresh_external_labels().await {
+                    Ok(_) => status.ready.store(true, Ordering::Release),
+                    Err(e) => {
+                        status.ready.store(false, Ordering::Release);
+                        tracing::warn!(err = %e.message(), "reading Prometheus configuration failed");
+                    }
+                }
+            }
+        })
+        .await?;
+        tracing::info!("sidecar stopped");
+        Ok(())
+    })
+}

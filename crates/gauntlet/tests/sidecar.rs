@@ -1,0 +1,90 @@
+//! `gauntlet sidecar` beside a real Prometheus 2.42, behind `gauntlet query`.
+
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use serde_json::Value;
+use testkit::prometheus::Prometheus;
+use testkit::{free_port, http_get, wait_until, Process};
+
+fn gauntlet(args: &[String]) -> Process {
+    Process::spawn(
+        "gauntlet",
+        Command::new(env!("CARGO_BIN_EXE_gauntlet"))
+            .args(args)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null()),
+    )
+    .unwrap()
+}
+
+#[test]
+fn sidecar_serves_prometheus_and_reports_when_it_is_down() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut prom = Prometheus::start(
+        dir.path(),
+        &dir.path().join("data"),
+        |p| {
+            format!(
+                "global:\n  scrape_interval: 1s\n  external_labels:\n    replica: a\nscrape_configs:\n  - job_name: prometheus\n    static_configs:\n      - targets: ['127.0.0.1:{p}']\n"
+            )
+        },
+        &[],
+    )
+    .unwrap();
+    let (s_http, s_grpc) = (free_port(), free_port());
+    let _sidecar = gauntlet(&[
+        "sidecar".into(),
+        format!("--prometheus.url=http://127.0.0.1:{}", prom.port),
+        "--prometheus.get_config_interval=1s".into(),
+        format!("--http-address=127.0.0.1:{s_http}"),
+        format!("--grpc-address=127.0.0.1:{s_grpc}"),
+    ]);
+    wait_until("sidecar ready", Duration::from_secs(30), || {
+        matches!(http_get(s_http, "/-/ready"), Ok((200, _)))
+    })
+    .unwrap();
+    let q = free_port();
+    let _query = gauntlet(&[
+        "query".into(),
+        format!("--endpoint=127.0.0.1:{s_grpc}"),
+        format!("--http-address=127.0.0.1:{q}"),
+        format!("--grpc-address=127.0.0.1:{}", free_port()),
+    ]);
+    let series_up = || -> Option<Value> {
+        let (code, body) = http_get(q, "/api/v1/series?match%5B%5D=up").ok()?;
+        let v: Value = serde_json::from_str(&body).ok()?;
+        (code == 200).then_some(v)
+    };
+    wait_until(
+        "up visible through sidecar and querier",
+        Duration::from_secs(60),
+        || series_up().is_some_and(|v| v["data"].as_array().is_some_and(|a| !a.is_empty())),
+    )
+    .unwrap();
+    let v = series_up().unwrap();
+    assert_eq!(v["data"][0]["replica"], "a", "{v}");
+    assert_eq!(v["data"][0]["job"], "prometheus");
+
+    // Prometheus goes away: the sidecar stays up but reports not ready.
+    prom.stop();
+    wait_until("sidecar not ready", Duration::from_secs(30), || {
+        matches!(http_get(s_http, "/-/ready"), Ok((503, _)))
+    })
+    .unwrap();
+    assert_eq!(http_get(s_http, "/-/healthy").unwrap().0, 200);
+
+    // Misconfiguration: no Prometheus there at all gives a clear, fast failure.
+    let out = Command::new(env!("CARGO_BIN_EXE_gauntlet"))
+        .args([
+            "sidecar",
+            "--prometheus.url=http://127.0.0.1:1",
+            "--prometheus.ready_timeout=1s",
+        ])
+        .arg(format!("--http-address=127.0.0.1:{}", free_port()))
+        .arg(format!("--grpc-address=127.0.0.1:{}", free_port()))
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("not ready"));
+}
