@@ -42,11 +42,14 @@ pub struct SidecarArgs {
 }
 
 pub fn run(a: SidecarArgs) -> Result<()> {
-    if a.objstore.config_file.is_some() || a.objstore.config.is_some() {
-        bail!("block shipping (--objstore.config) is not implemented yet; run without it to serve queries only");
-    }
+    let bucket = if a.objstore.config_file.is_some() || a.objstore.config.is_some() {
+        Some(bucket::config::bucket_from_yaml(&a.objstore.yaml()?)?)
+    } else {
+        tracing::info!("no object storage configured: serving queries only, shipping nothing");
+        None
+    };
     let min_time = parse_time_flag("min-time", &a.min_time)?;
-    tracing::info!(prometheus = %a.prometheus_url, tsdb_path = %a.tsdb_path.display(), upload_compacted = a.upload_compacted, "starting sidecar without object storage: serving queries only");
+    tracing::info!(prometheus = %a.prometheus_url, tsdb_path = %a.tsdb_path.display(), upload_compacted = a.upload_compacted, "starting sidecar");
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -71,24 +74,48 @@ pub fn run(a: SidecarArgs) -> Result<()> {
         tracing::info!(external_labels = %labels, "read external labels from Prometheus");
 
         let status = Status::new("sidecar");
+        status.metrics.handle("thanos_shipper_uploads_total", "counter", "Total number of uploaded blocks.");
+        status.metrics.handle("thanos_shipper_upload_failures_total", "counter", "Total number of block upload failures.");
         status.ready.store(true, Ordering::Release);
         let http = bind(&a.http_address, "--http-address").await?;
         let grpc = bind(&a.grpc_address, "--grpc-address").await?;
         tracing::info!(http = %http.local_addr()?, grpc = %grpc.local_addr()?, "listening");
         let app = router(status.clone(), axum::Router::new());
         let watcher = prom.clone();
+        let shipper = bucket.map(|b| sidecar::shipper::Shipper {
+            bucket: b,
+            tsdb_dir: a.tsdb_path.clone(),
+            upload_compacted: a.upload_compacted,
+            source: "sidecar".into(),
+        });
         run_component(http, app, grpc, prom, move |mut stop| async move {
             loop {
-                tokio::select! {
-                    _ = tokio::time::sleep(a.config_interval) => {}
-                    _ = stop.changed() => break,
-                }
-                match watcher.refresh_external_labels().await {
-                    Ok(_) => status.ready.store(true, Ordering::Release),
+                let labels = match watcher.refresh_external_labels().await {
+                    Ok(l) => {
+                        status.ready.store(true, Ordering::Release);
+                        Some(l)
+                    }
                     Err(e) => {
                         status.ready.store(false, Ordering::Release);
                         tracing::warn!(err = %e.message(), "reading Prometheus configuration failed");
+                        None
                     }
+                };
+                if let (Some(s), Some(l)) = (&shipper, &labels) {
+                    match s.sync(l).await {
+                        Ok(r) => {
+                            status.metrics.add("thanos_shipper_uploads_total", r.uploaded.len() as f64);
+                            status.metrics.add("thanos_shipper_upload_failures_total", r.failed.len() as f64);
+                            for (id, e) in &r.failed {
+                                tracing::warn!(block = %id, err = %e, "block not shipped");
+                            }
+                        }
+                        Err(e) => tracing::warn!(err = %e, "shipper sync failed"),
+                    }
+                }
+                tokio::select! {
+                    _ = tokio::time::sleep(a.config_interval) => {}
+                    _ = stop.changed() => break,
                 }
             }
         })

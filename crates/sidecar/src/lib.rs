@@ -5,5 +5,6 @@
 pub mod prometheus;
 pub mod prompb;
 pub mod remote_read;
+pub mod shipper;
 
 pub use prometheus::PrometheusStore;
