@@ -3,6 +3,8 @@
 # (48h, 30s scrape interval) written as Prometheus blocks by promtool, uploaded with
 # external labels into a filesystem bucket under ./.gauntlet/bucket, verified, then served
 # by a store gateway and a querier on 127.0.0.1 until Ctrl-C.
+# WITH_PROMETHEUS=1 also runs a real Prometheus 2.42 (scraping itself and the Gauntlet
+# components, 2h blocks) with a sidecar serving its recent data and shipping its blocks.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -37,9 +39,36 @@ echo "bucket: $PWD/$work/bucket (objstore config: $work/objstore.yml)"
 "$bin/gauntlet" store --objstore.config-file="$work/objstore.yml" --data-dir="$work/store" \
   --http-address=127.0.0.1:10912 --grpc-address=127.0.0.1:10911 &
 store_pid=$!
-trap 'kill $store_pid 2>/dev/null' EXIT
+pids="$store_pid"
+trap 'kill $pids 2>/dev/null' EXIT
+endpoints="--endpoint=127.0.0.1:10911"
+
+if [ "${WITH_PROMETHEUS:-0}" = 1 ]; then
+  mkdir -p "$work/prometheus"
+  cat > "$work/prometheus.yml" <<YAML
+global:
+  scrape_interval: 15s
+  external_labels:
+    cluster: local
+    replica: prom
+scrape_configs:
+  - job_name: prometheus
+    static_configs: [{targets: ['127.0.0.1:19090']}]
+  - job_name: gauntlet
+    static_configs: [{targets: ['127.0.0.1:10902', '127.0.0.1:10912', '127.0.0.1:10922']}]
+YAML
+  prometheus --config.file="$work/prometheus.yml" --storage.tsdb.path="$work/prometheus" \
+    --web.listen-address=127.0.0.1:19090 --storage.tsdb.min-block-duration=2h \
+    --storage.tsdb.max-block-duration=2h --storage.tsdb.retention.time=1d > "$work/prometheus.log" 2>&1 &
+  pids="$pids $!"
+  "$bin/gauntlet" sidecar --prometheus.url=http://127.0.0.1:19090 --tsdb.path="$work/prometheus" \
+    --objstore.config-file="$work/objstore.yml" --http-address=127.0.0.1:10922 --grpc-address=127.0.0.1:10921 &
+  pids="$pids $!"
+  endpoints="$endpoints --endpoint=127.0.0.1:10921"
+  echo "prometheus: http://127.0.0.1:19090, sidecar: http://127.0.0.1:10922/metrics"
+fi
 echo
 echo "querier: http://127.0.0.1:10902  (try /api/v1/labels, /api/v1/series?match[]=up, /api/v1/stores)"
 echo "store gateway: http://127.0.0.1:10912/metrics, gRPC StoreAPI on 127.0.0.1:10911"
-"$bin/gauntlet" query --endpoint=127.0.0.1:10911 --query.replica-label=replica \
+"$bin/gauntlet" query $endpoints --query.replica-label=replica \
   --http-address=127.0.0.1:10902 --grpc-address=127.0.0.1:10901
