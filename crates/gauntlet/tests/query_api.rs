@@ -3,21 +3,14 @@
 //! responses with an endpoint down, and the stores view.
 
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 
 use serde_json::Value;
 use testkit::{free_port, http_get, wait_until, Process};
 
 fn gauntlet(args: &[String]) -> Process {
-    Process::spawn(
-        "gauntlet",
-        Command::new(env!("CARGO_BIN_EXE_gauntlet"))
-            .args(args)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null()),
-    )
-    .unwrap()
+    testkit::spawn_quiet(env!("CARGO_BIN_EXE_gauntlet"), args)
 }
 
 fn replica_blocks(dir: &Path, objstore: &str) {

@@ -1,6 +1,6 @@
 //! `gauntlet sidecar` beside a real Prometheus 2.42, behind `gauntlet query`.
 
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 
 use serde_json::Value;
@@ -8,14 +8,7 @@ use testkit::prometheus::Prometheus;
 use testkit::{free_port, http_get, wait_until, Process};
 
 fn gauntlet(args: &[String]) -> Process {
-    Process::spawn(
-        "gauntlet",
-        Command::new(env!("CARGO_BIN_EXE_gauntlet"))
-            .args(args)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null()),
-    )
-    .unwrap()
+    testkit::spawn_quiet(env!("CARGO_BIN_EXE_gauntlet"), args)
 }
 
 #[test]
@@ -120,18 +113,7 @@ fn sidecar_ships_blocks_once_across_restarts() {
             format!("--grpc-address=127.0.0.1:{}", free_port()),
         ])
     };
-    let shipped = || -> Vec<String> {
-        let mut v: Vec<String> = std::fs::read_dir(&bucket_dir)
-            .map(|rd| {
-                rd.filter_map(|e| e.ok())
-                    .filter(|e| e.path().join("meta.json").exists())
-                    .map(|e| e.file_name().to_string_lossy().into_owned())
-                    .collect()
-            })
-            .unwrap_or_default();
-        v.sort();
-        v
-    };
+    let shipped = || testkit::block_dirs(&bucket_dir);
     let mut sidecar = start_sidecar();
     wait_until("a block shipped", Duration::from_secs(240), || {
         !shipped().is_empty()

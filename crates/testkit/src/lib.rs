@@ -52,6 +52,32 @@ impl Drop for Process {
     }
 }
 
+/// Names of the block directories (those holding a meta.json) under `dir`, sorted.
+pub fn block_dirs(dir: &Path) -> Vec<String> {
+    let mut out: Vec<String> = std::fs::read_dir(dir)
+        .map(|rd| {
+            rd.filter_map(|e| e.ok())
+                .filter(|e| e.path().join("meta.json").exists())
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect()
+        })
+        .unwrap_or_default();
+    out.sort();
+    out
+}
+
+/// Starts `binary` with `args`, output discarded; killed on drop.
+pub fn spawn_quiet(binary: &str, args: &[String]) -> Process {
+    Process::spawn(
+        binary,
+        Command::new(binary)
+            .args(args)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null()),
+    )
+    .unwrap_or_else(|e| panic!("{e:#}"))
+}
+
 /// A port that was free a moment ago on 127.0.0.1.
 pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")

@@ -3,24 +3,12 @@
 
 mod common;
 
-use std::path::Path;
 use std::time::{Duration, Instant};
 
 use common::{dump_with_our_reader, run_promtool};
 use testkit::prometheus::Prometheus;
 
-fn blocks_in(dir: &Path) -> Vec<String> {
-    let mut out: Vec<String> = std::fs::read_dir(dir)
-        .map(|rd| {
-            rd.filter_map(|e| e.ok())
-                .filter(|e| e.path().join("meta.json").exists())
-                .map(|e| e.file_name().to_string_lossy().into_owned())
-                .collect()
-        })
-        .unwrap_or_default();
-    out.sort();
-    out
-}
+use testkit::block_dirs as blocks_in;
 
 #[test]
 fn blocks_cut_by_running_prometheus_read_back_exactly() {
