@@ -168,6 +168,23 @@ impl Api {
         Proxy::new(self.endpoints.select(o.start, o.end, matchers))
     }
 
+    /// For every series matching any of `selectors`, what `pick` takes from each label,
+    /// deduplicated and sorted, plus the warnings.
+    async fn pick_labels(
+        &self,
+        o: &ReadOptions,
+        selectors: &[Vec<Matcher>],
+        pick: impl Fn(pb::Label) -> Option<String>,
+    ) -> Result<(BTreeSet<String>, Vec<String>), ApiError> {
+        let (mut out, mut warnings) = (BTreeSet::new(), Vec::new());
+        for ms in selectors {
+            let (sets, w) = self.series_labels(o, ms).await?;
+            warnings.extend(w);
+            out.extend(sets.into_iter().flatten().filter_map(&pick));
+        }
+        Ok((out, warnings))
+    }
+
     /// Label sets of the series matching `matchers`, replica labels removed when deduplicating.
     async fn series_labels(
         &self,
@@ -319,11 +336,9 @@ async fn labels_inner(
         names.extend(r.names);
         warnings.extend(r.warnings);
     } else {
-        for ms in &selectors {
-            let (sets, w) = api.series_labels(&o, ms).await?;
-            warnings.extend(w);
-            names.extend(sets.into_iter().flatten().map(|l| l.name));
-        }
+        let (found, w) = api.pick_labels(&o, &selectors, |l| Some(l.name)).await?;
+        names.extend(found);
+        warnings.extend(w);
     }
     if o.dedup {
         names.retain(|n| !o.replica_labels.contains(n));
@@ -370,16 +385,11 @@ async fn label_values_inner(
         values.extend(r.values);
         warnings.extend(r.warnings);
     } else {
-        for ms in &selectors {
-            let (sets, w) = api.series_labels(&o, ms).await?;
-            warnings.extend(w);
-            values.extend(
-                sets.into_iter()
-                    .flatten()
-                    .filter(|l| l.name == name)
-                    .map(|l| l.value),
-            );
-        }
+        let (found, w) = api
+            .pick_labels(&o, &selectors, |l| (l.name == name).then_some(l.value))
+            .await?;
+        values.extend(found);
+        warnings.extend(w);
     }
     Ok(success(json!(values), warnings))
 }
