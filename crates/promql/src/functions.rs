@@ -1,0 +1,1352 @@
+//! PromQL functions and aggregation operators, with Prometheus 2.42's arithmetic.
+
+use crate::engine::{absent_labels, FxMap, OutBuilder, Val, METRIC_NAME};
+use crate::error::{Error, Result};
+use crate::storage::RawSample;
+use crate::value::{format_value, Point, Series};
+use chrono::{Datelike, NaiveDate, Timelike};
+use promql_parser::parser::token;
+use promql_parser::parser::Expr;
+use tsdb::labels::Labels;
+
+/// Functions that take a range vector.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum RangeFn {
+    Rate,
+    Increase,
+    Delta,
+    Irate,
+    Idelta,
+    Deriv,
+    PredictLinear,
+    HoltWinters,
+    Resets,
+    Changes,
+    AvgOverTime,
+    CountOverTime,
+    LastOverTime,
+    MaxOverTime,
+    MinOverTime,
+    SumOverTime,
+    QuantileOverTime,
+    StddevOverTime,
+    StdvarOverTime,
+    PresentOverTime,
+    AbsentOverTime,
+}
+
+impl RangeFn {
+    pub(crate) fn from_name(name: &str) -> Option<Self> {
+        Some(match name {
+            "rate" => RangeFn::Rate,
+            "increase" => RangeFn::Increase,
+            "delta" => RangeFn::Delta,
+            "irate" => RangeFn::Irate,
+            "idelta" => RangeFn::Idelta,
+            "deriv" => RangeFn::Deriv,
+            "predict_linear" => RangeFn::PredictLinear,
+            "holt_winters" => RangeFn::HoltWinters,
+            "resets" => RangeFn::Resets,
+            "changes" => RangeFn::Changes,
+            "avg_over_time" => RangeFn::AvgOverTime,
+            "count_over_time" => RangeFn::CountOverTime,
+            "last_over_time" => RangeFn::LastOverTime,
+            "max_over_time" => RangeFn::MaxOverTime,
+            "min_over_time" => RangeFn::MinOverTime,
+            "sum_over_time" => RangeFn::SumOverTime,
+            "quantile_over_time" => RangeFn::QuantileOverTime,
+            "stddev_over_time" => RangeFn::StddevOverTime,
+            "stdvar_over_time" => RangeFn::StdvarOverTime,
+            "present_over_time" => RangeFn::PresentOverTime,
+            "absent_over_time" => RangeFn::AbsentOverTime,
+            _ => return None,
+        })
+    }
+}
+
+/// Functions over instant vectors and scalars.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum VectorFn {
+    Math(fn(f64) -> f64),
+    Timestamp,
+    Clamp,
+    ClampMin,
+    ClampMax,
+    Round,
+    Scalar,
+    Vector,
+    Time,
+    Pi,
+    Absent,
+    LabelReplace,
+    LabelJoin,
+    Sort,
+    SortDesc,
+    HistogramQuantile,
+    NativeHistogramOnly,
+    Date(DateFn),
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum DateFn {
+    DaysInMonth,
+    DayOfMonth,
+    DayOfWeek,
+    DayOfYear,
+    Hour,
+    Minute,
+    Month,
+    Year,
+}
+
+fn sgn(v: f64) -> f64 {
+    if v < 0.0 {
+        -1.0
+    } else if v > 0.0 {
+        1.0
+    } else {
+        v
+    }
+}
+
+impl VectorFn {
+    pub(crate) fn from_name(name: &str) -> Option<Self> {
+        use VectorFn::*;
+        Some(match name {
+            "abs" => Math(f64::abs),
+            "ceil" => Math(f64::ceil),
+            "floor" => Math(f64::floor),
+            "exp" => Math(f64::exp),
+            "sqrt" => Math(f64::sqrt),
+            "ln" => Math(f64::ln),
+            "log2" => Math(f64::log2),
+            "log10" => Math(f64::log10),
+            "sin" => Math(f64::sin),
+            "cos" => Math(f64::cos),
+            "tan" => Math(f64::tan),
+            "asin" => Math(f64::asin),
+            "acos" => Math(f64::acos),
+            "atan" => Math(f64::atan),
+            "sinh" => Math(f64::sinh),
+            "cosh" => Math(f64::cosh),
+            "tanh" => Math(f64::tanh),
+            "asinh" => Math(f64::asinh),
+            "acosh" => Math(f64::acosh),
+            "atanh" => Math(f64::atanh),
+            "rad" => Math(|v| v * std::f64::consts::PI / 180.0),
+            "deg" => Math(|v| v * 180.0 / std::f64::consts::PI),
+            "sgn" => Math(sgn),
+            "timestamp" => Timestamp,
+            "clamp" => Clamp,
+            "clamp_min" => ClampMin,
+            "clamp_max" => ClampMax,
+            "round" => Round,
+            "scalar" => Scalar,
+            "vector" => Vector,
+            "time" => Time,
+            "pi" => Pi,
+            "absent" => Absent,
+            "label_replace" => LabelReplace,
+            "label_join" => LabelJoin,
+            "sort" => Sort,
+            "sort_desc" => SortDesc,
+            "histogram_quantile" => HistogramQuantile,
+            "histogram_count" | "histogram_sum" | "histogram_fraction" => NativeHistogramOnly,
+            "days_in_month" => Date(DateFn::DaysInMonth),
+            "day_of_month" => Date(DateFn::DayOfMonth),
+            "day_of_week" => Date(DateFn::DayOfWeek),
+            "day_of_year" => Date(DateFn::DayOfYear),
+            "hour" => Date(DateFn::Hour),
+            "minute" => Date(DateFn::Minute),
+            "month" => Date(DateFn::Month),
+            "year" => Date(DateFn::Year),
+            _ => return None,
+        })
+    }
+}
+
+/// Go's math.Max: NaN wins, +Inf wins over NaN.
+fn go_max(a: f64, b: f64) -> f64 {
+    if a == f64::INFINITY || b == f64::INFINITY {
+        f64::INFINITY
+    } else if a.is_nan() || b.is_nan() {
+        f64::NAN
+    } else if a == 0.0 && b == 0.0 {
+        if a.is_sign_negative() {
+            b
+        } else {
+            a
+        }
+    } else if a > b {
+        a
+    } else {
+        b
+    }
+}
+
+/// Go's math.Min: NaN wins, -Inf wins over NaN.
+fn go_min(a: f64, b: f64) -> f64 {
+    if a == f64::NEG_INFINITY || b == f64::NEG_INFINITY {
+        f64::NEG_INFINITY
+    } else if a.is_nan() || b.is_nan() {
+        f64::NAN
+    } else if a == 0.0 && b == 0.0 {
+        if a.is_sign_negative() {
+            a
+        } else {
+            b
+        }
+    } else if a < b {
+        a
+    } else {
+        b
+    }
+}
+
+fn kahan_inc(inc: f64, sum: f64, c: f64) -> (f64, f64) {
+    let t = sum + inc;
+    let c = if sum.abs() >= inc.abs() {
+        c + ((sum - t) + inc)
+    } else {
+        c + ((inc - t) + sum)
+    };
+    (t, c)
+}
+
+/// Evaluates a range function on one window of samples (non-empty, stale markers removed).
+/// `args` are the scalar arguments in call order, without the range vector.
+pub(crate) fn range_fn(
+    f: RangeFn,
+    w: &[RawSample],
+    range_start: i64,
+    range_end: i64,
+    range_ms: i64,
+    ts: i64,
+    args: &[f64],
+) -> Result<Option<f64>> {
+    use RangeFn::*;
+    Ok(match f {
+        Rate => extrapolated_rate(w, range_start, range_end, range_ms, true, true),
+        Increase => extrapolated_rate(w, range_start, range_end, range_ms, true, false),
+        Delta => extrapolated_rate(w, range_start, range_end, range_ms, false, false),
+        Irate => instant_value(w, true),
+        Idelta => instant_value(w, false),
+        Deriv => {
+            if w.len() < 2 {
+                None
+            } else {
+                Some(linear_regression(w, w[0].t).0)
+            }
+        }
+        PredictLinear => {
+            if w.len() < 2 {
+                None
+            } else {
+                let (slope, intercept) = linear_regression(w, ts);
+                Some(slope * args[0] + intercept)
+            }
+        }
+        HoltWinters => holt_winters(w, args[0], args[1])?,
+        Resets => {
+            let mut n = 0;
+            for p in w.windows(2) {
+                if p[1].v < p[0].v {
+                    n += 1;
+                }
+            }
+            Some(n as f64)
+        }
+        Changes => {
+            let mut n = 0;
+            for p in w.windows(2) {
+                if p[1].v != p[0].v && !(p[1].v.is_nan() && p[0].v.is_nan()) {
+                    n += 1;
+                }
+            }
+            Some(n as f64)
+        }
+        AvgOverTime => {
+            let (mut mean, mut count, mut c) = (0.0f64, 0.0f64, 0.0f64);
+            for s in w {
+                count += 1.0;
+                if mean.is_infinite() {
+                    if s.v.is_infinite() && (mean > 0.0) == (s.v > 0.0) {
+                        continue;
+                    }
+                    if !s.v.is_infinite() && !s.v.is_nan() {
+                        continue;
+                    }
+                }
+                (mean, c) = kahan_inc(s.v / count - mean / count, mean, c);
+            }
+            Some(if mean.is_infinite() { mean } else { mean + c })
+        }
+        CountOverTime => Some(w.len() as f64),
+        LastOverTime => Some(w[w.len() - 1].v),
+        MaxOverTime => {
+            let mut m = w[0].v;
+            for s in w {
+                if s.v > m || m.is_nan() {
+                    m = s.v;
+                }
+            }
+            Some(m)
+        }
+        MinOverTime => {
+            let mut m = w[0].v;
+            for s in w {
+                if s.v < m || m.is_nan() {
+                    m = s.v;
+                }
+            }
+            Some(m)
+        }
+        SumOverTime => {
+            let (mut sum, mut c) = (0.0, 0.0);
+            for s in w {
+                (sum, c) = kahan_inc(s.v, sum, c);
+            }
+            Some(if f64::is_infinite(sum) { sum } else { sum + c })
+        }
+        QuantileOverTime => {
+            let mut values: Vec<f64> = w.iter().map(|s| s.v).collect();
+            Some(quantile(args[0], &mut values))
+        }
+        StddevOverTime => Some(variance_over_time(w).sqrt()),
+        StdvarOverTime => Some(variance_over_time(w)),
+        PresentOverTime | AbsentOverTime => Some(1.0),
+    })
+}
+
+fn variance_over_time(w: &[RawSample]) -> f64 {
+    let (mut count, mut mean, mut c_mean, mut aux, mut c_aux) = (0.0, 0.0, 0.0, 0.0, 0.0);
+    for s in w {
+        count += 1.0;
+        let delta = s.v - (mean + c_mean);
+        (mean, c_mean) = kahan_inc(delta / count, mean, c_mean);
+        (aux, c_aux) = kahan_inc(delta * (s.v - (mean + c_mean)), aux, c_aux);
+    }
+    (aux + c_aux) / count
+}
+
+fn extrapolated_rate(
+    w: &[RawSample],
+    range_start: i64,
+    range_end: i64,
+    range_ms: i64,
+    is_counter: bool,
+    is_rate: bool,
+) -> Option<f64> {
+    if w.len() < 2 {
+        return None;
+    }
+    let first = w[0];
+    let last = w[w.len() - 1];
+    let mut result = last.v - first.v;
+    if is_counter {
+        let mut prev = first.v;
+        for s in &w[1..] {
+            if s.v < prev {
+                result += prev;
+            }
+            prev = s.v;
+        }
+    }
+    let mut duration_to_start = (first.t - range_start) as f64 / 1000.0;
+    let duration_to_end = (range_end - last.t) as f64 / 1000.0;
+    let sampled_interval = (last.t - first.t) as f64 / 1000.0;
+    let avg_between = sampled_interval / (w.len() - 1) as f64;
+    if is_counter && result > 0.0 && first.v >= 0.0 {
+        let duration_to_zero = sampled_interval * (first.v / result);
+        if duration_to_zero < duration_to_start {
+            duration_to_start = duration_to_zero;
+        }
+    }
+    let threshold = avg_between * 1.1;
+    let mut extrapolate_to = sampled_interval;
+    extrapolate_to += if duration_to_start < threshold {
+        duration_to_start
+    } else {
+        avg_between / 2.0
+    };
+    extrapolate_to += if duration_to_end < threshold {
+        duration_to_end
+    } else {
+        avg_between / 2.0
+    };
+    let mut factor = extrapolate_to / sampled_interval;
+    if is_rate {
+        factor /= range_ms as f64 / 1000.0;
+    }
+    Some(result * factor)
+}
+
+fn instant_value(w: &[RawSample], is_rate: bool) -> Option<f64> {
+    if w.len() < 2 {
+        return None;
+    }
+    let last = w[w.len() - 1];
+    let prev = w[w.len() - 2];
+    let mut result = if is_rate && last.v < prev.v {
+        last.v
+    } else {
+        last.v - prev.v
+    };
+    let interval = last.t - prev.t;
+    if interval == 0 {
+        return None;
+    }
+    if is_rate {
+        result /= interval as f64 / 1000.0;
+    }
+    Some(result)
+}
+
+fn linear_regression(w: &[RawSample], intercept_time: i64) -> (f64, f64) {
+    let (mut n, mut sum_x, mut cx, mut sum_y, mut cy) = (0.0, 0.0, 0.0, 0.0, 0.0);
+    let (mut sum_xy, mut cxy, mut sum_x2, mut cx2) = (0.0, 0.0, 0.0, 0.0);
+    let init_y = w[0].v;
+    let mut const_y = true;
+    for (i, s) in w.iter().enumerate() {
+        if const_y && i > 0 && s.v != init_y {
+            const_y = false;
+        }
+        n += 1.0;
+        let x = (s.t - intercept_time) as f64 / 1e3;
+        (sum_x, cx) = kahan_inc(x, sum_x, cx);
+        (sum_y, cy) = kahan_inc(s.v, sum_y, cy);
+        (sum_xy, cxy) = kahan_inc(x * s.v, sum_xy, cxy);
+        (sum_x2, cx2) = kahan_inc(x * x, sum_x2, cx2);
+    }
+    if const_y {
+        if init_y.is_infinite() {
+            return (f64::NAN, f64::NAN);
+        }
+        return (0.0, init_y);
+    }
+    let (sum_x, sum_y, sum_xy, sum_x2) = (sum_x + cx, sum_y + cy, sum_xy + cxy, sum_x2 + cx2);
+    let cov_xy = sum_xy - sum_x * sum_y / n;
+    let var_x = sum_x2 - sum_x * sum_x / n;
+    let slope = cov_xy / var_x;
+    let intercept = sum_y / n - slope * sum_x / n;
+    (slope, intercept)
+}
+
+/// Go's `%f`.
+fn go_f(v: f64) -> String {
+    if v.is_nan() {
+        "NaN".into()
+    } else if v.is_infinite() {
+        if v > 0.0 { "+Inf" } else { "-Inf" }.into()
+    } else {
+        format!("{v:.6}")
+    }
+}
+
+fn holt_winters(w: &[RawSample], sf: f64, tf: f64) -> Result<Option<f64>> {
+    if sf <= 0.0 || sf >= 1.0 || sf.is_nan() {
+        return Err(Error::exec(format!(
+            "invalid smoothing factor. Expected: 0 < sf < 1, got: {}",
+            go_f(sf)
+        )));
+    }
+    if tf <= 0.0 || tf >= 1.0 || tf.is_nan() {
+        return Err(Error::exec(format!(
+            "invalid trend factor. Expected: 0 < tf < 1, got: {}",
+            go_f(tf)
+        )));
+    }
+    if w.len() < 2 {
+        return Ok(None);
+    }
+    let (mut s0, mut s1) = (0.0, w[0].v);
+    let mut b = w[1].v - w[0].v;
+    for i in 1..w.len() {
+        let x = sf * w[i].v;
+        b = if i - 1 == 0 {
+            b
+        } else {
+            tf * (s1 - s0) + (1.0 - tf) * b
+        };
+        let y = (1.0 - sf) * (s1 + b);
+        s0 = s1;
+        s1 = x + y;
+    }
+    Ok(Some(s1))
+}
+
+/// Go's `sort.Sort` for our small slices: insertion sort (what Go uses up to 12 elements;
+/// stable beyond that, which only differs on ties).
+fn go_sort<T>(v: &mut [T], less: impl Fn(&T, &T) -> bool) {
+    if v.len() <= 12 {
+        for i in 1..v.len() {
+            let mut j = i;
+            while j > 0 && less(&v[j], &v[j - 1]) {
+                v.swap(j, j - 1);
+                j -= 1;
+            }
+        }
+    } else {
+        v.sort_by(|a, b| {
+            if less(a, b) {
+                std::cmp::Ordering::Less
+            } else if less(b, a) {
+                std::cmp::Ordering::Greater
+            } else {
+                std::cmp::Ordering::Equal
+            }
+        });
+    }
+}
+
+/// The q-quantile of values (Prometheus's `quantile`), sorting `values` in place.
+pub(crate) fn quantile(q: f64, values: &mut [f64]) -> f64 {
+    if values.is_empty() || q.is_nan() {
+        return f64::NAN;
+    }
+    if q < 0.0 {
+        return f64::NEG_INFINITY;
+    }
+    if q > 1.0 {
+        return f64::INFINITY;
+    }
+    go_sort(values, |a, b| a.is_nan() || a < b);
+    let n = values.len() as f64;
+    let rank = q * (n - 1.0);
+    let lower = rank.floor().max(0.0);
+    let upper = (n - 1.0).min(lower + 1.0);
+    let weight = rank - rank.floor();
+    values[lower as usize] * (1.0 - weight) + values[upper as usize] * weight
+}
+
+#[derive(Clone, Copy)]
+struct Bucket {
+    upper: f64,
+    count: f64,
+}
+
+fn bucket_quantile(q: f64, buckets: &mut Vec<Bucket>) -> f64 {
+    if q.is_nan() {
+        return f64::NAN;
+    }
+    if q < 0.0 {
+        return f64::NEG_INFINITY;
+    }
+    if q > 1.0 {
+        return f64::INFINITY;
+    }
+    go_sort(buckets, |a, b| a.upper < b.upper);
+    if buckets.last().is_none_or(|b| b.upper != f64::INFINITY) {
+        return f64::NAN;
+    }
+    // Coalesce equal bounds.
+    let mut out: Vec<Bucket> = Vec::with_capacity(buckets.len());
+    for b in buckets.iter() {
+        match out.last_mut() {
+            Some(l) if l.upper == b.upper => l.count += b.count,
+            _ => out.push(*b),
+        }
+    }
+    *buckets = out;
+    // Ensure monotonic counts.
+    let mut max = buckets[0].count;
+    for b in buckets.iter_mut().skip(1) {
+        if b.count > max {
+            max = b.count;
+        } else if b.count < max {
+            b.count = max;
+        }
+    }
+    if buckets.len() < 2 {
+        return f64::NAN;
+    }
+    let observations = buckets[buckets.len() - 1].count;
+    if observations == 0.0 {
+        return f64::NAN;
+    }
+    let mut rank = q * observations;
+    let n = buckets.len() - 1;
+    let b = buckets[..n].partition_point(|x| x.count < rank);
+    if b == n {
+        return buckets[n - 1].upper;
+    }
+    if b == 0 && buckets[0].upper <= 0.0 {
+        return buckets[0].upper;
+    }
+    let mut start = 0.0;
+    let end = buckets[b].upper;
+    let mut count = buckets[b].count;
+    if b > 0 {
+        start = buckets[b - 1].upper;
+        count -= buckets[b - 1].count;
+        rank -= buckets[b - 1].count;
+    }
+    start + (end - start) * (rank / count)
+}
+
+fn valid_label_name(s: &str) -> bool {
+    let mut chars = s.chars();
+    match chars.next() {
+        Some(c) if c.is_ascii_alphabetic() || c == '_' => {}
+        _ => return false,
+    }
+    chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+}
+
+fn string_arg(e: &Expr) -> Result<String> {
+    match crate::engine::unwrap_parens(e) {
+        Expr::StringLiteral(s) => Ok(s.val.clone()),
+        _ => Err(Error::exec("expected a string literal argument")),
+    }
+}
+
+fn take_vector(v: Val) -> Result<Vec<Series>> {
+    match v {
+        Val::Vector(s) => Ok(s),
+        _ => Err(Error::exec("expected an instant vector argument")),
+    }
+}
+
+fn take_scalar(v: &Val) -> Result<&[f64]> {
+    match v {
+        Val::Scalar(s) => Ok(s),
+        _ => Err(Error::exec("expected a scalar argument")),
+    }
+}
+
+/// Applies a per-element function: output labels per input series, values per point
+/// (`None` drops the point). Keeps input order; detects label-set collisions per step.
+fn map_series(
+    input: Vec<Series>,
+    steps: usize,
+    ts_of: &dyn Fn(usize) -> i64,
+    mut labels_of: impl FnMut(&Labels) -> Labels,
+    value: impl Fn(usize, f64) -> Option<f64>,
+    step_index: &dyn Fn(i64) -> usize,
+) -> Result<Vec<Series>> {
+    let out_labels: Vec<Labels> = input.iter().map(|s| labels_of(&s.labels)).collect();
+    let unique = {
+        let mut seen: FxMap<&Labels, ()> = FxMap::default();
+        out_labels.iter().all(|l| seen.insert(l, ()).is_none())
+    };
+    if unique {
+        let mut out = Vec::with_capacity(input.len());
+        for (mut s, l) in input.into_iter().zip(out_labels) {
+            s.points.retain_mut(|p| match value(step_index(p.t), p.v) {
+                Some(v) => {
+                    p.v = v;
+                    true
+                }
+                None => false,
+            });
+            if !s.points.is_empty() {
+                out.push(Series {
+                    labels: l,
+                    points: s.points,
+                });
+            }
+        }
+        return Ok(out);
+    }
+    let mut b = OutBuilder::new();
+    let slots: Vec<usize> = out_labels.into_iter().map(|l| b.slot(l)).collect();
+    let mut next = vec![0usize; input.len()];
+    for step in 0..steps {
+        let ts = ts_of(step);
+        for (i, s) in input.iter().enumerate() {
+            let j = next[i];
+            if j < s.points.len() && s.points[j].t == ts {
+                next[i] += 1;
+                if let Some(v) = value(step, s.points[j].v) {
+                    b.push(slots[i], step, ts, v)?;
+                }
+            }
+        }
+    }
+    Ok(b.finish())
+}
+
+fn drop_name(l: &Labels) -> Labels {
+    let mut l = l.clone();
+    l.remove(METRIC_NAME);
+    l
+}
+
+fn date_value(f: DateFn, secs: f64) -> f64 {
+    let Some(t) = chrono::DateTime::from_timestamp(secs as i64, 0) else {
+        return f64::NAN;
+    };
+    match f {
+        DateFn::DaysInMonth => {
+            let (y, m) = (t.year(), t.month());
+            let first = NaiveDate::from_ymd_opt(y, m, 1);
+            let next = if m == 12 {
+                NaiveDate::from_ymd_opt(y + 1, 1, 1)
+            } else {
+                NaiveDate::from_ymd_opt(y, m + 1, 1)
+            };
+            match (first, next) {
+                (Some(a), Some(b)) => (b - a).num_days() as f64,
+                _ => f64::NAN,
+            }
+        }
+        DateFn::DayOfMonth => t.day() as f64,
+        DateFn::DayOfWeek => t.weekday().num_days_from_sunday() as f64,
+        DateFn::DayOfYear => t.ordinal() as f64,
+        DateFn::Hour => t.hour() as f64,
+        DateFn::Minute => t.minute() as f64,
+        DateFn::Month => t.month() as f64,
+        DateFn::Year => t.year() as f64,
+    }
+}
+
+/// Evaluates a function over instant vectors and scalars at every step.
+pub(crate) fn vector_call(
+    f: VectorFn,
+    args: &[&Expr],
+    vals: Vec<Val>,
+    steps: usize,
+    ts_of: impl Fn(usize) -> i64,
+    step_index: impl Fn(i64) -> usize,
+) -> Result<Val> {
+    use VectorFn::*;
+    let mut vals = vals;
+    let ts_of = &ts_of as &dyn Fn(usize) -> i64;
+    let step_index = &step_index as &dyn Fn(i64) -> usize;
+    match f {
+        Math(m) => {
+            let input = take_vector(vals.remove(0))?;
+            Ok(Val::Vector(map_series(
+                input,
+                steps,
+                ts_of,
+                drop_name,
+                |_, v| Some(m(v)),
+                step_index,
+            )?))
+        }
+        Timestamp => {
+            let input = take_vector(vals.remove(0))?;
+            let out = map_series(
+                input,
+                steps,
+                ts_of,
+                drop_name,
+                |i, _| Some(ts_of(i) as f64 / 1000.0),
+                step_index,
+            )?;
+            Ok(Val::Vector(out))
+        }
+        Clamp => {
+            let (min, max) = (
+                take_scalar(&vals[1])?.to_vec(),
+                take_scalar(&vals[2])?.to_vec(),
+            );
+            let input = take_vector(vals.remove(0))?;
+            let out = map_series(
+                input,
+                steps,
+                ts_of,
+                drop_name,
+                |i, v| (max[i] >= min[i]).then(|| go_max(min[i], go_min(max[i], v))),
+                step_index,
+            )?;
+            Ok(Val::Vector(out))
+        }
+        ClampMin | ClampMax => {
+            let bound = take_scalar(&vals[1])?.to_vec();
+            let input = take_vector(vals.remove(0))?;
+            let is_min = matches!(f, ClampMin);
+            let out = map_series(
+                input,
+                steps,
+                ts_of,
+                drop_name,
+                |i, v| {
+                    Some(if is_min {
+                        go_max(bound[i], v)
+                    } else {
+                        go_min(bound[i], v)
+                    })
+                },
+                step_index,
+            )?;
+            Ok(Val::Vector(out))
+        }
+        Round => {
+            let to_nearest = if vals.len() > 1 {
+                take_scalar(&vals[1])?.to_vec()
+            } else {
+                vec![1.0; steps]
+            };
+            let input = take_vector(vals.remove(0))?;
+            let out = map_series(
+                input,
+                steps,
+                ts_of,
+                drop_name,
+                |i, v| {
+                    let inv = 1.0 / to_nearest[i];
+                    Some((v * inv + 0.5).floor() / inv)
+                },
+                step_index,
+            )?;
+            Ok(Val::Vector(out))
+        }
+        Scalar => {
+            let input = take_vector(vals.remove(0))?;
+            let mut count = vec![0u32; steps];
+            let mut value = vec![f64::NAN; steps];
+            for s in &input {
+                for p in &s.points {
+                    let i = step_index(p.t);
+                    count[i] += 1;
+                    value[i] = p.v;
+                }
+            }
+            Ok(Val::Scalar(
+                (0..steps)
+                    .map(|i| if count[i] == 1 { value[i] } else { f64::NAN })
+                    .collect(),
+            ))
+        }
+        Vector => {
+            let s = take_scalar(&vals[0])?;
+            let points = s
+                .iter()
+                .enumerate()
+                .map(|(i, &v)| Point { t: ts_of(i), v })
+                .collect();
+            Ok(Val::Vector(vec![Series {
+                labels: Labels::default(),
+                points,
+            }]))
+        }
+        Time => Ok(Val::Scalar(
+            (0..steps).map(|i| ts_of(i) as f64 / 1000.0).collect(),
+        )),
+        Pi => Ok(Val::Scalar(vec![std::f64::consts::PI; steps])),
+        Absent => {
+            let input = take_vector(vals.remove(0))?;
+            let mut present = vec![false; steps];
+            for s in &input {
+                for p in &s.points {
+                    present[step_index(p.t)] = true;
+                }
+            }
+            let points: Vec<Point> = (0..steps)
+                .filter(|&i| !present[i])
+                .map(|i| Point {
+                    t: ts_of(i),
+                    v: 1.0,
+                })
+                .collect();
+            if points.is_empty() {
+                return Ok(Val::Vector(Vec::new()));
+            }
+            Ok(Val::Vector(vec![Series {
+                labels: absent_labels(args[0]),
+                points,
+            }]))
+        }
+        LabelReplace => {
+            let dst = string_arg(args[1])?;
+            let repl = string_arg(args[2])?;
+            let src = string_arg(args[3])?;
+            let re_str = string_arg(args[4])?;
+            let re = regex::Regex::new(&format!("^(?s:{re_str})$")).map_err(|_| {
+                Error::exec(format!(
+                    "invalid regular expression in label_replace(): {re_str}"
+                ))
+            })?;
+            if !valid_label_name(&dst) {
+                return Err(Error::exec(format!(
+                    "invalid destination label name in label_replace(): {dst}"
+                )));
+            }
+            let input = take_vector(vals.remove(0))?;
+            let out = map_series(
+                input,
+                steps,
+                ts_of,
+                |l| {
+                    let src_val = l.get(&src).unwrap_or("");
+                    match re.captures(src_val) {
+                        None => l.clone(),
+                        Some(caps) => {
+                            let mut res = String::new();
+                            caps.expand(&repl, &mut res);
+                            let mut out = l.clone();
+                            out.remove(&dst);
+                            if !res.is_empty() {
+                                out.set(&dst, &res);
+                            }
+                            out
+                        }
+                    }
+                },
+                |_, v| Some(v),
+                step_index,
+            )?;
+            Ok(Val::Vector(out))
+        }
+        LabelJoin => {
+            let dst = string_arg(args[1])?;
+            let sep = string_arg(args[2])?;
+            let mut srcs = Vec::new();
+            for a in &args[3..] {
+                let s = string_arg(a)?;
+                if !valid_label_name(&s) {
+                    return Err(Error::exec(format!(
+                        "invalid source label name in label_join(): {s}"
+                    )));
+                }
+                srcs.push(s);
+            }
+            if !valid_label_name(&dst) {
+                return Err(Error::exec(format!(
+                    "invalid destination label name in label_join(): {dst}"
+                )));
+            }
+            let input = take_vector(vals.remove(0))?;
+            let out = map_series(
+                input,
+                steps,
+                ts_of,
+                |l| {
+                    let joined = srcs
+                        .iter()
+                        .map(|s| l.get(s).unwrap_or(""))
+                        .collect::<Vec<_>>()
+                        .join(&sep);
+                    let mut out = l.clone();
+                    if joined.is_empty() {
+                        out.remove(&dst);
+                    } else {
+                        out.set(&dst, &joined);
+                    }
+                    out
+                },
+                |_, v| Some(v),
+                step_index,
+            )?;
+            Ok(Val::Vector(out))
+        }
+        Sort | SortDesc => {
+            let mut input = take_vector(vals.remove(0))?;
+            if steps == 1 {
+                // Only an instant result has an observable order.
+                let key = |s: &Series| s.points.first().map_or(f64::NAN, |p| p.v);
+                if matches!(f, Sort) {
+                    go_sort(&mut input, |a, b| {
+                        let (a, b) = (key(a), key(b));
+                        b.is_nan() || b > a
+                    });
+                } else {
+                    go_sort(&mut input, |a, b| {
+                        let (a, b) = (key(a), key(b));
+                        b.is_nan() || b < a
+                    });
+                }
+            }
+            Ok(Val::Vector(input))
+        }
+        HistogramQuantile => {
+            let q = take_scalar(&vals[0])?.to_vec();
+            let input = take_vector(vals.remove(1))?;
+            histogram_quantile(&q, &input, steps, ts_of)
+        }
+        NativeHistogramOnly => Ok(Val::Vector(Vec::new())),
+        Date(df) => {
+            if vals.is_empty() {
+                let points = (0..steps)
+                    .map(|i| {
+                        let t = ts_of(i);
+                        Point {
+                            t,
+                            v: date_value(df, (t / 1000) as f64),
+                        }
+                    })
+                    .collect();
+                return Ok(Val::Vector(vec![Series {
+                    labels: Labels::default(),
+                    points,
+                }]));
+            }
+            let input = take_vector(vals.remove(0))?;
+            let out = map_series(
+                input,
+                steps,
+                ts_of,
+                drop_name,
+                |_, v| Some(date_value(df, v)),
+                step_index,
+            )?;
+            Ok(Val::Vector(out))
+        }
+    }
+}
+
+fn histogram_quantile(
+    q: &[f64],
+    input: &[Series],
+    steps: usize,
+    ts_of: &dyn Fn(usize) -> i64,
+) -> Result<Val> {
+    // Group series by their labels without `le`; output labels drop the name too.
+    let mut groups: FxMap<Labels, usize> = FxMap::default();
+    let mut group_labels: Vec<Labels> = Vec::new();
+    let mut members: Vec<Option<(usize, f64)>> = Vec::with_capacity(input.len());
+    for s in input {
+        let Some(upper) = s.labels.get("le").and_then(parse_go_float) else {
+            members.push(None);
+            continue;
+        };
+        let mut key = s.labels.clone();
+        key.remove("le");
+        let n = groups.len();
+        let g = *groups.entry(key.clone()).or_insert_with(|| {
+            let mut out = key;
+            out.remove(METRIC_NAME);
+            group_labels.push(out);
+            n
+        });
+        members.push(Some((g, upper)));
+    }
+    let mut out = OutBuilder::new();
+    let slots: Vec<usize> = group_labels.into_iter().map(|l| out.slot(l)).collect();
+    let mut buckets: Vec<Vec<Bucket>> = vec![Vec::new(); slots.len()];
+    let mut next = vec![0usize; input.len()];
+    let mut touched: Vec<usize> = Vec::new();
+    for step in 0..steps {
+        let ts = ts_of(step);
+        touched.clear();
+        for (i, s) in input.iter().enumerate() {
+            let j = next[i];
+            if j < s.points.len() && s.points[j].t == ts {
+                next[i] += 1;
+                if let Some((g, upper)) = members[i] {
+                    if buckets[g].is_empty() {
+                        touched.push(g);
+                    }
+                    buckets[g].push(Bucket {
+                        upper,
+                        count: s.points[j].v,
+                    });
+                }
+            }
+        }
+        for &g in &touched {
+            let v = bucket_quantile(q[step], &mut buckets[g]);
+            buckets[g].clear();
+            out.push(slots[g], step, ts, v)?;
+        }
+    }
+    Ok(Val::Vector(out.finish()))
+}
+
+/// Parses a float like Go's strconv.ParseFloat for the forms used in `le` labels.
+fn parse_go_float(s: &str) -> Option<f64> {
+    let t = s.trim_start_matches('+');
+    match t.to_ascii_lowercase().as_str() {
+        "inf" | "infinity" => {
+            return Some(if s.starts_with('-') {
+                f64::NEG_INFINITY
+            } else {
+                f64::INFINITY
+            })
+        }
+        "-inf" | "-infinity" => return Some(f64::NEG_INFINITY),
+        "nan" => return Some(f64::NAN),
+        _ => {}
+    }
+    s.replace('_', "")
+        .parse::<f64>()
+        .ok()
+        .filter(|_| !s.contains("__"))
+}
+
+/// One group's running state at one step.
+#[derive(Clone, Default)]
+struct Acc {
+    value: f64,
+    mean: f64,
+    count: usize,
+    /// topk/bottomk heap and quantile values: (input series index, value).
+    heap: Vec<(usize, f64)>,
+}
+
+/// Go's container/heap with a `less` over (series, value) pairs.
+fn heap_up(h: &mut [(usize, f64)], mut j: usize, less: &impl Fn(f64, f64) -> bool) {
+    while j > 0 {
+        let i = (j - 1) / 2;
+        if !less(h[j].1, h[i].1) {
+            break;
+        }
+        h.swap(i, j);
+        j = i;
+    }
+}
+
+fn heap_down(h: &mut [(usize, f64)], i0: usize, n: usize, less: &impl Fn(f64, f64) -> bool) {
+    let mut i = i0;
+    loop {
+        let j1 = 2 * i + 1;
+        if j1 >= n {
+            break;
+        }
+        let mut j = j1;
+        let j2 = j1 + 1;
+        if j2 < n && less(h[j2].1, h[j1].1) {
+            j = j2;
+        }
+        if !less(h[j].1, h[i].1) {
+            break;
+        }
+        h.swap(i, j);
+        i = j;
+    }
+}
+
+fn heap_push(h: &mut Vec<(usize, f64)>, x: (usize, f64), less: &impl Fn(f64, f64) -> bool) {
+    h.push(x);
+    let n = h.len() - 1;
+    heap_up(h, n, less);
+}
+
+fn heap_pop(h: &mut Vec<(usize, f64)>, less: &impl Fn(f64, f64) -> bool) {
+    let n = h.len() - 1;
+    h.swap(0, n);
+    heap_down(h, 0, n, less);
+    h.pop();
+}
+
+fn group_labels(l: &Labels, grouping: &[String], without: bool) -> Labels {
+    let mut out = l.clone();
+    if without {
+        out.retain(|x| x.name != METRIC_NAME && !grouping.contains(&x.name));
+    } else {
+        out.retain(|x| grouping.contains(&x.name));
+    }
+    out
+}
+
+/// An aggregation operator over an instant vector at every step.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn aggregate(
+    op: token::TokenId,
+    grouping: &[String],
+    without: bool,
+    param: Option<Val>,
+    input: &[Series],
+    steps: usize,
+    ts_of: impl Fn(usize) -> i64,
+    check: impl Fn() -> Result<()>,
+) -> Result<Vec<Series>> {
+    let is_topk = op == token::T_TOPK;
+    let is_bottomk = op == token::T_BOTTOMK;
+    let count_values = op == token::T_COUNT_VALUES;
+    let scalar_param: Option<Vec<f64>> = match &param {
+        Some(Val::Scalar(v)) => Some(v.clone()),
+        _ => None,
+    };
+    let value_label = match &param {
+        Some(Val::Str(s)) => Some(s.clone()),
+        _ => None,
+    };
+    if count_values {
+        let l = value_label.as_deref().unwrap_or("");
+        if !valid_label_name(l) {
+            return Err(Error::exec(format!("invalid label name {l:?}")));
+        }
+    }
+    let mut grouping: Vec<String> = grouping.to_vec();
+    if let (true, Some(l), false) = (count_values, &value_label, without) {
+        grouping.push(l.clone());
+        grouping.sort();
+    }
+    let mut out = OutBuilder::new();
+    // Static groups (all but count_values): group id per input series.
+    let mut group_ids: FxMap<Labels, usize> = FxMap::default();
+    let mut group_slot: Vec<usize> = Vec::new();
+    let mut series_group: Vec<usize> = Vec::with_capacity(input.len());
+    if !count_values {
+        for s in input {
+            let g = group_labels(&s.labels, &grouping, without);
+            let n = group_ids.len();
+            let id = *group_ids.entry(g.clone()).or_insert(n);
+            if id == n {
+                group_slot.push(if is_topk || is_bottomk {
+                    usize::MAX
+                } else {
+                    out.slot(g)
+                });
+            }
+            series_group.push(id);
+        }
+    }
+    let mut series_slot: Vec<usize> = vec![usize::MAX; input.len()];
+    let mut accs: Vec<Acc> = vec![Acc::default(); group_ids.len()];
+    let mut acc_step: Vec<usize> = vec![usize::MAX; group_ids.len()];
+    let mut order: Vec<usize> = Vec::new();
+    let mut next = vec![0usize; input.len()];
+    let less_top = |a: f64, b: f64| a.is_nan() || a < b;
+    let less_bottom = |a: f64, b: f64| a.is_nan() || a > b;
+    let mut cv_groups: FxMap<Labels, usize> = FxMap::default();
+    let mut cv_labels: Vec<Labels> = Vec::new();
+    for step in 0..steps {
+        check()?;
+        let ts = ts_of(step);
+        order.clear();
+        let mut k = 0i64;
+        if is_topk || is_bottomk {
+            let f = scalar_param.as_ref().map_or(f64::NAN, |p| p[step]);
+            if !(f > -9.223_372_036_854_776e18 && f < 9.223_372_036_854_776e18) {
+                return Err(Error::exec(format!(
+                    "Scalar value {} overflows int64",
+                    format_value(f)
+                )));
+            }
+            k = f as i64;
+            if k < 1 {
+                continue;
+            }
+        }
+        let q = scalar_param.as_ref().map_or(f64::NAN, |p| p[step]);
+        if count_values {
+            cv_groups.clear();
+            cv_labels.clear();
+        }
+        for (i, s) in input.iter().enumerate() {
+            let j = next[i];
+            if j >= s.points.len() || s.points[j].t != ts {
+                continue;
+            }
+            next[i] += 1;
+            let v = s.points[j].v;
+            let g = if count_values {
+                let mut m = s.labels.clone();
+                m.set(value_label.as_deref().unwrap_or(""), &format_value(v));
+                let gl = group_labels(&m, &grouping, without);
+                let n = cv_groups.len();
+                let id = *cv_groups.entry(gl.clone()).or_insert(n);
+                if id == n {
+                    cv_labels.push(gl);
+                    if accs.len() <= id {
+                        accs.push(Acc::default());
+                        acc_step.push(usize::MAX);
+                    }
+                    acc_step[id] = usize::MAX;
+                }
+                id
+            } else {
+                series_group[i]
+            };
+            if acc_step[g] != step {
+                acc_step[g] = step;
+                order.push(g);
+                let a = &mut accs[g];
+                a.value = v;
+                a.mean = v;
+                a.count = 1;
+                a.heap.clear();
+                match op {
+                    token::T_STDDEV | token::T_STDVAR => a.value = 0.0,
+                    token::T_TOPK | token::T_BOTTOMK | token::T_QUANTILE => a.heap.push((i, v)),
+                    token::T_GROUP => a.value = 1.0,
+                    _ => {}
+                }
+                continue;
+            }
+            let a = &mut accs[g];
+            match op {
+                token::T_SUM => a.value += v,
+                token::T_AVG => {
+                    a.count += 1;
+                    let c = a.count as f64;
+                    if a.mean.is_infinite() {
+                        if v.is_infinite() && (a.mean > 0.0) == (v > 0.0) {
+                            continue;
+                        }
+                        if !v.is_infinite() && !v.is_nan() {
+                            continue;
+                        }
+                    }
+                    a.mean += v / c - a.mean / c;
+                }
+                token::T_GROUP => {}
+                token::T_MAX => {
+                    if a.value < v || a.value.is_nan() {
+                        a.value = v;
+                    }
+                }
+                token::T_MIN => {
+                    if a.value > v || a.value.is_nan() {
+                        a.value = v;
+                    }
+                }
+                token::T_COUNT | token::T_COUNT_VALUES => a.count += 1,
+                token::T_STDDEV | token::T_STDVAR => {
+                    a.count += 1;
+                    let delta = v - a.mean;
+                    a.mean += delta / a.count as f64;
+                    a.value += delta * (v - a.mean);
+                }
+                token::T_TOPK | token::T_BOTTOMK => {
+                    let less: &dyn Fn(f64, f64) -> bool =
+                        if is_topk { &less_top } else { &less_bottom };
+                    let top = a.heap[0].1;
+                    let better = if is_topk { top < v } else { top > v };
+                    if (a.heap.len() as i64) < k || better || top.is_nan() {
+                        if a.heap.len() as i64 == k {
+                            if k == 1 {
+                                a.heap[0] = (i, v);
+                                continue;
+                            }
+                            heap_pop(&mut a.heap, &less);
+                        }
+                        heap_push(&mut a.heap, (i, v), &less);
+                    }
+                }
+                token::T_QUANTILE => a.heap.push((i, v)),
+                _ => return Err(Error::exec("unknown aggregation operator")),
+            }
+        }
+        for &g in &order {
+            let a = &mut accs[g];
+            let value = match op {
+                token::T_AVG => a.mean,
+                token::T_COUNT | token::T_COUNT_VALUES => a.count as f64,
+                token::T_STDVAR => a.value / a.count as f64,
+                token::T_STDDEV => (a.value / a.count as f64).sqrt(),
+                token::T_QUANTILE => {
+                    let mut vals: Vec<f64> = a.heap.iter().map(|x| x.1).collect();
+                    quantile(q, &mut vals)
+                }
+                token::T_TOPK | token::T_BOTTOMK => {
+                    // sort.Reverse of the heap order.
+                    if is_topk {
+                        go_sort(&mut a.heap, |x, y| less_top(y.1, x.1));
+                    } else {
+                        go_sort(&mut a.heap, |x, y| less_bottom(y.1, x.1));
+                    }
+                    for &(i, v) in &a.heap {
+                        if series_slot[i] == usize::MAX {
+                            series_slot[i] = out.slot(input[i].labels.clone());
+                        }
+                        out.push(series_slot[i], step, ts, v)?;
+                    }
+                    continue;
+                }
+                _ => a.value,
+            };
+            let slot = if count_values {
+                out.slot(cv_labels[g].clone())
+            } else {
+                group_slot[g]
+            };
+            out.push(slot, step, ts, value)?;
+        }
+    }
+    Ok(out.finish())
+}

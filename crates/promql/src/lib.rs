@@ -1,0 +1,22 @@
+//! A PromQL engine with the semantics of Prometheus 2.42 for float samples.
+//!
+//! Queries are parsed with `promql-parser`, checked, and evaluated over a [`Queryable`]
+//! that streams series one at a time; see [`Engine`].
+
+// Step loops index several per-step arrays at once.
+#![allow(clippy::needless_range_loop)]
+
+pub mod blocks;
+mod engine;
+pub mod error;
+mod functions;
+mod parse;
+pub mod storage;
+pub mod value;
+
+pub use blocks::BlockStorage;
+pub use engine::{CancelToken, Engine, EngineOptions};
+pub use error::{Error, Result};
+pub use parse::parse;
+pub use storage::{MemStorage, Queryable, RawSample, SelectHints, SeriesSet};
+pub use value::{format_value, Point, QueryResult, Sample, Series, Value};

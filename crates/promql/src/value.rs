@@ -1,0 +1,72 @@
+//! Query results: scalars, strings, instant vectors and range vectors (matrices).
+
+use tsdb::labels::Labels;
+
+/// One point of a series (time in ms).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Point {
+    pub t: i64,
+    pub v: f64,
+}
+
+/// An instant-vector element.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Sample {
+    pub labels: Labels,
+    pub t: i64,
+    pub v: f64,
+}
+
+/// A range-vector element.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Series {
+    pub labels: Labels,
+    pub points: Vec<Point>,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub enum Value {
+    Scalar { t: i64, v: f64 },
+    String { t: i64, s: String },
+    Vector(Vec<Sample>),
+    Matrix(Vec<Series>),
+}
+
+impl Value {
+    /// Prometheus's name of the value type (`resultType` in the HTTP API).
+    pub fn type_name(&self) -> &'static str {
+        match self {
+            Value::Scalar { .. } => "scalar",
+            Value::String { .. } => "string",
+            Value::Vector(_) => "vector",
+            Value::Matrix(_) => "matrix",
+        }
+    }
+}
+
+/// A query's answer with the warnings the storage gave.
+#[derive(Clone, Debug, PartialEq)]
+pub struct QueryResult {
+    pub value: Value,
+    pub warnings: Vec<String>,
+}
+
+/// Formats a float the way Prometheus's JSON API does (Go's `strconv.FormatFloat(v, 'f', -1, 64)`
+/// is what the API uses; special values are `NaN`, `+Inf`, `-Inf`).
+pub fn format_value(v: f64) -> String {
+    if v.is_nan() {
+        "NaN".into()
+    } else if v == f64::INFINITY {
+        "+Inf".into()
+    } else if v == f64::NEG_INFINITY {
+        "-Inf".into()
+    } else {
+        // Rust's shortest round-trip formatting equals Go's 'f' with precision -1.
+        let s = format!("{v}");
+        if s == "-0" {
+            "-0".into()
+        } else {
+            s
+        }
+    }
+}
