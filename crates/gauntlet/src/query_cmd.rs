@@ -70,9 +70,17 @@ pub fn run(a: QueryArgs) -> Result<()> {
         );
     }
     let set = Arc::new(query::endpoints::EndpointSet::new(eps));
-    let api = Arc::new(query::api::Api {
-        endpoints: set.clone(),
-        cfg: query::api::Config {
+    let mut engine_opts = promql::EngineOptions {
+        timeout: a.timeout,
+        no_step_subquery_interval_ms: a.default_evaluation_interval.as_millis() as i64,
+        ..Default::default()
+    };
+    if let Some(d) = a.lookback_delta {
+        engine_opts.lookback_delta_ms = d.as_millis() as i64;
+    }
+    let api = Arc::new(query::api::Api::new(
+        set.clone(),
+        query::api::Config {
             replica_labels: a
                 .replica_labels
                 .iter()
@@ -81,8 +89,11 @@ pub fn run(a: QueryArgs) -> Result<()> {
                 .collect(),
             partial_response: a.partial_response && !a.no_partial_response,
             timeout: a.timeout,
+            engine: promql::Engine::new(engine_opts),
+            auto_downsampling: a.auto_downsampling,
+            max_concurrent: a.max_concurrent,
         },
-    });
+    ));
     tracing::info!(
         endpoints = ?a.endpoints,
         replica_labels = ?api.cfg.replica_labels,

@@ -140,6 +140,94 @@ fn series_labels_dedup_and_partial_responses() {
     assert_eq!(code, 400);
     assert!(v["error"].as_str().unwrap().contains("\"start\""));
 
+    // PromQL over the store gateway. Both replicas scraped the same samples; each has a
+    // gap. Deduplicated, every series has all 600 samples of the 5 hours; without
+    // deduplication each replica shows its own gap.
+    let end_s = 1_700_006_400;
+    let (code, v) = get_json(
+        q_http,
+        &format!("/api/v1/query?query=count_over_time(memory_bytes%5B5h%5D)&time={end_s}"),
+    );
+    assert_eq!(code, 200, "{v}");
+    let res = v["data"]["result"].as_array().unwrap();
+    assert_eq!(res.len(), 4, "{v}");
+    for r in res {
+        assert_eq!(r["value"][1], "600", "{v}");
+        assert!(r["metric"].get("replica").is_none());
+    }
+    let (_, v) = get_json(
+        q_http,
+        &format!(
+            "/api/v1/query?query=count_over_time(memory_bytes%5B5h%5D)&time={end_s}&dedup=false"
+        ),
+    );
+    let mut counts: Vec<String> = v["data"]["result"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| format!("{}={}", r["metric"]["replica"], r["value"][1]))
+        .collect();
+    counts.sort();
+    counts.dedup();
+    assert_eq!(counts, [r#""a"="480""#, r#""b"="540""#], "{v}");
+    // A range query across both gaps has a point at every step once deduplicated.
+    let (code, v) = get_json(
+        q_http,
+        &format!(
+            "/api/v1/query_range?query=sum(memory_bytes)&start={}&end={end_s}&step=60",
+            end_s - 4 * 3600
+        ),
+    );
+    assert_eq!(code, 200, "{v}");
+    assert_eq!(v["data"]["resultType"], "matrix");
+    assert_eq!(
+        v["data"]["result"][0]["values"].as_array().unwrap().len(),
+        241,
+        "{v}"
+    );
+    // Bad requests: Prometheus's codes and error types.
+    for (path, code, kind) in [
+        ("/api/v1/query?query=sum(", 400, "bad_data"),
+        ("/api/v1/query?query=up&time=never", 400, "bad_data"),
+        (
+            "/api/v1/query_range?query=up&start=10&end=0&step=1",
+            400,
+            "bad_data",
+        ),
+        (
+            "/api/v1/query_range?query=up&start=0&end=100000&step=1",
+            400,
+            "bad_data",
+        ),
+        (
+            "/api/v1/query_range?query=up&start=0&end=10&step=0",
+            400,
+            "bad_data",
+        ),
+        (
+            "/api/v1/query_range?query=up%5B5m%5D&start=0&end=10&step=1",
+            400,
+            "bad_data",
+        ),
+        (
+            "/api/v1/query?query=up&max_source_resolution=x",
+            400,
+            "bad_data",
+        ),
+        (
+            "/api/v1/query?query=memory_bytes%2Bon()%20memory_bytes&time=1700006400",
+            422,
+            "execution",
+        ),
+    ] {
+        let (c, v) = get_json(q_http, path);
+        assert_eq!(
+            (c, v["errorType"].as_str()),
+            (code, Some(kind)),
+            "{path}: {v}"
+        );
+    }
+
     // The dead endpoint is never healthy, so it is pruned rather than failing queries; a
     // store that fails mid-request is covered by the proxy tests.
     let (_, v) = get_json(q_http, "/api/v1/stores");

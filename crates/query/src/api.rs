@@ -18,7 +18,8 @@ use storeapi::SeriesStore;
 use tsdb::Matcher;
 
 use crate::endpoints::EndpointSet;
-use crate::params::{parse_bool, parse_selector, parse_time};
+use crate::params::{parse_bool, parse_duration_param, parse_selector, parse_time};
+use crate::queryable::{ProxyQueryable, ReadSettings};
 
 pub struct Config {
     /// Labels that tell HA replicas apart; removed when deduplicating.
@@ -27,11 +28,35 @@ pub struct Config {
     pub partial_response: bool,
     /// Upper bound on one request (`--query.timeout`).
     pub timeout: std::time::Duration,
+    /// The PromQL engine (lookback delta, default subquery step, sample limit).
+    pub engine: promql::Engine,
+    /// Pick `max_source_resolution` from the step when the request does not set it.
+    pub auto_downsampling: bool,
+    /// Queries evaluated at once (`--query.max-concurrent`); more wait their turn.
+    pub max_concurrent: usize,
 }
 
 pub struct Api {
     pub endpoints: Arc<EndpointSet>,
     pub cfg: Config,
+    /// Admission for PromQL queries; sized by `max_concurrent` on first use.
+    gate: std::sync::OnceLock<Arc<tokio::sync::Semaphore>>,
+}
+
+impl Api {
+    pub fn new(endpoints: Arc<EndpointSet>, cfg: Config) -> Self {
+        Api {
+            endpoints,
+            cfg,
+            gate: std::sync::OnceLock::new(),
+        }
+    }
+
+    fn gate(&self) -> Arc<tokio::sync::Semaphore> {
+        self.gate
+            .get_or_init(|| Arc::new(tokio::sync::Semaphore::new(self.cfg.max_concurrent.max(1))))
+            .clone()
+    }
 }
 
 /// An API error as Prometheus reports it.
@@ -394,6 +419,238 @@ async fn label_values_inner(
     Ok(success(json!(values), warnings))
 }
 
+/// An engine error as Prometheus's API reports it.
+fn engine_error(e: promql::Error) -> ApiError {
+    use promql::Error as E;
+    let (status, kind) = match &e {
+        E::Parse(_) => {
+            return bad_data(format!("invalid parameter \"query\": {e}"));
+        }
+        E::Execution(_) | E::TooManySamples(_) => (StatusCode::UNPROCESSABLE_ENTITY, "execution"),
+        E::Timeout(_) => (StatusCode::SERVICE_UNAVAILABLE, "timeout"),
+        E::Canceled(_) => (
+            StatusCode::from_u16(499).unwrap_or(StatusCode::BAD_REQUEST),
+            "canceled",
+        ),
+        E::Storage(_) => (StatusCode::UNPROCESSABLE_ENTITY, "execution"),
+    };
+    ApiError {
+        status,
+        kind,
+        msg: e.to_string(),
+    }
+}
+
+/// Cancels the evaluation when the request is dropped (client gone, server timeout).
+struct CancelOnDrop(promql::CancelToken);
+
+impl Drop for CancelOnDrop {
+    fn drop(&mut self) {
+        self.0.cancel();
+    }
+}
+
+/// Prometheus's JSON for a query result.
+fn result_json(v: &promql::Value) -> Value {
+    fn t(ms: i64) -> Value {
+        // Seconds with millisecond precision, as Go's FormatFloat(t/1000, 'f', -1).
+        let s = if ms % 1000 == 0 {
+            format!("{}", ms / 1000)
+        } else {
+            format!("{}", ms as f64 / 1000.0)
+        };
+        Value::Number(s.parse().unwrap_or(serde_json::Number::from(ms / 1000)))
+    }
+    fn metric(l: &tsdb::Labels) -> Value {
+        Value::Object(
+            l.iter()
+                .map(|x| (x.name.clone(), Value::String(x.value.clone())))
+                .collect(),
+        )
+    }
+    let (kind, result) = match v {
+        promql::Value::Scalar { t: ts, v } => ("scalar", json!([t(*ts), promql::format_value(*v)])),
+        promql::Value::String { t: ts, s } => ("string", json!([t(*ts), s])),
+        promql::Value::Vector(samples) => (
+            "vector",
+            Value::Array(
+                samples
+                    .iter()
+                    .map(|s| json!({"metric": metric(&s.labels), "value": [t(s.t), promql::format_value(s.v)]}))
+                    .collect(),
+            ),
+        ),
+        promql::Value::Matrix(series) => (
+            "matrix",
+            Value::Array(
+                series
+                    .iter()
+                    .map(|s| {
+                        let values: Vec<Value> = s
+                            .points
+                            .iter()
+                            .map(|p| json!([t(p.t), promql::format_value(p.v)]))
+                            .collect();
+                        json!({"metric": metric(&s.labels), "values": values})
+                    })
+                    .collect(),
+            ),
+        ),
+    };
+    json!({"resultType": kind, "result": result})
+}
+
+/// Thanos's `max_source_resolution`: raw (0), a duration, or `auto` (a fifth of the step).
+fn max_resolution(p: &Params, step_ms: i64, auto_default: bool) -> Result<i64, ApiError> {
+    let auto = step_ms / 5;
+    match p.get("max_source_resolution") {
+        None | Some("") => Ok(if auto_default { auto } else { 0 }),
+        Some("auto") => Ok(auto),
+        Some("raw") => Ok(0),
+        Some(s) => {
+            let d = parse_duration_param("max_source_resolution", s).map_err(bad_data)?;
+            if d < 0 {
+                return Err(bad_data(
+                    "invalid parameter \"max_source_resolution\": negative duration",
+                ));
+            }
+            Ok(d)
+        }
+    }
+}
+
+impl Api {
+    fn read_settings(&self, p: &Params, step_ms: i64) -> Result<ReadSettings, ApiError> {
+        let o = self.options_without_range(p)?;
+        Ok(ReadSettings {
+            dedup: o.dedup,
+            replica_labels: o.replica_labels,
+            strategy: o.strategy,
+            max_resolution_ms: max_resolution(p, step_ms, self.cfg.auto_downsampling)?,
+        })
+    }
+
+    fn options_without_range(&self, p: &Params) -> Result<ReadOptions, ApiError> {
+        let q = Params(
+            p.0.iter()
+                .filter(|(k, _)| k != "start" && k != "end")
+                .cloned()
+                .collect(),
+        );
+        self.options(&q)
+    }
+
+    /// Runs a query on a blocking thread within the admission gate and the timeout.
+    async fn run_query(
+        self: &Arc<Self>,
+        p: &Params,
+        settings: ReadSettings,
+        run: impl FnOnce(
+                &promql::Engine,
+                &ProxyQueryable,
+                &promql::CancelToken,
+            ) -> promql::Result<promql::QueryResult>
+            + Send
+            + 'static,
+    ) -> Result<Response, ApiError> {
+        let mut engine = self.cfg.engine.clone();
+        let mut timeout = self.cfg.timeout;
+        if let Some(s) = p.get("timeout").filter(|s| !s.is_empty()) {
+            let d = parse_duration_param("timeout", s).map_err(bad_data)?;
+            if d > 0 {
+                timeout = timeout.min(std::time::Duration::from_millis(d as u64));
+            }
+        }
+        engine = promql::Engine::new(promql::EngineOptions {
+            timeout,
+            ..engine.options().clone()
+        });
+        let _permit = self
+            .gate()
+            .acquire_owned()
+            .await
+            .map_err(|_| bad_data("querier is shutting down"))?;
+        let queryable = ProxyQueryable {
+            handle: tokio::runtime::Handle::current(),
+            endpoints: self.endpoints.clone(),
+            settings,
+            deadline: tokio::time::Instant::now() + timeout,
+        };
+        let cancel = promql::CancelToken::new();
+        let guard = CancelOnDrop(cancel.clone());
+        let task = tokio::task::spawn_blocking(move || run(&engine, &queryable, &cancel));
+        let r = task.await.map_err(|e| ApiError {
+            status: StatusCode::INTERNAL_SERVER_ERROR,
+            kind: "internal",
+            msg: format!("query evaluation failed: {e}"),
+        })?;
+        drop(guard);
+        let r = r.map_err(engine_error)?;
+        Ok(success(result_json(&r.value), r.warnings))
+    }
+}
+
+async fn query(
+    State(api): State<Arc<Api>>,
+    RawQuery(q): RawQuery,
+    body: String,
+) -> Result<Response, ApiError> {
+    let p = Params::parse(q, &body)?;
+    let text = p.get("query").unwrap_or_default().to_string();
+    let time = p.time("time", tsdb::time::now_ms())?;
+    let settings = api.read_settings(&p, 0)?;
+    api.run_query(&p, settings, move |e, st, c| {
+        e.instant_query_with(st, &text, time, c)
+    })
+    .await
+}
+
+async fn query_range(
+    State(api): State<Arc<Api>>,
+    RawQuery(q): RawQuery,
+    body: String,
+) -> Result<Response, ApiError> {
+    let p = Params::parse(q, &body)?;
+    let start = match p.get("start") {
+        Some(s) => parse_time("start", s).map_err(bad_data)?,
+        None => {
+            return Err(bad_data(
+                "invalid parameter \"start\": cannot parse \"\" to a valid timestamp",
+            ))
+        }
+    };
+    let end = match p.get("end") {
+        Some(s) => parse_time("end", s).map_err(bad_data)?,
+        None => {
+            return Err(bad_data(
+                "invalid parameter \"end\": cannot parse \"\" to a valid timestamp",
+            ))
+        }
+    };
+    if end < start {
+        return Err(bad_data(
+            "invalid parameter \"end\": end timestamp must not be before start time",
+        ));
+    }
+    let step = parse_duration_param("step", p.get("step").unwrap_or_default()).map_err(bad_data)?;
+    if step <= 0 {
+        return Err(bad_data(
+            "invalid parameter \"step\": zero or negative query resolution step widths are not accepted. Try a positive integer",
+        ));
+    }
+    if (end - start) / step > 11_000 {
+        return Err(bad_data(
+            "exceeded maximum resolution of 11,000 points per timeseries. Try decreasing the query resolution (?step=XX)",
+        ));
+    }
+    let text = p.get("query").unwrap_or_default().to_string();
+    let settings = api.read_settings(&p, step)?;
+    api.run_query(&p, settings, move |e, st, c| {
+        e.range_query_with(st, &text, start, end, step, c)
+    })
+    .await
+}
+
 async fn buildinfo() -> Response {
     success(
         json!({"version": env!("CARGO_PKG_VERSION"), "revision": "", "branch": "", "buildUser": "", "buildDate": "", "goVersion": ""}),
@@ -414,6 +671,8 @@ async fn stores(State(api): State<Arc<Api>>) -> Response {
 /// The API routes, to mount under the web prefix.
 pub fn router(api: Arc<Api>) -> Router {
     Router::new()
+        .route("/api/v1/query", get(query).post(query))
+        .route("/api/v1/query_range", get(query_range).post(query_range))
         .route("/api/v1/series", get(series).post(series))
         .route("/api/v1/labels", get(labels).post(labels))
         .route("/api/v1/label/{name}/values", get(label_values))

@@ -58,6 +58,23 @@ pub fn parse_bool(name: &str, s: &str) -> Result<bool, String> {
     }
 }
 
+/// Parses a duration parameter like Prometheus's API: float seconds or a duration string
+/// (`5m`, `1h30m`). Returns milliseconds.
+pub fn parse_duration_param(name: &str, s: &str) -> Result<i64, String> {
+    if let Ok(f) = s.parse::<f64>() {
+        let ms = f * 1000.0;
+        if !ms.is_finite() || ms.abs() > i64::MAX as f64 / 1e3 {
+            return Err(format!(
+                "invalid parameter \"{name}\": cannot parse \"{s}\" to a valid duration. It overflows int64"
+            ));
+        }
+        return Ok(ms.round() as i64);
+    }
+    tsdb::time::parse_duration(s).map_err(|_| {
+        format!("invalid parameter \"{name}\": cannot parse \"{s}\" to a valid duration")
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

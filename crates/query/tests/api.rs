@@ -51,14 +51,17 @@ impl SeriesStore for Hung {
 async fn a_hung_store_hits_the_timeout() {
     let ep = Endpoint::new("hung:1", Arc::new(Hung));
     ep.refresh().await;
-    let api = Arc::new(Api {
-        endpoints: Arc::new(EndpointSet::new(vec![ep])),
-        cfg: Config {
+    let api = Arc::new(Api::new(
+        Arc::new(EndpointSet::new(vec![ep])),
+        Config {
             replica_labels: vec![],
             partial_response: true,
             timeout: Duration::from_millis(300),
+            engine: promql::Engine::default(),
+            auto_downsampling: false,
+            max_concurrent: 4,
         },
-    });
+    ));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let port = listener.local_addr().unwrap().port();
     tokio::spawn(async move { axum::serve(listener, router(api)).await });
@@ -66,6 +69,8 @@ async fn a_hung_store_hits_the_timeout() {
         "/api/v1/series?match%5B%5D=up",
         "/api/v1/labels",
         "/api/v1/label/job/values",
+        "/api/v1/query?query=up",
+        "/api/v1/query_range?query=rate(up%5B5m%5D)&start=0&end=600&step=60",
     ] {
         let started = std::time::Instant::now();
         let (code, body) =

@@ -2,7 +2,7 @@
 //!
 //! Replicas of one series (same labels once replica labels are dropped) are merged pairwise:
 //! the output follows one replica and switches to the other only when the current one has a
-//! gap. After emitting a sample at `t` from one replica, the other is only considered from
+//! gap (filled from half a step after the last sample emitted). After emitting a sample at `t` from one replica, the other is only considered from
 //! `t + 1 + penalty`, the penalty being twice the last step (5 s before any step is known),
 //! so interleaving two replicas never raises the sample rate. For counters (rate, increase,
 //! irate, resets), switching to a replica whose value is lower than the last emitted one adds
@@ -34,6 +34,12 @@ impl Replica<'_> {
         (t, v + self.adjust)
     }
 
+    /// Moves to the first sample at or after `t`, backwards too; false when there is none.
+    fn seek_from_start(&mut self, t: i64) -> bool {
+        self.pos = self.samples.partition_point(|s| s.0 < t);
+        !self.done()
+    }
+
     /// Moves to the first sample at or after `t`; false when there is none.
     fn seek(&mut self, t: i64) -> bool {
         if self.done() {
@@ -62,6 +68,7 @@ pub fn dedup_pair(a: &[Sample], b: &[Sample], counter: bool) -> Vec<Sample> {
     let (mut a_ok, mut b_ok) = (!a.done(), !b.done());
     let (mut pen_a, mut pen_b) = (0i64, 0i64);
     let mut last_t = i64::MIN;
+    let mut last_delta = 0i64;
     let mut use_a = true;
     let mut first = true;
     loop {
@@ -71,6 +78,20 @@ pub fn dedup_pair(a: &[Sample], b: &[Sample], counter: bool) -> Vec<Sample> {
             }
             if b_ok {
                 b_ok = b.seek(last_t.saturating_add(1).saturating_add(pen_b));
+            }
+        }
+        // Unlike Thanos, a gap in the replica in use is filled from the other one from half
+        // a step after the last sample, not only after the penalty: with replicas scraping
+        // in step, the penalty would drop up to two samples at every switch.
+        if !first && last_delta > 0 {
+            let (cur_ok, cur, other_ok, other) = if use_a {
+                (a_ok, &a, &mut b_ok, &mut b)
+            } else {
+                (b_ok, &b, &mut a_ok, &mut a)
+            };
+            let gap = !cur_ok || cur.t() > last_t.saturating_add(2 * last_delta);
+            if gap && *other_ok {
+                *other_ok = other.seek_from_start(last_t.saturating_add(1 + last_delta / 2));
             }
         }
         first = false;
@@ -115,6 +136,9 @@ pub fn dedup_pair(a: &[Sample], b: &[Sample], counter: bool) -> Vec<Sample> {
                     }
                 }
             }
+        }
+        if last_t != i64::MIN {
+            last_delta = chosen - last_t;
         }
         last_t = chosen;
         out.push(if use_a { a.at() } else { b.at() });

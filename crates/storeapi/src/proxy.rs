@@ -137,7 +137,7 @@ impl SeriesStore for Proxy {
             match r {
                 Ok(stream) => sources.push(Source {
                     name,
-                    stream,
+                    stream: strip_replica_labels(stream, req.without_replica_labels.clone()),
                     head: None,
                 }),
                 Err(e) if abort(strategy) => {
@@ -320,4 +320,68 @@ impl MergeState {
         };
         Some(Ok(series_frame(merged)))
     }
+}
+
+/// Removes replica labels from a store's series when the store kept them (it does not
+/// support `without_replica_labels`): the stream is then buffered, re-sorted and series
+/// that became equal are merged. Decided on the first series: external labels are on all.
+fn strip_replica_labels(stream: SeriesStream, names: Vec<String>) -> SeriesStream {
+    if names.is_empty() {
+        return stream;
+    }
+    let names = Arc::new(names);
+    let replica_names = names.clone();
+    let is_replica = move |l: &pb::Label| replica_names.contains(&l.name);
+    let names_of = move |s: &pb::Series| s.labels.iter().any(|l| names.contains(&l.name));
+    futures::stream::once(async move {
+        let mut stream = stream;
+        let mut head: Vec<Result<pb::SeriesResponse, Status>> = Vec::new();
+        // Pass warnings through until the first series shows whether to buffer.
+        loop {
+            match stream.next().await {
+                None => return futures::stream::iter(head).boxed(),
+                Some(Ok(pb::SeriesResponse {
+                    result: Some(pb::series_response::Result::Series(s)),
+                })) => {
+                    if !names_of(&s) {
+                        head.push(Ok(series_frame(s)));
+                        return futures::stream::iter(head).chain(stream).boxed();
+                    }
+                    let mut all = vec![s];
+                    let mut tail = Vec::new();
+                    while let Some(frame) = stream.next().await {
+                        match frame {
+                            Ok(pb::SeriesResponse {
+                                result: Some(pb::series_response::Result::Series(s)),
+                            }) => all.push(s),
+                            Ok(pb::SeriesResponse {
+                                result: Some(pb::series_response::Result::Batch(b)),
+                            }) => all.extend(b.series),
+                            other => tail.push(other),
+                        }
+                    }
+                    for s in &mut all {
+                        s.labels.retain(|l| !is_replica(l));
+                    }
+                    all.sort_by(|a, b| compare_pb_labels(&a.labels, &b.labels));
+                    let mut merged: Vec<pb::Series> = Vec::with_capacity(all.len());
+                    for s in all {
+                        match merged.last_mut() {
+                            Some(last) if compare_pb_labels(&last.labels, &s.labels).is_eq() => {
+                                last.chunks.extend(s.chunks);
+                                sort_and_dedup_chunks(&mut last.chunks);
+                            }
+                            _ => merged.push(s),
+                        }
+                    }
+                    head.extend(merged.into_iter().map(|s| Ok(series_frame(s))));
+                    head.extend(tail);
+                    return futures::stream::iter(head).boxed();
+                }
+                Some(other) => head.push(other),
+            }
+        }
+    })
+    .flatten()
+    .boxed()
 }

@@ -1,0 +1,230 @@
+//! The PromQL engine's storage in the querier: a Series call through the StoreAPI proxy per
+//! selector, chunks decoded one series at a time, HA replicas merged by the penalty
+//! algorithm when deduplicating.
+
+use std::sync::Arc;
+
+use futures::StreamExt;
+use promql::{Error, Queryable, RawSample, SelectHints, SeriesSet};
+use storeapi::convert::matcher_to_pb;
+use storeapi::dedup::{dedup_replicas, split_overlapping};
+use storeapi::pb;
+use storeapi::proxy::Proxy;
+use storeapi::{SeriesStore, SeriesStream};
+use tokio::runtime::Handle;
+use tsdb::chunkenc::XorIterator;
+use tsdb::{Labels, Matcher};
+
+use crate::endpoints::EndpointSet;
+
+/// Per-request read settings.
+#[derive(Clone, Debug)]
+pub struct ReadSettings {
+    pub dedup: bool,
+    pub replica_labels: Vec<String>,
+    pub strategy: pb::PartialResponseStrategy,
+    /// Highest downsampling resolution to read (ms); 0 reads raw data only.
+    pub max_resolution_ms: i64,
+}
+
+/// Selects through the endpoints chosen per selector. Must be used from a blocking thread
+/// (the engine runs in `spawn_blocking`); `handle` drives the gRPC streams.
+pub struct ProxyQueryable {
+    pub handle: Handle,
+    pub endpoints: Arc<EndpointSet>,
+    pub settings: ReadSettings,
+    /// When the query must be done; a store that does not answer by then fails the query.
+    pub deadline: tokio::time::Instant,
+}
+
+/// Functions whose input is a counter: replica switches then keep the counter monotonic.
+fn is_counter_function(f: Option<&str>) -> bool {
+    matches!(f, Some("rate" | "increase" | "irate" | "resets"))
+}
+
+impl Queryable for ProxyQueryable {
+    fn select<'a>(
+        &'a self,
+        hints: &SelectHints,
+        matchers: &[Matcher],
+    ) -> promql::Result<Box<dyn SeriesSet + 'a>> {
+        let s = &self.settings;
+        let dedup = s.dedup && !s.replica_labels.is_empty();
+        let req = pb::SeriesRequest {
+            min_time: hints.start,
+            max_time: hints.end,
+            matchers: matchers.iter().map(matcher_to_pb).collect(),
+            max_resolution_window: s.max_resolution_ms,
+            partial_response_strategy: s.strategy as i32,
+            without_replica_labels: if dedup {
+                s.replica_labels.clone()
+            } else {
+                Vec::new()
+            },
+            ..Default::default()
+        };
+        let proxy = Proxy::new(self.endpoints.select(hints.start, hints.end, matchers));
+        let stream = self
+            .handle
+            .block_on(tokio::time::timeout_at(self.deadline, proxy.series(req)))
+            .map_err(|_| Error::Timeout("expression evaluation"))?
+            .map_err(|e| Error::Storage(e.message().to_string()))?;
+        Ok(Box::new(ProxySeriesSet {
+            handle: self.handle.clone(),
+            deadline: self.deadline,
+            stream,
+            dedup,
+            counter: is_counter_function(hints.func.as_deref()),
+            func: hints.func.clone(),
+            warnings: Vec::new(),
+            groups: Vec::new(),
+        }))
+    }
+}
+
+struct ProxySeriesSet {
+    handle: Handle,
+    deadline: tokio::time::Instant,
+    stream: SeriesStream,
+    dedup: bool,
+    counter: bool,
+    func: Option<String>,
+    warnings: Vec<String>,
+    /// Scratch buffers, one per group of non-overlapping chunks.
+    groups: Vec<Vec<(i64, f64)>>,
+}
+
+impl SeriesSet for ProxySeriesSet {
+    fn next_series(&mut self, samples: &mut Vec<RawSample>) -> Option<promql::Result<Labels>> {
+        loop {
+            let next = tokio::time::timeout_at(self.deadline, self.stream.next());
+            let frame = match self.handle.block_on(next) {
+                Err(_) => return Some(Err(Error::Timeout("expression evaluation"))),
+                Ok(None) => return None,
+                Ok(Some(Ok(f))) => f,
+                Ok(Some(Err(e))) => return Some(Err(Error::Storage(e.message().to_string()))),
+            };
+            match frame.result {
+                Some(pb::series_response::Result::Series(s)) => {
+                    let labels = storeapi::convert::labels_from_pb(&s.labels);
+                    if let Err(e) = self.decode(&s.chunks, samples) {
+                        return Some(Err(Error::Storage(format!("series {labels}: {e}"))));
+                    }
+                    if samples.is_empty() {
+                        continue;
+                    }
+                    return Some(Ok(labels));
+                }
+                Some(pb::series_response::Result::Warning(w)) => self.warnings.push(w),
+                _ => {}
+            }
+        }
+    }
+
+    fn warnings(&mut self) -> Vec<String> {
+        std::mem::take(&mut self.warnings)
+    }
+}
+
+impl ProxySeriesSet {
+    /// Decodes a series' chunks (sorted by time) into `out`: chunks that overlap are
+    /// separate replicas (or copies) and are merged by the penalty algorithm when
+    /// deduplicating, by timestamp otherwise.
+    fn decode(&mut self, chunks: &[pb::AggrChunk], out: &mut Vec<RawSample>) -> Result<(), String> {
+        out.clear();
+        let ranges: Vec<(i64, i64)> = chunks.iter().map(|c| (c.min_time, c.max_time)).collect();
+        let groups = split_overlapping(&ranges);
+        if groups.len() <= 1 {
+            for c in chunks {
+                decode_chunk(c, self.func.as_deref(), &mut |t, v| {
+                    if out.last().is_none_or(|l| l.t < t) {
+                        out.push(RawSample { t, v });
+                    }
+                })?;
+            }
+            return Ok(());
+        }
+        self.groups.resize_with(groups.len(), Vec::new);
+        for (g, members) in groups.iter().enumerate() {
+            let buf = &mut self.groups[g];
+            buf.clear();
+            for &i in members {
+                decode_chunk(&chunks[i], self.func.as_deref(), &mut |t, v| {
+                    if buf.last().is_none_or(|l| l.0 < t) {
+                        buf.push((t, v));
+                    }
+                })?;
+            }
+        }
+        let merged = if self.dedup {
+            dedup_replicas(&self.groups[..groups.len()], self.counter)
+        } else {
+            merge_by_time(&self.groups[..groups.len()])
+        };
+        out.extend(merged.into_iter().map(|(t, v)| RawSample { t, v }));
+        Ok(())
+    }
+}
+
+/// Union of time-sorted sample lists; on equal timestamps the first list wins.
+fn merge_by_time(lists: &[Vec<(i64, f64)>]) -> Vec<(i64, f64)> {
+    let mut all: Vec<(i64, f64)> = lists.iter().flatten().copied().collect();
+    all.sort_by_key(|s| s.0);
+    all.dedup_by_key(|s| s.0);
+    all
+}
+
+/// Decodes one chunk: raw XOR data, or for downsampled data the aggregate the function
+/// needs (counter for rate-like functions, else sum/count as the average, like Thanos).
+fn decode_chunk(
+    c: &pb::AggrChunk,
+    func: Option<&str>,
+    emit: &mut dyn FnMut(i64, f64),
+) -> Result<(), String> {
+    if let Some(raw) = &c.raw {
+        return decode_xor(raw, emit);
+    }
+    let pick = match func {
+        Some("rate" | "increase" | "irate" | "resets") => c.counter.as_ref(),
+        Some("min_over_time") => c.min.as_ref(),
+        Some("max_over_time") => c.max.as_ref(),
+        Some("count_over_time") => c.count.as_ref(),
+        Some("sum_over_time") => c.sum.as_ref(),
+        _ => None,
+    };
+    if let Some(chunk) = pick {
+        return decode_xor(chunk, emit);
+    }
+    match (&c.sum, &c.count) {
+        (Some(sum), Some(count)) => {
+            let mut sums = Vec::new();
+            decode_xor(sum, &mut |t, v| sums.push((t, v)))?;
+            let mut i = 0;
+            decode_xor(count, &mut |t, n| {
+                while i < sums.len() && sums[i].0 < t {
+                    i += 1;
+                }
+                if i < sums.len() && sums[i].0 == t && n != 0.0 {
+                    emit(t, sums[i].1 / n);
+                }
+            })
+        }
+        _ => Err("chunk without raw data or usable aggregates".into()),
+    }
+}
+
+fn decode_xor(chunk: &pb::Chunk, emit: &mut dyn FnMut(i64, f64)) -> Result<(), String> {
+    if chunk.r#type != pb::chunk::Encoding::Xor as i32 {
+        // Native histograms are not evaluated by the float engine.
+        return Ok(());
+    }
+    let mut it = XorIterator::new(&chunk.data);
+    while it.next() {
+        let (t, v) = it.at();
+        emit(t, v);
+    }
+    match it.err() {
+        Some(e) => Err(format!("corrupt chunk: {e}")),
+        None => Ok(()),
+    }
+}
