@@ -748,7 +748,11 @@ pub(crate) fn vector_call(
                 steps,
                 ts_of,
                 drop_name,
-                |i, v| (max[i] >= min[i]).then(|| go_max(min[i], go_min(max[i], v))),
+                // Only max < min drops the sample; NaN bounds do not.
+                |i, v| {
+                    (max[i] >= min[i] || max[i].is_nan() || min[i].is_nan())
+                        .then(|| go_max(min[i], go_min(max[i], v)))
+                },
                 step_index,
             )?;
             Ok(Val::Vector(out))

@@ -1,0 +1,94 @@
+//! Engine throughput on typical shapes over in-memory data: 10k series (1k for the
+//! histogram) of 2 hours at a 15 s interval, range queries over the 2 hours at a 60 s step.
+//! Throughput is in raw samples of the selected series per second.
+
+use criterion::{criterion_group, criterion_main, Criterion, Throughput};
+use promql::{Engine, MemStorage, RawSample};
+use tsdb::labels::Labels;
+
+const INTERVAL: i64 = 15_000;
+const HOURS: i64 = 2;
+const SAMPLES: i64 = HOURS * 3_600_000 / INTERVAL;
+
+fn storage() -> MemStorage {
+    let mut st = MemStorage::new();
+    for i in 0..10_000u32 {
+        let labels = Labels::from_pairs(vec![
+            ("__name__", "http_requests_total".to_string()),
+            ("job", format!("job-{}", i % 10)),
+            ("instance", format!("host-{}", i / 10)),
+        ]);
+        let mut v = 0.0;
+        let samples = (0..SAMPLES)
+            .map(|k| {
+                v += ((i as i64 * 7 + k * 13) % 17) as f64;
+                if k % 500 == 499 {
+                    v = 0.0;
+                }
+                RawSample { t: k * INTERVAL, v }
+            })
+            .collect();
+        st.add_series(labels, samples);
+    }
+    let bounds = ["0.1", "0.5", "1", "5", "10", "+Inf"];
+    for i in 0..100u32 {
+        for (b, le) in bounds.iter().enumerate() {
+            let labels = Labels::from_pairs(vec![
+                ("__name__", "latency_seconds_bucket".to_string()),
+                ("instance", format!("host-{i}")),
+                ("le", le.to_string()),
+            ]);
+            let samples = (0..SAMPLES)
+                .map(|k| RawSample {
+                    t: k * INTERVAL,
+                    v: (k * (b as i64 + 1) + i as i64) as f64,
+                })
+                .collect();
+            st.add_series(labels, samples);
+        }
+    }
+    st.finish();
+    st
+}
+
+fn bench(c: &mut Criterion) {
+    let st = storage();
+    let engine = Engine::default();
+    let end = (HOURS * 3_600_000) - INTERVAL;
+    let cases: &[(&str, &str, u64)] = &[
+        ("rate_10k", "rate(http_requests_total[5m])", 10_000),
+        (
+            "sum_by_rate_10k",
+            "sum by (job) (rate(http_requests_total[5m]))",
+            10_000,
+        ),
+        ("selector_10k", "http_requests_total", 10_000),
+        (
+            "histogram_quantile_600",
+            "histogram_quantile(0.9, sum by (le) (rate(latency_seconds_bucket[5m])))",
+            600,
+        ),
+        (
+            "subquery_10k",
+            "max_over_time(rate(http_requests_total[5m])[30m:1m])",
+            10_000,
+        ),
+        (
+            "binary_join_10k",
+            "http_requests_total / on(job, instance) group_left http_requests_total",
+            10_000,
+        ),
+    ];
+    let mut g = c.benchmark_group("range_2h_step_60s");
+    g.sample_size(10);
+    for &(name, q, series) in cases {
+        g.throughput(Throughput::Elements(series * SAMPLES as u64));
+        g.bench_function(name, |b| {
+            b.iter(|| engine.range_query(&st, q, 0, end, 60_000).unwrap())
+        });
+    }
+    g.finish();
+}
+
+criterion_group!(benches, bench);
+criterion_main!(benches);
