@@ -475,28 +475,8 @@ fn holt_winters(w: &[RawSample], sf: f64, tf: f64) -> Result<Option<f64>> {
     Ok(Some(s1))
 }
 
-/// Go's `sort.Sort` for our small slices: insertion sort (what Go uses up to 12 elements;
-/// stable beyond that, which only differs on ties).
 fn go_sort<T>(v: &mut [T], less: impl Fn(&T, &T) -> bool) {
-    if v.len() <= 12 {
-        for i in 1..v.len() {
-            let mut j = i;
-            while j > 0 && less(&v[j], &v[j - 1]) {
-                v.swap(j, j - 1);
-                j -= 1;
-            }
-        }
-    } else {
-        v.sort_by(|a, b| {
-            if less(a, b) {
-                std::cmp::Ordering::Less
-            } else if less(b, a) {
-                std::cmp::Ordering::Greater
-            } else {
-                std::cmp::Ordering::Equal
-            }
-        });
-    }
+    crate::gosort::sort(v, less)
 }
 
 /// The q-quantile of values (Prometheus's `quantile`), sorting `values` in place.
@@ -1208,7 +1188,7 @@ pub(crate) fn aggregate(
             if !(f > -9.223_372_036_854_776e18 && f < 9.223_372_036_854_776e18) {
                 return Err(Error::exec(format!(
                     "Scalar value {} overflows int64",
-                    format_value(f)
+                    crate::value::format_go_v(f)
                 )));
             }
             k = f as i64;

@@ -10,6 +10,7 @@ pub mod blocks;
 mod engine;
 pub mod error;
 mod functions;
+mod gosort;
 mod parse;
 pub mod storage;
 pub mod value;

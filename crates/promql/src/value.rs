@@ -70,3 +70,23 @@ pub fn format_value(v: f64) -> String {
         }
     }
 }
+
+/// Formats a float like Go's `%v` (used in error messages): shortest digits, exponent form
+/// below 1e-4 and from 1e21 (`1e+100`, `1.5e-07`).
+pub fn format_go_v(v: f64) -> String {
+    if v.is_nan() || v.is_infinite() {
+        return format_value(v);
+    }
+    let abs = v.abs();
+    if abs != 0.0 && !(1e-4..1e21).contains(&abs) {
+        let e = format!("{v:e}");
+        if let Some((mantissa, exp)) = e.split_once('e') {
+            let (sign, digits) = match exp.strip_prefix('-') {
+                Some(d) => ('-', d),
+                None => ('+', exp),
+            };
+            return format!("{mantissa}e{sign}{digits:0>2}");
+        }
+    }
+    format_value(v)
+}

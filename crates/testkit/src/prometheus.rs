@@ -76,6 +76,14 @@ impl Prometheus {
         Ok(body)
     }
 
+    /// GETs an API path and returns the body whatever the status (errors are JSON too).
+    pub fn get_any(&self, path: &str) -> String {
+        match http_get(self.port, path) {
+            Ok((_, body)) => body,
+            Err(e) => panic!("GET {path}: {e}\n{}", self.log_tail()),
+        }
+    }
+
     pub fn stop(&mut self) {
         self.process.kill();
     }
