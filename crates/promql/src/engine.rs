@@ -173,6 +173,7 @@ impl Engine {
             query_start: start,
             query_end: end,
             no_step_subquery_interval: self.opts.no_step_subquery_interval_ms,
+            stream_collision: Cell::new(false),
         };
         let instant = step == 0;
         let range = StepRange {
@@ -238,6 +239,8 @@ struct Ctx<'a> {
     query_start: i64,
     query_end: i64,
     no_step_subquery_interval: i64,
+    /// Set when a streamed evaluation meets colliding label sets and must be redone.
+    stream_collision: Cell<bool>,
 }
 
 impl Ctx<'_> {
@@ -597,6 +600,20 @@ impl<'a, 'c> Evaluator<'a, 'c> {
     /// An instant vector selector at every step. With `timestamps`, the values are the
     /// timestamps (s) of the samples selected and the metric name is dropped.
     fn vector_selector(&self, vs: &VectorSelector, timestamps: bool) -> Result<Vec<Series>> {
+        let mut out = Vec::new();
+        self.vector_selector_each(vs, timestamps, &mut |s| {
+            out.push(s);
+            Ok(())
+        })?;
+        Ok(out)
+    }
+
+    fn vector_selector_each(
+        &self,
+        vs: &VectorSelector,
+        timestamps: bool,
+        sink: &mut dyn FnMut(Series) -> Result<()>,
+    ) -> Result<()> {
         let at = self.at_ms(&vs.at);
         let offset = offset_ms(&vs.offset);
         let (first, last) = self.ref_bounds(at, offset);
@@ -604,8 +621,6 @@ impl<'a, 'c> Evaluator<'a, 'c> {
         let mut set = self.select(vs, first - lookback, last, 0, None)?;
         let steps = self.range.steps();
         let mut buf: Vec<RawSample> = Vec::new();
-        let mut out = Vec::new();
-        let mut held = 0;
         while let Some(next) = set.next_series(&mut buf) {
             let mut labels = next?;
             self.ctx.check("expression evaluation")?;
@@ -629,16 +644,96 @@ impl<'a, 'c> Evaluator<'a, 'c> {
             }
             if !points.is_empty() {
                 self.ctx.add_samples(points.len())?;
-                held += points.len();
                 if timestamps {
                     labels.remove(METRIC_NAME);
                 }
-                out.push(Series { labels, points });
+                sink(Series { labels, points })?;
             }
         }
         self.ctx.add_warnings(set.as_mut());
-        let _ = held;
-        Ok(out)
+        Ok(())
+    }
+
+    /// Hands the series of a selector or of a range function over a matrix selector to
+    /// `sink` one at a time (nothing else is held); false if `expr` is not such a node.
+    fn stream_series(
+        &self,
+        expr: &Expr,
+        sink: &mut dyn FnMut(Series) -> Result<()>,
+    ) -> Result<bool> {
+        match unwrap_parens(expr) {
+            Expr::VectorSelector(vs) => {
+                self.vector_selector_each(vs, false, sink)?;
+                Ok(true)
+            }
+            Expr::Call(c) => {
+                let Some(rf) = RangeFn::from_name(c.func.name) else {
+                    return Ok(false);
+                };
+                let args: Vec<&Expr> = c.args.args.iter().map(|a| unwrap_parens(a)).collect();
+                let over_selector = args.iter().any(|a| matches!(a, Expr::MatrixSelector(_)));
+                if rf == RangeFn::AbsentOverTime || !over_selector {
+                    return Ok(false);
+                }
+                // Output label sets must be unique, as when the result is materialized.
+                let mut seen: FxMap<Labels, ()> = FxMap::default();
+                self.range_call_each(c, rf, &args, &mut |s| {
+                    if seen.insert(s.labels.clone(), ()).is_some() {
+                        return Err(Error::exec(
+                            "vector cannot contain metrics with the same labelset",
+                        ));
+                    }
+                    sink(s)
+                })?;
+                Ok(true)
+            }
+            Expr::Binary(b) => {
+                // A vector and a number literal: each series maps on its own.
+                let (vec_side, num, swap) = match (unwrap_parens(&b.lhs), unwrap_parens(&b.rhs)) {
+                    (l, Expr::NumberLiteral(n)) if l.value_type() == ValueType::Vector => {
+                        (l, n.val, false)
+                    }
+                    (Expr::NumberLiteral(n), r) if r.value_type() == ValueType::Vector => {
+                        (r, n.val, true)
+                    }
+                    _ => return Ok(false),
+                };
+                let op = b.op.id();
+                let return_bool = b.modifier.as_ref().is_some_and(|m| m.return_bool);
+                let drop_name = drops_metric_name(op) || return_bool;
+                let comparison = is_comparison(op);
+                let mut seen: FxMap<Labels, ()> = FxMap::default();
+                self.stream_series(vec_side, &mut |mut s| {
+                    s.points.retain_mut(|p| {
+                        let (lv, rv) = if swap { (num, p.v) } else { (p.v, num) };
+                        let (mut value, mut keep) = vector_elem_binop(op, lv, rv);
+                        if comparison && swap {
+                            value = rv;
+                        }
+                        if return_bool {
+                            value = if keep { 1.0 } else { 0.0 };
+                            keep = true;
+                        }
+                        p.v = value;
+                        keep
+                    });
+                    if s.points.is_empty() {
+                        return Ok(());
+                    }
+                    if drop_name {
+                        s.labels.remove(METRIC_NAME);
+                        // Label sets that collide once the name is gone need the per-step
+                        // check of the materialized path.
+                        if seen.insert(s.labels.clone(), ()).is_some() {
+                            self.ctx.stream_collision.set(true);
+                            return Err(Error::exec("label sets collide"));
+                        }
+                    }
+                    sink(s)
+                })
+            }
+            _ => Ok(false),
+        }
     }
 
     /// Raw samples of a matrix selector in `[mint, maxt]`, stale markers dropped.
@@ -993,6 +1088,13 @@ impl<'a, 'c> Evaluator<'a, 'c> {
         };
         grouping.sort();
         grouping.dedup();
+        if a.param.is_none() {
+            if let Some(out) = self.stream_aggregate(op, &grouping, without, &a.expr)? {
+                let n = out.iter().map(|s| s.points.len()).sum();
+                self.ctx.add_samples(n)?;
+                return Ok(Val::Vector(out));
+            }
+        }
         let param = match &a.param {
             Some(p) => Some(self.eval(p)?),
             None => None,
@@ -1016,6 +1118,66 @@ impl<'a, 'c> Evaluator<'a, 'c> {
         let n = out.iter().map(|s| s.points.len()).sum();
         self.ctx.add_samples(n)?;
         Ok(Val::Vector(out))
+    }
+
+    /// sum/avg/count/min/max/group/stddev/stdvar folded series by series over a streamed
+    /// input: memory is the groups' per-step state, not the input. `None` if not streamable.
+    fn stream_aggregate(
+        &self,
+        op: token::TokenId,
+        grouping: &[String],
+        without: bool,
+        inner: &Expr,
+    ) -> Result<Option<Vec<Series>>> {
+        use crate::functions::{StepAcc, StreamAgg};
+        let Some(kind) = StreamAgg::from_op(op) else {
+            return Ok(None);
+        };
+        let steps = self.range.steps();
+        let mut groups: FxMap<Labels, usize> = FxMap::default();
+        let mut accs: Vec<(Labels, Vec<StepAcc>)> = Vec::new();
+        let range = self.range;
+        let streamed = self.stream_series(inner, &mut |s| {
+            let key = crate::functions::group_labels(&s.labels, grouping, without);
+            let g = match groups.get(&key) {
+                Some(&g) => g,
+                None => {
+                    let g = accs.len();
+                    groups.insert(key.clone(), g);
+                    accs.push((key, vec![StepAcc::default(); steps]));
+                    g
+                }
+            };
+            let acc = &mut accs[g].1;
+            for p in &s.points {
+                acc[range.index_of(p.t)].add(kind, p.v);
+            }
+            self.ctx.release_samples(s.points.len());
+            Ok(())
+        });
+        let streamed = match streamed {
+            Err(_) if self.ctx.stream_collision.replace(false) => return Ok(None),
+            r => r?,
+        };
+        if !streamed {
+            return Ok(None);
+        }
+        let out = accs
+            .into_iter()
+            .filter_map(|(labels, acc)| {
+                let points: Vec<Point> = acc
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, a)| a.count > 0)
+                    .map(|(i, a)| Point {
+                        t: range.ts(i),
+                        v: a.value(kind),
+                    })
+                    .collect();
+                (!points.is_empty()).then_some(Series { labels, points })
+            })
+            .collect();
+        Ok(Some(out))
     }
 
     fn call(&self, c: &Call) -> Result<Val> {
@@ -1048,6 +1210,27 @@ impl<'a, 'c> Evaluator<'a, 'c> {
 
     /// A function over a range vector: a matrix selector or a subquery.
     fn range_call(&self, c: &Call, rf: RangeFn, args: &[&Expr]) -> Result<Val> {
+        let mut out: Vec<Series> = Vec::new();
+        let marg = self.range_call_each(c, rf, args, &mut |s| {
+            out.push(s);
+            Ok(())
+        })?;
+        if rf == RangeFn::AbsentOverTime {
+            return Ok(Val::Vector(absent_over_time(out, self.range, marg)?));
+        }
+        check_unique_labels(&out)?;
+        Ok(Val::Vector(out))
+    }
+
+    /// Evaluates a range function series by series, handing each output series to `sink`;
+    /// returns the range vector argument.
+    fn range_call_each<'e>(
+        &self,
+        c: &Call,
+        rf: RangeFn,
+        args: &[&'e Expr],
+        sink: &mut dyn FnMut(Series) -> Result<()>,
+    ) -> Result<&'e Expr> {
         let (midx, marg) = args
             .iter()
             .enumerate()
@@ -1068,7 +1251,6 @@ impl<'a, 'c> Evaluator<'a, 'c> {
         }
         let steps = self.range.steps();
         let keep_name = rf == RangeFn::LastOverTime;
-        let mut out: Vec<Series> = Vec::new();
         let mut args_at = vec![0.0; scalars.len()];
         let mut eval_series = |labels: &Labels,
                                samples: &[RawSample],
@@ -1109,7 +1291,7 @@ impl<'a, 'c> Evaluator<'a, 'c> {
                 if !keep_name {
                     l.remove(METRIC_NAME);
                 }
-                out.push(Series { labels: l, points });
+                sink(Series { labels: l, points })?;
             }
             Ok(())
         };
@@ -1146,11 +1328,7 @@ impl<'a, 'c> Evaluator<'a, 'c> {
             }
             _ => unreachable!("matched above"),
         }
-        if rf == RangeFn::AbsentOverTime {
-            return Ok(Val::Vector(absent_over_time(out, self.range, marg)?));
-        }
-        check_unique_labels(&out)?;
-        Ok(Val::Vector(out))
+        Ok(marg)
     }
 }
 

@@ -1105,7 +1105,7 @@ fn heap_pop(h: &mut Vec<(usize, f64)>, less: &impl Fn(f64, f64) -> bool) {
     h.pop();
 }
 
-fn group_labels(l: &Labels, grouping: &[String], without: bool) -> Labels {
+pub(crate) fn group_labels(l: &Labels, grouping: &[String], without: bool) -> Labels {
     let mut out = l.clone();
     if without {
         out.retain(|x| x.name != METRIC_NAME && !grouping.contains(&x.name));
@@ -1113,6 +1113,103 @@ fn group_labels(l: &Labels, grouping: &[String], without: bool) -> Labels {
         out.retain(|x| grouping.contains(&x.name));
     }
     out
+}
+
+/// Aggregations that fold one value at a time with O(1) state per group and step.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum StreamAgg {
+    Sum,
+    Avg,
+    Count,
+    Min,
+    Max,
+    Group,
+    Stddev,
+    Stdvar,
+}
+
+impl StreamAgg {
+    pub(crate) fn from_op(op: token::TokenId) -> Option<Self> {
+        Some(match op {
+            token::T_SUM => StreamAgg::Sum,
+            token::T_AVG => StreamAgg::Avg,
+            token::T_COUNT => StreamAgg::Count,
+            token::T_MIN => StreamAgg::Min,
+            token::T_MAX => StreamAgg::Max,
+            token::T_GROUP => StreamAgg::Group,
+            token::T_STDDEV => StreamAgg::Stddev,
+            token::T_STDVAR => StreamAgg::Stdvar,
+            _ => return None,
+        })
+    }
+}
+
+/// One group's state at one step, with the same arithmetic as [`aggregate`].
+#[derive(Clone, Copy, Default)]
+pub(crate) struct StepAcc {
+    value: f64,
+    mean: f64,
+    pub(crate) count: u32,
+}
+
+impl StepAcc {
+    #[inline]
+    pub(crate) fn add(&mut self, kind: StreamAgg, v: f64) {
+        if self.count == 0 {
+            self.count = 1;
+            self.mean = v;
+            self.value = match kind {
+                StreamAgg::Stddev | StreamAgg::Stdvar => 0.0,
+                StreamAgg::Group => 1.0,
+                _ => v,
+            };
+            return;
+        }
+        match kind {
+            StreamAgg::Sum => self.value += v,
+            StreamAgg::Avg => {
+                self.count += 1;
+                let c = self.count as f64;
+                if self.mean.is_infinite() {
+                    if v.is_infinite() && (self.mean > 0.0) == (v > 0.0) {
+                        return;
+                    }
+                    if !v.is_infinite() && !v.is_nan() {
+                        return;
+                    }
+                }
+                self.mean += v / c - self.mean / c;
+            }
+            StreamAgg::Count => self.count += 1,
+            StreamAgg::Group => {}
+            StreamAgg::Max => {
+                if self.value < v || self.value.is_nan() {
+                    self.value = v;
+                }
+            }
+            StreamAgg::Min => {
+                if self.value > v || self.value.is_nan() {
+                    self.value = v;
+                }
+            }
+            StreamAgg::Stddev | StreamAgg::Stdvar => {
+                self.count += 1;
+                let delta = v - self.mean;
+                self.mean += delta / self.count as f64;
+                self.value += delta * (v - self.mean);
+            }
+        }
+    }
+
+    pub(crate) fn value(&self, kind: StreamAgg) -> f64 {
+        match kind {
+            StreamAgg::Avg => self.mean,
+            StreamAgg::Count => self.count as f64,
+            StreamAgg::Stdvar => self.value / self.count as f64,
+            StreamAgg::Stddev => (self.value / self.count as f64).sqrt(),
+            _ => self.value,
+        }
+    }
 }
 
 /// An aggregation operator over an instant vector at every step.
