@@ -80,26 +80,43 @@ fn main() {
     let data = dir.path().join("data");
     std::fs::create_dir_all(&data).unwrap();
     write_block(&data);
-    let prom = Prometheus::start(dir.path(), &data, |_| "global:\n  scrape_interval: 1h\n".into(), &[])
-        .unwrap();
+    let prom = Prometheus::start(
+        dir.path(),
+        &data,
+        |_| "global:\n  scrape_interval: 1h\n".into(),
+        &[],
+    )
+    .unwrap();
     let storage = BlockStorage::open_dir(&data).unwrap();
     let engine = Engine::default();
     let (start, end, step) = (START + 5 * 60_000, START + (SAMPLES - 1) * INTERVAL, 60_000);
     let cases: &[(&str, &str, u64)] = &[
         ("rate 10k", "rate(http_requests_total[5m])", 10_000),
-        ("sum by rate 10k", "sum by (job) (rate(http_requests_total[5m]))", 10_000),
+        (
+            "sum by rate 10k",
+            "sum by (job) (rate(http_requests_total[5m]))",
+            10_000,
+        ),
         (
             "histogram_quantile",
             "histogram_quantile(0.9, sum by (le) (rate(latency_seconds_bucket[5m])))",
             600,
         ),
-        ("subquery", "max_over_time(sum by (job) (rate(http_requests_total[5m]))[30m:1m])", 10_000),
+        (
+            "subquery",
+            "max_over_time(sum by (job) (rate(http_requests_total[5m]))[30m:1m])",
+            10_000,
+        ),
         (
             "binary join",
             "sum by (job) (http_requests_total / on(job, instance) group_left http_requests_total)",
             10_000,
         ),
-        ("count threshold", "count(http_requests_total > 1000)", 10_000),
+        (
+            "count threshold",
+            "count(http_requests_total > 1000)",
+            10_000,
+        ),
     ];
     println!(
         "{:<20} {:>10} {:>12} {:>10} {:>14}",

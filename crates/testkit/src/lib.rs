@@ -226,4 +226,5 @@ fn fmt_e(sign: &str, digits: &str, exp: i32) -> String {
 }
 
 pub mod garage;
+pub mod promapi;
 pub mod prometheus;
