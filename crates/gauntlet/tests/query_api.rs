@@ -14,6 +14,12 @@ fn gauntlet(args: &[String]) -> Process {
 }
 
 fn replica_blocks(dir: &Path, objstore: &str) {
+    replica_blocks_into(dir, |_| objstore.to_string());
+}
+
+/// Two HA replicas' blocks (`replica="a"` and `"b"`), each with its own gap, uploaded to the
+/// bucket `objstore_for(replica)` names.
+fn replica_blocks_into(dir: &Path, objstore_for: impl Fn(&str) -> String) {
     let end = 1_700_006_400_000i64;
     for (replica, gap) in [
         ("a", (end - 3 * 3_600_000, end - 2 * 3_600_000)),
@@ -43,7 +49,7 @@ fn replica_blocks(dir: &Path, objstore: &str) {
                 "tools",
                 "bucket",
                 "upload-blocks",
-                objstore,
+                &objstore_for(replica),
                 &format!("--path={}", out.display()),
             ])
             .arg(format!("--label=replica=\"{replica}\""))
@@ -251,4 +257,66 @@ fn series_labels_dedup_and_partial_responses() {
         })
     })
     .unwrap();
+}
+
+#[test]
+fn partial_response_when_a_store_dies() {
+    let dir = tempfile::tempdir().unwrap();
+    let objstore = |r: &str| {
+        format!(
+            "--objstore.config=type: FILESYSTEM\nconfig:\n  directory: {}\n",
+            dir.path().join(format!("bucket-{r}")).display()
+        )
+    };
+    replica_blocks_into(dir.path(), objstore);
+    let mut stores = Vec::new();
+    let mut grpc = Vec::new();
+    for r in ["a", "b"] {
+        let (h, g) = (free_port(), free_port());
+        stores.push(gauntlet(&[
+            "store".into(),
+            objstore(r),
+            format!(
+                "--data-dir={}",
+                dir.path().join(format!("data-{r}")).display()
+            ),
+            format!("--http-address=127.0.0.1:{h}"),
+            format!("--grpc-address=127.0.0.1:{g}"),
+        ]));
+        wait_until("store ready", Duration::from_secs(30), || {
+            matches!(http_get(h, "/-/ready"), Ok((200, _)))
+        })
+        .unwrap();
+        grpc.push(g);
+    }
+    let q_http = free_port();
+    // Health checks are frozen after the first one, so the dead store is still asked.
+    let _query = gauntlet(&[
+        "query".into(),
+        format!("--endpoint=127.0.0.1:{}", grpc[0]),
+        format!("--endpoint=127.0.0.1:{}", grpc[1]),
+        "--endpoint.info-interval=1h".into(),
+        format!("--http-address=127.0.0.1:{q_http}"),
+        format!("--grpc-address=127.0.0.1:{}", free_port()),
+    ]);
+    let q = "/api/v1/query?query=count%20by%20(replica)%20(memory_bytes)&time=1700006000";
+    wait_until("both stores answer", Duration::from_secs(30), || {
+        http_get(q_http, q)
+            .is_ok_and(|(c, b)| c == 200 && b.contains("\"a\"") && b.contains("\"b\""))
+    })
+    .unwrap();
+
+    drop(stores.pop()); // kills store b
+    let (code, v) = get_json(q_http, &format!("{q}&partial_response=true"));
+    assert_eq!(code, 200, "{v}");
+    let result = v["data"]["result"].as_array().unwrap();
+    assert_eq!(result.len(), 1, "{v}");
+    assert_eq!(result[0]["metric"]["replica"], "a");
+    assert!(
+        v["warnings"].as_array().is_some_and(|w| !w.is_empty()),
+        "a warning names the failed store: {v}"
+    );
+    let (code, v) = get_json(q_http, &format!("{q}&partial_response=false"));
+    assert_ne!(code, 200, "{v}");
+    assert_eq!(v["status"], "error", "{v}");
 }
