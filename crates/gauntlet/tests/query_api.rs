@@ -320,3 +320,58 @@ fn partial_response_when_a_store_dies() {
     assert_ne!(code, 200, "{v}");
     assert_eq!(v["status"], "error", "{v}");
 }
+
+#[test]
+fn corrupt_blocks_are_skipped_not_fatal() {
+    let dir = tempfile::tempdir().unwrap();
+    let bucket = dir.path().join("bucket");
+    let objstore = format!(
+        "--objstore.config=type: FILESYSTEM\nconfig:\n  directory: {}\n",
+        bucket.display()
+    );
+    replica_blocks(dir.path(), &objstore);
+    // Truncate the index of every block of replica "b".
+    let mut corrupted = 0;
+    for e in std::fs::read_dir(&bucket).unwrap() {
+        let block = e.unwrap().path();
+        let meta = std::fs::read_to_string(block.join("meta.json")).unwrap_or_default();
+        let meta: Value = serde_json::from_str(&meta).unwrap_or(Value::Null);
+        if meta["thanos"]["labels"]["replica"] == "b" {
+            let index = block.join("index");
+            let bytes = std::fs::read(&index).unwrap();
+            std::fs::write(&index, &bytes[..bytes.len() / 3]).unwrap();
+            corrupted += 1;
+        }
+    }
+    assert!(corrupted > 0);
+    let (s_http, s_grpc, q_http) = (free_port(), free_port(), free_port());
+    let _store = gauntlet(&[
+        "store".into(),
+        objstore,
+        format!("--data-dir={}", dir.path().join("data").display()),
+        format!("--http-address=127.0.0.1:{s_http}"),
+        format!("--grpc-address=127.0.0.1:{s_grpc}"),
+    ]);
+    wait_until(
+        "store ready despite corrupt blocks",
+        Duration::from_secs(30),
+        || matches!(http_get(s_http, "/-/ready"), Ok((200, _))),
+    )
+    .unwrap();
+    let _query = gauntlet(&[
+        "query".into(),
+        format!("--endpoint=127.0.0.1:{s_grpc}"),
+        format!("--http-address=127.0.0.1:{q_http}"),
+        format!("--grpc-address=127.0.0.1:{}", free_port()),
+    ]);
+    let q = "/api/v1/query?query=count%20by%20(replica)%20(memory_bytes)&time=1700006000";
+    wait_until(
+        "replica a's blocks are served",
+        Duration::from_secs(30),
+        || http_get(q_http, q).is_ok_and(|(c, b)| c == 200 && b.contains("\"a\"")),
+    )
+    .unwrap();
+    let (_, v) = get_json(q_http, q);
+    let result = v["data"]["result"].as_array().unwrap();
+    assert_eq!(result.len(), 1, "only replica a is served: {v}");
+}
