@@ -4,6 +4,9 @@
 
 use serde_json::Value as Json;
 
+/// A label set as sorted name/value pairs.
+pub type LabelPairs = Vec<(String, String)>;
+
 /// Percent-encodes a query parameter value.
 pub fn url_encode(s: &str) -> String {
     let mut out = String::with_capacity(s.len() * 3);
@@ -28,8 +31,8 @@ pub enum Res {
     Error { bad_data: bool, msg: String },
     Scalar(i64, f64),
     Str(i64, String),
-    Vector(Vec<(Vec<(String, String)>, i64, f64)>),
-    Matrix(Vec<(Vec<(String, String)>, Vec<(i64, f64)>)>),
+    Vector(Vec<(LabelPairs, i64, f64)>),
+    Matrix(Vec<(LabelPairs, Vec<(i64, f64)>)>),
 }
 
 pub fn parse_value(v: &Json) -> f64 {
