@@ -430,7 +430,7 @@ pub async fn get_range(
     path: &ObjectPath,
     range: std::ops::Range<u64>,
 ) -> Result<Bytes> {
-    bucket
+    let bytes = bucket
         .get_range(path, range.clone())
         .await
         .map_err(|source| Error::Store {
@@ -438,7 +438,9 @@ pub async fn get_range(
             path: path.to_string(),
             range: Some(range),
             source: Box::new(source),
-        })
+        })?;
+    crate::stats::record_get_range(bytes.len());
+    Ok(bytes)
 }
 
 /// Deletes block `id` in Thanos's order: meta.json first (the block turns into a partial

@@ -12,6 +12,7 @@ pub mod block;
 pub mod config;
 pub mod error;
 pub mod markers;
+pub mod stats;
 
 pub use error::{Error, Result};
 pub use object_store::{path::Path as ObjectPath, ObjectStore};

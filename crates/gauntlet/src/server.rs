@@ -96,7 +96,10 @@ pub fn router(status: Arc<Status>, extra: Router) -> Router {
     let m = status.clone();
     let r = status.clone();
     extra
-        .route("/metrics", get(move || async move { m.metrics.render() }))
+        .route(
+            "/metrics",
+            get(move || async move { m.metrics.render() + &bucket::stats::render() }),
+        )
         .route("/-/healthy", get(|| async { "OK\n" }))
         .route(
             "/-/ready",

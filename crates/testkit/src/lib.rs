@@ -228,3 +228,11 @@ fn fmt_e(sign: &str, digits: &str, exp: i32) -> String {
 pub mod garage;
 pub mod promapi;
 pub mod prometheus;
+
+/// Peak resident set size (VmHWM) of a process in bytes, from /proc.
+pub fn peak_rss(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb * 1024)
+}

@@ -59,6 +59,10 @@ impl Prometheus {
         })
     }
 
+    pub fn pid(&self) -> u32 {
+        self.process.pid()
+    }
+
     /// The base URL, e.g. `http://127.0.0.1:9090`.
     pub fn url(&self) -> String {
         format!("http://127.0.0.1:{}", self.port)
