@@ -149,7 +149,10 @@ fn main() {
     })
     .unwrap();
 
-    eprintln!("store gateway peak RSS before queries: {:?} MiB", peak_rss(store.pid()).map(|b| b >> 20));
+    eprintln!(
+        "store gateway peak RSS before queries: {:?} MiB",
+        peak_rss(store.pid()).map(|b| b >> 20)
+    );
     let end = START + DAYS * 24 * HOUR - INTERVAL;
     let s = |ms: i64| ms / 1000;
     let queries: Vec<(&str, String)> = vec![
@@ -249,7 +252,10 @@ fn main() {
             after.0 - before.0,
             (after.1 - before.1) / 1024,
         );
-        eprintln!("  store peak RSS so far: {:?} MiB", peak_rss(store.pid()).map(|b| b >> 20));
+        eprintln!(
+            "  store peak RSS so far: {:?} MiB",
+            peak_rss(store.pid()).map(|b| b >> 20)
+        );
     }
     ratios.sort_by(|a, b| a.total_cmp(b));
     println!(

@@ -59,13 +59,49 @@ fn sidecar_serves_prometheus_and_reports_when_it_is_down() {
     assert_eq!(v["data"][0]["replica"], "a", "{v}");
     assert_eq!(v["data"][0]["job"], "prometheus");
 
-    // Prometheus goes away: the sidecar stays up but reports not ready.
+    // Prometheus goes away: the sidecar stays up but reports not ready, and queries through
+    // it fail clearly (a warning under partial response, an error without).
+    let port = prom.port;
     prom.stop();
     wait_until("sidecar not ready", Duration::from_secs(30), || {
         matches!(http_get(s_http, "/-/ready"), Ok((503, _)))
     })
     .unwrap();
     assert_eq!(http_get(s_http, "/-/healthy").unwrap().0, 200);
+    let (code, body) = http_get(q, "/api/v1/query?query=up&partial_response=true").unwrap();
+    assert_eq!(code, 200, "{body}");
+    assert!(body.contains("warnings"), "{body}");
+    let (code, body) = http_get(q, "/api/v1/query?query=up&partial_response=false").unwrap();
+    assert_ne!(code, 200, "{body}");
+    assert!(body.contains("\"status\":\"error\""), "{body}");
+
+    // Prometheus returns on the same port and data: the sidecar recovers.
+    let _prom = Prometheus::start_on(
+        port,
+        dir.path(),
+        &dir.path().join("data"),
+        |p| {
+            format!(
+                "global:\n  scrape_interval: 1s\n  external_labels:\n    replica: a\nscrape_configs:\n  - job_name: prometheus\n    static_configs:\n      - targets: ['127.0.0.1:{p}']\n"
+            )
+        },
+        &[],
+    )
+    .unwrap();
+    wait_until("sidecar ready again", Duration::from_secs(60), || {
+        matches!(http_get(s_http, "/-/ready"), Ok((200, _)))
+    })
+    .unwrap();
+    wait_until(
+        "queries through the sidecar work again",
+        Duration::from_secs(60),
+        || {
+            http_get(q, "/api/v1/query?query=up&partial_response=false").is_ok_and(|(c, b)| {
+                c == 200 && b.contains("\"replica\":\"a\"") && !b.contains("warnings")
+            })
+        },
+    )
+    .unwrap();
 
     // Misconfiguration: no Prometheus there at all gives a clear, fast failure.
     let out = Command::new(env!("CARGO_BIN_EXE_gauntlet"))
@@ -153,4 +189,134 @@ fn sidecar_ships_blocks_once_across_restarts() {
             std::fs::read(data.join(b).join("index")).unwrap()
         );
     }
+}
+
+/// Samples of the one series of a matrix result, or None if it is not exactly one series.
+fn matrix_samples(v: &Value) -> Option<Vec<(i64, String)>> {
+    let r = v["data"]["result"].as_array()?;
+    if r.len() != 1 {
+        return None;
+    }
+    r[0]["values"]
+        .as_array()?
+        .iter()
+        .map(|p| {
+            Some((
+                (p[0].as_f64()? * 1000.0).round() as i64,
+                p[1].as_str()?.to_string(),
+            ))
+        })
+        .collect()
+}
+
+#[test]
+fn two_replicas_through_sidecars_garage_and_store_dedup_to_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let garage = testkit::garage::Garage::start("replicas").unwrap();
+    let objstore = format!("--objstore.config={}", garage.objstore_yaml());
+    // Both replicas scrape the same target (replica a's own /metrics) every second and cut
+    // blocks every 30 s.
+    let config = |target: u16, replica: &str| {
+        format!(
+            "global:\n  scrape_interval: 1s\n  external_labels:\n    replica: {replica}\nscrape_configs:\n  - job_name: prom\n    static_configs:\n      - targets: ['127.0.0.1:{target}']\n"
+        )
+    };
+    let blocks = [
+        "--storage.tsdb.min-block-duration=30s",
+        "--storage.tsdb.max-block-duration=30s",
+    ];
+    let da = dir.path().join("a");
+    std::fs::create_dir_all(&da).unwrap();
+    let prom_a = Prometheus::start(&da, &da.join("data"), |p| config(p, "a"), &blocks).unwrap();
+    let db = dir.path().join("b");
+    std::fs::create_dir_all(&db).unwrap();
+    let prom_b =
+        Prometheus::start(&db, &db.join("data"), |_| config(prom_a.port, "b"), &blocks).unwrap();
+    let mut sidecar_grpc = Vec::new();
+    let mut sidecars = Vec::new();
+    for (prom, d) in [(&prom_a, &da), (&prom_b, &db)] {
+        let g = free_port();
+        sidecars.push(gauntlet(&[
+            "sidecar".into(),
+            format!("--prometheus.url=http://127.0.0.1:{}", prom.port),
+            format!("--tsdb.path={}", d.join("data").display()),
+            objstore.clone(),
+            format!("--http-address=127.0.0.1:{}", free_port()),
+            format!("--grpc-address=127.0.0.1:{g}"),
+        ]));
+        sidecar_grpc.push(g);
+    }
+    let (s_http, s_grpc) = (free_port(), free_port());
+    let _store = gauntlet(&[
+        "store".into(),
+        objstore.clone(),
+        format!("--data-dir={}", dir.path().join("store").display()),
+        "--sync-block-duration=2s".into(),
+        format!("--http-address=127.0.0.1:{s_http}"),
+        format!("--grpc-address=127.0.0.1:{s_grpc}"),
+    ]);
+    let q = free_port();
+    let _query = gauntlet(&[
+        "query".into(),
+        format!("--endpoint=127.0.0.1:{}", sidecar_grpc[0]),
+        format!("--endpoint=127.0.0.1:{}", sidecar_grpc[1]),
+        format!("--endpoint=127.0.0.1:{s_grpc}"),
+        "--query.replica-label=replica".into(),
+        format!("--http-address=127.0.0.1:{q}"),
+        format!("--grpc-address=127.0.0.1:{}", free_port()),
+    ]);
+    // Wait until the store gateway serves a block of each replica.
+    wait_until(
+        "blocks of both replicas in the store",
+        Duration::from_secs(300),
+        || {
+            let path = "/api/v1/series?match%5B%5D=up&dedup=false";
+            let Ok((200, body)) = http_get(s_http, "/metrics") else {
+                return false;
+            };
+            let loaded = body
+                .lines()
+                .find(|l| l.starts_with("thanos_bucket_store_blocks_loaded"))
+                .and_then(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+                .unwrap_or(0.0);
+            loaded >= 2.0
+                && http_get(q, path)
+                    .is_ok_and(|(c, b)| c == 200 && b.contains("\"b\"") && b.contains("\"a\""))
+        },
+    )
+    .unwrap();
+
+    // All data so far: shipped blocks (store) and the heads (sidecars) together.
+    let now = testkit_now_s();
+    let path = format!("/api/v1/query?query=up%7Bjob%3D%22prom%22%7D%5B10m%5D&time={now}");
+    let (code, body) = http_get(q, &path).unwrap();
+    assert_eq!(code, 200, "{body}");
+    let deduped = matrix_samples(&serde_json::from_str(&body).unwrap()).expect("one series");
+    let own = |prom: &Prometheus| {
+        matrix_samples(&serde_json::from_str(&prom.get_any(&path)).unwrap()).unwrap_or_default()
+    };
+    let (a, b) = (own(&prom_a), own(&prom_b));
+    assert!(
+        deduped.windows(2).all(|w| w[1].0 - w[0].0 >= 500),
+        "no interleaved replicas"
+    );
+    assert!(
+        deduped == a || deduped == b,
+        "deduplicated ({} samples) equals one replica's own data (a: {}, b: {})",
+        deduped.len(),
+        a.len(),
+        b.len()
+    );
+    // Without deduplication both replicas show.
+    let (_, body) = http_get(q, &format!("{path}&dedup=false")).unwrap();
+    let v: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(v["data"]["result"].as_array().map(Vec::len), Some(2), "{v}");
+}
+
+fn testkit_now_s() -> String {
+    let ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis();
+    format!("{}.{:03}", ms / 1000, ms % 1000)
 }

@@ -28,8 +28,18 @@ impl Prometheus {
         config_for_port: impl Fn(u16) -> String,
         extra: &[&str],
     ) -> Result<Prometheus> {
+        Self::start_on(free_port(), dir, data, config_for_port, extra)
+    }
+
+    /// As [`start`](Self::start), on a given port (to restart a stopped server in place).
+    pub fn start_on(
+        port: u16,
+        dir: &Path,
+        data: &Path,
+        config_for_port: impl Fn(u16) -> String,
+        extra: &[&str],
+    ) -> Result<Prometheus> {
         let binary = find_binary("prometheus", HINT)?;
-        let port = free_port();
         let cfg = dir.join("prometheus.yml");
         std::fs::write(&cfg, config_for_port(port))?;
         let log_path = dir.join("prometheus.log");
