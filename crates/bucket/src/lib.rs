@@ -15,7 +15,7 @@ pub mod markers;
 pub mod stats;
 
 pub use error::{Error, Result};
-pub use object_store::{path::Path as ObjectPath, ObjectStore};
+pub use object_store::{path::Path as ObjectPath, ObjectStore, ObjectStoreExt};
 
 /// A shared handle to a bucket.
 pub type Bucket = std::sync::Arc<dyn ObjectStore>;

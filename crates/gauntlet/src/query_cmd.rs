@@ -14,6 +14,13 @@ pub struct QueryArgs {
     /// StoreAPI endpoint (host:port) to query; repeatable. `--store` is accepted as an alias.
     #[arg(long = "endpoint", visible_alias = "store")]
     endpoints: Vec<String>,
+    /// Files with endpoints in Prometheus's file_sd format (YAML or JSON), re-read when they
+    /// change. Repeatable.
+    #[arg(long = "endpoint.sd-files", visible_alias = "store.sd-files")]
+    sd_files: Vec<std::path::PathBuf>,
+    /// Refresh interval to re-read the SD files even without a change.
+    #[arg(long = "endpoint.sd-interval", visible_alias = "store.sd-interval", default_value = "5m", value_parser = parse_duration_flag)]
+    sd_interval: Duration,
     /// Labels that tell HA replicas apart; removed when deduplicating. Repeatable.
     #[arg(long = "query.replica-label")]
     replica_labels: Vec<String>,
@@ -53,8 +60,11 @@ pub struct QueryArgs {
 }
 
 pub fn run(a: QueryArgs) -> Result<()> {
-    if a.endpoints.is_empty() {
-        bail!("no endpoints given: set --endpoint (or --store) host:port, repeatable");
+    if a.endpoints.is_empty() && a.sd_files.is_empty() {
+        bail!(
+            "no endpoints given: set --endpoint (or --store) host:port, repeatable, or \
+             --endpoint.sd-files"
+        );
     }
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -121,6 +131,40 @@ pub fn run(a: QueryArgs) -> Result<()> {
                     .merge(api_routes),
             )
         };
+        if !a.sd_files.is_empty() {
+            let (set, fixed, files, interval) = (
+                set.clone(),
+                a.endpoints.clone(),
+                a.sd_files.clone(),
+                a.sd_interval,
+            );
+            tokio::spawn(async move {
+                let mut sd = query::sd::SdFiles::new(files);
+                let mut last_full = std::time::Instant::now();
+                let mut first = true;
+                loop {
+                    let force = first || last_full.elapsed() >= interval;
+                    first = false;
+                    if force {
+                        last_full = std::time::Instant::now();
+                    }
+                    let mut errors = Vec::new();
+                    if let Some(targets) = sd.poll(force, &mut errors) {
+                        match set.set_discovered(&fixed, &targets) {
+                            Ok(()) => {
+                                tracing::info!(endpoints = ?targets, "endpoints from SD files");
+                                set.refresh().await;
+                            }
+                            Err(e) => tracing::error!(err = %e, "bad endpoint in SD files"),
+                        }
+                    }
+                    for e in errors {
+                        tracing::error!(err = %e, "reading endpoint SD file");
+                    }
+                    tokio::time::sleep(Duration::from_secs(2)).await;
+                }
+            });
+        }
         let store = Arc::new(query::endpoints::SetStore(set.clone()));
         let info_status = status.clone();
         run_component(http, app, grpc, store, move |mut stop| async move {

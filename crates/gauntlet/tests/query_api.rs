@@ -306,6 +306,24 @@ fn partial_response_when_a_store_dies() {
     })
     .unwrap();
 
+    // A hung store (SIGSTOP) hits the query timeout instead of hanging the request.
+    let b_pid = stores[1].pid().to_string();
+    let signal = |sig: &str| {
+        assert!(Command::new("kill")
+            .args([sig, &b_pid])
+            .status()
+            .unwrap()
+            .success())
+    };
+    signal("-STOP");
+    let t0 = std::time::Instant::now();
+    let (code, v) = get_json(q_http, &format!("{q}&timeout=2s"));
+    let took = t0.elapsed();
+    signal("-CONT");
+    assert_eq!(code, 503, "{v}");
+    assert_eq!(v["errorType"], "timeout", "{v}");
+    assert!(took < Duration::from_secs(10), "took {took:?}");
+
     drop(stores.pop()); // kills store b
     let (code, v) = get_json(q_http, &format!("{q}&partial_response=true"));
     assert_eq!(code, 200, "{v}");
@@ -374,4 +392,90 @@ fn corrupt_blocks_are_skipped_not_fatal() {
     let (_, v) = get_json(q_http, q);
     let result = v["data"]["result"].as_array().unwrap();
     assert_eq!(result.len(), 1, "only replica a is served: {v}");
+}
+
+#[test]
+fn endpoints_from_sd_files_follow_file_changes() {
+    let dir = tempfile::tempdir().unwrap();
+    let objstore = |r: &str| {
+        format!(
+            "--objstore.config=type: FILESYSTEM\nconfig:\n  directory: {}\n",
+            dir.path().join(format!("bucket-{r}")).display()
+        )
+    };
+    replica_blocks_into(dir.path(), objstore);
+    let mut _stores = Vec::new();
+    let mut grpc = Vec::new();
+    for r in ["a", "b"] {
+        let (h, g) = (free_port(), free_port());
+        _stores.push(gauntlet(&[
+            "store".into(),
+            objstore(r),
+            format!(
+                "--data-dir={}",
+                dir.path().join(format!("data-{r}")).display()
+            ),
+            format!("--http-address=127.0.0.1:{h}"),
+            format!("--grpc-address=127.0.0.1:{g}"),
+        ]));
+        wait_until("store ready", Duration::from_secs(30), || {
+            matches!(http_get(h, "/-/ready"), Ok((200, _)))
+        })
+        .unwrap();
+        grpc.push(g);
+    }
+    let sd = dir.path().join("stores.yml");
+    std::fs::write(&sd, format!("- targets: ['127.0.0.1:{}']\n", grpc[0])).unwrap();
+    let q_http = free_port();
+    let _query = gauntlet(&[
+        "query".into(),
+        format!("--endpoint.sd-files={}", sd.display()),
+        "--endpoint.info-interval=1s".into(),
+        format!("--http-address=127.0.0.1:{q_http}"),
+        format!("--grpc-address=127.0.0.1:{}", free_port()),
+    ]);
+    let q = "/api/v1/query?query=count%20by%20(replica)%20(memory_bytes)&time=1700006000";
+    let replicas = || -> Vec<String> {
+        let Ok((200, body)) = http_get(q_http, q) else {
+            return vec![];
+        };
+        let v: Value = serde_json::from_str(&body).unwrap();
+        let mut r: Vec<String> = v["data"]["result"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| s["metric"]["replica"].as_str().unwrap().to_string())
+            .collect();
+        r.sort();
+        r
+    };
+    let wait_for = |want: &[&str]| {
+        wait_until(
+            &format!("replicas {want:?}"),
+            Duration::from_secs(30),
+            || replicas() == want,
+        )
+        .unwrap_or_else(|e| panic!("{e}: now {:?}", replicas()));
+    };
+    wait_for(&["a"]);
+    std::fs::write(
+        &sd,
+        format!(
+            "- targets: ['127.0.0.1:{}']\n- targets: ['127.0.0.1:{}']\n",
+            grpc[0], grpc[1]
+        ),
+    )
+    .unwrap();
+    wait_for(&["a", "b"]);
+    std::fs::write(
+        &sd,
+        format!(r#"[{{"targets": ["127.0.0.1:{}"]}}]"#, grpc[1]),
+    )
+    .unwrap();
+    wait_for(&["b"]);
+    let (_, stores) = get_json(q_http, "/api/v1/stores");
+    assert!(
+        !stores.to_string().contains(&format!(":{}", grpc[0])),
+        "{stores}"
+    );
 }

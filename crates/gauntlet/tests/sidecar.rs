@@ -320,3 +320,179 @@ fn testkit_now_s() -> String {
         .as_millis();
     format!("{}.{:03}", ms / 1000, ms % 1000)
 }
+
+/// Every block in the bucket with a meta.json is complete: each file its meta lists exists
+/// with the listed size. Returns the complete blocks' ULIDs and the partial ones.
+fn bucket_state(objstore_yaml: &str) -> (Vec<String>, Vec<String>) {
+    use bucket::ObjectStoreExt;
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let b = bucket::config::bucket_from_yaml(objstore_yaml).unwrap();
+        let sync = bucket::block::fetch_metas(b.as_ref(), 8).await.unwrap();
+        assert!(
+            sync.corrupted.is_empty(),
+            "corrupted metas: {:?}",
+            sync.corrupted
+        );
+        let mut complete = Vec::new();
+        for m in &sync.metas {
+            let files = &m.thanos.as_ref().expect("thanos section").files;
+            assert!(!files.is_empty(), "{} lists its files", m.ulid);
+            for f in files {
+                if f.rel_path == "meta.json" {
+                    continue;
+                }
+                let path = bucket::ObjectPath::from(format!("{}/{}", m.ulid, f.rel_path));
+                let head = b.head(&path).await.unwrap_or_else(|e| {
+                    panic!(
+                        "{} has meta.json but {} is missing: {e}",
+                        m.ulid, f.rel_path
+                    )
+                });
+                assert_eq!(head.size as i64, f.size_bytes, "{}/{}", m.ulid, f.rel_path);
+            }
+            complete.push(m.ulid.to_string());
+        }
+        (
+            complete,
+            sync.partial.iter().map(|u| u.to_string()).collect(),
+        )
+    })
+}
+
+#[test]
+fn sidecar_killed_during_uploads_ships_every_block_exactly_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let garage = testkit::garage::Garage::start("sigkill").unwrap();
+    // A Prometheus for the external labels; the blocks to ship are prepared separately.
+    let p = dir.path().join("prom");
+    std::fs::create_dir_all(&p).unwrap();
+    let prom = Prometheus::start(
+        &p,
+        &p.join("data"),
+        |_| "global:\n  scrape_interval: 1h\n  external_labels:\n    replica: a\n".into(),
+        &[],
+    )
+    .unwrap();
+    let tsdb = dir.path().join("tsdb");
+    let start = 1_699_999_200_000i64;
+    let data = testkit::dataset::Dataset {
+        start_ms: start,
+        end_ms: start + 16 * 3_600_000,
+        interval_ms: 15_000,
+        instances: 12,
+        seed: 7,
+        gaps: vec![],
+    };
+    let om = dir.path().join("data.om");
+    std::fs::write(&om, data.openmetrics()).unwrap();
+    let local = testkit::prometheus::create_blocks_from_openmetrics(&om, &tsdb).unwrap();
+    let mut local: Vec<String> = local
+        .iter()
+        .map(|p| p.file_name().unwrap().to_string_lossy().to_string())
+        .collect();
+    local.sort();
+    assert!(local.len() >= 8, "{local:?}");
+
+    let start_sidecar = |yaml: &str| {
+        gauntlet(&[
+            "sidecar".into(),
+            format!("--prometheus.url=http://127.0.0.1:{}", prom.port),
+            format!("--tsdb.path={}", tsdb.display()),
+            format!("--objstore.config={yaml}"),
+            format!("--http-address=127.0.0.1:{}", free_port()),
+            format!("--grpc-address=127.0.0.1:{}", free_port()),
+        ])
+    };
+    let shipper_state = tsdb.join("thanos.shipper.json");
+    // How long one uninterrupted run takes to ship everything, from process start: kills
+    // are spread over that window so they land during uploads.
+    let probe = garage.objstore_yaml_with_prefix("probe");
+    let t0 = std::time::Instant::now();
+    let s = start_sidecar(&probe);
+    wait_until(
+        "probe run ships everything",
+        Duration::from_secs(120),
+        || bucket_state(&probe).0.len() == local.len(),
+    )
+    .unwrap();
+    let window_ms = t0.elapsed().as_millis() as u64;
+    drop(s);
+
+    // Rounds from an empty bucket (a fresh prefix) and no shipper state: kill at
+    // pseudo-random points until the blocks are all shipped, checking after each kill that
+    // any block a reader can see (one with meta.json) is complete; then an uninterrupted run
+    // must leave each block exactly once. Until 20 kills have landed mid-shipping.
+    let mut seed = 0x9E37_79B9_7F4A_7C15u64;
+    let (mut kills, mut interrupting, mut partial_seen, mut round) = (0, 0, 0, 0);
+    let mut yaml = String::new();
+    while interrupting < 20 {
+        round += 1;
+        yaml = garage.objstore_yaml_with_prefix(&format!("round{round}"));
+        let _ = std::fs::remove_file(&shipper_state);
+        let mut before = 0;
+        loop {
+            let mut s = start_sidecar(&yaml);
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            std::thread::sleep(Duration::from_millis(seed % (window_ms + 1)));
+            let _ = Command::new("kill")
+                .args(["-9", &s.pid().to_string()])
+                .status();
+            s.kill();
+            kills += 1;
+            let (complete, partial) = bucket_state(&yaml);
+            partial_seen += partial.len();
+            assert!(complete.iter().all(|c| local.contains(c)), "{complete:?}");
+            if complete.len() == local.len() {
+                break;
+            }
+            // Killed while shipping: this run got somewhere, but not to the end.
+            if complete.len() > before || !partial.is_empty() {
+                interrupting += 1;
+            }
+            before = complete.len();
+        }
+        let _s = start_sidecar(&yaml);
+        wait_until("every block shipped", Duration::from_secs(120), || {
+            let (complete, _) = bucket_state(&yaml);
+            complete.len() == local.len()
+        })
+        .unwrap();
+        let (mut complete, _) = bucket_state(&yaml);
+        complete.sort();
+        assert_eq!(complete, local, "each block exactly once");
+        let state: Value =
+            serde_json::from_str(&std::fs::read_to_string(&shipper_state).unwrap()).unwrap();
+        let mut shipped: Vec<String> = state["uploaded"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|u| u.as_str().unwrap().to_string())
+            .collect();
+        shipped.sort();
+        assert_eq!(shipped, local);
+    }
+    println!(
+        "{round} rounds, {kills} kills ({interrupting} mid-shipping), \
+         {partial_seen} partial uploads seen between kills; full run {window_ms} ms"
+    );
+
+    // The store gateway sees exactly the complete blocks.
+    let (s_http, s_grpc) = (free_port(), free_port());
+    let _store = gauntlet(&[
+        "store".into(),
+        format!("--objstore.config={yaml}"),
+        format!("--data-dir={}", dir.path().join("store").display()),
+        format!("--http-address=127.0.0.1:{s_http}"),
+        format!("--grpc-address=127.0.0.1:{s_grpc}"),
+    ]);
+    wait_until("store loads every block", Duration::from_secs(60), || {
+        http_get(s_http, "/metrics").is_ok_and(|(_, b)| {
+            b.lines()
+                .any(|l| l == format!("thanos_bucket_store_blocks_loaded {}", local.len()))
+        })
+    })
+    .unwrap();
+}

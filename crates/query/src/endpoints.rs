@@ -146,6 +146,26 @@ impl EndpointSet {
         }
     }
 
+    /// Replaces the discovered endpoints: `fixed` ones (from flags) stay, `discovered`
+    /// addresses are added (reusing an endpoint already known), the rest dropped.
+    pub fn set_discovered(&self, fixed: &[String], discovered: &[String]) -> Result<(), String> {
+        let current = self.all();
+        let mut next: Vec<Arc<Endpoint>> = Vec::new();
+        for addr in fixed.iter().chain(discovered) {
+            if next.iter().any(|e| &e.address == addr) {
+                continue;
+            }
+            match current.iter().find(|e| &e.address == addr) {
+                Some(e) => next.push(e.clone()),
+                None => next.push(Endpoint::grpc(addr)?),
+            }
+        }
+        if let Ok(mut e) = self.endpoints.write() {
+            *e = next;
+        }
+        Ok(())
+    }
+
     pub fn all(&self) -> Vec<Arc<Endpoint>> {
         self.endpoints.read().map(|e| e.clone()).unwrap_or_default()
     }

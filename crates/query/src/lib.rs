@@ -6,3 +6,4 @@ pub mod api;
 pub mod endpoints;
 pub mod params;
 pub mod queryable;
+pub mod sd;
