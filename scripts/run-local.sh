@@ -68,7 +68,7 @@ YAML
   echo "prometheus: http://127.0.0.1:19090, sidecar: http://127.0.0.1:10922/metrics"
 fi
 echo
-echo "querier: http://127.0.0.1:10902  (try /api/v1/labels, /api/v1/series?match[]=up, /api/v1/stores)"
+echo "querier: http://127.0.0.1:10902  (try /api/v1/query?query=up, /api/v1/labels, /api/v1/stores)"
 echo "store gateway: http://127.0.0.1:10912/metrics, gRPC StoreAPI on 127.0.0.1:10911"
 "$bin/gauntlet" query $endpoints --query.replica-label=replica \
   --http-address=127.0.0.1:10902 --grpc-address=127.0.0.1:10901
