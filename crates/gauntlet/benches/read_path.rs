@@ -252,9 +252,12 @@ fn main() {
             after.0 - before.0,
             (after.1 - before.1) / 1024,
         );
+        let (anon, file) = testkit::rss_split(store.pid()).unwrap_or_default();
         eprintln!(
-            "  store peak RSS so far: {:?} MiB",
-            peak_rss(store.pid()).map(|b| b >> 20)
+            "  store peak RSS so far: {:?} MiB (now: heap {} MiB, mapped files {} MiB)",
+            peak_rss(store.pid()).map(|b| b >> 20),
+            anon >> 20,
+            file >> 20
         );
     }
     ratios.sort_by(|a, b| a.total_cmp(b));

@@ -1,6 +1,7 @@
 //! The `gauntlet` binary: Thanos's subcommands and flags, wiring the library crates.
 //! Each subcommand declares its flags, builds its parts and runs them; no logic lives here.
 
+mod allocator;
 mod flags;
 mod logging;
 mod query_cmd;
@@ -37,6 +38,7 @@ enum Command {
 }
 
 fn main() {
+    allocator::tune();
     let cli = Cli::parse();
     logging::init(&cli.log);
     let result = match cli.command {

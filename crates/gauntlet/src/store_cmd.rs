@@ -65,6 +65,7 @@ pub fn run(a: StoreArgs) -> Result<()> {
         series_sample_limit: a.series_sample_limit,
         index_cache_size: a.index_cache_size,
         series_max_concurrency: a.series_max_concurrency,
+        ..Default::default()
     };
     std::fs::create_dir_all(&a.data_dir)
         .with_context(|| format!("create --data-dir {}", a.data_dir.display()))?;

@@ -32,12 +32,14 @@ pub struct BucketBlock {
     cache: Arc<IndexCache>,
 }
 
+/// A block's series selected for a query: labels (external ones added) and chunk metas.
+pub type Selection = Vec<(Labels, Vec<ChunkMeta>)>;
+
 /// What a Series call asks of one block.
 pub struct BlockQuery<'a> {
     pub matchers: &'a [Matcher],
     pub min_time: i64,
     pub max_time: i64,
-    pub skip_chunks: bool,
 }
 
 impl BucketBlock {
@@ -66,26 +68,32 @@ impl BucketBlock {
         }
     }
 
-    /// Reads index ranges at `offsets`, serving cached ones from the index cache and caching
-    /// what was fetched.
+    /// Reads index ranges, serving cached ones from the index cache; each with whether it
+    /// was fetched (and so is for the caller to cache once it knows its exact length).
     async fn read_index_cached(
         &self,
         kind: Kind,
         ranges: &[Range<u64>],
-    ) -> Result<Vec<bytes::Bytes>> {
+    ) -> Result<Vec<(bytes::Bytes, bool)>> {
         let mut out: Vec<Option<bytes::Bytes>> = ranges
             .iter()
             .map(|r| self.cache.get(&self.key(kind, r.start)))
             .collect();
         let missing: Vec<usize> = (0..ranges.len()).filter(|&i| out[i].is_none()).collect();
+        let mut fetched_at = vec![false; ranges.len()];
         if !missing.is_empty() {
             let want: Vec<Range<u64>> = missing.iter().map(|&i| ranges[i].clone()).collect();
             let fetched = self.read_ranges("index", &want).await?;
             for (&i, b) in missing.iter().zip(fetched) {
                 out[i] = Some(b);
+                fetched_at[i] = true;
             }
         }
-        Ok(out.into_iter().map(Option::unwrap_or_default).collect())
+        Ok(out
+            .into_iter()
+            .map(Option::unwrap_or_default)
+            .zip(fetched_at)
+            .collect())
     }
 
     pub fn header(&self) -> &IndexReader {
@@ -167,10 +175,15 @@ impl BucketBlock {
         let data = self.read_index_cached(Kind::Postings, &ranges).await?;
         let what = format!("{}/index", self.id);
         let mut lists: Vec<Vec<u32>> = Vec::with_capacity(data.len());
-        for (bytes, r) in data.iter().zip(&ranges) {
+        for ((bytes, fetched), r) in data.iter().zip(&ranges) {
             let (list, used) = decode_postings(bytes, r.start, &what)?;
-            self.cache
-                .put(self.key(Kind::Postings, r.start), bytes.slice(..used));
+            if *fetched {
+                // A copy: a slice would keep the whole merged read alive in the cache.
+                self.cache.put(
+                    self.key(Kind::Postings, r.start),
+                    bytes::Bytes::copy_from_slice(&bytes[..used]),
+                );
+            }
             lists.push(list);
         }
         let all = if needs_all { lists.pop() } else { None };
@@ -191,11 +204,15 @@ impl BucketBlock {
         let data = self.read_index_cached(Kind::Series, &ranges).await?;
         let what = format!("{}/index", self.id);
         let mut out = Vec::with_capacity(refs.len());
-        for ((bytes, r), &sref) in data.iter().zip(&ranges).zip(refs) {
+        for (((bytes, fetched), r), &sref) in data.iter().zip(&ranges).zip(refs) {
             let mut e = SeriesEntry::default();
             if let Ok(used) = decode_series(bytes, r.start, sref, &what, &mut e) {
-                self.cache
-                    .put(self.key(Kind::Series, r.start), bytes.slice(..used));
+                if *fetched {
+                    self.cache.put(
+                        self.key(Kind::Series, r.start),
+                        bytes::Bytes::copy_from_slice(&bytes[..used]),
+                    );
+                }
             } else {
                 // Longer than the estimate (or cut at the end of the part): read it exactly.
                 let head = self.read_range("index", r.start..r.start + 10).await?;
@@ -241,15 +258,17 @@ impl BucketBlock {
         Ok(out)
     }
 
-    /// The block's series for `q`, sorted by labels, external labels added, chunks encoded.
-    pub async fn series(&self, q: &BlockQuery<'_>) -> Result<Vec<pb::Series>> {
+    /// The block's series for `q` with external labels added and the metas of their chunks
+    /// in the time range, in index order (not necessarily sorted once external labels are
+    /// added). Reads postings and series entries; no chunks.
+    pub async fn select(&self, q: &BlockQuery<'_>) -> Result<Selection> {
         let Some(matchers) = self.index_matchers(q.matchers) else {
             return Ok(Vec::new());
         };
         let matchers: Vec<Matcher> = matchers.into_iter().cloned().collect();
         let refs = self.postings(&matchers).await?;
         let entries = self.series_entries(&refs).await?;
-        let mut selected: Vec<(Labels, Vec<ChunkMeta>)> = Vec::with_capacity(entries.len());
+        let mut selected = Vec::with_capacity(entries.len());
         for e in entries {
             let chunks: Vec<ChunkMeta> = e
                 .chunks
@@ -263,49 +282,31 @@ impl BucketBlock {
             let labels = self.header.labels_of(&e.label_refs)?;
             selected.push((labels.merge_overriding(&self.ext_labels), chunks));
         }
-        let refs: Vec<ChunkRef> = if q.skip_chunks {
-            Vec::new()
-        } else {
-            selected
-                .iter()
-                .flat_map(|(_, c)| c.iter().map(|m| m.chunk_ref))
-                .collect()
-        };
+        Ok(selected)
+    }
+
+    /// The chunks of `metas` as StoreAPI chunks, still encoded, one per meta in order; `None`
+    /// for encodings the StoreAPI has no raw form for.
+    pub async fn fetch_chunks(&self, metas: &[ChunkMeta]) -> Result<Vec<Option<pb::AggrChunk>>> {
+        let refs: Vec<ChunkRef> = metas.iter().map(|m| m.chunk_ref).collect();
         let data = self.chunks(&refs).await?;
-        let mut data = data.into_iter();
-        let mut out = Vec::with_capacity(selected.len());
-        for (labels, metas) in selected {
-            let mut chunks = Vec::new();
-            if !q.skip_chunks {
-                for m in &metas {
-                    let Some((enc, bytes)) = data.next() else {
-                        break;
-                    };
-                    let Some(wire) =
-                        storeapi::convert::encoding_to_pb(tsdb::chunkenc::Encoding(enc))
-                    else {
-                        // Aggregate chunks of downsampled blocks are served with downsampling.
-                        continue;
-                    };
-                    chunks.push(pb::AggrChunk {
-                        min_time: m.min_time,
-                        max_time: m.max_time,
-                        raw: Some(pb::Chunk {
-                            r#type: wire as i32,
-                            data: bytes.to_vec(),
-                            hash: 0,
-                        }),
-                        ..Default::default()
-                    });
-                }
-            }
-            out.push(pb::Series {
-                labels: storeapi::convert::labels_to_pb(&labels),
-                chunks,
-            });
-        }
-        out.sort_by(|a, b| storeapi::convert::compare_pb_labels(&a.labels, &b.labels));
-        Ok(out)
+        Ok(metas
+            .iter()
+            .zip(data)
+            .map(|(m, (enc, bytes))| {
+                let wire = storeapi::convert::encoding_to_pb(tsdb::chunkenc::Encoding(enc))?;
+                Some(pb::AggrChunk {
+                    min_time: m.min_time,
+                    max_time: m.max_time,
+                    raw: Some(pb::Chunk {
+                        r#type: wire as i32,
+                        data: bytes.to_vec(),
+                        hash: 0,
+                    }),
+                    ..Default::default()
+                })
+            })
+            .collect())
     }
 }
 

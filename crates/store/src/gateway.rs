@@ -11,10 +11,11 @@ use storeapi::convert::{compare_pb_labels, labels_to_pb, matchers_from_pb};
 use storeapi::pb;
 use storeapi::store::{series_frame, warning_frame, SeriesStore, SeriesStream};
 use tonic::Status;
+use tsdb::chunks::ChunkMeta;
 use tsdb::meta::BlockMeta;
 use tsdb::Labels;
 
-use crate::block::{BlockQuery, BucketBlock};
+use crate::block::{BlockQuery, BucketBlock, Selection};
 use crate::cache::IndexCache;
 use crate::{header, Error, Result};
 
@@ -39,6 +40,8 @@ pub struct Config {
     pub index_cache_size: u64,
     /// Series calls served at once; further calls wait.
     pub series_max_concurrency: usize,
+    /// Chunks a Series call reads per step; its memory follows this, not the answer's size.
+    pub series_batch_chunks: usize,
 }
 
 impl Default for Config {
@@ -53,6 +56,7 @@ impl Default for Config {
             series_sample_limit: 0,
             index_cache_size: 250_000_000,
             series_max_concurrency: 20,
+            series_batch_chunks: 8_192,
         }
     }
 }
@@ -69,7 +73,7 @@ pub struct BucketStore {
     bucket: bucket::Bucket,
     cfg: Config,
     cache: Arc<IndexCache>,
-    series_slots: tokio::sync::Semaphore,
+    series_slots: Arc<tokio::sync::Semaphore>,
     blocks: RwLock<BTreeMap<String, Arc<BucketBlock>>>,
     synced: AtomicBool,
 }
@@ -90,7 +94,9 @@ impl BucketStore {
         BucketStore {
             bucket,
             cache: Arc::new(IndexCache::new(cfg.index_cache_size)),
-            series_slots: tokio::sync::Semaphore::new(cfg.series_max_concurrency.max(1)),
+            series_slots: Arc::new(tokio::sync::Semaphore::new(
+                cfg.series_max_concurrency.max(1),
+            )),
             cfg,
             blocks: RwLock::new(BTreeMap::new()),
             synced: AtomicBool::new(false),
@@ -234,24 +240,140 @@ impl BucketStore {
     }
 }
 
-/// Merges per-block series lists (each sorted) into one sorted list; equal label sets from
-/// different blocks become one series with their chunks in time order.
-fn merge_sorted(lists: Vec<Vec<pb::Series>>) -> Vec<pb::Series> {
-    let mut all: Vec<pb::Series> = lists.into_iter().flatten().collect();
-    all.sort_by(|a, b| compare_pb_labels(&a.labels, &b.labels));
-    let mut out: Vec<pb::Series> = Vec::with_capacity(all.len());
-    for s in all {
-        match out.last_mut() {
-            Some(last) if compare_pb_labels(&last.labels, &s.labels).is_eq() => {
-                last.chunks.extend(s.chunks)
+/// One series of a Series answer before its chunks are read: its labels and, per block
+/// (index into the call's block list), the metas of its chunks there.
+struct PlannedSeries {
+    labels: Vec<pb::Label>,
+    parts: Vec<(usize, Vec<ChunkMeta>)>,
+}
+
+/// Orders the blocks' selections by labels (after dropping `without` labels) and joins equal
+/// label sets across blocks into one series.
+fn plan_series(selections: Vec<(usize, Selection)>, without: &[String]) -> Vec<PlannedSeries> {
+    let mut all: Vec<(Vec<pb::Label>, usize, Vec<ChunkMeta>)> = Vec::new();
+    for (block, list) in selections {
+        for (labels, metas) in list {
+            let mut labels = labels_to_pb(&labels);
+            if !without.is_empty() {
+                labels.retain(|l| !without.contains(&l.name));
             }
-            _ => out.push(s),
+            all.push((labels, block, metas));
         }
     }
-    for s in &mut out {
-        storeapi::proxy::sort_and_dedup_chunks(&mut s.chunks);
+    all.sort_by(|a, b| compare_pb_labels(&a.0, &b.0).then(a.1.cmp(&b.1)));
+    let mut out: Vec<PlannedSeries> = Vec::new();
+    for (labels, block, metas) in all {
+        match out.last_mut() {
+            Some(last) if compare_pb_labels(&last.labels, &labels).is_eq() => {
+                last.parts.push((block, metas))
+            }
+            _ => out.push(PlannedSeries {
+                labels,
+                parts: vec![(block, metas)],
+            }),
+        }
     }
     out
+}
+
+/// The chunk-reading half of a Series call: walks the planned series in batches, reading
+/// each batch's chunks from its blocks (concurrently) and yielding frames, so a call holds
+/// one batch of chunks at a time.
+struct SeriesBatches {
+    blocks: Vec<Arc<BucketBlock>>,
+    plan: std::vec::IntoIter<PlannedSeries>,
+    ready: std::collections::VecDeque<Result<pb::SeriesResponse, Status>>,
+    skip_chunks: bool,
+    batch_chunks: usize,
+    abort: bool,
+    failed: BTreeSet<usize>,
+    _slot: tokio::sync::OwnedSemaphorePermit,
+}
+
+impl SeriesBatches {
+    async fn next_frame(&mut self) -> Option<Result<pb::SeriesResponse, Status>> {
+        while self.ready.is_empty() {
+            let mut batch = Vec::new();
+            let mut chunks = 0;
+            for s in self.plan.by_ref() {
+                chunks += s.parts.iter().map(|p| p.1.len()).sum::<usize>();
+                batch.push(s);
+                if chunks >= self.batch_chunks {
+                    break;
+                }
+            }
+            if batch.is_empty() {
+                return None;
+            }
+            self.read_batch(batch).await;
+        }
+        self.ready.pop_front()
+    }
+
+    async fn read_batch(&mut self, batch: Vec<PlannedSeries>) {
+        if self.skip_chunks {
+            self.ready.extend(batch.into_iter().map(|s| {
+                Ok(series_frame(pb::Series {
+                    labels: s.labels,
+                    chunks: Vec::new(),
+                }))
+            }));
+            return;
+        }
+        // Per block, the metas of the batch's series in order.
+        let mut per_block: BTreeMap<usize, Vec<ChunkMeta>> = BTreeMap::new();
+        for s in &batch {
+            for (b, metas) in &s.parts {
+                if !self.failed.contains(b) {
+                    per_block.entry(*b).or_default().extend_from_slice(metas);
+                }
+            }
+        }
+        let blocks = &self.blocks;
+        let reads = futures::future::join_all(
+            per_block
+                .iter()
+                .map(|(&b, metas)| async move { (b, blocks[b].fetch_chunks(metas).await) }),
+        )
+        .await;
+        let mut fetched: BTreeMap<usize, std::vec::IntoIter<Option<pb::AggrChunk>>> =
+            BTreeMap::new();
+        for (b, r) in reads {
+            match r {
+                Ok(c) => {
+                    fetched.insert(b, c.into_iter());
+                }
+                Err(e) => {
+                    let id = &self.blocks[b].id;
+                    tracing::warn!(block = %id, err = %e, "reading chunks failed");
+                    if self.abort {
+                        self.ready.push_back(Err(status(e)));
+                        self.plan = Vec::new().into_iter();
+                        return;
+                    }
+                    self.failed.insert(b);
+                    self.ready
+                        .push_back(Ok(warning_frame(format!("block {id}: {e}"))));
+                }
+            }
+        }
+        for s in batch {
+            let mut chunks = Vec::new();
+            for (b, metas) in &s.parts {
+                if let Some(it) = fetched.get_mut(b) {
+                    chunks.extend(it.by_ref().take(metas.len()).flatten());
+                }
+            }
+            if chunks.is_empty() {
+                continue;
+            }
+            storeapi::proxy::sort_and_dedup_chunks(&mut chunks);
+            self.ready.push_back(Ok(series_frame(pb::Series {
+                labels: s.labels,
+                chunks,
+            })));
+        }
+    }
 }
 
 fn status(e: Error) -> Status {
@@ -301,9 +423,10 @@ impl SeriesStore for BucketStore {
 
     async fn series(&self, req: pb::SeriesRequest) -> Result<SeriesStream, Status> {
         let matchers = matchers_from_pb(&req.matchers).map_err(Status::invalid_argument)?;
-        let _slot = self
+        let slot = self
             .series_slots
-            .acquire()
+            .clone()
+            .acquire_owned()
             .await
             .map_err(|_| Status::unavailable("store gateway shutting down"))?;
         let blocks = self.blocks_in(req.min_time, req.max_time);
@@ -311,33 +434,29 @@ impl SeriesStore for BucketStore {
             matchers: &matchers,
             min_time: req.min_time,
             max_time: req.max_time,
-            skip_chunks: req.skip_chunks,
         };
-        let results = futures::future::join_all(blocks.iter().map(|b| b.series(&q))).await;
-        let mut lists = Vec::with_capacity(results.len());
-        let mut warnings = Vec::new();
-        for (b, r) in blocks.iter().zip(results) {
+        let abort = req.partial_response_strategy == pb::PartialResponseStrategy::Abort as i32;
+        let results = futures::future::join_all(blocks.iter().map(|b| b.select(&q))).await;
+        let mut selections = Vec::with_capacity(results.len());
+        let mut ready = std::collections::VecDeque::new();
+        for (i, (b, r)) in blocks.iter().zip(results).enumerate() {
             match r {
-                Ok(l) => lists.push(l),
+                Ok(l) => selections.push((i, l)),
                 Err(e) => {
                     tracing::warn!(block = %b.id, err = %e, "series lookup failed");
-                    if req.partial_response_strategy == pb::PartialResponseStrategy::Abort as i32 {
+                    if abort {
                         return Err(status(e));
                     }
-                    warnings.push(format!("block {}: {e}", b.id));
+                    ready.push_back(Ok(warning_frame(format!("block {}: {e}", b.id))));
                 }
             }
         }
-        let mut series = merge_sorted(lists);
-        if !req.without_replica_labels.is_empty() {
-            for s in &mut series {
-                s.labels
-                    .retain(|l| !req.without_replica_labels.contains(&l.name));
-            }
-            series = merge_sorted(vec![series]);
-        }
-        if self.cfg.series_sample_limit > 0 {
-            let chunks: i64 = series.iter().map(|s| s.chunks.len() as i64).sum();
+        let plan = plan_series(selections, &req.without_replica_labels);
+        if self.cfg.series_sample_limit > 0 && !req.skip_chunks {
+            let chunks: i64 = plan
+                .iter()
+                .flat_map(|s| s.parts.iter().map(|p| p.1.len() as i64))
+                .sum();
             if chunks * SAMPLES_PER_CHUNK > self.cfg.series_sample_limit {
                 return Err(Status::resource_exhausted(format!(
                     "exceeded samples limit: {} chunks × {SAMPLES_PER_CHUNK} samples > limit {}",
@@ -345,11 +464,21 @@ impl SeriesStore for BucketStore {
                 )));
             }
         }
-        let frames = warnings
-            .into_iter()
-            .map(|w| Ok(warning_frame(w)))
-            .chain(series.into_iter().map(|s| Ok(series_frame(s))));
-        Ok(futures::stream::iter(frames.collect::<Vec<_>>()).boxed())
+        let batches = SeriesBatches {
+            blocks,
+            plan: plan.into_iter(),
+            ready,
+            skip_chunks: req.skip_chunks,
+            batch_chunks: self.cfg.series_batch_chunks.max(1),
+            abort,
+            failed: BTreeSet::new(),
+            _slot: slot,
+        };
+        Ok(futures::stream::unfold(batches, |mut b| async move {
+            let frame = b.next_frame().await?;
+            Some((frame, b))
+        })
+        .boxed())
     }
 
     async fn label_names(

@@ -220,10 +220,25 @@ async fn series_equal_local_reads() {
         (vec![m(MatchType::Equal, "nope", "x")], 0, 6 * H),
         (vec![m(MatchType::RegexMatch, "job", ".+")], 5 * H, 7 * H),
     ];
+    // A store reading a handful of chunks per step must answer the same.
+    let small_steps = BucketStore::new(
+        bucket.clone(),
+        Config {
+            data_dir: dir.path().join("data-small"),
+            series_batch_chunks: 5,
+            ..Config::default()
+        },
+    );
+    small_steps.sync().await.unwrap();
     // Twice: the second round is served from the index cache and must not change answers.
-    for round in 0..2 {
+    for round in 0..3 {
+        let s: &dyn SeriesStore = if round < 2 {
+            store.as_ref()
+        } else {
+            &small_steps
+        };
         for (ms, min_t, max_t) in &cases {
-            let got = query(store.as_ref(), ms, *min_t, *max_t).await;
+            let got = query(s, ms, *min_t, *max_t).await;
             let want = truth(&local, &ids, &ext, ms, *min_t, *max_t);
             assert_eq!(got.len(), want.len(), "{ms:?}");
             assert_eq!(got, want, "round {round}: {ms:?} [{min_t}, {max_t}]");
@@ -258,6 +273,46 @@ async fn series_equal_local_reads() {
         .await
         .unwrap();
     assert_eq!(values.values, ["api", "db", "web"]);
+
+    // A block whose chunks are damaged: WARN streams the other blocks' data and a warning
+    // naming the block, ABORT fails the call.
+    let seg = bucket_dir.join(&ids[2]).join("chunks").join("000001");
+    let good = std::fs::read(&seg).unwrap();
+    std::fs::write(&seg, &good[..good.len() / 2]).unwrap();
+    for strategy in [
+        pb::PartialResponseStrategy::Warn,
+        pb::PartialResponseStrategy::Abort,
+    ] {
+        let req = pb::SeriesRequest {
+            min_time: 0,
+            max_time: 6 * H,
+            matchers: vec![matcher_to_pb(&m(MatchType::Equal, "job", "api"))],
+            partial_response_strategy: strategy as i32,
+            ..Default::default()
+        };
+        let mut stream = small_steps.series(req).await.unwrap();
+        let (mut series, mut warnings, mut errors) = (0, Vec::new(), Vec::new());
+        while let Some(f) = stream.next().await {
+            match f {
+                Ok(pb::SeriesResponse {
+                    result: Some(pb::series_response::Result::Series(_)),
+                }) => series += 1,
+                Ok(pb::SeriesResponse {
+                    result: Some(pb::series_response::Result::Warning(w)),
+                }) => warnings.push(w),
+                Ok(_) => {}
+                Err(e) => errors.push(e.message().to_string()),
+            }
+        }
+        match strategy {
+            pb::PartialResponseStrategy::Warn => {
+                assert!(series > 0 && errors.is_empty(), "{series} {errors:?}");
+                assert!(warnings.iter().any(|w| w.contains(&ids[2])), "{warnings:?}");
+            }
+            _ => assert!(errors.iter().any(|e| e.contains(&ids[2])), "{errors:?}"),
+        }
+    }
+    std::fs::write(&seg, &good).unwrap();
 
     // A block whose index is damaged is reported and skipped; the others still serve.
     let victim = &ids[1];

@@ -230,6 +230,17 @@ pub mod promapi;
 pub mod prometheus;
 
 /// Peak resident set size (VmHWM) of a process in bytes, from /proc.
+/// Current resident memory of a process split into anonymous and file-backed bytes (from
+/// `/proc/<pid>/status`), for telling heap from mapped files.
+pub fn rss_split(pid: u32) -> Option<(u64, u64)> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let kb = |key: &str| -> Option<u64> {
+        let line = status.lines().find(|l| l.starts_with(key))?;
+        Some(line.split_whitespace().nth(1)?.parse::<u64>().ok()? * 1024)
+    };
+    Some((kb("RssAnon:")?, kb("RssFile:")?))
+}
+
 pub fn peak_rss(pid: u32) -> Option<u64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
     let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
