@@ -59,6 +59,36 @@ fn replica_blocks_into(dir: &Path, objstore_for: impl Fn(&str) -> String) {
     }
 }
 
+/// Each replica's blocks in a bucket of its own, with a ready store gateway per bucket:
+/// the processes and their gRPC ports.
+fn stores_per_replica(dir: &Path) -> (Vec<Process>, Vec<u16>) {
+    let objstore = |r: &str| {
+        format!(
+            "--objstore.config=type: FILESYSTEM\nconfig:\n  directory: {}\n",
+            dir.join(format!("bucket-{r}")).display()
+        )
+    };
+    replica_blocks_into(dir, objstore);
+    let mut stores = Vec::new();
+    let mut grpc = Vec::new();
+    for r in ["a", "b"] {
+        let (h, g) = (free_port(), free_port());
+        stores.push(gauntlet(&[
+            "store".into(),
+            objstore(r),
+            format!("--data-dir={}", dir.join(format!("data-{r}")).display()),
+            format!("--http-address=127.0.0.1:{h}"),
+            format!("--grpc-address=127.0.0.1:{g}"),
+        ]));
+        wait_until("store ready", Duration::from_secs(30), || {
+            matches!(http_get(h, "/-/ready"), Ok((200, _)))
+        })
+        .unwrap();
+        grpc.push(g);
+    }
+    (stores, grpc)
+}
+
 fn get_json(port: u16, path: &str) -> (u16, Value) {
     let (code, body) = http_get(port, path).unwrap();
     (
@@ -262,33 +292,7 @@ fn series_labels_dedup_and_partial_responses() {
 #[test]
 fn partial_response_when_a_store_dies() {
     let dir = tempfile::tempdir().unwrap();
-    let objstore = |r: &str| {
-        format!(
-            "--objstore.config=type: FILESYSTEM\nconfig:\n  directory: {}\n",
-            dir.path().join(format!("bucket-{r}")).display()
-        )
-    };
-    replica_blocks_into(dir.path(), objstore);
-    let mut stores = Vec::new();
-    let mut grpc = Vec::new();
-    for r in ["a", "b"] {
-        let (h, g) = (free_port(), free_port());
-        stores.push(gauntlet(&[
-            "store".into(),
-            objstore(r),
-            format!(
-                "--data-dir={}",
-                dir.path().join(format!("data-{r}")).display()
-            ),
-            format!("--http-address=127.0.0.1:{h}"),
-            format!("--grpc-address=127.0.0.1:{g}"),
-        ]));
-        wait_until("store ready", Duration::from_secs(30), || {
-            matches!(http_get(h, "/-/ready"), Ok((200, _)))
-        })
-        .unwrap();
-        grpc.push(g);
-    }
+    let (mut stores, grpc) = stores_per_replica(dir.path());
     let q_http = free_port();
     // Health checks are frozen after the first one, so the dead store is still asked.
     let _query = gauntlet(&[
@@ -397,33 +401,7 @@ fn corrupt_blocks_are_skipped_not_fatal() {
 #[test]
 fn endpoints_from_sd_files_follow_file_changes() {
     let dir = tempfile::tempdir().unwrap();
-    let objstore = |r: &str| {
-        format!(
-            "--objstore.config=type: FILESYSTEM\nconfig:\n  directory: {}\n",
-            dir.path().join(format!("bucket-{r}")).display()
-        )
-    };
-    replica_blocks_into(dir.path(), objstore);
-    let mut _stores = Vec::new();
-    let mut grpc = Vec::new();
-    for r in ["a", "b"] {
-        let (h, g) = (free_port(), free_port());
-        _stores.push(gauntlet(&[
-            "store".into(),
-            objstore(r),
-            format!(
-                "--data-dir={}",
-                dir.path().join(format!("data-{r}")).display()
-            ),
-            format!("--http-address=127.0.0.1:{h}"),
-            format!("--grpc-address=127.0.0.1:{g}"),
-        ]));
-        wait_until("store ready", Duration::from_secs(30), || {
-            matches!(http_get(h, "/-/ready"), Ok((200, _)))
-        })
-        .unwrap();
-        grpc.push(g);
-    }
+    let (_stores, grpc) = stores_per_replica(dir.path());
     let sd = dir.path().join("stores.yml");
     std::fs::write(&sd, format!("- targets: ['127.0.0.1:{}']\n", grpc[0])).unwrap();
     let q_http = free_port();

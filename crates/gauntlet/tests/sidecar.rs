@@ -287,7 +287,9 @@ fn two_replicas_through_sidecars_garage_and_store_dedup_to_one() {
     .unwrap();
 
     // All data so far: shipped blocks (store) and the heads (sidecars) together.
-    let now = testkit_now_s();
+    // A few seconds back: a scrape still in flight at "now" would land in Prometheus after
+    // the querier read and before the direct read.
+    let now = seconds_ago(5);
     let path = format!("/api/v1/query?query=up%7Bjob%3D%22prom%22%7D%5B10m%5D&time={now}");
     let (code, body) = http_get(q, &path).unwrap();
     assert_eq!(code, 200, "{body}");
@@ -296,16 +298,43 @@ fn two_replicas_through_sidecars_garage_and_store_dedup_to_one() {
         matrix_samples(&serde_json::from_str(&prom.get_any(&path)).unwrap()).unwrap_or_default()
     };
     let (a, b) = (own(&prom_a), own(&prom_b));
-    assert!(
-        deduped.windows(2).all(|w| w[1].0 - w[0].0 >= 500),
-        "no interleaved replicas"
-    );
+    let close = deduped.windows(2).position(|w| w[1].0 - w[0].0 < 500);
+    if let Some(i) = close {
+        let from = |s: &(i64, String)| match (a.contains(s), b.contains(s)) {
+            (true, true) => "a+b",
+            (true, false) => "a",
+            (false, true) => "b",
+            (false, false) => "neither",
+        };
+        let around: Vec<String> = deduped[i.saturating_sub(3)..(i + 5).min(deduped.len())]
+            .iter()
+            .map(|s| format!("{}@{} ({})", s.1, s.0, from(s)))
+            .collect();
+        let near = |r: &[(i64, String)]| -> Vec<i64> {
+            let t = deduped[i].0;
+            r.iter()
+                .map(|s| s.0)
+                .filter(|x| (x - t).abs() < 6000)
+                .collect()
+        };
+        panic!(
+            "replicas interleaved: {around:?}; a near: {:?}; b near: {:?}",
+            near(&a),
+            near(&b)
+        );
+    }
+    let first_difference = |r: &[(i64, String)]| {
+        let i = deduped.iter().zip(r).position(|(x, y)| x != y);
+        i.map(|i| format!("at {i}: {:?} vs {:?}", deduped[i], r[i]))
+    };
     assert!(
         deduped == a || deduped == b,
-        "deduplicated ({} samples) equals one replica's own data (a: {}, b: {})",
+        "deduplicated ({} samples) equals one replica's own data (a: {}, {:?}; b: {}, {:?})",
         deduped.len(),
         a.len(),
-        b.len()
+        first_difference(&a),
+        b.len(),
+        first_difference(&b)
     );
     // Without deduplication both replicas show.
     let (_, body) = http_get(q, &format!("{path}&dedup=false")).unwrap();
@@ -313,11 +342,13 @@ fn two_replicas_through_sidecars_garage_and_store_dedup_to_one() {
     assert_eq!(v["data"]["result"].as_array().map(Vec::len), Some(2), "{v}");
 }
 
-fn testkit_now_s() -> String {
+/// Wall-clock time `s` seconds ago as an API timestamp (seconds with milliseconds).
+fn seconds_ago(s: u128) -> String {
     let ms = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
-        .as_millis();
+        .as_millis()
+        - s * 1000;
     format!("{}.{:03}", ms / 1000, ms % 1000)
 }
 

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use futures::StreamExt;
 use promql::{Error, Queryable, RawSample, SelectHints, SeriesSet};
 use storeapi::convert::matcher_to_pb;
-use storeapi::dedup::{dedup_replicas, split_overlapping};
+use storeapi::dedup::{dedup_replicas, split_overlapping, ChunkSpan};
 use storeapi::pb;
 use storeapi::proxy::Proxy;
 use storeapi::{SeriesStore, SeriesStream};
@@ -132,8 +132,8 @@ impl ProxySeriesSet {
     /// deduplicating, by timestamp otherwise.
     fn decode(&mut self, chunks: &[pb::AggrChunk], out: &mut Vec<RawSample>) -> Result<(), String> {
         out.clear();
-        let ranges: Vec<(i64, i64)> = chunks.iter().map(|c| (c.min_time, c.max_time)).collect();
-        let groups = split_overlapping(&ranges);
+        let spans: Vec<ChunkSpan> = chunks.iter().map(chunk_span).collect();
+        let groups = split_overlapping(&spans);
         if groups.len() <= 1 {
             for c in chunks {
                 decode_chunk(c, self.func.as_deref(), &mut |t, v| {
@@ -163,6 +163,21 @@ impl ProxySeriesSet {
         };
         out.extend(merged.into_iter().map(|(t, v)| RawSample { t, v }));
         Ok(())
+    }
+}
+
+/// A chunk's time range and, for raw XOR data, its sample count (the first two bytes).
+fn chunk_span(c: &pb::AggrChunk) -> ChunkSpan {
+    let samples = match &c.raw {
+        Some(raw) if raw.r#type == pb::chunk::Encoding::Xor as i32 && raw.data.len() >= 2 => {
+            u16::from_be_bytes([raw.data[0], raw.data[1]]) as u32
+        }
+        _ => 0,
+    };
+    ChunkSpan {
+        min_time: c.min_time,
+        max_time: c.max_time,
+        samples,
     }
 }
 

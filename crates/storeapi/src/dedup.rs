@@ -2,7 +2,9 @@
 //!
 //! Replicas of one series (same labels once replica labels are dropped) are merged pairwise:
 //! the output follows one replica and switches to the other only when the current one has a
-//! gap (filled from half a step after the last sample emitted). After emitting a sample at `t` from one replica, the other is only considered from
+//! gap (filled from half a scrape step after the last sample emitted, the step measured
+//! within one replica). After emitting a sample at `t` from one replica, the other is only
+//! considered from
 //! `t + 1 + penalty`, the penalty being twice the last step (5 s before any step is known),
 //! so interleaving two replicas never raises the sample rate. For counters (rate, increase,
 //! irate, resets), switching to a replica whose value is lower than the last emitted one adds
@@ -137,7 +139,9 @@ pub fn dedup_pair(a: &[Sample], b: &[Sample], counter: bool) -> Vec<Sample> {
                 }
             }
         }
-        if last_t != i64::MIN {
+        // The scrape step, measured within one replica: a delta across a switch mixes two
+        // replicas' phases and would let a later gap fill crowd the samples.
+        if last_t != i64::MIN && use_a == prev_use_a {
             last_delta = chosen - last_t;
         }
         last_t = chosen;
@@ -159,17 +163,51 @@ pub fn dedup_replicas(replicas: &[Vec<Sample>], counter: bool) -> Vec<Sample> {
     acc
 }
 
-/// Splits time-sorted chunk ranges `(min_time, max_time)` into groups whose members do not
-/// overlap: each group is a pseudo-replica (Thanos's overlap split). Returns group indices.
-pub fn split_overlapping(ranges: &[(i64, i64)]) -> Vec<Vec<usize>> {
-    let mut groups: Vec<(i64, Vec<usize>)> = Vec::new();
-    for (i, &(min, max)) in ranges.iter().enumerate() {
-        match groups.iter_mut().find(|(end, _)| *end < min) {
-            Some((end, members)) => {
-                *end = max;
-                members.push(i);
+/// A chunk's time range and sample count (0 when unknown), as [`split_overlapping`] sees it.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct ChunkSpan {
+    pub min_time: i64,
+    pub max_time: i64,
+    pub samples: u32,
+}
+
+impl ChunkSpan {
+    /// The mean step between samples, when the chunk has at least two.
+    fn step(&self) -> Option<i64> {
+        (self.samples >= 2).then(|| (self.max_time - self.min_time) / (self.samples as i64 - 1))
+    }
+}
+
+/// Splits time-sorted chunks into groups whose members do not overlap: each group is a
+/// pseudo-replica (Thanos's overlap split). When a chunk could continue several groups, it
+/// joins the one it continues at the scrape step (the gap to the group's last chunk closest
+/// to the step), so a group follows one replica's scrape phase rather than alternating
+/// between replicas at chunk boundaries. Returns group indices.
+pub fn split_overlapping(chunks: &[ChunkSpan]) -> Vec<Vec<usize>> {
+    // Per group: its last chunk and its members.
+    let mut groups: Vec<(ChunkSpan, Vec<usize>)> = Vec::new();
+    for (i, c) in chunks.iter().enumerate() {
+        let mut best: Option<(usize, i64)> = None;
+        for (g, (last, _)) in groups.iter().enumerate() {
+            if last.max_time >= c.min_time {
+                continue;
             }
-            None => groups.push((max, vec![i])),
+            let gap = c.min_time - last.max_time;
+            // Distance from a continuation at the step; unknown steps rank as first fit.
+            let miss = last
+                .step()
+                .or(c.step())
+                .map_or(0, |step| (gap - step).abs());
+            if best.is_none_or(|(_, m)| miss < m) {
+                best = Some((g, miss));
+            }
+        }
+        match best {
+            Some((g, _)) => {
+                groups[g].0 = *c;
+                groups[g].1.push(i);
+            }
+            None => groups.push((*c, vec![i])),
         }
     }
     groups.into_iter().map(|(_, m)| m).collect()
@@ -224,6 +262,41 @@ mod tests {
     }
 
     #[test]
+    fn jittery_replicas_with_missed_scrapes_stay_half_a_step_apart() {
+        // Two replicas scraping every second, out of phase, with jitter and missed scrapes
+        // (single ones and runs), as busy Prometheus servers do.
+        let mut seed = 0x2545_F491_4F6C_DD1Du64;
+        let mut rand = move |n: u64| {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed % n
+        };
+        for phase in [100, 300, 500, 700, 900] {
+            let mut replicas = [Vec::new(), Vec::new()];
+            for (r, out) in replicas.iter_mut().enumerate() {
+                let mut skip = 0;
+                for k in 0..2_000i64 {
+                    if skip > 0 {
+                        skip -= 1;
+                        continue;
+                    }
+                    match rand(100) {
+                        0..=4 => skip = rand(6),
+                        5..=9 => continue,
+                        _ => {}
+                    }
+                    let t = k * 1000 + r as i64 * phase + rand(60) as i64;
+                    out.push((t, t as f64));
+                }
+            }
+            let d = dedup_pair(&replicas[0], &replicas[1], false);
+            let closest = d.windows(2).map(|w| w[1].0 - w[0].0).min().unwrap();
+            assert!(closest >= 440, "phase {phase}: samples {closest} ms apart");
+        }
+    }
+
+    #[test]
     fn one_replica_empty_or_identical() {
         let a = scrape(0, 60_000, 15_000, 0, &[]);
         assert_eq!(dedup_pair(&a, &[], false), a);
@@ -248,9 +321,38 @@ mod tests {
         assert!(raw.windows(2).any(|w| w[1].1 < w[0].1));
     }
 
+    fn spans(s: &[(i64, i64, u32)]) -> Vec<ChunkSpan> {
+        s.iter()
+            .map(|&(min_time, max_time, samples)| ChunkSpan {
+                min_time,
+                max_time,
+                samples,
+            })
+            .collect()
+    }
+
     #[test]
     fn overlap_split() {
-        let g = split_overlapping(&[(0, 10), (5, 15), (11, 20), (16, 30), (21, 25)]);
+        let g = split_overlapping(&spans(&[
+            (0, 10, 0),
+            (5, 15, 0),
+            (11, 20, 0),
+            (16, 30, 0),
+            (21, 25, 0),
+        ]));
         assert_eq!(g, vec![vec![0, 2, 4], vec![1, 3]]);
+    }
+
+    #[test]
+    fn overlap_split_follows_each_replicas_scrape_phase() {
+        // Replica a scrapes every second at .841, b at .617; both cut chunks at 130 000.
+        // b's second chunk starts after a's first ends, but continues b's first at the step.
+        let g = split_overlapping(&spans(&[
+            (125_841, 129_841, 5),  // a
+            (126_617, 129_617, 4),  // b
+            (130_617, 140_617, 11), // b
+            (130_841, 140_841, 11), // a
+        ]));
+        assert_eq!(g, vec![vec![0, 3], vec![1, 2]]);
     }
 }
