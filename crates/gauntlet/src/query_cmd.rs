@@ -33,6 +33,10 @@ pub struct QueryArgs {
     /// Maximum time to process a query.
     #[arg(long = "query.timeout", default_value = "2m", value_parser = parse_duration_flag)]
     timeout: Duration,
+    /// If a store sends nothing for this long, it is dropped from the query (a warning with
+    /// partial response, else an error). 0 disables the timeout.
+    #[arg(long = "store.response-timeout", default_value = "0ms", value_parser = parse_duration_flag)]
+    response_timeout: Duration,
     /// Maximum number of queries processed concurrently.
     #[arg(long = "query.max-concurrent", default_value_t = 20)]
     max_concurrent: usize,
@@ -71,15 +75,17 @@ pub fn run(a: QueryArgs) -> Result<()> {
         .build()
         .context("start async runtime")?;
     let _guard = rt.enter();
+    let response_timeout = Some(a.response_timeout).filter(|d| !d.is_zero());
     let mut eps = Vec::new();
     for e in &a.endpoints {
         eps.push(
-            query::endpoints::Endpoint::grpc(e)
+            query::endpoints::Endpoint::grpc(e, response_timeout)
                 .map_err(anyhow::Error::msg)
                 .with_context(|| format!("--endpoint {e}"))?,
         );
     }
-    let set = Arc::new(query::endpoints::EndpointSet::new(eps));
+    let set =
+        Arc::new(query::endpoints::EndpointSet::new(eps).with_response_timeout(response_timeout));
     let mut engine_opts = promql::EngineOptions {
         timeout: a.timeout,
         no_step_subquery_interval_ms: a.default_evaluation_interval.as_millis() as i64,

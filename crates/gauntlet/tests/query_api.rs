@@ -303,12 +303,25 @@ fn partial_response_when_a_store_dies() {
         format!("--http-address=127.0.0.1:{q_http}"),
         format!("--grpc-address=127.0.0.1:{}", free_port()),
     ]);
+    // The same with a store response timeout: a hung store is dropped from the answer.
+    let q_quick = free_port();
+    let _query_quick = gauntlet(&[
+        "query".into(),
+        format!("--endpoint=127.0.0.1:{}", grpc[0]),
+        format!("--endpoint=127.0.0.1:{}", grpc[1]),
+        "--endpoint.info-interval=1h".into(),
+        "--store.response-timeout=1s".into(),
+        format!("--http-address=127.0.0.1:{q_quick}"),
+        format!("--grpc-address=127.0.0.1:{}", free_port()),
+    ]);
     let q = "/api/v1/query?query=count%20by%20(replica)%20(memory_bytes)&time=1700006000";
-    wait_until("both stores answer", Duration::from_secs(30), || {
-        http_get(q_http, q)
-            .is_ok_and(|(c, b)| c == 200 && b.contains("\"a\"") && b.contains("\"b\""))
-    })
-    .unwrap();
+    for port in [q_http, q_quick] {
+        wait_until("both stores answer", Duration::from_secs(30), || {
+            http_get(port, q)
+                .is_ok_and(|(c, b)| c == 200 && b.contains("\"a\"") && b.contains("\"b\""))
+        })
+        .unwrap();
+    }
 
     // A hung store (SIGSTOP) hits the query timeout instead of hanging the request.
     let b_pid = stores[1].pid().to_string();
@@ -323,10 +336,24 @@ fn partial_response_when_a_store_dies() {
     let t0 = std::time::Instant::now();
     let (code, v) = get_json(q_http, &format!("{q}&timeout=2s"));
     let took = t0.elapsed();
+    let t0 = std::time::Instant::now();
+    let (quick_code, quick) = get_json(q_quick, &format!("{q}&timeout=30s"));
+    let quick_took = t0.elapsed();
     signal("-CONT");
     assert_eq!(code, 503, "{v}");
     assert_eq!(v["errorType"], "timeout", "{v}");
     assert!(took < Duration::from_secs(10), "took {took:?}");
+    assert_eq!(quick_code, 200, "{quick}");
+    assert_eq!(
+        quick["data"]["result"][0]["metric"]["replica"], "a",
+        "{quick}"
+    );
+    assert_eq!(quick["data"]["result"].as_array().map(Vec::len), Some(1));
+    assert!(
+        quick["warnings"].to_string().contains("no response within"),
+        "{quick}"
+    );
+    assert!(quick_took < Duration::from_secs(10), "took {quick_took:?}");
 
     drop(stores.pop()); // kills store b
     let (code, v) = get_json(q_http, &format!("{q}&partial_response=true"));

@@ -4,10 +4,12 @@
 //! pruned.
 
 use std::sync::{Arc, RwLock};
+use std::time::Duration;
 
 use storeapi::client::GrpcStore;
 use storeapi::convert::labels_from_pb;
 use storeapi::pb::info::InfoResponse;
+use storeapi::timeout::ResponseTimeout;
 use storeapi::SeriesStore;
 use tsdb::{Labels, Matcher};
 
@@ -51,8 +53,18 @@ impl Endpoint {
         })
     }
 
-    pub fn grpc(address: &str) -> Result<Arc<Endpoint>, String> {
-        Ok(Endpoint::new(address, Arc::new(GrpcStore::new(address)?)))
+    /// An endpoint over gRPC; with `response_timeout`, a call or Series frame that takes
+    /// longer fails that endpoint.
+    pub fn grpc(
+        address: &str,
+        response_timeout: Option<Duration>,
+    ) -> Result<Arc<Endpoint>, String> {
+        let store: Arc<dyn SeriesStore> = Arc::new(GrpcStore::new(address)?);
+        let store = match response_timeout {
+            Some(limit) => Arc::new(ResponseTimeout::new(store, limit)),
+            None => store,
+        };
+        Ok(Endpoint::new(address, store))
     }
 
     pub async fn refresh(&self) {
@@ -137,13 +149,22 @@ impl Endpoint {
 #[derive(Default)]
 pub struct EndpointSet {
     endpoints: RwLock<Vec<Arc<Endpoint>>>,
+    /// Given to the endpoints discovered later.
+    response_timeout: Option<Duration>,
 }
 
 impl EndpointSet {
     pub fn new(endpoints: Vec<Arc<Endpoint>>) -> Self {
         EndpointSet {
             endpoints: RwLock::new(endpoints),
+            response_timeout: None,
         }
+    }
+
+    /// Sets the response timeout of discovered endpoints (see [`Endpoint::grpc`]).
+    pub fn with_response_timeout(mut self, limit: Option<Duration>) -> Self {
+        self.response_timeout = limit;
+        self
     }
 
     /// Replaces the discovered endpoints: `fixed` ones (from flags) stay, `discovered`
@@ -157,7 +178,7 @@ impl EndpointSet {
             }
             match current.iter().find(|e| &e.address == addr) {
                 Some(e) => next.push(e.clone()),
-                None => next.push(Endpoint::grpc(addr)?),
+                None => next.push(Endpoint::grpc(addr, self.response_timeout)?),
             }
         }
         if let Ok(mut e) = self.endpoints.write() {

@@ -18,6 +18,7 @@ pub mod convert;
 pub mod proxy;
 pub mod server;
 pub mod store;
+pub mod timeout;
 
 pub use store::{SeriesStore, SeriesStream};
 pub mod dedup;

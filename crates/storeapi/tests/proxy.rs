@@ -219,3 +219,74 @@ async fn grpc_round_trip_and_stacked_proxies() {
     assert!(out.is_empty() && warnings.len() == 1, "{warnings:?}");
     assert!(warnings[0].contains(&addr.to_string()));
 }
+
+/// Sends its series, then nothing: neither more frames nor the end of the stream.
+struct Stalling(Fixed);
+
+#[async_trait::async_trait]
+impl SeriesStore for Stalling {
+    fn name(&self) -> String {
+        self.0.name()
+    }
+    async fn info(&self) -> Result<pb::info::InfoResponse, Status> {
+        futures::future::pending().await
+    }
+    async fn series(&self, req: pb::SeriesRequest) -> Result<SeriesStream, Status> {
+        let sent = self.0.series(req).await?;
+        Ok(sent.chain(futures::stream::pending()).boxed())
+    }
+    async fn label_names(
+        &self,
+        req: pb::LabelNamesRequest,
+    ) -> Result<pb::LabelNamesResponse, Status> {
+        self.0.label_names(req).await
+    }
+    async fn label_values(
+        &self,
+        req: pb::LabelValuesRequest,
+    ) -> Result<pb::LabelValuesResponse, Status> {
+        self.0.label_values(req).await
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_store_that_stops_sending_hits_the_response_timeout() {
+    use std::time::Duration;
+    use storeapi::timeout::ResponseTimeout;
+    let limit = Duration::from_millis(500);
+    let stalling: Arc<dyn SeriesStore> = Arc::new(Stalling(Fixed {
+        name: "stalling",
+        series: vec![series("worker", vec![chunk(0, 5, b"w")])],
+        fail: None,
+    }));
+    let mut s: Vec<Arc<dyn SeriesStore>> = stores()
+        .into_iter()
+        .map(|s| Arc::new(ResponseTimeout::new(s, limit)) as Arc<dyn SeriesStore>)
+        .collect();
+    s.push(Arc::new(ResponseTimeout::new(stalling.clone(), limit)));
+    let proxy = Proxy::new(s);
+
+    let started = tokio::time::Instant::now();
+    let (out, warnings) = collect(&proxy, pb::PartialResponseStrategy::Warn)
+        .await
+        .unwrap();
+    assert!(started.elapsed() < limit * 2, "{:?}", started.elapsed());
+    let jobs: Vec<&str> = out.iter().map(|s| s.labels[1].value.as_str()).collect();
+    assert_eq!(jobs, ["api", "cache", "db", "worker"]);
+    assert_eq!(warnings.len(), 1, "{warnings:?}");
+    assert!(
+        warnings[0].starts_with("store stalling: no response within"),
+        "{warnings:?}"
+    );
+    let err = collect(&proxy, pb::PartialResponseStrategy::Abort)
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), tonic::Code::DeadlineExceeded);
+
+    // Unary calls too.
+    let err = ResponseTimeout::new(stalling, limit)
+        .info()
+        .await
+        .unwrap_err();
+    assert!(err.message().contains("500ms"), "{}", err.message());
+}
