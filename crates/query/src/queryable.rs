@@ -42,6 +42,26 @@ fn is_counter_function(f: Option<&str>) -> bool {
     matches!(f, Some("rate" | "increase" | "irate" | "resets"))
 }
 
+/// The aggregates of downsampled data a function reads (Thanos's choice): the one it
+/// summarizes by, the counter for rate-like functions, else count and sum for the average.
+fn aggregates_for(func: Option<&str>) -> &'static [pb::Aggr] {
+    let f = func.unwrap_or("");
+    let is = |name: &str| f == name || f.strip_prefix(name).is_some_and(|r| r.starts_with('_'));
+    if is("min") {
+        &[pb::Aggr::Min]
+    } else if is("max") {
+        &[pb::Aggr::Max]
+    } else if is("count") {
+        &[pb::Aggr::Count]
+    } else if f.starts_with("sum_") {
+        &[pb::Aggr::Sum]
+    } else if is_counter_function(func) {
+        &[pb::Aggr::Counter]
+    } else {
+        &[pb::Aggr::Count, pb::Aggr::Sum]
+    }
+}
+
 impl Queryable for ProxyQueryable {
     fn select<'a>(
         &'a self,
@@ -55,6 +75,10 @@ impl Queryable for ProxyQueryable {
             max_time: hints.end,
             matchers: matchers.iter().map(matcher_to_pb).collect(),
             max_resolution_window: s.max_resolution_ms,
+            aggregates: aggregates_for(hints.func.as_deref())
+                .iter()
+                .map(|&a| a as i32)
+                .collect(),
             partial_response_strategy: s.strategy as i32,
             without_replica_labels: if dedup {
                 s.replica_labels.clone()
@@ -75,7 +99,7 @@ impl Queryable for ProxyQueryable {
             stream,
             dedup,
             counter: is_counter_function(hints.func.as_deref()),
-            func: hints.func.clone(),
+            aggregates: aggregates_for(hints.func.as_deref()),
             warnings: Vec::new(),
             groups: Vec::new(),
         }))
@@ -88,7 +112,8 @@ struct ProxySeriesSet {
     stream: SeriesStream,
     dedup: bool,
     counter: bool,
-    func: Option<String>,
+    /// What downsampled chunks are read as.
+    aggregates: &'static [pb::Aggr],
     warnings: Vec<String>,
     /// Scratch buffers, one per group of non-overlapping chunks.
     groups: Vec<Vec<(i64, f64)>>,
@@ -132,14 +157,15 @@ impl ProxySeriesSet {
     /// deduplicating, by timestamp otherwise.
     fn decode(&mut self, chunks: &[pb::AggrChunk], out: &mut Vec<RawSample>) -> Result<(), String> {
         out.clear();
+        // Downsampled counters need Thanos's reset handling across chunks.
+        let counter_aggregates = self.counter && chunks.iter().any(|c| c.raw.is_none());
         let spans: Vec<ChunkSpan> = chunks.iter().map(chunk_span).collect();
         let groups = split_overlapping(&spans);
         if groups.len() <= 1 {
+            let mut sink = SampleSink::new(counter_aggregates);
             for c in chunks {
-                decode_chunk(c, self.func.as_deref(), &mut |t, v| {
-                    if out.last().is_none_or(|l| l.t < t) {
-                        out.push(RawSample { t, v });
-                    }
+                decode_chunk(c, self.aggregates, &mut |t, v| {
+                    sink.push(t, v, &mut |t, v| out.push(RawSample { t, v }))
                 })?;
             }
             return Ok(());
@@ -148,11 +174,10 @@ impl ProxySeriesSet {
         for (g, members) in groups.iter().enumerate() {
             let buf = &mut self.groups[g];
             buf.clear();
+            let mut sink = SampleSink::new(counter_aggregates);
             for &i in members {
-                decode_chunk(&chunks[i], self.func.as_deref(), &mut |t, v| {
-                    if buf.last().is_none_or(|l| l.0 < t) {
-                        buf.push((t, v));
-                    }
+                decode_chunk(&chunks[i], self.aggregates, &mut |t, v| {
+                    sink.push(t, v, &mut |t, v| buf.push((t, v)))
                 })?;
             }
         }
@@ -163,6 +188,52 @@ impl ProxySeriesSet {
         };
         out.extend(merged.into_iter().map(|(t, v)| RawSample { t, v }));
         Ok(())
+    }
+}
+
+/// Takes one series' decoded samples in chunk order and passes on those that move forward
+/// in time. For downsampled counters it applies Thanos's counter-reset handling: values
+/// become one running total, and a sample repeating the previous timestamp (the raw value
+/// that ends each counter aggregate) only tells the true last value, so a reset at the next
+/// chunk's start is measured from it.
+struct SampleSink {
+    counter_aggregates: bool,
+    last_t: i64,
+    last_v: f64,
+    total: f64,
+}
+
+impl SampleSink {
+    fn new(counter_aggregates: bool) -> Self {
+        SampleSink {
+            counter_aggregates,
+            last_t: i64::MIN,
+            last_v: 0.0,
+            total: 0.0,
+        }
+    }
+
+    fn push(&mut self, t: i64, v: f64, emit: &mut impl FnMut(i64, f64)) {
+        if !self.counter_aggregates {
+            if t > self.last_t {
+                self.last_t = t;
+                emit(t, v);
+            }
+            return;
+        }
+        if v.is_nan() {
+            return;
+        }
+        if self.last_t == i64::MIN {
+            (self.last_t, self.last_v, self.total) = (t, v, v);
+            emit(t, v);
+        } else if t > self.last_t {
+            self.total += if v >= self.last_v { v - self.last_v } else { v };
+            (self.last_t, self.last_v) = (t, v);
+            emit(t, self.total);
+        } else if t == self.last_t {
+            self.last_v = v;
+        }
     }
 }
 
@@ -189,25 +260,25 @@ fn merge_by_time(lists: &[Vec<(i64, f64)>]) -> Vec<(i64, f64)> {
     all
 }
 
-/// Decodes one chunk: raw XOR data, or for downsampled data the aggregate the function
-/// needs (counter for rate-like functions, else sum/count as the average, like Thanos).
+/// Decodes one chunk: raw XOR data, or for downsampled data the aggregate asked for (see
+/// [`aggregates_for`]), count and sum becoming their average, like Thanos.
 fn decode_chunk(
     c: &pb::AggrChunk,
-    func: Option<&str>,
+    aggregates: &[pb::Aggr],
     emit: &mut dyn FnMut(i64, f64),
 ) -> Result<(), String> {
     if let Some(raw) = &c.raw {
         return decode_xor(raw, emit);
     }
-    let pick = match func {
-        Some("rate" | "increase" | "irate" | "resets") => c.counter.as_ref(),
-        Some("min_over_time") => c.min.as_ref(),
-        Some("max_over_time") => c.max.as_ref(),
-        Some("count_over_time") => c.count.as_ref(),
-        Some("sum_over_time") => c.sum.as_ref(),
+    let single = match aggregates {
+        [pb::Aggr::Min] => c.min.as_ref(),
+        [pb::Aggr::Max] => c.max.as_ref(),
+        [pb::Aggr::Count] => c.count.as_ref(),
+        [pb::Aggr::Sum] => c.sum.as_ref(),
+        [pb::Aggr::Counter] => c.counter.as_ref(),
         _ => None,
     };
-    if let Some(chunk) = pick {
+    if let Some(chunk) = single {
         return decode_xor(chunk, emit);
     }
     match (&c.sum, &c.count) {
@@ -224,7 +295,7 @@ fn decode_chunk(
                 }
             })
         }
-        _ => Err("chunk without raw data or usable aggregates".into()),
+        _ => Err("downsampled chunk without the aggregates asked for".into()),
     }
 }
 

@@ -286,27 +286,85 @@ impl BucketBlock {
     }
 
     /// The chunks of `metas` as StoreAPI chunks, still encoded, one per meta in order; `None`
-    /// for encodings the StoreAPI has no raw form for.
-    pub async fn fetch_chunks(&self, metas: &[ChunkMeta]) -> Result<Vec<Option<pb::AggrChunk>>> {
+    /// for encodings the StoreAPI has no form for. Aggregate chunks of downsampled blocks
+    /// carry the sub-chunks of `aggregates` (count and sum when none are asked for).
+    pub async fn fetch_chunks(
+        &self,
+        metas: &[ChunkMeta],
+        aggregates: &[pb::Aggr],
+    ) -> Result<Vec<Option<pb::AggrChunk>>> {
         let refs: Vec<ChunkRef> = metas.iter().map(|m| m.chunk_ref).collect();
         let data = self.chunks(&refs).await?;
-        Ok(metas
-            .iter()
-            .zip(data)
-            .map(|(m, (enc, bytes))| {
-                let wire = storeapi::convert::encoding_to_pb(tsdb::chunkenc::Encoding(enc))?;
-                Some(pb::AggrChunk {
-                    min_time: m.min_time,
-                    max_time: m.max_time,
-                    raw: Some(pb::Chunk {
-                        r#type: wire as i32,
-                        data: bytes.to_vec(),
-                        hash: 0,
-                    }),
-                    ..Default::default()
-                })
-            })
-            .collect())
+        let mut out = Vec::with_capacity(metas.len());
+        for (m, (enc, bytes)) in metas.iter().zip(data) {
+            let mut c = pb::AggrChunk {
+                min_time: m.min_time,
+                max_time: m.max_time,
+                ..Default::default()
+            };
+            if tsdb::chunkenc::Encoding(enc) == tsdb::chunkenc::Encoding::AGGR {
+                self.fill_aggregates(&mut c, &bytes, aggregates)?;
+                out.push(Some(c));
+                continue;
+            }
+            let Some(wire) = storeapi::convert::encoding_to_pb(tsdb::chunkenc::Encoding(enc))
+            else {
+                out.push(None);
+                continue;
+            };
+            c.raw = Some(pb::Chunk {
+                r#type: wire as i32,
+                data: bytes.to_vec(),
+                hash: 0,
+            });
+            out.push(Some(c));
+        }
+        Ok(out)
+    }
+
+    /// Sets the requested aggregates of an aggregate chunk; one missing is an error, as in
+    /// Thanos.
+    fn fill_aggregates(
+        &self,
+        c: &mut pb::AggrChunk,
+        data: &[u8],
+        aggregates: &[pb::Aggr],
+    ) -> Result<()> {
+        use tsdb::chunkenc::aggr::{self, AggrType};
+        let wanted: &[pb::Aggr] = if aggregates.is_empty() {
+            &[pb::Aggr::Count, pb::Aggr::Sum]
+        } else {
+            aggregates
+        };
+        for &a in wanted {
+            let (t, slot) = match a {
+                pb::Aggr::Raw => continue,
+                pb::Aggr::Count => (AggrType::Count, &mut c.count),
+                pb::Aggr::Sum => (AggrType::Sum, &mut c.sum),
+                pb::Aggr::Min => (AggrType::Min, &mut c.min),
+                pb::Aggr::Max => (AggrType::Max, &mut c.max),
+                pb::Aggr::Counter => (AggrType::Counter, &mut c.counter),
+            };
+            let fail = |msg: String| Error::Block {
+                block: self.id.clone(),
+                msg,
+            };
+            let part = aggr::get(data, t).map_err(|e| fail(format!("aggregate chunk: {e}")))?;
+            let Some((enc, bytes)) = part else {
+                return Err(fail(format!(
+                    "aggregate {} does not exist in a downsampled chunk",
+                    t.name()
+                )));
+            };
+            let wire = storeapi::convert::encoding_to_pb(enc)
+                .ok_or_else(|| fail(format!("aggregate {} has encoding {enc}", t.name())))?;
+            *slot = Some(pb::Chunk {
+                r#type: wire as i32,
+                data: bytes.to_vec(),
+                hash: 0,
+            });
+        }
+        Ok(())
     }
 }
 

@@ -230,14 +230,69 @@ impl BucketStore {
         Ok(stats)
     }
 
+    /// Blocks of any resolution overlapping `[min_t, max_t]` (for the label calls).
     fn blocks_in(&self, min_t: i64, max_t: i64) -> Vec<Arc<BucketBlock>> {
         self.blocks()
             .into_iter()
-            .filter(|b| {
-                b.meta.max_time > min_t && b.meta.min_time <= max_t && b.meta.resolution() == 0
-            })
+            .filter(|b| b.meta.max_time > min_t && b.meta.min_time <= max_t)
             .collect()
     }
+
+    /// The blocks a Series call reads, chosen as Thanos does: over `[min_t, max_t]`, blocks of
+    /// the coarsest resolution not above `max_resolution`, the time they leave uncovered
+    /// filled from the next finer resolution, down to raw data.
+    fn blocks_for_series(
+        &self,
+        min_t: i64,
+        max_t: i64,
+        max_resolution: i64,
+    ) -> Vec<Arc<BucketBlock>> {
+        let mut levels: BTreeMap<std::cmp::Reverse<i64>, Vec<Arc<BucketBlock>>> = BTreeMap::new();
+        for b in self.blocks() {
+            if b.meta.resolution() <= max_resolution.max(0) {
+                levels
+                    .entry(std::cmp::Reverse(b.meta.resolution()))
+                    .or_default()
+                    .push(b);
+            }
+        }
+        let mut levels: Vec<Vec<Arc<BucketBlock>>> = levels.into_values().collect();
+        for l in &mut levels {
+            l.sort_by_key(|b| (b.meta.min_time, b.meta.max_time));
+        }
+        let mut out = Vec::new();
+        fill_from_levels(&levels, min_t, max_t, &mut out);
+        out
+    }
+}
+
+/// Covers `[min_t, max_t]` with the blocks of `levels[0]` (coarsest first, each sorted by
+/// time), filling what they leave uncovered from the finer levels.
+fn fill_from_levels(
+    levels: &[Vec<Arc<BucketBlock>>],
+    min_t: i64,
+    max_t: i64,
+    out: &mut Vec<Arc<BucketBlock>>,
+) {
+    let Some((level, finer)) = levels.split_first() else {
+        return;
+    };
+    if min_t > max_t {
+        return;
+    }
+    let mut start = min_t;
+    for b in level {
+        if b.meta.max_time <= min_t {
+            continue;
+        }
+        if b.meta.min_time > max_t {
+            break;
+        }
+        fill_from_levels(finer, start, b.meta.min_time - 1, out);
+        out.push(b.clone());
+        start = start.max(b.meta.max_time);
+    }
+    fill_from_levels(finer, start, max_t, out);
 }
 
 /// One series of a Series answer before its chunks are read: its labels and, per block
@@ -284,6 +339,7 @@ struct SeriesBatches {
     plan: std::vec::IntoIter<PlannedSeries>,
     ready: std::collections::VecDeque<Result<pb::SeriesResponse, Status>>,
     skip_chunks: bool,
+    aggregates: Vec<pb::Aggr>,
     batch_chunks: usize,
     abort: bool,
     failed: BTreeSet<usize>,
@@ -329,12 +385,10 @@ impl SeriesBatches {
                 }
             }
         }
-        let blocks = &self.blocks;
-        let reads = futures::future::join_all(
-            per_block
-                .iter()
-                .map(|(&b, metas)| async move { (b, blocks[b].fetch_chunks(metas).await) }),
-        )
+        let (blocks, aggregates) = (&self.blocks, &self.aggregates);
+        let reads = futures::future::join_all(per_block.iter().map(|(&b, metas)| async move {
+            (b, blocks[b].fetch_chunks(metas, aggregates).await)
+        }))
         .await;
         let mut fetched: BTreeMap<usize, std::vec::IntoIter<Option<pb::AggrChunk>>> =
             BTreeMap::new();
@@ -429,7 +483,7 @@ impl SeriesStore for BucketStore {
             .acquire_owned()
             .await
             .map_err(|_| Status::unavailable("store gateway shutting down"))?;
-        let blocks = self.blocks_in(req.min_time, req.max_time);
+        let blocks = self.blocks_for_series(req.min_time, req.max_time, req.max_resolution_window);
         let q = BlockQuery {
             matchers: &matchers,
             min_time: req.min_time,
@@ -469,6 +523,7 @@ impl SeriesStore for BucketStore {
             plan: plan.into_iter(),
             ready,
             skip_chunks: req.skip_chunks,
+            aggregates: req.aggregates().collect(),
             batch_chunks: self.cfg.series_batch_chunks.max(1),
             abort,
             failed: BTreeSet::new(),

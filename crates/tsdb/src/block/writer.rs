@@ -276,7 +276,11 @@ impl BlockWriter {
                 )));
             }
             let chunk_ref = writer.write_chunk(enc, bytes)?;
-            self.num_samples += u64::from(crate::chunkenc::num_samples(bytes));
+            self.num_samples += u64::from(if enc == Encoding::AGGR {
+                crate::chunkenc::aggr::num_samples(bytes)
+            } else {
+                crate::chunkenc::num_samples(bytes)
+            });
             metas.push(ChunkMeta {
                 min_time: mint,
                 max_time: maxt,

@@ -1,6 +1,7 @@
 //! Chunk encodings: XOR (Gorilla) floats, encode and decode; native histogram chunks,
 //! decode only; the encoding byte as stored on disk.
 
+pub mod aggr;
 mod bstream;
 pub mod histogram;
 mod varbit;
