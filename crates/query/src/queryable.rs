@@ -70,15 +70,13 @@ impl Queryable for ProxyQueryable {
     ) -> promql::Result<Box<dyn SeriesSet + 'a>> {
         let s = &self.settings;
         let dedup = s.dedup && !s.replica_labels.is_empty();
+        let aggregates = aggregates_for(hints.func.as_deref());
         let req = pb::SeriesRequest {
             min_time: hints.start,
             max_time: hints.end,
             matchers: matchers.iter().map(matcher_to_pb).collect(),
             max_resolution_window: s.max_resolution_ms,
-            aggregates: aggregates_for(hints.func.as_deref())
-                .iter()
-                .map(|&a| a as i32)
-                .collect(),
+            aggregates: aggregates.iter().map(|&a| a as i32).collect(),
             partial_response_strategy: s.strategy as i32,
             without_replica_labels: if dedup {
                 s.replica_labels.clone()
@@ -99,9 +97,10 @@ impl Queryable for ProxyQueryable {
             stream,
             dedup,
             counter: is_counter_function(hints.func.as_deref()),
-            aggregates: aggregates_for(hints.func.as_deref()),
+            aggregates,
             warnings: Vec::new(),
             groups: Vec::new(),
+            spans: Vec::new(),
         }))
     }
 }
@@ -117,6 +116,8 @@ struct ProxySeriesSet {
     warnings: Vec<String>,
     /// Scratch buffers, one per group of non-overlapping chunks.
     groups: Vec<Vec<(i64, f64)>>,
+    /// Scratch: the current series' chunk spans.
+    spans: Vec<ChunkSpan>,
 }
 
 impl SeriesSet for ProxySeriesSet {
@@ -159,8 +160,9 @@ impl ProxySeriesSet {
         out.clear();
         // Downsampled counters need Thanos's reset handling across chunks.
         let counter_aggregates = self.counter && chunks.iter().any(|c| c.raw.is_none());
-        let spans: Vec<ChunkSpan> = chunks.iter().map(chunk_span).collect();
-        let groups = split_overlapping(&spans);
+        self.spans.clear();
+        self.spans.extend(chunks.iter().map(chunk_span));
+        let groups = split_overlapping(&self.spans);
         if groups.len() <= 1 {
             let mut sink = SampleSink::new(counter_aggregates);
             for c in chunks {
@@ -240,8 +242,8 @@ impl SampleSink {
 /// A chunk's time range and, for raw XOR data, its sample count (the first two bytes).
 fn chunk_span(c: &pb::AggrChunk) -> ChunkSpan {
     let samples = match &c.raw {
-        Some(raw) if raw.r#type == pb::chunk::Encoding::Xor as i32 && raw.data.len() >= 2 => {
-            u16::from_be_bytes([raw.data[0], raw.data[1]]) as u32
+        Some(raw) if raw.r#type == pb::chunk::Encoding::Xor as i32 => {
+            u32::from(tsdb::chunkenc::num_samples(&raw.data))
         }
         _ => 0,
     };
