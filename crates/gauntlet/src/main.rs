@@ -3,6 +3,7 @@
 
 mod allocator;
 mod flags;
+mod http_edge;
 mod logging;
 mod query_cmd;
 mod server;

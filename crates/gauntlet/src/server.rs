@@ -164,7 +164,8 @@ where
         let _ = rx.changed().await;
     };
     let http_task = tokio::spawn(std::future::IntoFuture::into_future(
-        axum::serve(http, app).with_graceful_shutdown(stopped(stop_rx.clone())),
+        axum::serve(crate::http_edge::EdgeListener(http), app)
+            .with_graceful_shutdown(stopped(stop_rx.clone())),
     ));
     let grpc_task = tokio::spawn(storeapi::server::serve(
         store,

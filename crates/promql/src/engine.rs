@@ -4,7 +4,7 @@
 
 use crate::error::{Error, Result};
 use crate::functions::{self, RangeFn, VectorFn};
-use crate::parse::parse;
+use crate::parse::parse_with;
 use crate::storage::{Queryable, RawSample, SelectHints, SeriesSet};
 use crate::value::{Point, QueryResult, Sample, Series, Value};
 use promql_parser::label::MatchOp;
@@ -50,21 +50,37 @@ impl Default for EngineOptions {
     }
 }
 
-/// Cancels a running query from another thread (e.g. when the HTTP client goes away).
+/// Cancels a running query from another thread (e.g. when the HTTP client goes away), and
+/// may carry a deadline set before the query reached the engine (time spent queueing counts).
 #[derive(Clone, Debug, Default)]
-pub struct CancelToken(Arc<AtomicBool>);
+pub struct CancelToken {
+    canceled: Arc<AtomicBool>,
+    deadline: Option<Instant>,
+}
 
 impl CancelToken {
     pub fn new() -> Self {
         CancelToken::default()
     }
 
+    /// A token whose query times out at `deadline` at the latest.
+    pub fn with_deadline(deadline: Instant) -> Self {
+        CancelToken {
+            canceled: Arc::default(),
+            deadline: Some(deadline),
+        }
+    }
+
     pub fn cancel(&self) {
-        self.0.store(true, Ordering::Relaxed);
+        self.canceled.store(true, Ordering::Relaxed);
     }
 
     pub fn is_canceled(&self) -> bool {
-        self.0.load(Ordering::Relaxed)
+        self.canceled.load(Ordering::Relaxed)
+    }
+
+    pub fn deadline(&self) -> Option<Instant> {
+        self.deadline
     }
 }
 
@@ -100,8 +116,19 @@ impl Engine {
         time_ms: i64,
         cancel: &CancelToken,
     ) -> Result<QueryResult> {
-        let expr = parse(query)?;
-        self.exec(storage, &expr, time_ms, time_ms, 0, cancel)
+        let deadline = self.deadline(cancel);
+        parse_with(query, |expr| {
+            self.exec(storage, expr, time_ms, time_ms, 0, cancel, deadline)
+        })
+    }
+
+    /// When a query starting now must be done: the engine's timeout or the token's deadline.
+    fn deadline(&self, cancel: &CancelToken) -> Option<Instant> {
+        let own = Instant::now().checked_add(self.opts.timeout);
+        match (own, cancel.deadline()) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
     }
 
     /// Evaluates `query` at every step from `start_ms` to `end_ms`; the result is a matrix.
@@ -132,7 +159,23 @@ impl Engine {
         step_ms: i64,
         cancel: &CancelToken,
     ) -> Result<QueryResult> {
-        let expr = parse(query)?;
+        let deadline = self.deadline(cancel);
+        parse_with(query, |expr| {
+            self.range_exec(storage, expr, start_ms, end_ms, step_ms, cancel, deadline)
+        })
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn range_exec(
+        &self,
+        storage: &dyn Queryable,
+        expr: &Expr,
+        start_ms: i64,
+        end_ms: i64,
+        step_ms: i64,
+        cancel: &CancelToken,
+        deadline: Option<Instant>,
+    ) -> Result<QueryResult> {
         let ty = expr.value_type();
         if ty != ValueType::Vector && ty != ValueType::Scalar {
             return Err(Error::Parse(format!(
@@ -150,9 +193,10 @@ impl Engine {
                 "end timestamp must not be before start time".into(),
             ));
         }
-        self.exec(storage, &expr, start_ms, end_ms, step_ms, cancel)
+        self.exec(storage, expr, start_ms, end_ms, step_ms, cancel, deadline)
     }
 
+    #[allow(clippy::too_many_arguments)]
     fn exec(
         &self,
         storage: &dyn Queryable,
@@ -161,13 +205,14 @@ impl Engine {
         end: i64,
         step: i64,
         cancel: &CancelToken,
+        deadline: Option<Instant>,
     ) -> Result<QueryResult> {
         let ctx = Ctx {
             storage,
             lookback: self.opts.lookback_delta_ms,
             max_samples: self.opts.max_samples,
             samples: Cell::new(0),
-            deadline: Instant::now().checked_add(self.opts.timeout),
+            deadline,
             cancel,
             warnings: RefCell::new(Vec::new()),
             query_start: start,
@@ -254,6 +299,23 @@ impl Ctx<'_> {
         Ok(())
     }
 
+    /// [`Ctx::check`] every 65536th step of a step loop.
+    fn check_every(&self, step: usize) -> Result<()> {
+        if step & 0xFFFF == 0 {
+            self.check("expression evaluation")?;
+        }
+        Ok(())
+    }
+
+    /// Refuses to evaluate a node over more steps than samples allowed: every such node
+    /// holds per-step state for all its steps.
+    fn check_steps(&self, steps: usize) -> Result<()> {
+        if steps > self.max_samples {
+            return Err(Error::TooManySamples("query execution"));
+        }
+        Ok(())
+    }
+
     fn add_samples(&self, n: usize) -> Result<()> {
         let total = self.samples.get() + n;
         if total > self.max_samples {
@@ -285,11 +347,22 @@ struct StepRange {
 
 impl StepRange {
     fn steps(&self) -> usize {
-        ((self.end - self.start) / self.interval) as usize + 1
+        let n = (self.end as i128 - self.start as i128) / self.interval as i128;
+        usize::try_from(n).map_or(usize::MAX, |n| n.saturating_add(1))
     }
 
     fn ts(&self, i: usize) -> i64 {
         self.start + i as i64 * self.interval
+    }
+
+    /// The first step whose time is at or after `t` (`steps()` if none).
+    fn first_step_at_or_after(&self, t: i64) -> usize {
+        if t <= self.start {
+            return 0;
+        }
+        let k =
+            (t as i128 - self.start as i128 + self.interval as i128 - 1) / self.interval as i128;
+        usize::try_from(k).map_or(self.steps(), |k| k.min(self.steps()))
     }
 
     fn index_of(&self, t: i64) -> usize {
@@ -527,6 +600,16 @@ impl<'a, 'c> Evaluator<'a, 'c> {
 
     fn eval(&self, expr: &Expr) -> Result<Val> {
         self.ctx.check("expression evaluation")?;
+        if !matches!(
+            expr,
+            Expr::Paren(_)
+                | Expr::StringLiteral(_)
+                | Expr::VectorSelector(_)
+                | Expr::MatrixSelector(_)
+                | Expr::Subquery(_)
+        ) {
+            self.ctx.check_steps(self.range.steps())?;
+        }
         match expr {
             Expr::Paren(p) => self.eval(&p.expr),
             Expr::NumberLiteral(n) => Ok(Val::Scalar(vec![n.val; self.range.steps()])),
@@ -625,25 +708,43 @@ impl<'a, 'c> Evaluator<'a, 'c> {
             let mut labels = next?;
             self.ctx.check("expression evaluation")?;
             let mut points = Vec::new();
-            let mut j = 0;
-            for i in 0..steps {
+            let mut counted = 0;
+            let (mut i, mut j) = (0, 0);
+            while i < steps {
                 let ts = self.range.ts(i);
                 let rt = at.unwrap_or(ts) - offset;
                 while j < buf.len() && buf[j].t <= rt {
                     j += 1;
                 }
-                if j == 0 {
+                let visible = j > 0 && {
+                    let s = buf[j - 1];
+                    s.t >= rt - lookback && !is_stale(s.v)
+                };
+                if !visible {
+                    // Nothing shows until the next sample: jump to the first step that sees it.
+                    match buf.get(j) {
+                        Some(next) if at.is_none() => {
+                            i = self
+                                .range
+                                .first_step_at_or_after(next.t + offset)
+                                .max(i + 1)
+                        }
+                        _ => break,
+                    }
                     continue;
                 }
                 let s = buf[j - 1];
-                if s.t < rt - lookback || is_stale(s.v) {
-                    continue;
-                }
                 let v = if timestamps { s.t as f64 / 1000.0 } else { s.v };
                 points.push(Point { t: ts, v });
+                if points.len() - counted == 65536 {
+                    self.ctx.add_samples(65536)?;
+                    self.ctx.check("expression evaluation")?;
+                    counted = points.len();
+                }
+                i += 1;
             }
             if !points.is_empty() {
-                self.ctx.add_samples(points.len())?;
+                self.ctx.add_samples(points.len() - counted)?;
                 if timestamps {
                     labels.remove(METRIC_NAME);
                 }
@@ -862,6 +963,7 @@ impl<'a, 'c> Evaluator<'a, 'c> {
         let steps = self.range.steps();
         let mut cur = StepCursor::new(series.len());
         for step in 0..steps {
+            self.ctx.check_every(step)?;
             let ts = self.range.ts(step);
             for (i, &slot) in slots.iter().enumerate() {
                 let Some(v) = cur.at(&series, i, ts) else {
@@ -936,6 +1038,7 @@ impl<'a, 'c> Evaluator<'a, 'c> {
             let rslots: Vec<usize> = rhs.iter().map(|s| out.slot(s.labels.clone())).collect();
             let mut seen = vec![usize::MAX; nsigs];
             for step in 0..steps {
+                self.ctx.check_every(step)?;
                 let ts = self.range.ts(step);
                 gather(&mut lcur, &lhs, ts, &mut lvec);
                 gather(&mut rcur, &rhs, ts, &mut rvec);
@@ -1000,6 +1103,7 @@ impl<'a, 'c> Evaluator<'a, 'c> {
         let mut inserted: FxMap<(u32, usize), usize> = FxMap::default(); // (sig, out slot) -> step
         let mut result_slots: FxMap<(u32, u32), usize> = FxMap::default();
         for step in 0..steps {
+            self.ctx.check_every(step)?;
             let ts = self.range.ts(step);
             gather(lcur, ls, ts, &mut lvec);
             gather(rcur, rs, ts, &mut rvec);
@@ -1261,6 +1365,7 @@ impl<'a, 'c> Evaluator<'a, 'c> {
             let mut points = Vec::new();
             let (mut lo, mut hi) = (0usize, 0usize);
             for step in 0..steps {
+                self.ctx.check_every(step)?;
                 let ts = self.range.ts(step);
                 let rt = at.unwrap_or(ts) - offset;
                 let mint = rt - range;

@@ -95,8 +95,84 @@ fn register_holt_winters() {
     });
 }
 
-/// Parses and checks a query as Prometheus 2.42 would.
+/// Most expression nodes a query may have on one path from the root: deeper queries are
+/// refused before parsing, since the parser's type checks take time quadratic in the depth.
+pub const MAX_NESTING: usize = 20_000;
+
+/// Queries whose nesting bound is at most this are parsed and evaluated on the caller's
+/// stack; deeper ones on a thread with a stack sized for them (see [`on_stack_for`]).
+const INLINE_NESTING: usize = 64;
+
+/// Stack bytes one level of nesting may take across parsing, checking, evaluation and drop.
+const STACK_PER_LEVEL: usize = 16 * 1024;
+
+/// Lexes the query as Prometheus does, reporting its lexing and literal errors, and refuses
+/// one nested deeper than [`MAX_NESTING`]; returns its nesting bound.
+pub fn pre_lex(query: &[u8]) -> Result<usize> {
+    let lexed = crate::lex::lex(query).map_err(|e| Error::Parse(e.render(query)))?;
+    if lexed.nesting > MAX_NESTING {
+        return Err(Error::Parse(format!(
+            "query too complex: it nests up to {} operators, brackets and calls, more than the limit of {MAX_NESTING}",
+            lexed.nesting
+        )));
+    }
+    Ok(lexed.nesting)
+}
+
+/// An upper bound on how deeply `query` nests (operators, opening brackets and calls).
+pub fn nesting_bound(query: &str) -> usize {
+    crate::lex::lex(query.as_bytes()).map_or(0, |l| l.nesting)
+}
+
+/// Runs `f`, which parses and evaluates a query of nesting bound `nesting`, on a stack deep
+/// enough for it: the caller's for shallow queries, else a scoped thread's.
+pub(crate) fn on_stack_for<T: Send>(
+    nesting: usize,
+    f: impl FnOnce() -> Result<T> + Send,
+) -> Result<T> {
+    if nesting <= INLINE_NESTING {
+        return f();
+    }
+    let size = 4 * 1024 * 1024 + nesting * STACK_PER_LEVEL;
+    std::thread::scope(|s| {
+        let handle = std::thread::Builder::new()
+            .name("promql-deep".into())
+            .stack_size(size)
+            .spawn_scoped(s, f)
+            .map_err(|e| Error::exec(format!("cannot start a thread for a deep query: {e}")))?;
+        handle
+            .join()
+            .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+    })
+}
+
+/// Parses and checks a query as Prometheus 2.42 would, then hands the tree to `f`, all on a
+/// stack deep enough for the query's nesting; the tree is dropped there too, since dropping
+/// nested boxes recurses.
+pub fn parse_with<T: Send>(query: &str, f: impl FnOnce(&Expr) -> Result<T> + Send) -> Result<T> {
+    parse_bytes_with(query.as_bytes(), f)
+}
+
+/// [`parse_with`] for query bytes as they came (not necessarily UTF-8): bytes Prometheus
+/// refuses get its error; bytes it ignores (in comments) are ignored.
+pub fn parse_bytes_with<T: Send>(
+    query: &[u8],
+    f: impl FnOnce(&Expr) -> Result<T> + Send,
+) -> Result<T> {
+    let nesting = pre_lex(query)?;
+    let text = String::from_utf8_lossy(query);
+    on_stack_for(nesting, || f(&parse_checked(&text)?))
+}
+
+/// Parses and checks a query as Prometheus 2.42 would. The tree is returned to the caller's
+/// stack: use [`parse_with`] for queries that may nest deeply.
 pub fn parse(query: &str) -> Result<Expr> {
+    pre_lex(query.as_bytes())?;
+    parse_checked(query)
+}
+
+/// Parses and checks `query`; the caller made sure the stack is deep enough.
+pub(crate) fn parse_checked(query: &str) -> Result<Expr> {
     register_holt_winters();
     let expr = parser::parse(query).map_err(|e| Error::Parse(format_parse_error(&e)))?;
     check(&expr)?;

@@ -4,6 +4,7 @@
 
 pub mod api;
 pub mod endpoints;
+pub mod json;
 pub mod params;
 pub mod queryable;
 pub mod sd;

@@ -18,9 +18,12 @@ pub fn parse_time(name: &str, s: &str) -> Result<i64, String> {
 pub fn parse_selector(s: &str) -> Result<Vec<Matcher>, String> {
     use promql_parser::label::MatchOp;
     use promql_parser::parser::Expr;
-    let expr = promql_parser::parser::parse(s)
-        .map_err(|e| format!("invalid parameter \"match[]\": {e}"))?;
-    let Expr::VectorSelector(vs) = expr else {
+    let vs = promql::parse_with(s, |e| match e {
+        Expr::VectorSelector(vs) => Ok(Some(vs.clone())),
+        _ => Ok(None),
+    })
+    .map_err(|e| format!("invalid parameter \"match[]\": {e}"))?;
+    let Some(vs) = vs else {
         return Err(format!(
             "invalid parameter \"match[]\": {s:?} is not a series selector"
         ));

@@ -1,0 +1,961 @@
+//! A PromQL lexer with Prometheus's error messages and positions, run over the raw query
+//! bytes before the grammar parser sees the text.
+//!
+//! It reports what Prometheus's lexer and its literal parsing report, with the same
+//! `line:col: parse error: msg` prefix (1-based line, byte column): invalid UTF-8 (and
+//! U+FFFD) in strings, stray characters, unbalanced parentheses and brackets, bad escapes,
+//! unterminated strings, numbers Go cannot parse (`1e309`), durations out of range
+//! (`[10000000y]`), `@` timestamps out of bounds, and regular expressions Go's regexp refuses
+//! for their repeat counts (`a{0,30000}`). Along the way it bounds how deeply the expression
+//! can nest, from the operators and brackets it saw.
+//!
+//! It is not a parser: grammar errors are left to the parser that follows.
+
+use std::fmt::Write as _;
+
+/// A lexing or literal error at a byte offset of the query.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LexError {
+    pub pos: usize,
+    pub msg: String,
+}
+
+impl LexError {
+    /// Prometheus's rendering: `line:col: parse error: msg`.
+    pub fn render(&self, input: &[u8]) -> String {
+        let before = &input[..self.pos.min(input.len())];
+        let line = 1 + before.iter().filter(|&&b| b == b'\n').count();
+        let col = match before.iter().rposition(|&b| b == b'\n') {
+            Some(nl) => self.pos - nl,
+            None => self.pos + 1,
+        };
+        format!("{line}:{col}: parse error: {}", self.msg)
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Kind {
+    Ident,
+    Number,
+    Duration,
+    Str,
+    Op,
+    /// `=`, `!=`, `=~`, `!~` inside braces.
+    MatchOp,
+    LParen,
+    RParen,
+    LBrace,
+    RBrace,
+    LBracket,
+    RBracket,
+    At,
+    Other,
+}
+
+#[derive(Debug, Clone)]
+struct Token {
+    kind: Kind,
+    start: usize,
+    end: usize,
+}
+
+/// What the lexer found out about a query that lexes cleanly.
+#[derive(Debug, Clone, Default)]
+pub struct Lexed {
+    /// An upper bound on the depth of the expression tree.
+    pub nesting: usize,
+}
+
+fn err<T>(pos: usize, msg: impl Into<String>) -> Result<T, LexError> {
+    Err(LexError {
+        pos,
+        msg: msg.into(),
+    })
+}
+
+/// Decodes the rune at `i` as Go does: an invalid byte is U+FFFD of width 1.
+fn rune_at(b: &[u8], i: usize) -> (char, usize) {
+    let end = (i + 4).min(b.len());
+    for w in 1..=end - i {
+        if let Ok(s) = std::str::from_utf8(&b[i..i + w]) {
+            if let Some(c) = s.chars().next() {
+                return (c, w);
+            }
+        }
+    }
+    ('\u{FFFD}', 1)
+}
+
+fn is_alpha(c: u8) -> bool {
+    c == b'_' || c.is_ascii_alphabetic()
+}
+
+fn is_alnum(c: u8) -> bool {
+    is_alpha(c) || c.is_ascii_digit()
+}
+
+/// Go's `%q` of a rune.
+pub(crate) fn quote_rune(c: char) -> String {
+    let mut s = String::from("'");
+    match c {
+        '\'' => s.push_str("\\'"),
+        '\\' => s.push_str("\\\\"),
+        '\x07' => s.push_str("\\a"),
+        '\x08' => s.push_str("\\b"),
+        '\x0c' => s.push_str("\\f"),
+        '\n' => s.push_str("\\n"),
+        '\r' => s.push_str("\\r"),
+        '\t' => s.push_str("\\t"),
+        '\x0b' => s.push_str("\\v"),
+        c if (c as u32) < 0x20 || c as u32 == 0x7f => {
+            let _ = write!(s, "\\x{:02x}", c as u32);
+        }
+        c if c.is_control() => {
+            let _ = write!(s, "\\u{:04x}", c as u32);
+        }
+        c => s.push(c),
+    }
+    s.push('\'');
+    s
+}
+
+/// Go's `%q` of a byte string (`strconv.Quote`).
+pub(crate) fn quote_bytes(b: &[u8]) -> String {
+    let mut s = String::from("\"");
+    let mut i = 0;
+    while i < b.len() {
+        let (c, w) = rune_at(b, i);
+        if c == '\u{FFFD}' && w == 1 {
+            let _ = write!(s, "\\x{:02x}", b[i]);
+        } else {
+            match c {
+                '"' => s.push_str("\\\""),
+                '\\' => s.push_str("\\\\"),
+                '\x07' => s.push_str("\\a"),
+                '\x08' => s.push_str("\\b"),
+                '\x0c' => s.push_str("\\f"),
+                '\n' => s.push_str("\\n"),
+                '\r' => s.push_str("\\r"),
+                '\t' => s.push_str("\\t"),
+                '\x0b' => s.push_str("\\v"),
+                c if (c as u32) < 0x20 || c as u32 == 0x7f => {
+                    let _ = write!(s, "\\x{:02x}", c as u32);
+                }
+                c if c.is_control() => {
+                    let _ = write!(s, "\\u{:04x}", c as u32);
+                }
+                c => s.push(c),
+            }
+        }
+        i += w;
+    }
+    s.push('"');
+    s
+}
+
+/// Go's `%#U` of a rune: `U+0071 'q'`.
+fn unicode_format(c: char) -> String {
+    if c.is_control() {
+        format!("U+{:04X}", c as u32)
+    } else {
+        format!("U+{:04X} '{c}'", c as u32)
+    }
+}
+
+struct Lexer<'a> {
+    b: &'a [u8],
+    pos: usize,
+    tokens: Vec<Token>,
+    paren_depth: i64,
+    bracket_open: bool,
+    got_colon: bool,
+}
+
+impl<'a> Lexer<'a> {
+    fn peek(&self) -> Option<u8> {
+        self.b.get(self.pos).copied()
+    }
+
+    fn push(&mut self, kind: Kind, start: usize) {
+        self.tokens.push(Token {
+            kind,
+            start,
+            end: self.pos,
+        });
+    }
+
+    fn accept(&mut self, set: &[u8]) -> bool {
+        match self.peek() {
+            Some(c) if set.contains(&c) => {
+                self.pos += 1;
+                true
+            }
+            _ => false,
+        }
+    }
+
+    fn accept_run(&mut self, set: &[u8]) {
+        while self.accept(set) {}
+    }
+
+    /// Prometheus's `scanNumber`: true when what follows is not alphanumeric.
+    fn scan_number(&mut self) -> bool {
+        let mut digits: &[u8] = b"0123456789";
+        if self.accept(b"0") && self.accept(b"xX") {
+            digits = b"0123456789abcdefABCDEF";
+        }
+        self.accept_run(digits);
+        if self.accept(b".") {
+            self.accept_run(digits);
+        }
+        if self.accept(b"eE") {
+            self.accept(b"+-");
+            self.accept_run(b"0123456789");
+        }
+        !self.peek().is_some_and(is_alnum)
+    }
+
+    /// Prometheus's `acceptRemainingDuration`, leaving `pos` after the duration.
+    fn accept_remaining_duration(&mut self) -> bool {
+        if !self.accept(b"smhdwy") {
+            return false;
+        }
+        self.accept(b"s");
+        while self.accept(b"0123456789") {
+            self.accept_run(b"0123456789");
+            if !self.accept(b"smhdw") {
+                return false;
+            }
+            self.accept(b"s");
+        }
+        !self.peek().is_some_and(is_alnum)
+    }
+
+    fn string(&mut self, quote: u8) -> Result<(), LexError> {
+        let start = self.pos;
+        self.pos += 1;
+        loop {
+            let Some(c) = self.peek() else {
+                return err(start, "unterminated quoted string");
+            };
+            let (r, w) = rune_at(self.b, self.pos);
+            if r == '\u{FFFD}' {
+                return err(start, "invalid UTF-8 rune");
+            }
+            self.pos += w;
+            match c {
+                b'\\' if quote != b'`' => self.escape(start, quote)?,
+                b'\n' if quote != b'`' => return err(start, "unterminated quoted string"),
+                c if c == quote => break,
+                _ => {}
+            }
+        }
+        self.push(Kind::Str, start);
+        Ok(())
+    }
+
+    /// Checks the escape after a backslash as Prometheus's `lexEscape`.
+    fn escape(&mut self, start: usize, quote: u8) -> Result<(), LexError> {
+        let Some(c) = self.peek() else {
+            return err(start, "escape sequence not terminated");
+        };
+        let (r, w) = rune_at(self.b, self.pos);
+        self.pos += w;
+        let (n, base, max): (usize, u32, u32) = match c {
+            b'a' | b'b' | b'f' | b'n' | b'r' | b't' | b'v' | b'\\' => return Ok(()),
+            c if c == quote => return Ok(()),
+            b'0'..=b'7' => {
+                self.pos -= 1;
+                (3, 8, 255)
+            }
+            b'x' => (2, 16, 255),
+            b'u' => (4, 16, 0x10FFFF),
+            b'U' => (8, 16, 0x10FFFF),
+            _ => {
+                return err(
+                    start,
+                    format!("unknown escape sequence {}", unicode_format(r)),
+                )
+            }
+        };
+        let mut x: u32 = 0;
+        for _ in 0..n {
+            let Some(d) = self.peek() else {
+                return err(start, "escape sequence not terminated");
+            };
+            let (r, w) = rune_at(self.b, self.pos);
+            let Some(v) = r.to_digit(base) else {
+                return err(
+                    start,
+                    format!("illegal character {} in escape sequence", unicode_format(r)),
+                );
+            };
+            let _ = d;
+            self.pos += w;
+            x = x * base + v;
+        }
+        if x > max || (0xD800..0xE000).contains(&x) {
+            return err(start, "escape sequence is an invalid Unicode code point");
+        }
+        Ok(())
+    }
+
+    fn inside_braces(&mut self) -> Result<(), LexError> {
+        loop {
+            let Some(c) = self.peek() else {
+                return err(self.pos, "unexpected end of input inside braces");
+            };
+            let start = self.pos;
+            match c {
+                b' ' | b'\t' | b'\n' | b'\r' => self.pos += 1,
+                b'#' => self.comment(),
+                b',' => {
+                    self.pos += 1;
+                    self.push(Kind::Other, start);
+                }
+                b'"' | b'\'' | b'`' => self.string(c)?,
+                b'=' | b'!' => {
+                    self.pos += 1;
+                    if c == b'!' && !matches!(self.peek(), Some(b'=' | b'~')) {
+                        let (r, _) = rune_at(self.b, self.pos);
+                        return err(
+                            start,
+                            format!(
+                                "unexpected character after '!' inside braces: {}",
+                                quote_rune(r)
+                            ),
+                        );
+                    }
+                    self.accept(b"=~");
+                    self.push(Kind::MatchOp, start);
+                }
+                b'}' => {
+                    self.pos += 1;
+                    self.push(Kind::RBrace, start);
+                    return Ok(());
+                }
+                c if is_alpha(c) => {
+                    while self.peek().is_some_and(is_alnum) {
+                        self.pos += 1;
+                    }
+                    self.push(Kind::Ident, start);
+                }
+                _ => {
+                    let (r, _) = rune_at(self.b, self.pos);
+                    return err(
+                        start,
+                        format!("unexpected character inside braces: {}", quote_rune(r)),
+                    );
+                }
+            }
+        }
+    }
+
+    fn comment(&mut self) {
+        while self.peek().is_some_and(|c| c != b'\n') {
+            self.pos += 1;
+        }
+    }
+
+    fn duration_in_brackets(&mut self) -> Result<(), LexError> {
+        let start = self.pos;
+        if self.scan_number() {
+            return err(start, "missing unit character in duration");
+        }
+        if !self.accept_remaining_duration() {
+            return err(
+                start,
+                format!(
+                    "bad duration syntax: {}",
+                    quote_bytes(&self.b[start..self.pos.min(self.b.len())])
+                ),
+            );
+        }
+        self.push(Kind::Duration, start);
+        Ok(())
+    }
+
+    fn run(&mut self) -> Result<(), LexError> {
+        loop {
+            let Some(c) = self.peek() else {
+                if self.paren_depth != 0 {
+                    return err(self.pos, "unclosed left parenthesis");
+                }
+                if self.bracket_open {
+                    return err(self.pos, "unclosed left bracket");
+                }
+                return Ok(());
+            };
+            let start = self.pos;
+            match c {
+                b' ' | b'\t' | b'\n' | b'\r' => self.pos += 1,
+                b'#' => self.comment(),
+                b',' => {
+                    self.pos += 1;
+                    self.push(Kind::Other, start);
+                }
+                b'+' | b'-' | b'*' | b'/' | b'%' | b'^' => {
+                    self.pos += 1;
+                    self.push(Kind::Op, start);
+                }
+                b'=' => {
+                    self.pos += 1;
+                    if self.peek() == Some(b'~') {
+                        return err(start, "unexpected character after '=': '~'");
+                    }
+                    self.accept(b"=");
+                    self.push(Kind::Op, start);
+                }
+                b'!' => {
+                    self.pos += 1;
+                    if !self.accept(b"=") {
+                        let (r, _) = rune_at(self.b, self.pos);
+                        let r = if self.pos >= self.b.len() {
+                            '\u{FFFD}'
+                        } else {
+                            r
+                        };
+                        return err(
+                            start,
+                            format!("unexpected character after '!': {}", quote_rune(r)),
+                        );
+                    }
+                    self.push(Kind::Op, start);
+                }
+                b'<' | b'>' => {
+                    self.pos += 1;
+                    self.accept(b"=");
+                    self.push(Kind::Op, start);
+                }
+                b'0'..=b'9' => self.number_or_duration()?,
+                b'.' if self.b.get(self.pos + 1).is_some_and(u8::is_ascii_digit) => {
+                    self.number_or_duration()?
+                }
+                b'"' | b'\'' | b'`' => self.string(c)?,
+                c if is_alpha(c) || c == b':' => {
+                    if !self.bracket_open {
+                        while self.peek().is_some_and(|c| is_alnum(c) || c == b':') {
+                            self.pos += 1;
+                        }
+                        let word = &self.b[start..self.pos];
+                        let kind = if word.eq_ignore_ascii_case(b"inf")
+                            || word.eq_ignore_ascii_case(b"nan")
+                        {
+                            Kind::Number
+                        } else if ["and", "or", "unless", "atan2"]
+                            .iter()
+                            .any(|k| word.eq_ignore_ascii_case(k.as_bytes()))
+                        {
+                            Kind::Op
+                        } else {
+                            Kind::Ident
+                        };
+                        self.push(kind, start);
+                    } else {
+                        if self.got_colon || c != b':' {
+                            let (r, _) = rune_at(self.b, self.pos);
+                            return err(start, format!("unexpected character: {}", quote_rune(r)));
+                        }
+                        self.pos += 1;
+                        self.got_colon = true;
+                        self.push(Kind::Other, start);
+                    }
+                }
+                b'(' => {
+                    self.pos += 1;
+                    self.paren_depth += 1;
+                    self.push(Kind::LParen, start);
+                }
+                b')' => {
+                    self.pos += 1;
+                    self.paren_depth -= 1;
+                    if self.paren_depth < 0 {
+                        return err(start, "unexpected right parenthesis ')'");
+                    }
+                    self.push(Kind::RParen, start);
+                }
+                b'{' => {
+                    self.pos += 1;
+                    self.push(Kind::LBrace, start);
+                    self.inside_braces()?;
+                }
+                b'[' => {
+                    if self.bracket_open {
+                        return err(start, "unexpected left bracket '['");
+                    }
+                    self.pos += 1;
+                    self.got_colon = false;
+                    self.push(Kind::LBracket, start);
+                    while matches!(self.peek(), Some(b' ' | b'\t' | b'\n' | b'\r')) {
+                        self.pos += 1;
+                    }
+                    self.bracket_open = true;
+                    self.duration_in_brackets()?;
+                }
+                b']' => {
+                    if !self.bracket_open {
+                        return err(start, "unexpected right bracket ']'");
+                    }
+                    self.pos += 1;
+                    self.bracket_open = false;
+                    self.push(Kind::RBracket, start);
+                }
+                b'@' => {
+                    self.pos += 1;
+                    self.push(Kind::At, start);
+                }
+                _ => {
+                    let (r, _) = rune_at(self.b, self.pos);
+                    return err(start, format!("unexpected character: {}", quote_rune(r)));
+                }
+            }
+        }
+    }
+
+    fn number_or_duration(&mut self) -> Result<(), LexError> {
+        let start = self.pos;
+        if self.scan_number() {
+            self.push(Kind::Number, start);
+            return Ok(());
+        }
+        self.pos = start;
+        // A duration: digits then units.
+        self.accept_run(b"0123456789");
+        if self.accept_remaining_duration() {
+            self.push(Kind::Duration, start);
+            return Ok(());
+        }
+        let mut end = start;
+        {
+            // The bytes consumed by scanNumber, as Prometheus quotes them.
+            let mut probe = Lexer {
+                b: self.b,
+                pos: start,
+                tokens: Vec::new(),
+                paren_depth: 0,
+                bracket_open: false,
+                got_colon: false,
+            };
+            probe.scan_number();
+            end = end.max(probe.pos);
+        }
+        err(
+            start,
+            format!(
+                "bad number or duration syntax: {}",
+                quote_bytes(&self.b[start..end.min(self.b.len())])
+            ),
+        )
+    }
+}
+
+/// Go's `strconv.ParseInt(s, 0, 64)` for what the lexer accepts as a number.
+fn go_parse_int(s: &str) -> Option<i64> {
+    let (neg, body) = match s.strip_prefix('-') {
+        Some(r) => (true, r),
+        None => (false, s.strip_prefix('+').unwrap_or(s)),
+    };
+    let (digits, radix) = if let Some(h) = body.strip_prefix("0x").or(body.strip_prefix("0X")) {
+        (h, 16)
+    } else if body.len() > 1 && body.starts_with('0') {
+        (&body[1..], 8)
+    } else {
+        (body, 10)
+    };
+    if digits.is_empty() {
+        return None;
+    }
+    let v = i128::from_str_radix(digits, radix).ok()?;
+    let v = if neg { -v } else { v };
+    i64::try_from(v).ok()
+}
+
+/// Go's `strconv.ParseFloat(s, 64)` error for a number token, if it has one.
+fn go_float_error(s: &str) -> Option<String> {
+    if go_parse_int(s).is_some() {
+        return None;
+    }
+    let lower = s.to_ascii_lowercase();
+    if lower == "inf" || lower == "nan" || lower == "+inf" || lower == "-inf" {
+        return None;
+    }
+    if lower.starts_with("0x") {
+        // Go wants a 'p' exponent for hexadecimal floats, which the lexer never takes.
+        return Some(format!(
+            "strconv.ParseFloat: parsing {}: invalid syntax",
+            quote_bytes(s.as_bytes())
+        ));
+    }
+    match s.parse::<f64>() {
+        Ok(v) if v.is_infinite() => Some(format!(
+            "strconv.ParseFloat: parsing {}: value out of range",
+            quote_bytes(s.as_bytes())
+        )),
+        Ok(_) => None,
+        Err(_) => Some(format!(
+            "strconv.ParseFloat: parsing {}: invalid syntax",
+            quote_bytes(s.as_bytes())
+        )),
+    }
+}
+
+/// Prometheus's duration parsing (`model.ParseDuration` plus the zero check) as an error.
+fn go_duration_error(s: &str) -> Option<String> {
+    const UNITS: [(&str, i64); 7] = [
+        ("y", 1000 * 60 * 60 * 24 * 365),
+        ("w", 1000 * 60 * 60 * 24 * 7),
+        ("d", 1000 * 60 * 60 * 24),
+        ("h", 1000 * 60 * 60),
+        ("m", 1000 * 60),
+        ("s", 1000),
+        ("ms", 1),
+    ];
+    if s == "0" {
+        return Some("duration must be greater than 0".into());
+    }
+    // Split into (digits, unit) parts and check the unit order of model.ParseDuration's regex.
+    let b = s.as_bytes();
+    let (mut i, mut next_unit, mut parts) = (0, 0, Vec::new());
+    while i < b.len() {
+        let ds = i;
+        while i < b.len() && b[i].is_ascii_digit() {
+            i += 1;
+        }
+        let us = i;
+        while i < b.len() && b[i].is_ascii_alphabetic() {
+            i += 1;
+        }
+        let unit = &s[us..i];
+        let Some(k) = UNITS.iter().position(|(u, _)| *u == unit) else {
+            return Some(format!("not a valid duration string: {}", quote_bytes(b)));
+        };
+        if ds == us || k < next_unit {
+            return Some(format!("not a valid duration string: {}", quote_bytes(b)));
+        }
+        next_unit = k + 1;
+        parts.push((&s[ds..us], UNITS[k].1));
+    }
+    let mut dur: i64 = 0;
+    let mut overflow = false;
+    for (digits, mult) in parts {
+        let n: i64 = digits.parse().unwrap_or(i64::MAX);
+        if n > i64::MAX / mult {
+            overflow = true;
+        }
+        let d = n.wrapping_mul(1_000_000);
+        dur = dur.wrapping_add(d.wrapping_mul(mult));
+        if dur < 0 {
+            overflow = true;
+        }
+    }
+    if overflow {
+        return Some("duration out of range".into());
+    }
+    if dur == 0 {
+        return Some("duration must be greater than 0".into());
+    }
+    None
+}
+
+/// Unquotes a string token's text (quotes included) to bytes, as Prometheus's `strutil.Unquote`.
+fn unquote(s: &[u8]) -> Vec<u8> {
+    let quote = s[0];
+    let inner = &s[1..s.len().saturating_sub(1)];
+    if quote == b'`' {
+        return inner.to_vec();
+    }
+    let mut out = Vec::with_capacity(inner.len());
+    let mut i = 0;
+    while i < inner.len() {
+        if inner[i] != b'\\' || i + 1 >= inner.len() {
+            out.push(inner[i]);
+            i += 1;
+            continue;
+        }
+        let c = inner[i + 1];
+        i += 2;
+        let simple = match c {
+            b'a' => Some(7),
+            b'b' => Some(8),
+            b'f' => Some(12),
+            b'n' => Some(b'\n'),
+            b'r' => Some(b'\r'),
+            b't' => Some(b'\t'),
+            b'v' => Some(11),
+            b'\\' | b'\'' | b'"' => Some(c),
+            _ => None,
+        };
+        if let Some(v) = simple {
+            out.push(v);
+            continue;
+        }
+        let (n, base) = match c {
+            b'x' => (2, 16),
+            b'u' => (4, 16),
+            b'U' => (8, 16),
+            _ => {
+                i -= 1;
+                (3, 8)
+            }
+        };
+        let end = (i + n).min(inner.len());
+        let v = std::str::from_utf8(&inner[i..end])
+            .ok()
+            .and_then(|d| u32::from_str_radix(d, base).ok())
+            .unwrap_or(0);
+        i = end;
+        if c == b'x' || base == 8 {
+            out.push(v as u8);
+        } else if let Some(ch) = char::from_u32(v) {
+            let mut buf = [0; 4];
+            out.extend_from_slice(ch.encode_utf8(&mut buf).as_bytes());
+        }
+    }
+    out
+}
+
+/// Go's regexp refuses repeat counts over 1000 and `{n,m}` with m < n; the repeat text as Go
+/// quotes it, for the first such repeat.
+fn go_regex_repeat_error(re: &[u8]) -> Option<String> {
+    let mut i = 0;
+    let mut in_class = false;
+    while i < re.len() {
+        match re[i] {
+            b'\\' => {
+                i += 2;
+                continue;
+            }
+            b'[' if !in_class => in_class = true,
+            b']' if in_class => in_class = false,
+            b'{' if !in_class => {
+                let rest = &re[i + 1..];
+                if let Some(close) = rest.iter().position(|&c| c == b'}') {
+                    let body = &rest[..close];
+                    let text = String::from_utf8_lossy(body);
+                    let (lo, hi) = match text.split_once(',') {
+                        Some((a, b)) => (a.to_string(), Some(b.to_string())),
+                        None => (text.to_string(), None),
+                    };
+                    let digits = |s: &str| !s.is_empty() && s.bytes().all(|c| c.is_ascii_digit());
+                    let valid =
+                        digits(&lo) && hi.as_deref().is_none_or(|h| h.is_empty() || digits(h));
+                    if valid {
+                        let n: u64 = lo.parse().unwrap_or(u64::MAX);
+                        let m: Option<u64> = hi
+                            .as_deref()
+                            .filter(|h| !h.is_empty())
+                            .map(|h| h.parse().unwrap_or(u64::MAX));
+                        if n > 1000 || m.is_some_and(|m| m > 1000 || m < n) {
+                            let repeat = String::from_utf8_lossy(&re[i..i + close + 2]);
+                            return Some(format!(
+                                "error parsing regexp: invalid repeat count: `{repeat}`"
+                            ));
+                        }
+                    }
+                }
+            }
+            _ => {}
+        }
+        i += 1;
+    }
+    None
+}
+
+/// Start of the expression an `@` at token index `at` applies to.
+fn at_target_start(tokens: &[Token], at: usize) -> usize {
+    let mut i = at;
+    let matching = |i: &mut usize, open: Kind, close: Kind| {
+        let mut depth = 0;
+        while *i > 0 {
+            *i -= 1;
+            if tokens[*i].kind == close {
+                depth += 1;
+            } else if tokens[*i].kind == open {
+                depth -= 1;
+                if depth == 0 {
+                    return;
+                }
+            }
+        }
+    };
+    let Some(mut k) = i.checked_sub(1) else {
+        return tokens.get(at).map_or(0, |t| t.start);
+    };
+    // Skip an `offset <duration>` between the expression and `@`.
+    if k >= 1 && tokens[k].kind == Kind::Duration && tokens[k - 1].kind == Kind::Ident {
+        k -= 1;
+        k = k.saturating_sub(1);
+    }
+    i = k + 1;
+    while let Some(prev) = i.checked_sub(1) {
+        match tokens[prev].kind {
+            Kind::RBracket => {
+                i = prev + 1;
+                matching(&mut i, Kind::LBracket, Kind::RBracket);
+            }
+            Kind::RBrace => {
+                i = prev + 1;
+                matching(&mut i, Kind::LBrace, Kind::RBrace);
+            }
+            Kind::RParen => {
+                i = prev + 1;
+                matching(&mut i, Kind::LParen, Kind::RParen);
+                if i > 0 && tokens[i - 1].kind == Kind::Ident {
+                    i -= 1;
+                }
+                break;
+            }
+            Kind::Ident => {
+                i = prev;
+                break;
+            }
+            _ => break,
+        }
+    }
+    tokens.get(i).map_or(0, |t| t.start)
+}
+
+/// Lexes `input` as Prometheus 2.42 would and checks its literals.
+pub fn lex(input: &[u8]) -> Result<Lexed, LexError> {
+    let mut l = Lexer {
+        b: input,
+        pos: 0,
+        tokens: Vec::new(),
+        paren_depth: 0,
+        bracket_open: false,
+        got_colon: false,
+    };
+    l.run()?;
+    let tokens = l.tokens;
+    let mut nesting = 0;
+    for (i, t) in tokens.iter().enumerate() {
+        let text = &input[t.start..t.end];
+        match t.kind {
+            Kind::Op | Kind::LParen | Kind::LBracket => nesting += 1,
+            Kind::Number => {
+                let s = std::str::from_utf8(text).unwrap_or_default();
+                if let Some(e) = go_float_error(s) {
+                    return err(t.start, format!("error parsing number: {e}"));
+                }
+                let sign = |k: usize| {
+                    tokens[k].kind == Kind::Op
+                        && matches!(&input[tokens[k].start..tokens[k].end], b"-" | b"+")
+                };
+                let at = if i >= 1 && tokens[i - 1].kind == Kind::At {
+                    Some((i - 1, false))
+                } else if i >= 2 && tokens[i - 2].kind == Kind::At && sign(i - 1) {
+                    Some((
+                        i - 2,
+                        &input[tokens[i - 1].start..tokens[i - 1].end] == b"-",
+                    ))
+                } else {
+                    None
+                };
+                if let Some((at, neg)) = at {
+                    let v: f64 =
+                        go_parse_int(s).map_or_else(|| s.parse().unwrap_or(f64::NAN), |v| v as f64);
+                    let v = if neg { -v } else { v };
+                    if !v.is_finite() || v >= i64::MAX as f64 || v <= i64::MIN as f64 {
+                        let shown = if v.is_nan() {
+                            "NaN".to_string()
+                        } else if v.is_infinite() {
+                            if v > 0.0 { "+Inf" } else { "-Inf" }.to_string()
+                        } else {
+                            format!("{v:.6}")
+                        };
+                        return err(
+                            at_target_start(&tokens, at),
+                            format!("timestamp out of bounds for @ modifier: {shown}"),
+                        );
+                    }
+                }
+            }
+            Kind::Duration => {
+                let s = std::str::from_utf8(text).unwrap_or_default();
+                if let Some(e) = go_duration_error(s) {
+                    return err(t.start, e);
+                }
+            }
+            // A regex matcher: label name, `=~`/`!~`, string.
+            Kind::Str
+                if i >= 2
+                    && tokens[i - 1].kind == Kind::MatchOp
+                    && tokens[i - 2].kind == Kind::Ident
+                    && matches!(
+                        &input[tokens[i - 1].start..tokens[i - 1].end],
+                        b"=~" | b"!~"
+                    ) =>
+            {
+                if let Some(e) = go_regex_repeat_error(&unquote(text)) {
+                    return err(tokens[i - 2].start, e);
+                }
+            }
+            _ => {}
+        }
+    }
+    Ok(Lexed { nesting })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn error_of(q: &[u8]) -> String {
+        match lex(q) {
+            Ok(_) => String::new(),
+            Err(e) => e.render(q),
+        }
+    }
+
+    #[test]
+    fn errors_as_prometheus() {
+        let cases: &[(&[u8], &str)] = &[
+            (b"1e309", "1:1: parse error: error parsing number: strconv.ParseFloat: parsing \"1e309\": value out of range"),
+            (b"x @ 1e309", "1:5: parse error: error parsing number: strconv.ParseFloat: parsing \"1e309\": value out of range"),
+            (b"x[10000000y]", "1:3: parse error: duration out of range"),
+            (b"x @ 1e30", "1:1: parse error: timestamp out of bounds for @ modifier: 1000000000000000019884624838656.000000"),
+            (b"sum(rate(x[5m] @ Inf))", "1:10: parse error: timestamp out of bounds for @ modifier: +Inf"),
+            (br#"up{a=~"a{0,30000}"}"#, "1:4: parse error: error parsing regexp: invalid repeat count: `{0,30000}`"),
+            (b"foo{a=\"\xff\"}", "1:7: parse error: invalid UTF-8 rune"),
+            ("foo{a=\"\u{FFFD}\"}".as_bytes(), "1:7: parse error: invalid UTF-8 rune"),
+            (b"up\xff", "1:3: parse error: unexpected character: '\u{FFFD}'"),
+            (b"sum(up", "1:7: parse error: unclosed left parenthesis"),
+            (b"up)", "1:3: parse error: unexpected right parenthesis ')'"),
+            (b"x[5]", "1:3: parse error: missing unit character in duration"),
+            (b"x[0s]", "1:3: parse error: duration must be greater than 0"),
+            (b"x[1h2y]", "1:3: parse error: bad duration syntax: \"1h2\""),
+            (b"x[1h1d]", "1:3: parse error: not a valid duration string: \"1h1d\""),
+            (b"\"abc", "1:1: parse error: unterminated quoted string"),
+            (b"\"\\q\"", "1:1: parse error: unknown escape sequence U+0071 'q'"),
+            (b"a\n  $", "2:3: parse error: unexpected character: '$'"),
+            (b"{a=~\"x\" ; }", "1:9: parse error: unexpected character inside braces: ';'"),
+        ];
+        for (q, want) in cases {
+            assert_eq!(&error_of(q), want, "query {:?}", String::from_utf8_lossy(q));
+        }
+    }
+
+    #[test]
+    fn accepts_ordinary_queries() {
+        for q in [
+            "sum by (job) (rate(http_requests_total{job=~\"a|b\", x!=\"\"}[5m] offset 1h @ 100))",
+            "histogram_quantile(0.9, sum by (le) (rate(x_bucket[5m])))",
+            "max_over_time(rate(x[5m])[1h:1m]) # comment",
+            "x{a=~'b{2,3}'} and on(a) y or z unless w",
+            "0x1F + 010 + .5 + 1e3 + Inf + NaN",
+            "`raw\\q`",
+            "x[1h30m] offset -5m",
+        ] {
+            assert!(lex(q.as_bytes()).is_ok(), "{q}: {:?}", lex(q.as_bytes()));
+        }
+    }
+
+    #[test]
+    fn nesting_counts_operators_and_brackets() {
+        let q = vec!["1"; 2000].join("+");
+        assert_eq!(lex(q.as_bytes()).unwrap().nesting, 1999);
+        let q = format!("{}x{}", "abs(".repeat(5000), ")".repeat(5000));
+        assert_eq!(lex(q.as_bytes()).unwrap().nesting, 5000);
+        assert_eq!(lex(b"x{a=\"+-*\"}").unwrap().nesting, 0);
+    }
+}

@@ -1,0 +1,334 @@
+//! Prometheus's JSON answers written straight to bytes, the way its API's jsoniter encoder
+//! writes them: `{"status":"success","data":…,"warnings":[…]}`, label sets as objects in
+//! label order, points as `[<seconds>,"<value>"]` with the timestamp written from integer
+//! milliseconds and the value as Go's `FormatFloat(v, 'f', -1)`, strings escaped as Go's
+//! `encoding/json` does (HTML characters and U+2028/U+2029 as `\u` escapes).
+//!
+//! A large answer is never built as a tree or one string: [`write_query_result`] consumes the
+//! result series by series, handing out pieces of about [`PIECE`] bytes as they fill, so the
+//! memory of an answer in flight is the result itself plus a piece or two.
+
+use std::fmt::Write as _;
+
+use promql::{QueryResult, Value};
+use tsdb::Labels;
+
+/// Bytes gathered before a piece of the body is handed on.
+pub const PIECE: usize = 64 * 1024;
+
+/// Appends `s` as a JSON string literal, escaped like Go's `encoding/json`.
+pub fn write_str(out: &mut Vec<u8>, s: &str) {
+    out.push(b'"');
+    let bytes = s.as_bytes();
+    let mut start = 0;
+    for (i, c) in s.char_indices() {
+        let esc: Option<&[u8]> = match c {
+            '"' => Some(b"\\\""),
+            '\\' => Some(b"\\\\"),
+            '\n' => Some(b"\\n"),
+            '\r' => Some(b"\\r"),
+            '\t' => Some(b"\\t"),
+            '<' | '>' | '&' | '\u{2028}' | '\u{2029}' => None,
+            c if (c as u32) < 0x20 => None,
+            _ => continue,
+        };
+        out.extend_from_slice(&bytes[start..i]);
+        match esc {
+            Some(e) => out.extend_from_slice(e),
+            None => {
+                let _ = write!(Hex(out), "\\u{:04x}", c as u32);
+            }
+        }
+        start = i + c.len_utf8();
+    }
+    out.extend_from_slice(&bytes[start..]);
+    out.push(b'"');
+}
+
+/// `fmt::Write` into a byte vector.
+struct Hex<'a>(&'a mut Vec<u8>);
+
+impl std::fmt::Write for Hex<'_> {
+    fn write_str(&mut self, s: &str) -> std::fmt::Result {
+        self.0.extend_from_slice(s.as_bytes());
+        Ok(())
+    }
+}
+
+/// Appends a millisecond timestamp as seconds, as Prometheus's `marshalTimestamp`: the
+/// integer part, then `.` and three digits when there is a fraction.
+pub fn write_timestamp(out: &mut Vec<u8>, t: i64) {
+    let mut buf = itoa_buf();
+    let abs = t.unsigned_abs();
+    if t < 0 {
+        out.push(b'-');
+    }
+    out.extend_from_slice(fmt_u64(&mut buf, abs / 1000));
+    let frac = abs % 1000;
+    if frac != 0 {
+        out.push(b'.');
+        if frac < 100 {
+            out.push(b'0');
+        }
+        if frac < 10 {
+            out.push(b'0');
+        }
+        out.extend_from_slice(fmt_u64(&mut buf, frac));
+    }
+}
+
+fn itoa_buf() -> [u8; 20] {
+    [0; 20]
+}
+
+fn fmt_u64(buf: &mut [u8; 20], mut n: u64) -> &[u8] {
+    let mut i = buf.len();
+    loop {
+        i -= 1;
+        buf[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    &buf[i..]
+}
+
+/// Appends a sample value as Prometheus writes it: a JSON string of Go's
+/// `FormatFloat(v, 'f', -1, 64)`, with `NaN`, `+Inf` and `-Inf`.
+pub fn write_value(out: &mut Vec<u8>, v: f64) {
+    out.push(b'"');
+    if v.is_nan() {
+        out.extend_from_slice(b"NaN");
+    } else if v.is_infinite() {
+        out.extend_from_slice(if v > 0.0 { b"+Inf" } else { b"-Inf" });
+    } else {
+        // Rust's shortest round-trip digits in plain notation equal Go's 'f' with -1.
+        let _ = write!(Hex(out), "{v}");
+    }
+    out.push(b'"');
+}
+
+/// Appends `[<t>,"<v>"]`.
+pub fn write_point(out: &mut Vec<u8>, t: i64, v: f64) {
+    out.push(b'[');
+    write_timestamp(out, t);
+    out.push(b',');
+    write_value(out, v);
+    out.push(b']');
+}
+
+/// Appends a label set as a JSON object.
+pub fn write_labels(out: &mut Vec<u8>, labels: &Labels) {
+    out.push(b'{');
+    for (i, l) in labels.iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        write_str(out, &l.name);
+        out.push(b':');
+        write_str(out, &l.value);
+    }
+    out.push(b'}');
+}
+
+/// Appends `"warnings":[…]` preceded by a comma, when there are warnings.
+fn write_warnings(out: &mut Vec<u8>, warnings: &[String]) {
+    if warnings.is_empty() {
+        return;
+    }
+    out.extend_from_slice(b",\"warnings\":[");
+    for (i, w) in warnings.iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        write_str(out, w);
+    }
+    out.push(b']');
+}
+
+/// A success answer whose `data` is written by `data`.
+pub fn success(data: impl FnOnce(&mut Vec<u8>), warnings: &[String]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(256);
+    out.extend_from_slice(b"{\"status\":\"success\",\"data\":");
+    data(&mut out);
+    write_warnings(&mut out, warnings);
+    out.push(b'}');
+    out
+}
+
+/// An error answer: `{"status":"error","errorType":…,"error":…}`.
+pub fn error(kind: &str, msg: &str) -> Vec<u8> {
+    let mut out = Vec::with_capacity(64 + msg.len());
+    out.extend_from_slice(b"{\"status\":\"error\",\"errorType\":");
+    write_str(&mut out, kind);
+    out.extend_from_slice(b",\"error\":");
+    write_str(&mut out, msg);
+    out.push(b'}');
+    out
+}
+
+/// Appends a JSON array of strings.
+pub fn write_str_array<'a>(out: &mut Vec<u8>, items: impl IntoIterator<Item = &'a str>) {
+    out.push(b'[');
+    for (i, s) in items.into_iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        write_str(out, s);
+    }
+    out.push(b']');
+}
+
+/// Writes a query's answer, consuming it, and hands `emit` a piece whenever [`PIECE`] bytes
+/// have gathered (and the rest at the end). `emit` returns false when the reader is gone,
+/// which stops the writing.
+pub fn write_query_result(result: QueryResult, emit: &mut dyn FnMut(Vec<u8>) -> bool) {
+    let QueryResult { value, warnings } = result;
+    let mut out = Vec::with_capacity(PIECE + 4096);
+    out.extend_from_slice(b"{\"status\":\"success\",\"data\":{\"resultType\":\"");
+    out.extend_from_slice(value.type_name().as_bytes());
+    out.extend_from_slice(b"\",\"result\":");
+    let mut flush = |out: &mut Vec<u8>| -> bool {
+        if out.len() < PIECE {
+            return true;
+        }
+        emit(std::mem::replace(out, Vec::with_capacity(PIECE + 4096)))
+    };
+    match value {
+        Value::Scalar { t, v } => write_point(&mut out, t, v),
+        Value::String { t, s } => {
+            out.push(b'[');
+            write_timestamp(&mut out, t);
+            out.push(b',');
+            write_str(&mut out, &s);
+            out.push(b']');
+        }
+        Value::Vector(samples) => {
+            out.push(b'[');
+            for (i, s) in samples.into_iter().enumerate() {
+                if i > 0 {
+                    out.push(b',');
+                }
+                out.extend_from_slice(b"{\"metric\":");
+                write_labels(&mut out, &s.labels);
+                out.extend_from_slice(b",\"value\":");
+                write_point(&mut out, s.t, s.v);
+                out.push(b'}');
+                if !flush(&mut out) {
+                    return;
+                }
+            }
+            out.push(b']');
+        }
+        Value::Matrix(series) => {
+            out.push(b'[');
+            for (i, s) in series.into_iter().enumerate() {
+                if i > 0 {
+                    out.push(b',');
+                }
+                out.extend_from_slice(b"{\"metric\":");
+                write_labels(&mut out, &s.labels);
+                out.extend_from_slice(b",\"values\":[");
+                for (j, p) in s.points.iter().enumerate() {
+                    if j > 0 {
+                        out.push(b',');
+                    }
+                    write_point(&mut out, p.t, p.v);
+                    if out.len() >= PIECE && !flush(&mut out) {
+                        return;
+                    }
+                }
+                out.extend_from_slice(b"]}");
+                drop(s);
+                if !flush(&mut out) {
+                    return;
+                }
+            }
+            out.push(b']');
+        }
+    }
+    out.push(b'}');
+    write_warnings(&mut out, &warnings);
+    out.push(b'}');
+    emit(out);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use promql::{Point, Sample, Series};
+
+    fn text(f: impl FnOnce(&mut Vec<u8>)) -> String {
+        let mut out = Vec::new();
+        f(&mut out);
+        String::from_utf8(out).unwrap()
+    }
+
+    #[test]
+    fn strings_escape_as_go() {
+        assert_eq!(text(|o| write_str(o, "a\"b\\c")), r#""a\"b\\c""#);
+        assert_eq!(text(|o| write_str(o, "<&>")), r#""\u003c\u0026\u003e""#);
+        assert_eq!(text(|o| write_str(o, "\n\t\u{1}é")), "\"\\n\\t\\u0001é\"");
+        assert_eq!(text(|o| write_str(o, "\u{2028}")), r#""\u2028""#);
+    }
+
+    #[test]
+    fn timestamps_and_values_as_prometheus() {
+        assert_eq!(text(|o| write_timestamp(o, 1500)), "1.500");
+        assert_eq!(text(|o| write_timestamp(o, 1_000)), "1");
+        assert_eq!(text(|o| write_timestamp(o, 1_005)), "1.005");
+        assert_eq!(text(|o| write_timestamp(o, -1_050)), "-1.050");
+        assert_eq!(text(|o| write_timestamp(o, 0)), "0");
+        assert_eq!(text(|o| write_value(o, 1e21)), r#""1000000000000000000000""#);
+        assert_eq!(text(|o| write_value(o, -0.5)), r#""-0.5""#);
+        assert_eq!(text(|o| write_value(o, f64::NAN)), r#""NaN""#);
+        assert_eq!(text(|o| write_value(o, f64::NEG_INFINITY)), r#""-Inf""#);
+    }
+
+    #[test]
+    fn matrix_in_pieces_equals_whole() {
+        let series: Vec<Series> = (0..50)
+            .map(|i| Series {
+                labels: Labels::from_pairs([("__name__", "m"), ("i", &i.to_string())]),
+                points: (0..2000).map(|t| Point { t: t * 15_000, v: t as f64 }).collect(),
+            })
+            .collect();
+        let result = QueryResult {
+            value: Value::Matrix(series),
+            warnings: vec!["w".into()],
+        };
+        let mut pieces = Vec::new();
+        write_query_result(result, &mut |p| {
+            pieces.push(p);
+            true
+        });
+        assert!(pieces.len() > 10);
+        let whole: Vec<u8> = pieces.concat();
+        let v: serde_json::Value = serde_json::from_slice(&whole).unwrap();
+        assert_eq!(v["data"]["result"].as_array().unwrap().len(), 50);
+        assert_eq!(v["data"]["result"][3]["values"][1][0], 15.0);
+        assert_eq!(v["warnings"][0], "w");
+    }
+
+    #[test]
+    fn vector_and_scalar() {
+        let r = QueryResult {
+            value: Value::Vector(vec![Sample {
+                labels: Labels::from_pairs([("a", "b")]),
+                t: 1000,
+                v: 2.0,
+            }]),
+            warnings: vec![],
+        };
+        let mut all = Vec::new();
+        write_query_result(r, &mut |p| {
+            all.extend(p);
+            true
+        });
+        assert_eq!(
+            String::from_utf8(all).unwrap(),
+            r#"{"status":"success","data":{"resultType":"vector","result":[{"metric":{"a":"b"},"value":[1,"2"]}]}}"#
+        );
+    }
+}
