@@ -50,6 +50,19 @@ pub struct StoreArgs {
     /// Blocks marked for deletion longer ago than this are no longer served.
     #[arg(long = "ignore-deletion-marks-delay", default_value = "24h", value_parser = parse_duration_flag)]
     ignore_deletion_marks_delay: Duration,
+    /// The maximum series a single Series request may return; 0 = no limit.
+    #[arg(long = "store.limits.request-series", default_value_t = 0)]
+    request_series_limit: u64,
+    /// The maximum samples a single Series request may return (chunks × 120); 0 = no limit.
+    #[arg(long = "store.limits.request-samples", default_value_t = 0)]
+    request_samples_limit: u64,
+    /// The maximum label matchers a single request may carry; 0 = no limit.
+    #[arg(long = "store.limits.request-matchers", default_value_t = 1_000)]
+    request_matchers_limit: usize,
+    /// The longest value (bytes) a label matcher, a regular expression above all, may have;
+    /// 0 = no limit.
+    #[arg(long = "store.limits.regex-bytes", default_value = "1MiB", value_parser = parse_bytes)]
+    regex_bytes_limit: u64,
 }
 
 pub fn run(a: StoreArgs) -> Result<()> {
@@ -65,6 +78,10 @@ pub fn run(a: StoreArgs) -> Result<()> {
         series_sample_limit: a.series_sample_limit,
         index_cache_size: a.index_cache_size,
         series_max_concurrency: a.series_max_concurrency,
+        request_series_limit: a.request_series_limit,
+        request_samples_limit: a.request_samples_limit,
+        request_matchers_limit: a.request_matchers_limit,
+        regex_bytes_limit: a.regex_bytes_limit as usize,
         ..Default::default()
     };
     std::fs::create_dir_all(&a.data_dir)

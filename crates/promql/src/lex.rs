@@ -64,6 +64,38 @@ struct Token {
 pub struct Lexed {
     /// An upper bound on the depth of the expression tree.
     pub nesting: usize,
+    /// The query with raw (backtick) strings written as double-quoted ones, for a parser
+    /// that would otherwise read escapes in them; `None` when there are none.
+    pub rewritten: Option<String>,
+}
+
+/// `input` with each raw string token written as an equivalent double-quoted string.
+fn rewrite_raw_strings(input: &[u8], tokens: &[Token]) -> Option<String> {
+    let raw: Vec<&Token> = tokens
+        .iter()
+        .filter(|t| t.kind == Kind::Str && input[t.start] == b'`')
+        .collect();
+    if raw.is_empty() {
+        return None;
+    }
+    let mut out = Vec::with_capacity(input.len() + 16);
+    let mut last = 0;
+    for t in raw {
+        out.extend_from_slice(&input[last..t.start]);
+        out.push(b'"');
+        for &c in &input[t.start + 1..t.end - 1] {
+            match c {
+                b'"' => out.extend_from_slice(b"\\\""),
+                b'\\' => out.extend_from_slice(b"\\\\"),
+                b'\n' => out.extend_from_slice(b"\\n"),
+                c => out.push(c),
+            }
+        }
+        out.push(b'"');
+        last = t.end;
+    }
+    out.extend_from_slice(&input[last..]);
+    Some(String::from_utf8_lossy(&out).into_owned())
 }
 
 fn err<T>(pos: usize, msg: impl Into<String>) -> Result<T, LexError> {
@@ -120,7 +152,7 @@ pub(crate) fn quote_rune(c: char) -> String {
 }
 
 /// Go's `%q` of a byte string (`strconv.Quote`).
-pub(crate) fn quote_bytes(b: &[u8]) -> String {
+pub fn quote_bytes(b: &[u8]) -> String {
     let mut s = String::from("\"");
     let mut i = 0;
     while i < b.len() {
@@ -228,7 +260,19 @@ impl<'a> Lexer<'a> {
             }
             self.accept(b"s");
         }
-        !self.peek().is_some_and(is_alnum)
+        // Go's `!isAlphaNumeric(l.next())`: the character is consumed either way; callers
+        // step back over it on success.
+        let next = self.peek();
+        if next.is_some() {
+            self.pos += 1;
+        }
+        if next.is_some_and(is_alnum) {
+            return false;
+        }
+        if next.is_some() {
+            self.pos -= 1;
+        }
+        true
     }
 
     fn string(&mut self, quote: u8) -> Result<(), LexError> {
@@ -470,7 +514,8 @@ impl<'a> Lexer<'a> {
                     self.pos += 1;
                     self.paren_depth -= 1;
                     if self.paren_depth < 0 {
-                        return err(start, "unexpected right parenthesis ')'");
+                        // Reported after the token, as Prometheus's lexer has moved on.
+                        return err(self.pos, "unexpected right parenthesis ')'");
                     }
                     self.push(Kind::RParen, start);
                 }
@@ -518,32 +563,16 @@ impl<'a> Lexer<'a> {
             self.push(Kind::Number, start);
             return Ok(());
         }
-        self.pos = start;
-        // A duration: digits then units.
-        self.accept_run(b"0123456789");
+        // Prometheus goes on from where the number scan stopped.
         if self.accept_remaining_duration() {
             self.push(Kind::Duration, start);
             return Ok(());
-        }
-        let mut end = start;
-        {
-            // The bytes consumed by scanNumber, as Prometheus quotes them.
-            let mut probe = Lexer {
-                b: self.b,
-                pos: start,
-                tokens: Vec::new(),
-                paren_depth: 0,
-                bracket_open: false,
-                got_colon: false,
-            };
-            probe.scan_number();
-            end = end.max(probe.pos);
         }
         err(
             start,
             format!(
                 "bad number or duration syntax: {}",
-                quote_bytes(&self.b[start..end.min(self.b.len())])
+                quote_bytes(&self.b[start..self.pos.min(self.b.len())])
             ),
         )
     }
@@ -893,7 +922,10 @@ pub fn lex(input: &[u8]) -> Result<Lexed, LexError> {
             _ => {}
         }
     }
-    Ok(Lexed { nesting })
+    Ok(Lexed {
+        nesting,
+        rewritten: rewrite_raw_strings(input, &tokens),
+    })
 }
 
 #[cfg(test)]
@@ -920,7 +952,9 @@ mod tests {
             ("foo{a=\"\u{FFFD}\"}".as_bytes(), "1:7: parse error: invalid UTF-8 rune"),
             (b"up\xff", "1:3: parse error: unexpected character: '\u{FFFD}'"),
             (b"sum(up", "1:7: parse error: unclosed left parenthesis"),
-            (b"up)", "1:3: parse error: unexpected right parenthesis ')'"),
+            (b"up)", "1:4: parse error: unexpected right parenthesis ')'"),
+            (b"x offset 1h2y", "1:10: parse error: bad number or duration syntax: \"1h2\""),
+            (b"1_000", "1:1: parse error: bad number or duration syntax: \"1\""),
             (b"x[5]", "1:3: parse error: missing unit character in duration"),
             (b"x[0s]", "1:3: parse error: duration must be greater than 0"),
             (b"x[1h2y]", "1:3: parse error: bad duration syntax: \"1h2\""),
@@ -958,4 +992,84 @@ mod tests {
         assert_eq!(lex(q.as_bytes()).unwrap().nesting, 5000);
         assert_eq!(lex(b"x{a=\"+-*\"}").unwrap().nesting, 0);
     }
+}
+
+/// A series selector as `ParseMetricSelector` reads it: an optional metric name and label
+/// matchers (`=`, `!=`, `=~`, `!~`) with their values unquoted.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Selector {
+    pub name: Option<String>,
+    pub matchers: Vec<(String, String, Vec<u8>)>,
+}
+
+/// Reads `input` as a plain series selector, without the checks a query's selector gets
+/// (`{}` and `{a=""}` pass, as in Prometheus's `ParseMetricSelector`): lexing errors and Go's
+/// regexp repeat limits are errors; `Ok(None)` when it is not a selector (the caller then
+/// takes the parser's error).
+pub fn parse_selector(input: &[u8]) -> Result<Option<Selector>, LexError> {
+    let mut l = Lexer {
+        b: input,
+        pos: 0,
+        tokens: Vec::new(),
+        paren_depth: 0,
+        bracket_open: false,
+        got_colon: false,
+    };
+    l.run()?;
+    let toks = l.tokens;
+    let text = |t: &Token| &input[t.start..t.end];
+    let mut i = 0;
+    let mut sel = Selector {
+        name: None,
+        matchers: Vec::new(),
+    };
+    if let Some(t) = toks.first() {
+        if t.kind == Kind::Ident {
+            sel.name = Some(String::from_utf8_lossy(text(t)).into_owned());
+            i = 1;
+        }
+    }
+    if i < toks.len() {
+        if toks[i].kind != Kind::LBrace {
+            return Ok(None);
+        }
+        i += 1;
+        loop {
+            let Some(tok) = toks.get(i) else {
+                return Ok(None);
+            };
+            match tok.kind {
+                Kind::RBrace => {
+                    i += 1;
+                    break;
+                }
+                Kind::Ident => {
+                    let (Some(op), Some(val)) = (toks.get(i + 1), toks.get(i + 2)) else {
+                        return Ok(None);
+                    };
+                    if op.kind != Kind::MatchOp || val.kind != Kind::Str {
+                        return Ok(None);
+                    }
+                    if matches!(text(op), b"=~" | b"!~") {
+                        if let Some(e) = go_regex_repeat_error(&unquote(text(val))) {
+                            return err(toks[i].start, e);
+                        }
+                    }
+                    sel.matchers.push((
+                        String::from_utf8_lossy(text(&toks[i])).into_owned(),
+                        String::from_utf8_lossy(text(op)).into_owned(),
+                        unquote(text(val)),
+                    ));
+                    i += 3;
+                    match toks.get(i).map(|t| t.kind) {
+                        Some(Kind::Other) if text(&toks[i]) == b"," => i += 1,
+                        Some(Kind::RBrace) => {}
+                        _ => return Ok(None),
+                    }
+                }
+                _ => return Ok(None),
+            }
+        }
+    }
+    Ok((i == toks.len() && (sel.name.is_some() || i > 0)).then_some(sel))
 }

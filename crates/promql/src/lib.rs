@@ -11,7 +11,7 @@ mod engine;
 pub mod error;
 mod functions;
 mod gosort;
-mod lex;
+pub mod lex;
 mod parse;
 pub mod storage;
 pub mod value;

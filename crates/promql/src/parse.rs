@@ -109,6 +109,10 @@ const STACK_PER_LEVEL: usize = 16 * 1024;
 /// Lexes the query as Prometheus does, reporting its lexing and literal errors, and refuses
 /// one nested deeper than [`MAX_NESTING`]; returns its nesting bound.
 pub fn pre_lex(query: &[u8]) -> Result<usize> {
+    lex_checked(query).map(|l| l.nesting)
+}
+
+fn lex_checked(query: &[u8]) -> Result<crate::lex::Lexed> {
     let lexed = crate::lex::lex(query).map_err(|e| Error::Parse(e.render(query)))?;
     if lexed.nesting > MAX_NESTING {
         return Err(Error::Parse(format!(
@@ -116,7 +120,7 @@ pub fn pre_lex(query: &[u8]) -> Result<usize> {
             lexed.nesting
         )));
     }
-    Ok(lexed.nesting)
+    Ok(lexed)
 }
 
 /// An upper bound on how deeply `query` nests (operators, opening brackets and calls).
@@ -159,16 +163,21 @@ pub fn parse_bytes_with<T: Send>(
     query: &[u8],
     f: impl FnOnce(&Expr) -> Result<T> + Send,
 ) -> Result<T> {
-    let nesting = pre_lex(query)?;
-    let text = String::from_utf8_lossy(query);
-    on_stack_for(nesting, || f(&parse_checked(&text)?))
+    let lexed = lex_checked(query)?;
+    let text = match lexed.rewritten {
+        Some(t) => t,
+        None => String::from_utf8_lossy(query).into_owned(),
+    };
+    on_stack_for(lexed.nesting, || f(&parse_checked(&text)?))
 }
 
 /// Parses and checks a query as Prometheus 2.42 would. The tree is returned to the caller's
 /// stack: use [`parse_with`] for queries that may nest deeply.
 pub fn parse(query: &str) -> Result<Expr> {
-    pre_lex(query.as_bytes())?;
-    parse_checked(query)
+    match lex_checked(query.as_bytes())?.rewritten {
+        Some(t) => parse_checked(&t),
+        None => parse_checked(query),
+    }
 }
 
 /// Parses and checks `query`; the caller made sure the stack is deep enough.
@@ -180,6 +189,10 @@ pub(crate) fn parse_checked(query: &str) -> Result<Expr> {
 }
 
 fn format_parse_error(e: &str) -> String {
+    // Prometheus gives every parse error a position; ours has one where it is certain.
+    if e == "no expression found in input" {
+        return format!("1:1: parse error: {e}");
+    }
     format!("parse error: {e}")
 }
 

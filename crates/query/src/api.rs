@@ -1,16 +1,24 @@
-//! Prometheus's HTTP API (`/api/v1/...`) with identical JSON, plus Thanos's parameters
-//! (`dedup`, `partial_response`, `replicaLabels[]`) and `/api/v1/stores`.
+//! Prometheus's HTTP API (`/api/v1/...`) with Prometheus 2.42's input contract and JSON,
+//! plus Thanos's parameters (`dedup`, `partial_response`, `replicaLabels[]`,
+//! `max_source_resolution`) and `/api/v1/stores`.
+//!
+//! Every request is checked in Prometheus's order with its messages (see [`crate::params`]).
+//! A PromQL query then waits for one of `--query.max-concurrent` slots, its deadline counting
+//! from arrival: one that cannot start in time gets 503 "query timed out in query queue". It
+//! is evaluated on a blocking thread and its answer streamed as JSON piece by piece while the
+//! result is consumed, so a large answer is never held twice.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
-use axum::extract::{Path, RawQuery, State};
-use axum::http::StatusCode;
+use axum::body::Body;
+use axum::extract::{Request, State};
+use axum::http::{header, HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{any, MethodRouter};
 use axum::Router;
 use futures::StreamExt;
-use serde_json::{json, Value};
 use storeapi::convert::matcher_to_pb;
 use storeapi::pb;
 use storeapi::proxy::Proxy;
@@ -18,7 +26,8 @@ use storeapi::SeriesStore;
 use tsdb::Matcher;
 
 use crate::endpoints::EndpointSet;
-use crate::params::{parse_bool, parse_duration_param, parse_selector, parse_time};
+use crate::json;
+use crate::params::{self, Form, GoTime, MAX_FORM_BODY, MAX_TIME, MIN_TIME};
 use crate::queryable::{ProxyQueryable, ReadSettings};
 
 pub struct Config {
@@ -26,8 +35,8 @@ pub struct Config {
     pub replica_labels: Vec<String>,
     /// Default of the `partial_response` parameter.
     pub partial_response: bool,
-    /// Upper bound on one request (`--query.timeout`).
-    pub timeout: std::time::Duration,
+    /// Upper bound on one request, queueing included (`--query.timeout`).
+    pub timeout: Duration,
     /// The PromQL engine (lookback delta, default subquery step, sample limit).
     pub engine: promql::Engine,
     /// Pick `max_source_resolution` from the step when the request does not set it.
@@ -39,28 +48,23 @@ pub struct Config {
 pub struct Api {
     pub endpoints: Arc<EndpointSet>,
     pub cfg: Config,
-    /// Admission for PromQL queries; sized by `max_concurrent` on first use.
-    gate: std::sync::OnceLock<Arc<tokio::sync::Semaphore>>,
+    /// Admission for PromQL queries.
+    gate: Arc<tokio::sync::Semaphore>,
 }
 
 impl Api {
     pub fn new(endpoints: Arc<EndpointSet>, cfg: Config) -> Self {
         Api {
             endpoints,
+            gate: Arc::new(tokio::sync::Semaphore::new(cfg.max_concurrent.max(1))),
             cfg,
-            gate: std::sync::OnceLock::new(),
         }
-    }
-
-    fn gate(&self) -> Arc<tokio::sync::Semaphore> {
-        self.gate
-            .get_or_init(|| Arc::new(tokio::sync::Semaphore::new(self.cfg.max_concurrent.max(1))))
-            .clone()
     }
 }
 
 /// An API error as Prometheus reports it.
-struct ApiError {
+#[derive(Debug)]
+pub struct ApiError {
     status: StatusCode,
     kind: &'static str,
     msg: String,
@@ -74,112 +78,128 @@ fn bad_data(msg: impl Into<String>) -> ApiError {
     }
 }
 
+fn execution(msg: impl Into<String>) -> ApiError {
+    ApiError {
+        status: StatusCode::UNPROCESSABLE_ENTITY,
+        kind: "execution",
+        msg: msg.into(),
+    }
+}
+
+fn timeout_error(env: &str) -> ApiError {
+    ApiError {
+        status: StatusCode::SERVICE_UNAVAILABLE,
+        kind: "timeout",
+        msg: format!("query timed out in {env}"),
+    }
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let body = json!({"status": "error", "errorType": self.kind, "error": self.msg});
         (
             self.status,
-            [("content-type", "application/json")],
-            body.to_string(),
+            [(header::CONTENT_TYPE, "application/json")],
+            json::error(self.kind, &self.msg),
         )
             .into_response()
     }
 }
 
-fn success(data: Value, warnings: Vec<String>) -> Response {
-    let mut body = json!({"status": "success", "data": data});
-    if !warnings.is_empty() {
-        body["warnings"] = json!(warnings);
-    }
-    ([("content-type", "application/json")], body.to_string()).into_response()
+fn json_response(body: Vec<u8>) -> Response {
+    ([(header::CONTENT_TYPE, "application/json")], body).into_response()
 }
 
-/// Parameters from the query string and, for POST, the form body.
-struct Params(Vec<(String, String)>);
-
-impl Params {
-    fn parse(query: Option<String>, body: &str) -> Result<Params, ApiError> {
-        let mut v: Vec<(String, String)> = match query {
-            Some(q) => serde_urlencoded::from_str(&q)
-                .map_err(|e| bad_data(format!("invalid query string: {e}")))?,
-            None => Vec::new(),
-        };
-        if !body.is_empty() {
-            let form: Vec<(String, String)> = serde_urlencoded::from_str(body)
-                .map_err(|e| bad_data(format!("invalid form body: {e}")))?;
-            v.extend(form);
-        }
-        Ok(Params(v))
-    }
-
-    fn get(&self, name: &str) -> Option<&str> {
-        self.0
-            .iter()
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| v.as_str())
-    }
-
-    fn all(&self, name: &str) -> Vec<&str> {
-        self.0
-            .iter()
-            .filter(|(k, _)| k == name)
-            .map(|(_, v)| v.as_str())
-            .collect()
-    }
-
-    fn time(&self, name: &str, default: i64) -> Result<i64, ApiError> {
-        match self.get(name) {
-            Some(s) if !s.is_empty() => parse_time(name, s).map_err(bad_data),
-            _ => Ok(default),
-        }
-    }
-
-    fn bool(&self, name: &str, default: bool) -> Result<bool, ApiError> {
-        match self.get(name) {
-            Some(s) if !s.is_empty() => parse_bool(name, s).map_err(bad_data),
-            _ => Ok(default),
-        }
-    }
-
-    fn selectors(&self) -> Result<Vec<Vec<Matcher>>, ApiError> {
-        self.all("match[]")
-            .into_iter()
-            .map(|s| parse_selector(s).map_err(bad_data))
-            .collect()
-    }
+/// A request as Go's `net/http` hands it to Prometheus's handlers: its form and when it came.
+struct Req {
+    form: Form,
+    arrived: Instant,
 }
 
-/// Common options of the read requests.
+async fn read_request(req: Request) -> Req {
+    let arrived = Instant::now();
+    let (parts, body) = req.into_parts();
+    let content_type = parts
+        .headers
+        .get(header::CONTENT_TYPE)
+        .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned());
+    let query = parts.uri.query().unwrap_or("");
+    let method = parts.method.as_str();
+    let reads_body = matches!(method, "POST" | "PUT" | "PATCH");
+    let form = if reads_body {
+        match axum::body::to_bytes(body, MAX_FORM_BODY + 1).await {
+            Ok(bytes) => Form::parse(method, query, content_type.as_deref(), &bytes),
+            Err(_) => {
+                // Over Go's limit: the body's values are dropped, the URL's kept.
+                let mut f = Form::parse("GET", query, None, b"");
+                f.error = Some("http: POST too large".into());
+                f
+            }
+        }
+    } else {
+        Form::parse(method, query, content_type.as_deref(), b"")
+    };
+    Req { form, arrived }
+}
+
+/// Prometheus's `parseTimeParam`: an empty or missing value is `default`.
+fn time_param(form: &Form, name: &str, default: GoTime) -> Result<GoTime, ApiError> {
+    let v = form.get(name);
+    if v.is_empty() {
+        return Ok(default);
+    }
+    params::parse_time(v).map_err(|e| {
+        bad_data(format!(
+            "invalid parameter \"{name}\": Invalid time value for '{name}': {e}"
+        ))
+    })
+}
+
+/// The `timeout` parameter (nanoseconds), if set.
+fn timeout_param(form: &Form) -> Result<Option<i64>, ApiError> {
+    let v = form.get("timeout");
+    if v.is_empty() {
+        return Ok(None);
+    }
+    params::parse_duration(v)
+        .map(Some)
+        .map_err(|e| bad_data(format!("invalid parameter \"timeout\": {e}")))
+}
+
+/// Thanos's boolean parameters.
+fn thanos_bool(form: &Form, name: &str, default: bool) -> Result<bool, ApiError> {
+    let v = form.get(name);
+    if v.is_empty() {
+        return Ok(default);
+    }
+    params::parse_bool(v).ok_or_else(|| {
+        bad_data(format!(
+            "'{name}' parameter: strconv.ParseBool: parsing {}: invalid syntax",
+            promql::lex::quote_bytes(v)
+        ))
+    })
+}
+
+/// Thanos's read options of a request.
 struct ReadOptions {
-    start: i64,
-    end: i64,
     dedup: bool,
     strategy: pb::PartialResponseStrategy,
     replica_labels: Vec<String>,
 }
 
 impl Api {
-    fn options(&self, p: &Params) -> Result<ReadOptions, ApiError> {
-        let start = p.time("start", i64::MIN / 2)?;
-        let end = p.time("end", i64::MAX / 2)?;
-        if end < start {
-            return Err(bad_data(
-                "invalid parameter \"end\": end timestamp must not be before start time",
-            ));
-        }
-        let partial = p.bool("partial_response", self.cfg.partial_response)?;
-        let mut replica_labels: Vec<String> = p
+    fn read_options(&self, form: &Form) -> Result<ReadOptions, ApiError> {
+        let dedup = thanos_bool(form, "dedup", true)?;
+        let partial = thanos_bool(form, "partial_response", self.cfg.partial_response)?;
+        let mut replica_labels: Vec<String> = form
             .all("replicaLabels[]")
             .into_iter()
-            .map(String::from)
+            .map(|v| String::from_utf8_lossy(v).into_owned())
             .collect();
         if replica_labels.is_empty() {
             replica_labels = self.cfg.replica_labels.clone();
         }
         Ok(ReadOptions {
-            start,
-            end,
-            dedup: p.bool("dedup", true)?,
+            dedup,
             strategy: if partial {
                 pb::PartialResponseStrategy::Warn
             } else {
@@ -189,36 +209,266 @@ impl Api {
         })
     }
 
-    fn proxy(&self, o: &ReadOptions, matchers: &[Matcher]) -> Proxy {
-        Proxy::new(self.endpoints.select(o.start, o.end, matchers))
-    }
-
-    /// For every series matching any of `selectors`, what `pick` takes from each label,
-    /// deduplicated and sorted, plus the warnings.
-    async fn pick_labels(
-        &self,
-        o: &ReadOptions,
-        selectors: &[Vec<Matcher>],
-        pick: impl Fn(pb::Label) -> Option<String>,
-    ) -> Result<(BTreeSet<String>, Vec<String>), ApiError> {
-        let (mut out, mut warnings) = (BTreeSet::new(), Vec::new());
-        for ms in selectors {
-            let (sets, w) = self.series_labels(o, ms).await?;
-            warnings.extend(w);
-            out.extend(sets.into_iter().flatten().filter_map(&pick));
+    /// Thanos's `max_source_resolution`: raw (0), a duration, or `auto` (a fifth of the step).
+    fn max_resolution(&self, form: &Form, step_ms: i64) -> Result<i64, ApiError> {
+        let auto = step_ms / 5;
+        match form.get("max_source_resolution") {
+            b"" => Ok(if self.cfg.auto_downsampling { auto } else { 0 }),
+            b"auto" => Ok(auto),
+            b"raw" => Ok(0),
+            v => {
+                let d = params::parse_duration(v)
+                    .map_err(|e| bad_data(format!("'max_source_resolution' parameter: {e}")))?;
+                if d < 0 {
+                    return Err(bad_data(
+                        "negative 'max_source_resolution' is not accepted. Try a positive integer",
+                    ));
+                }
+                Ok(d / 1_000_000)
+            }
         }
-        Ok((out, warnings))
     }
 
-    /// Label sets of the series matching `matchers`, replica labels removed when deduplicating.
+    fn read_settings(&self, form: &Form, step_ms: i64) -> Result<ReadSettings, ApiError> {
+        let o = self.read_options(form)?;
+        Ok(ReadSettings {
+            dedup: o.dedup,
+            replica_labels: o.replica_labels,
+            strategy: o.strategy,
+            max_resolution_ms: self.max_resolution(form, step_ms)?,
+        })
+    }
+
+    /// The deadline of a request: `--query.timeout` and the `timeout` parameter, from arrival.
+    fn deadline(&self, req: &Req, param_ns: Option<i64>) -> Instant {
+        let mut limit = self.cfg.timeout;
+        if let Some(ns) = param_ns {
+            limit = limit.min(Duration::from_nanos(ns.max(0) as u64));
+        }
+        req.arrived + limit
+    }
+}
+
+/// A parsed, checked query waiting for evaluation.
+struct PromQuery {
+    text: Vec<u8>,
+    deadline: Instant,
+    settings: ReadSettings,
+}
+
+/// An engine error as Prometheus's API reports it; parse errors get `prefix`.
+fn engine_error(e: promql::Error, parse_prefix: &str) -> ApiError {
+    use promql::Error as E;
+    match e {
+        E::Parse(m) => bad_data(format!("{parse_prefix}{m}")),
+        E::Timeout(_) => ApiError {
+            status: StatusCode::SERVICE_UNAVAILABLE,
+            kind: "timeout",
+            msg: e.to_string(),
+        },
+        E::Canceled(_) => ApiError {
+            status: StatusCode::SERVICE_UNAVAILABLE,
+            kind: "canceled",
+            msg: e.to_string(),
+        },
+        E::Execution(_) | E::TooManySamples(_) | E::Storage(_) => execution(e.to_string()),
+    }
+}
+
+/// Cancels the evaluation when the request is dropped (client gone, server stopping).
+struct CancelOnDrop(promql::CancelToken);
+
+impl Drop for CancelOnDrop {
+    fn drop(&mut self) {
+        self.0.cancel();
+    }
+}
+
+/// Parses a query off the executor (deep queries take a thread of their own), returning its
+/// value type.
+async fn check_query(
+    text: &[u8],
+) -> Result<promql_parser::parser::value::ValueType, promql::Error> {
+    let text = text.to_vec();
+    tokio::task::spawn_blocking(move || promql::parse_bytes_with(&text, |e| Ok(e.value_type())))
+        .await
+        .unwrap_or_else(|e| {
+            Err(promql::Error::exec(format!(
+                "parsing the query failed: {e}"
+            )))
+        })
+}
+
+impl Api {
+    /// Waits for a slot (until the deadline), evaluates on a blocking thread and streams the
+    /// answer as JSON.
+    async fn run_query(
+        self: &Arc<Self>,
+        q: PromQuery,
+        parse_prefix: &'static str,
+        run: impl FnOnce(
+                &promql::Engine,
+                &ProxyQueryable,
+                &str,
+                &promql::CancelToken,
+            ) -> promql::Result<promql::QueryResult>
+            + Send
+            + 'static,
+    ) -> Result<Response, ApiError> {
+        let now = Instant::now();
+        if q.deadline <= now {
+            return Err(timeout_error("query execution"));
+        }
+        let gate = self.gate.clone();
+        let permit = tokio::time::timeout_at(q.deadline.into(), gate.acquire_owned())
+            .await
+            .map_err(|_| timeout_error("query queue"))?
+            .map_err(|_| execution("querier is shutting down"))?;
+        let cancel = promql::CancelToken::with_deadline(q.deadline);
+        let queryable = ProxyQueryable {
+            handle: tokio::runtime::Handle::current(),
+            endpoints: self.endpoints.clone(),
+            settings: q.settings,
+            deadline: q.deadline.into(),
+            cancel: cancel.clone(),
+        };
+        let guard = CancelOnDrop(cancel.clone());
+        let engine = self.cfg.engine.clone();
+        let text = String::from_utf8_lossy(&q.text).into_owned();
+        let result = tokio::task::spawn_blocking(move || run(&engine, &queryable, &text, &cancel))
+            .await
+            .map_err(|e| execution(format!("unexpected error: {e}")))?
+            .map_err(|e| engine_error(e, parse_prefix))?;
+        drop(guard);
+        Ok(stream_result(result, permit))
+    }
+}
+
+/// Streams a query's JSON answer, encoded on a blocking thread that holds the query's slot.
+fn stream_result(
+    result: promql::QueryResult,
+    permit: tokio::sync::OwnedSemaphorePermit,
+) -> Response {
+    let (tx, rx) = tokio::sync::mpsc::channel::<Result<Vec<u8>, std::io::Error>>(4);
+    tokio::task::spawn_blocking(move || {
+        let _permit = permit;
+        json::write_query_result(result, &mut |piece| tx.blocking_send(Ok(piece)).is_ok());
+    });
+    let body = Body::from_stream(tokio_stream_from(rx));
+    let mut resp = Response::new(body);
+    resp.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    resp
+}
+
+fn tokio_stream_from(
+    mut rx: tokio::sync::mpsc::Receiver<Result<Vec<u8>, std::io::Error>>,
+) -> impl futures::Stream<Item = Result<Vec<u8>, std::io::Error>> {
+    futures::stream::poll_fn(move |cx| rx.poll_recv(cx))
+}
+
+async fn query(State(api): State<Arc<Api>>, req: Request) -> Result<Response, ApiError> {
+    let r = read_request(req).await;
+    let time = time_param(&r.form, "time", GoTime::from_ms(tsdb::time::now_ms()))?;
+    let timeout = timeout_param(&r.form)?;
+    let settings = api.read_settings(&r.form, 0)?;
+    let text = r.form.get("query").to_vec();
+    check_query(&text)
+        .await
+        .map_err(|e| engine_error(e, "invalid parameter \"query\": "))?;
+    let q = PromQuery {
+        text,
+        deadline: api.deadline(&r, timeout),
+        settings,
+    };
+    let t = time.engine_ms();
+    api.run_query(q, "invalid parameter \"query\": ", move |e, st, text, c| {
+        e.instant_query_with(st, text, t, c)
+    })
+    .await
+}
+
+async fn query_range(State(api): State<Arc<Api>>, req: Request) -> Result<Response, ApiError> {
+    let r = read_request(req).await;
+    let f = &r.form;
+    let start = params::parse_time(f.get("start"))
+        .map_err(|e| bad_data(format!("invalid parameter \"start\": {e}")))?;
+    let end = params::parse_time(f.get("end"))
+        .map_err(|e| bad_data(format!("invalid parameter \"end\": {e}")))?;
+    if end.before(&start) {
+        return Err(bad_data(
+            "invalid parameter \"end\": end timestamp must not be before start time",
+        ));
+    }
+    let step = params::parse_duration(f.get("step"))
+        .map_err(|e| bad_data(format!("invalid parameter \"step\": {e}")))?;
+    if step <= 0 {
+        return Err(bad_data(
+            "invalid parameter \"step\": zero or negative query resolution step widths are not accepted. Try a positive integer",
+        ));
+    }
+    if end.sub_ns(&start) / step > 11_000 {
+        return Err(bad_data(
+            "exceeded maximum resolution of 11,000 points per timeseries. Try decreasing the query resolution (?step=XX)",
+        ));
+    }
+    let timeout = timeout_param(f)?;
+    let step_ms = step / 1_000_000;
+    let settings = api.read_settings(f, step_ms)?;
+    let text = f.get("query").to_vec();
+    let ty = check_query(&text).await.map_err(|e| engine_error(e, ""))?;
+    if !matches!(
+        ty,
+        promql_parser::parser::value::ValueType::Vector
+            | promql_parser::parser::value::ValueType::Scalar
+    ) {
+        let name = match ty {
+            promql_parser::parser::value::ValueType::Matrix => "range vector",
+            _ => "string",
+        };
+        return Err(bad_data(format!(
+            "invalid expression type \"{name}\" for range query, must be Scalar or instant Vector"
+        )));
+    }
+    if step_ms == 0 {
+        // Prometheus divides by the step in milliseconds and fails the same way.
+        return Err(execution(
+            "unexpected error: runtime error: integer divide by zero",
+        ));
+    }
+    let q = PromQuery {
+        text,
+        deadline: api.deadline(&r, timeout),
+        settings,
+    };
+    let (s, e) = (start.engine_ms(), end.engine_ms());
+    api.run_query(q, "", move |eng, st, text, c| {
+        eng.range_query_with(st, text, s, e, step_ms, c)
+    })
+    .await
+}
+
+/// Start and end of a metadata request (series, labels, label values), open by default.
+fn metadata_range(form: &Form) -> Result<(i64, i64), ApiError> {
+    let start = time_param(form, "start", MIN_TIME)?;
+    let end = time_param(form, "end", MAX_TIME)?;
+    Ok((start.from_time_ms(), end.from_time_ms()))
+}
+
+impl Api {
+    /// Label sets of the series matching `matchers`, replica labels removed when
+    /// deduplicating, with the warnings; within the request's deadline.
     async fn series_labels(
         &self,
         o: &ReadOptions,
+        range: (i64, i64),
         matchers: &[Matcher],
     ) -> Result<(Vec<Vec<pb::Label>>, Vec<String>), ApiError> {
         let req = pb::SeriesRequest {
-            min_time: o.start,
-            max_time: o.end,
+            min_time: range.0,
+            max_time: range.1,
             matchers: matchers.iter().map(matcher_to_pb).collect(),
             skip_chunks: true,
             partial_response_strategy: o.strategy as i32,
@@ -229,14 +479,11 @@ impl Api {
             },
             ..Default::default()
         };
-        let mut stream = self
-            .proxy(o, matchers)
-            .series(req)
-            .await
-            .map_err(internal)?;
+        let proxy: Proxy = self.endpoints.select(range.0, range.1, matchers);
+        let mut stream = proxy.series(req).await.map_err(store_error)?;
         let (mut out, mut warnings) = (Vec::new(), Vec::new());
         while let Some(frame) = stream.next().await {
-            match frame.map_err(internal)?.result {
+            match frame.map_err(store_error)?.result {
                 Some(pb::series_response::Result::Series(mut s)) => {
                     if o.dedup {
                         s.labels.retain(|l| !o.replica_labels.contains(&l.name));
@@ -249,434 +496,312 @@ impl Api {
         }
         Ok((out, warnings))
     }
-}
 
-/// Runs `f` within the query timeout, as Prometheus reports an exceeded one.
-async fn with_timeout<T>(
-    api: &Api,
-    f: impl std::future::Future<Output = Result<T, ApiError>>,
-) -> Result<T, ApiError> {
-    match tokio::time::timeout(api.cfg.timeout, f).await {
-        Ok(r) => r,
-        Err(_) => Err(ApiError {
-            status: StatusCode::SERVICE_UNAVAILABLE,
-            kind: "timeout",
-            msg: format!(
-                "query timed out in expression evaluation after {:?}",
-                api.cfg.timeout
-            ),
-        }),
+    /// For every series matching any of `selectors`, what `pick` takes from each label.
+    async fn pick_labels(
+        &self,
+        o: &ReadOptions,
+        range: (i64, i64),
+        selectors: &[Vec<Matcher>],
+        pick: impl Fn(pb::Label) -> Option<String>,
+    ) -> Result<(BTreeSet<String>, Vec<String>), ApiError> {
+        let (mut out, mut warnings) = (BTreeSet::new(), Vec::new());
+        for ms in selectors {
+            let (sets, w) = self.series_labels(o, range, ms).await?;
+            warnings.extend(w);
+            out.extend(sets.into_iter().flatten().filter_map(&pick));
+        }
+        Ok((out, warnings))
+    }
+
+    /// Runs a metadata call within `--query.timeout` from arrival.
+    async fn within_timeout<T>(
+        &self,
+        r: &Req,
+        f: impl std::future::Future<Output = Result<T, ApiError>>,
+    ) -> Result<T, ApiError> {
+        match tokio::time::timeout_at((r.arrived + self.cfg.timeout).into(), f).await {
+            Ok(v) => v,
+            Err(_) => Err(timeout_error("query execution")),
+        }
     }
 }
 
-fn internal(s: tonic::Status) -> ApiError {
-    ApiError {
-        status: if s.code() == tonic::Code::InvalidArgument {
-            StatusCode::BAD_REQUEST
-        } else {
-            StatusCode::UNPROCESSABLE_ENTITY
-        },
-        kind: if s.code() == tonic::Code::InvalidArgument {
-            "bad_data"
-        } else {
-            "execution"
-        },
-        msg: s.message().to_string(),
+fn store_error(s: tonic::Status) -> ApiError {
+    if s.code() == tonic::Code::InvalidArgument {
+        bad_data(s.message().to_string())
+    } else {
+        execution(s.message().to_string())
     }
 }
 
-async fn series(
-    State(api): State<Arc<Api>>,
-    RawQuery(q): RawQuery,
-    body: String,
-) -> Result<Response, ApiError> {
-    with_timeout(&api.clone(), series_inner(api, q, body)).await
-}
-
-async fn series_inner(
-    api: Arc<Api>,
-    q: Option<String>,
-    body: String,
-) -> Result<Response, ApiError> {
-    let p = Params::parse(q, &body)?;
-    let selectors = p.selectors()?;
-    if selectors.is_empty() {
+async fn series(State(api): State<Arc<Api>>, req: Request) -> Result<Response, ApiError> {
+    let r = read_request(req).await;
+    let f = &r.form;
+    if let Some(e) = &f.error {
+        return Err(bad_data(format!("error parsing form values: {e}")));
+    }
+    if !f.has("match[]") {
         return Err(bad_data("no match[] parameter provided"));
     }
-    let o = api.options(&p)?;
-    let mut all: BTreeMap<Vec<(String, String)>, ()> = BTreeMap::new();
-    let mut warnings = Vec::new();
-    for ms in &selectors {
-        let (sets, w) = api.series_labels(&o, ms).await?;
-        warnings.extend(w);
-        for s in sets {
-            all.insert(s.into_iter().map(|l| (l.name, l.value)).collect(), ());
-        }
-    }
-    let mut sets: Vec<tsdb::Labels> = all.into_keys().map(tsdb::Labels::from_pairs).collect();
-    sets.sort();
-    let data: Vec<Value> = sets
-        .iter()
-        .map(|l| {
-            Value::Object(
-                l.iter()
-                    .map(|x| (x.name.clone(), Value::String(x.value.clone())))
-                    .collect(),
-            )
-        })
-        .collect();
-    Ok(success(Value::Array(data), warnings))
-}
-
-async fn labels(
-    State(api): State<Arc<Api>>,
-    RawQuery(q): RawQuery,
-    body: String,
-) -> Result<Response, ApiError> {
-    with_timeout(&api.clone(), labels_inner(api, q, body)).await
-}
-
-async fn labels_inner(
-    api: Arc<Api>,
-    q: Option<String>,
-    body: String,
-) -> Result<Response, ApiError> {
-    let p = Params::parse(q, &body)?;
-    let o = api.options(&p)?;
-    let selectors = p.selectors()?;
-    let mut names = BTreeSet::new();
-    let mut warnings = Vec::new();
-    if selectors.is_empty() {
-        let req = pb::LabelNamesRequest {
-            start: o.start,
-            end: o.end,
-            partial_response_strategy: o.strategy as i32,
-            ..Default::default()
-        };
-        let r = api
-            .proxy(&o, &[])
-            .label_names(req)
-            .await
-            .map_err(internal)?;
-        names.extend(r.names);
-        warnings.extend(r.warnings);
-    } else {
-        let (found, w) = api.pick_labels(&o, &selectors, |l| Some(l.name)).await?;
-        names.extend(found);
-        warnings.extend(w);
-    }
-    if o.dedup {
-        names.retain(|n| !o.replica_labels.contains(n));
-    }
-    Ok(success(json!(names), warnings))
-}
-
-async fn label_values(
-    State(api): State<Arc<Api>>,
-    Path(name): Path<String>,
-    RawQuery(q): RawQuery,
-    body: String,
-) -> Result<Response, ApiError> {
-    with_timeout(&api.clone(), label_values_inner(api, name, q, body)).await
-}
-
-async fn label_values_inner(
-    api: Arc<Api>,
-    name: String,
-    q: Option<String>,
-    body: String,
-) -> Result<Response, ApiError> {
-    let p = Params::parse(q, &body)?;
-    let o = api.options(&p)?;
-    if o.dedup && o.replica_labels.contains(&name) {
-        return Ok(success(json!([]), Vec::new()));
-    }
-    let selectors = p.selectors()?;
-    let mut values = BTreeSet::new();
-    let mut warnings = Vec::new();
-    if selectors.is_empty() {
-        let req = pb::LabelValuesRequest {
-            label: name.clone(),
-            start: o.start,
-            end: o.end,
-            partial_response_strategy: o.strategy as i32,
-            ..Default::default()
-        };
-        let r = api
-            .proxy(&o, &[])
-            .label_values(req)
-            .await
-            .map_err(internal)?;
-        values.extend(r.values);
-        warnings.extend(r.warnings);
-    } else {
-        let (found, w) = api
-            .pick_labels(&o, &selectors, |l| (l.name == name).then_some(l.value))
-            .await?;
-        values.extend(found);
-        warnings.extend(w);
-    }
-    Ok(success(json!(values), warnings))
-}
-
-/// An engine error as Prometheus's API reports it.
-fn engine_error(e: promql::Error) -> ApiError {
-    use promql::Error as E;
-    let (status, kind) = match &e {
-        E::Parse(_) => {
-            return bad_data(format!("invalid parameter \"query\": {e}"));
-        }
-        E::Execution(_) | E::TooManySamples(_) => (StatusCode::UNPROCESSABLE_ENTITY, "execution"),
-        E::Timeout(_) => (StatusCode::SERVICE_UNAVAILABLE, "timeout"),
-        E::Canceled(_) => (
-            StatusCode::from_u16(499).unwrap_or(StatusCode::BAD_REQUEST),
-            "canceled",
-        ),
-        E::Storage(_) => (StatusCode::UNPROCESSABLE_ENTITY, "execution"),
-    };
-    ApiError {
-        status,
-        kind,
-        msg: e.to_string(),
-    }
-}
-
-/// Cancels the evaluation when the request is dropped (client gone, server timeout).
-struct CancelOnDrop(promql::CancelToken);
-
-impl Drop for CancelOnDrop {
-    fn drop(&mut self) {
-        self.0.cancel();
-    }
-}
-
-/// Prometheus's JSON for a query result.
-fn result_json(v: &promql::Value) -> Value {
-    fn t(ms: i64) -> Value {
-        // Seconds with millisecond precision, as Go's FormatFloat(t/1000, 'f', -1).
-        let s = if ms % 1000 == 0 {
-            format!("{}", ms / 1000)
-        } else {
-            format!("{}", ms as f64 / 1000.0)
-        };
-        Value::Number(s.parse().unwrap_or(serde_json::Number::from(ms / 1000)))
-    }
-    fn metric(l: &tsdb::Labels) -> Value {
-        Value::Object(
-            l.iter()
-                .map(|x| (x.name.clone(), Value::String(x.value.clone())))
-                .collect(),
-        )
-    }
-    let (kind, result) = match v {
-        promql::Value::Scalar { t: ts, v } => ("scalar", json!([t(*ts), promql::format_value(*v)])),
-        promql::Value::String { t: ts, s } => ("string", json!([t(*ts), s])),
-        promql::Value::Vector(samples) => (
-            "vector",
-            Value::Array(
-                samples
-                    .iter()
-                    .map(|s| json!({"metric": metric(&s.labels), "value": [t(s.t), promql::format_value(s.v)]}))
-                    .collect(),
-            ),
-        ),
-        promql::Value::Matrix(series) => (
-            "matrix",
-            Value::Array(
-                series
-                    .iter()
-                    .map(|s| {
-                        let values: Vec<Value> = s
-                            .points
-                            .iter()
-                            .map(|p| json!([t(p.t), promql::format_value(p.v)]))
-                            .collect();
-                        json!({"metric": metric(&s.labels), "values": values})
-                    })
-                    .collect(),
-            ),
-        ),
-    };
-    json!({"resultType": kind, "result": result})
-}
-
-/// Thanos's `max_source_resolution`: raw (0), a duration, or `auto` (a fifth of the step).
-fn max_resolution(p: &Params, step_ms: i64, auto_default: bool) -> Result<i64, ApiError> {
-    let auto = step_ms / 5;
-    match p.get("max_source_resolution") {
-        None | Some("") => Ok(if auto_default { auto } else { 0 }),
-        Some("auto") => Ok(auto),
-        Some("raw") => Ok(0),
-        Some(s) => {
-            let d = parse_duration_param("max_source_resolution", s).map_err(bad_data)?;
-            if d < 0 {
-                return Err(bad_data(
-                    "invalid parameter \"max_source_resolution\": negative duration",
-                ));
-            }
-            Ok(d)
-        }
-    }
-}
-
-impl Api {
-    fn read_settings(&self, p: &Params, step_ms: i64) -> Result<ReadSettings, ApiError> {
-        let o = self.options_without_range(p)?;
-        Ok(ReadSettings {
-            dedup: o.dedup,
-            replica_labels: o.replica_labels,
-            strategy: o.strategy,
-            max_resolution_ms: max_resolution(p, step_ms, self.cfg.auto_downsampling)?,
-        })
-    }
-
-    fn options_without_range(&self, p: &Params) -> Result<ReadOptions, ApiError> {
-        let q = Params(
-            p.0.iter()
-                .filter(|(k, _)| k != "start" && k != "end")
-                .cloned()
-                .collect(),
-        );
-        self.options(&q)
-    }
-
-    /// Runs a query on a blocking thread within the admission gate and the timeout.
-    async fn run_query(
-        self: &Arc<Self>,
-        p: &Params,
-        settings: ReadSettings,
-        run: impl FnOnce(
-                &promql::Engine,
-                &ProxyQueryable,
-                &promql::CancelToken,
-            ) -> promql::Result<promql::QueryResult>
-            + Send
-            + 'static,
-    ) -> Result<Response, ApiError> {
-        let mut engine = self.cfg.engine.clone();
-        let mut timeout = self.cfg.timeout;
-        if let Some(s) = p.get("timeout").filter(|s| !s.is_empty()) {
-            let d = parse_duration_param("timeout", s).map_err(bad_data)?;
-            if d > 0 {
-                timeout = timeout.min(std::time::Duration::from_millis(d as u64));
+    let range = metadata_range(f)?;
+    let selectors = params::parse_matchers_param(&f.all("match[]"))
+        .map_err(|(_, e)| bad_data(format!("invalid parameter \"match[]\": {e}")))?;
+    let o = api.read_options(f)?;
+    api.within_timeout(&r, async {
+        let mut all: BTreeMap<Vec<(String, String)>, ()> = BTreeMap::new();
+        let mut warnings = Vec::new();
+        for ms in &selectors {
+            let (sets, w) = api.series_labels(&o, range, ms).await?;
+            warnings.extend(w);
+            for s in sets {
+                all.insert(s.into_iter().map(|l| (l.name, l.value)).collect(), ());
             }
         }
-        engine = promql::Engine::new(promql::EngineOptions {
-            timeout,
-            ..engine.options().clone()
-        });
-        let _permit = self
-            .gate()
-            .acquire_owned()
-            .await
-            .map_err(|_| bad_data("querier is shutting down"))?;
-        let queryable = ProxyQueryable {
-            handle: tokio::runtime::Handle::current(),
-            endpoints: self.endpoints.clone(),
-            settings,
-            deadline: tokio::time::Instant::now() + timeout,
-        };
-        let cancel = promql::CancelToken::new();
-        let guard = CancelOnDrop(cancel.clone());
-        let task = tokio::task::spawn_blocking(move || run(&engine, &queryable, &cancel));
-        let r = task.await.map_err(|e| ApiError {
-            status: StatusCode::INTERNAL_SERVER_ERROR,
-            kind: "internal",
-            msg: format!("query evaluation failed: {e}"),
-        })?;
-        drop(guard);
-        let r = r.map_err(engine_error)?;
-        Ok(success(result_json(&r.value), r.warnings))
-    }
-}
-
-async fn query(
-    State(api): State<Arc<Api>>,
-    RawQuery(q): RawQuery,
-    body: String,
-) -> Result<Response, ApiError> {
-    let p = Params::parse(q, &body)?;
-    let text = p.get("query").unwrap_or_default().to_string();
-    let time = p.time("time", tsdb::time::now_ms())?;
-    let settings = api.read_settings(&p, 0)?;
-    api.run_query(&p, settings, move |e, st, c| {
-        e.instant_query_with(st, &text, time, c)
+        let mut sets: Vec<tsdb::Labels> = all.into_keys().map(tsdb::Labels::from_pairs).collect();
+        sets.sort();
+        Ok(json_response(json::success(
+            |out| {
+                out.push(b'[');
+                for (i, l) in sets.iter().enumerate() {
+                    if i > 0 {
+                        out.push(b',');
+                    }
+                    json::write_labels(out, l);
+                }
+                out.push(b']');
+            },
+            &warnings,
+        )))
     })
     .await
 }
 
-async fn query_range(
-    State(api): State<Arc<Api>>,
-    RawQuery(q): RawQuery,
-    body: String,
-) -> Result<Response, ApiError> {
-    let p = Params::parse(q, &body)?;
-    let start = match p.get("start") {
-        Some(s) => parse_time("start", s).map_err(bad_data)?,
-        None => {
-            return Err(bad_data(
-                "invalid parameter \"start\": cannot parse \"\" to a valid timestamp",
-            ))
+fn optional_selectors(f: &Form) -> Result<Vec<Vec<Matcher>>, ApiError> {
+    params::parse_matchers_param(&f.all("match[]")).map_err(|(_, e)| bad_data(e))
+}
+
+async fn labels(State(api): State<Arc<Api>>, req: Request) -> Result<Response, ApiError> {
+    let r = read_request(req).await;
+    let f = &r.form;
+    let range = metadata_range(f)?;
+    let selectors = optional_selectors(f)?;
+    let o = api.read_options(f)?;
+    api.within_timeout(&r, async {
+        let mut names = BTreeSet::new();
+        let mut warnings = Vec::new();
+        if selectors.is_empty() {
+            let req = pb::LabelNamesRequest {
+                start: range.0,
+                end: range.1,
+                partial_response_strategy: o.strategy as i32,
+                ..Default::default()
+            };
+            let resp = api
+                .endpoints
+                .select(range.0, range.1, &[])
+                .label_names(req)
+                .await
+                .map_err(store_error)?;
+            names.extend(resp.names);
+            warnings.extend(resp.warnings);
+        } else {
+            let (found, w) = api
+                .pick_labels(&o, range, &selectors, |l| Some(l.name))
+                .await?;
+            names.extend(found);
+            warnings.extend(w);
         }
-    };
-    let end = match p.get("end") {
-        Some(s) => parse_time("end", s).map_err(bad_data)?,
-        None => {
-            return Err(bad_data(
-                "invalid parameter \"end\": cannot parse \"\" to a valid timestamp",
-            ))
+        if o.dedup {
+            names.retain(|n| !o.replica_labels.contains(n));
         }
-    };
-    if end < start {
-        return Err(bad_data(
-            "invalid parameter \"end\": end timestamp must not be before start time",
-        ));
+        Ok(json_response(json::success(
+            |out| json::write_str_array(out, names.iter().map(String::as_str)),
+            &warnings,
+        )))
+    })
+    .await
+}
+
+/// The percent-decoded bytes of `/api/v1/label/<name>/values`'s name, as Go's router sees it.
+fn label_name_of(path: &str) -> Vec<u8> {
+    let seg = path
+        .rsplit_once("/label/")
+        .map(|(_, rest)| rest.strip_suffix("/values").unwrap_or(rest))
+        .unwrap_or("");
+    let b = seg.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        let hex = |c: u8| (c as char).to_digit(16).map(|d| d as u8);
+        if b[i] == b'%' && i + 2 < b.len() {
+            if let (Some(h), Some(l)) = (hex(b[i + 1]), hex(b[i + 2])) {
+                out.push(h << 4 | l);
+                i += 3;
+                continue;
+            }
+        }
+        out.push(b[i]);
+        i += 1;
     }
-    let step = parse_duration_param("step", p.get("step").unwrap_or_default()).map_err(bad_data)?;
-    if step <= 0 {
-        return Err(bad_data(
-            "invalid parameter \"step\": zero or negative query resolution step widths are not accepted. Try a positive integer",
-        ));
+    out
+}
+
+async fn label_values(State(api): State<Arc<Api>>, req: Request) -> Result<Response, ApiError> {
+    let raw_name = label_name_of(req.uri().path());
+    if !params::is_label_name(&raw_name) {
+        return Err(bad_data(format!(
+            "invalid label name: {}",
+            promql::lex::quote_bytes(&raw_name)
+        )));
     }
-    if (end - start) / step > 11_000 {
-        return Err(bad_data(
-            "exceeded maximum resolution of 11,000 points per timeseries. Try decreasing the query resolution (?step=XX)",
-        ));
-    }
-    let text = p.get("query").unwrap_or_default().to_string();
-    let settings = api.read_settings(&p, step)?;
-    api.run_query(&p, settings, move |e, st, c| {
-        e.range_query_with(st, &text, start, end, step, c)
+    let name = String::from_utf8_lossy(&raw_name).into_owned();
+    let r = read_request(req).await;
+    let f = &r.form;
+    let range = metadata_range(f)?;
+    let selectors = optional_selectors(f)?;
+    let o = api.read_options(f)?;
+    api.within_timeout(&r, async {
+        let mut values = BTreeSet::new();
+        let mut warnings = Vec::new();
+        if o.dedup && o.replica_labels.contains(&name) {
+            // Deduplicated answers have no replica labels.
+        } else if selectors.is_empty() {
+            let req = pb::LabelValuesRequest {
+                label: name.clone(),
+                start: range.0,
+                end: range.1,
+                partial_response_strategy: o.strategy as i32,
+                ..Default::default()
+            };
+            let resp = api
+                .endpoints
+                .select(range.0, range.1, &[])
+                .label_values(req)
+                .await
+                .map_err(store_error)?;
+            values.extend(resp.values);
+            warnings.extend(resp.warnings);
+        } else {
+            let (found, w) = api
+                .pick_labels(&o, range, &selectors, |l| {
+                    (l.name == name).then_some(l.value)
+                })
+                .await?;
+            values.extend(found);
+            warnings.extend(w);
+        }
+        Ok(json_response(json::success(
+            |out| json::write_str_array(out, values.iter().map(String::as_str)),
+            &warnings,
+        )))
     })
     .await
 }
 
 async fn buildinfo() -> Response {
-    success(
-        json!({"version": env!("CARGO_PKG_VERSION"), "revision": "", "branch": "", "buildUser": "", "buildDate": "", "goVersion": ""}),
-        Vec::new(),
-    )
+    let data = serde_json::json!({"version": env!("CARGO_PKG_VERSION"), "revision": "", "branch": "", "buildUser": "", "buildDate": "", "goVersion": ""});
+    json_response(json::success(
+        |out| out.extend_from_slice(data.to_string().as_bytes()),
+        &[],
+    ))
 }
 
 async fn stores(State(api): State<Arc<Api>>) -> Response {
-    let mut by_type: BTreeMap<String, Vec<Value>> = BTreeMap::new();
+    let mut by_type: BTreeMap<String, Vec<serde_json::Value>> = BTreeMap::new();
     for e in api.endpoints.all() {
         let st = e.status();
-        let v = serde_json::to_value(&st).unwrap_or(Value::Null);
+        let v = serde_json::to_value(&st).unwrap_or(serde_json::Value::Null);
         by_type.entry(st.component.clone()).or_default().push(v);
     }
-    success(json!(by_type), Vec::new())
+    let data = serde_json::json!(by_type).to_string();
+    json_response(json::success(
+        |out| out.extend_from_slice(data.as_bytes()),
+        &[],
+    ))
+}
+
+/// Go's `405 Method Not Allowed` with the route's methods, as Prometheus's router answers.
+fn not_allowed(allow: &'static str) -> Response {
+    (
+        StatusCode::METHOD_NOT_ALLOWED,
+        [
+            (header::ALLOW, allow),
+            (header::CONTENT_TYPE, "text/plain; charset=utf-8"),
+        ],
+        "Method Not Allowed\n",
+    )
+        .into_response()
+}
+
+/// A route with Prometheus's method handling: `methods` served by `handler`, OPTIONS with
+/// 204, anything else (HEAD included) 405 with the `Allow` header.
+fn route<H, T>(get_post: bool, handler: H) -> MethodRouter<Arc<Api>>
+where
+    H: axum::handler::Handler<T, Arc<Api>> + Clone,
+    T: 'static,
+{
+    route_allowing(
+        get_post,
+        if get_post {
+            "GET, OPTIONS, POST"
+        } else {
+            "GET, OPTIONS"
+        },
+        handler,
+    )
+}
+
+fn route_allowing<H, T>(get_post: bool, allow: &'static str, handler: H) -> MethodRouter<Arc<Api>>
+where
+    H: axum::handler::Handler<T, Arc<Api>> + Clone,
+    T: 'static,
+{
+    any(move |State(api): State<Arc<Api>>, req: Request| {
+        let handler = handler.clone();
+        async move {
+            let m = req.method().clone();
+            if m == Method::GET || (get_post && m == Method::POST) {
+                axum::handler::Handler::call(handler, req, api).await
+            } else if m == Method::DELETE && allow.contains("DELETE") {
+                // Prometheus routes DELETE /series but does not implement it.
+                ApiError {
+                    status: StatusCode::INTERNAL_SERVER_ERROR,
+                    kind: "internal",
+                    msg: "not implemented".into(),
+                }
+                .into_response()
+            } else if m == Method::OPTIONS {
+                StatusCode::NO_CONTENT.into_response()
+            } else {
+                not_allowed(allow)
+            }
+        }
+    })
+}
+
+async fn not_found() -> Response {
+    (
+        StatusCode::NOT_FOUND,
+        [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+        "404 page not found\n",
+    )
+        .into_response()
 }
 
 /// The API routes, to mount under the web prefix.
 pub fn router(api: Arc<Api>) -> Router {
     Router::new()
-        .route("/api/v1/query", get(query).post(query))
-        .route("/api/v1/query_range", get(query_range).post(query_range))
-        .route("/api/v1/series", get(series).post(series))
-        .route("/api/v1/labels", get(labels).post(labels))
-        .route("/api/v1/label/{name}/values", get(label_values))
-        .route("/api/v1/status/buildinfo", get(buildinfo))
-        .route("/api/v1/stores", get(stores))
+        .route("/api/v1/query", route(true, query))
+        .route("/api/v1/query_range", route(true, query_range))
+        .route(
+            "/api/v1/series",
+            route_allowing(true, "DELETE, GET, OPTIONS, POST", series),
+        )
+        .route("/api/v1/labels", route(true, labels))
+        .route("/api/v1/label/{name}/values", route(false, label_values))
+        .route("/api/v1/status/buildinfo", route(false, buildinfo))
+        .route("/api/v1/stores", route(false, stores))
+        .route("/api/v1/{*rest}", any(not_found))
         .with_state(api)
 }

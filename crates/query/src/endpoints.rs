@@ -9,6 +9,7 @@ use std::time::Duration;
 use storeapi::client::GrpcStore;
 use storeapi::convert::labels_from_pb;
 use storeapi::pb::info::InfoResponse;
+use storeapi::proxy::Proxy;
 use storeapi::timeout::ResponseTimeout;
 use storeapi::SeriesStore;
 use tsdb::{Labels, Matcher};
@@ -21,7 +22,11 @@ pub struct Endpoint {
 
 #[derive(Default, Clone)]
 struct State {
+    /// The last Info answer while healthy; `None` while the endpoint fails its checks.
     info: Option<InfoResponse>,
+    /// The last Info answer ever received, to tell which queries an unhealthy endpoint
+    /// would have served.
+    last_info: Option<InfoResponse>,
     last_error: Option<String>,
     last_check_ms: i64,
 }
@@ -73,6 +78,7 @@ impl Endpoint {
         st.last_check_ms = tsdb::time::now_ms();
         match r {
             Ok(Ok(info)) => {
+                st.last_info = Some(info.clone());
                 st.info = Some(info);
                 st.last_error = None;
             }
@@ -94,26 +100,52 @@ impl Endpoint {
     /// Whether this endpoint may hold series for the time range and matchers.
     pub fn matches(&self, min_t: i64, max_t: i64, matchers: &[Matcher]) -> bool {
         let st = self.state.read().unwrap_or_else(|e| e.into_inner());
-        let Some(info) = &st.info else {
-            return false;
-        };
-        if let Some(s) = &info.store {
-            if s.max_time < min_t || s.min_time > max_t {
-                return false;
-            }
+        match &st.info {
+            Some(info) => info_matches(info, min_t, max_t, matchers),
+            None => false,
         }
-        if info.label_sets.is_empty() {
-            return true;
-        }
-        // Some label set must not contradict a matcher on one of its labels.
-        info.label_sets.iter().any(|set| {
-            let l: Labels = labels_from_pb(&set.labels);
-            matchers
-                .iter()
-                .all(|m| l.get(&m.name).is_none_or(|v| m.matches(v)))
-        })
     }
 
+    /// For an unhealthy endpoint that might have served the query (by its last Info, or
+    /// because it never answered one), why it was left out.
+    fn left_out(&self, min_t: i64, max_t: i64, matchers: &[Matcher]) -> Option<String> {
+        let st = self.state.read().unwrap_or_else(|e| e.into_inner());
+        if st.info.is_some() {
+            return None;
+        }
+        if let Some(last) = &st.last_info {
+            if !info_matches(last, min_t, max_t, matchers) {
+                return None;
+            }
+        }
+        let why = st.last_error.as_deref().unwrap_or("not checked yet");
+        Some(format!(
+            "endpoint {} is unhealthy and was left out of this answer: {why}",
+            self.address
+        ))
+    }
+}
+
+/// Whether an endpoint with this Info may hold series for the time range and matchers.
+fn info_matches(info: &InfoResponse, min_t: i64, max_t: i64, matchers: &[Matcher]) -> bool {
+    if let Some(s) = &info.store {
+        if s.max_time < min_t || s.min_time > max_t {
+            return false;
+        }
+    }
+    if info.label_sets.is_empty() {
+        return true;
+    }
+    // Some label set must not contradict a matcher on one of its labels.
+    info.label_sets.iter().any(|set| {
+        let l: Labels = labels_from_pb(&set.labels);
+        matchers
+            .iter()
+            .all(|m| l.get(&m.name).is_none_or(|v| m.matches(v)))
+    })
+}
+
+impl Endpoint {
     pub fn status(&self) -> EndpointStatus {
         let st = self.state.read().map(|s| s.clone()).unwrap_or_default();
         let (label_sets, min_time, max_time, component) = match &st.info {
@@ -195,18 +227,25 @@ impl EndpointSet {
         futures::future::join_all(self.all().iter().map(|e| e.refresh())).await;
     }
 
-    /// Healthy endpoints that may hold data for the query.
-    pub fn select(
-        &self,
-        min_t: i64,
-        max_t: i64,
-        matchers: &[Matcher],
-    ) -> Vec<Arc<dyn SeriesStore>> {
-        self.all()
-            .into_iter()
-            .filter(|e| e.matches(min_t, max_t, matchers))
-            .map(|e| e.store.clone())
-            .collect()
+    /// A proxy over the healthy endpoints that may hold data for the query; unhealthy ones
+    /// that might have held some are named in the proxy's warnings (and counted).
+    pub fn select(&self, min_t: i64, max_t: i64, matchers: &[Matcher]) -> Proxy {
+        let mut stores = Vec::new();
+        let mut warnings = Vec::new();
+        for e in self.all() {
+            if e.matches(min_t, max_t, matchers) {
+                stores.push(e.store.clone());
+            } else if let Some(w) = e.left_out(min_t, max_t, matchers) {
+                telemetry::counter(
+                    "gauntlet_query_unhealthy_endpoint_skips_total",
+                    "Queries that could not ask an endpoint because it was unhealthy; each carries a warning naming it.",
+                    &[("endpoint", &e.address)],
+                )
+                .inc();
+                warnings.push(w);
+            }
+        }
+        Proxy::new(stores).with_warnings(warnings)
     }
 }
 
@@ -237,7 +276,8 @@ impl SeriesStore for SetStore {
     ) -> Result<storeapi::SeriesStream, tonic::Status> {
         let ms = storeapi::convert::matchers_from_pb(&req.matchers)
             .map_err(tonic::Status::invalid_argument)?;
-        storeapi::proxy::Proxy::new(self.0.select(req.min_time, req.max_time, &ms))
+        self.0
+            .select(req.min_time, req.max_time, &ms)
             .series(req)
             .await
     }
@@ -246,7 +286,8 @@ impl SeriesStore for SetStore {
         &self,
         req: storeapi::pb::LabelNamesRequest,
     ) -> Result<storeapi::pb::LabelNamesResponse, tonic::Status> {
-        storeapi::proxy::Proxy::new(self.0.select(req.start, req.end, &[]))
+        self.0
+            .select(req.start, req.end, &[])
             .label_names(req)
             .await
     }
@@ -255,7 +296,8 @@ impl SeriesStore for SetStore {
         &self,
         req: storeapi::pb::LabelValuesRequest,
     ) -> Result<storeapi::pb::LabelValuesResponse, tonic::Status> {
-        storeapi::proxy::Proxy::new(self.0.select(req.start, req.end, &[]))
+        self.0
+            .select(req.start, req.end, &[])
             .label_values(req)
             .await
     }

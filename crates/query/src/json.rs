@@ -280,7 +280,10 @@ mod tests {
         assert_eq!(text(|o| write_timestamp(o, 1_005)), "1.005");
         assert_eq!(text(|o| write_timestamp(o, -1_050)), "-1.050");
         assert_eq!(text(|o| write_timestamp(o, 0)), "0");
-        assert_eq!(text(|o| write_value(o, 1e21)), r#""1000000000000000000000""#);
+        assert_eq!(
+            text(|o| write_value(o, 1e21)),
+            r#""1000000000000000000000""#
+        );
         assert_eq!(text(|o| write_value(o, -0.5)), r#""-0.5""#);
         assert_eq!(text(|o| write_value(o, f64::NAN)), r#""NaN""#);
         assert_eq!(text(|o| write_value(o, f64::NEG_INFINITY)), r#""-Inf""#);
@@ -291,7 +294,12 @@ mod tests {
         let series: Vec<Series> = (0..50)
             .map(|i| Series {
                 labels: Labels::from_pairs([("__name__", "m"), ("i", &i.to_string())]),
-                points: (0..2000).map(|t| Point { t: t * 15_000, v: t as f64 }).collect(),
+                points: (0..2000)
+                    .map(|t| Point {
+                        t: t * 15_000,
+                        v: t as f64,
+                    })
+                    .collect(),
             })
             .collect();
         let result = QueryResult {

@@ -9,7 +9,6 @@ use promql::{Error, Queryable, RawSample, SelectHints, SeriesSet};
 use storeapi::convert::matcher_to_pb;
 use storeapi::dedup::{dedup_replicas, split_overlapping, ChunkSpan};
 use storeapi::pb;
-use storeapi::proxy::Proxy;
 use storeapi::{SeriesStore, SeriesStream};
 use tokio::runtime::Handle;
 use tsdb::chunkenc::XorIterator;
@@ -35,6 +34,36 @@ pub struct ProxyQueryable {
     pub settings: ReadSettings,
     /// When the query must be done; a store that does not answer by then fails the query.
     pub deadline: tokio::time::Instant,
+    /// Set when the client went away: waits on stores stop, and dropping the streams
+    /// cancels the stores' work.
+    pub cancel: promql::CancelToken,
+}
+
+/// Runs `fut` to completion from the engine's thread, giving up at the deadline or soon after
+/// the query was canceled.
+fn wait<F: std::future::Future>(
+    handle: &Handle,
+    deadline: tokio::time::Instant,
+    cancel: &promql::CancelToken,
+    fut: F,
+) -> promql::Result<F::Output> {
+    handle.block_on(async {
+        tokio::pin!(fut);
+        let expiry = tokio::time::sleep_until(deadline);
+        tokio::pin!(expiry);
+        let mut tick = tokio::time::interval(std::time::Duration::from_millis(25));
+        loop {
+            tokio::select! {
+                out = &mut fut => return Ok(out),
+                _ = &mut expiry => return Err(Error::Timeout("expression evaluation")),
+                _ = tick.tick() => {
+                    if cancel.is_canceled() {
+                        return Err(Error::Canceled("expression evaluation"));
+                    }
+                }
+            }
+        }
+    })
 }
 
 /// Functions whose input is a counter: replica switches then keep the counter monotonic.
@@ -85,15 +114,13 @@ impl Queryable for ProxyQueryable {
             },
             ..Default::default()
         };
-        let proxy = Proxy::new(self.endpoints.select(hints.start, hints.end, matchers));
-        let stream = self
-            .handle
-            .block_on(tokio::time::timeout_at(self.deadline, proxy.series(req)))
-            .map_err(|_| Error::Timeout("expression evaluation"))?
+        let proxy = self.endpoints.select(hints.start, hints.end, matchers);
+        let stream = wait(&self.handle, self.deadline, &self.cancel, proxy.series(req))?
             .map_err(|e| Error::Storage(e.message().to_string()))?;
         Ok(Box::new(ProxySeriesSet {
             handle: self.handle.clone(),
             deadline: self.deadline,
+            cancel: self.cancel.clone(),
             stream,
             dedup,
             counter: is_counter_function(hints.func.as_deref()),
@@ -108,6 +135,7 @@ impl Queryable for ProxyQueryable {
 struct ProxySeriesSet {
     handle: Handle,
     deadline: tokio::time::Instant,
+    cancel: promql::CancelToken,
     stream: SeriesStream,
     dedup: bool,
     counter: bool,
@@ -123,9 +151,14 @@ struct ProxySeriesSet {
 impl SeriesSet for ProxySeriesSet {
     fn next_series(&mut self, samples: &mut Vec<RawSample>) -> Option<promql::Result<Labels>> {
         loop {
-            let next = tokio::time::timeout_at(self.deadline, self.stream.next());
-            let frame = match self.handle.block_on(next) {
-                Err(_) => return Some(Err(Error::Timeout("expression evaluation"))),
+            let next = wait(
+                &self.handle,
+                self.deadline,
+                &self.cancel,
+                self.stream.next(),
+            );
+            let frame = match next {
+                Err(e) => return Some(Err(e)),
                 Ok(None) => return None,
                 Ok(Some(Ok(f))) => f,
                 Ok(Some(Err(e))) => return Some(Err(Error::Storage(e.message().to_string()))),

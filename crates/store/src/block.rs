@@ -18,6 +18,16 @@ use crate::cache::{IndexCache, Key, Kind};
 use crate::ranges::{partition, MAX_GAP};
 use crate::{Error, Result};
 
+/// Runs CPU-heavy work of a request on the blocking pool, so one expensive request cannot
+/// hold up the async threads that serve every other call.
+pub async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T> + Send + 'static,
+) -> Result<T> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .unwrap_or_else(|e| Err(Error::Limit(format!("request work failed: {e}"))))
+}
+
 /// A series entry is assumed to take at most this much; longer ones are read again whole.
 const SERIES_SIZE_ESTIMATE: u64 = 64 * 1024;
 /// A chunk is assumed to take at most this much (Thanos's estimate).
@@ -152,8 +162,12 @@ impl BucketBlock {
     }
 
     /// The block's series references selected by `matchers` (external labels already removed).
-    pub async fn postings(&self, matchers: &[Matcher]) -> Result<Vec<u32>> {
-        let Some(plan) = plan_matchers(&self.header, matchers)? else {
+    /// Matching label values and intersecting lists run on a blocking thread.
+    pub async fn postings(self: &Arc<Self>, matchers: &[Matcher]) -> Result<Vec<u32>> {
+        let (this, owned) = (self.clone(), matchers.to_vec());
+        let plan =
+            blocking(move || plan_matchers(&this.header, &owned).map_err(Error::from)).await?;
+        let Some(plan) = plan else {
             return Ok(Vec::new());
         };
         let needs_all = plan.iter().all(|p| p.negative);
@@ -173,26 +187,30 @@ impl BucketBlock {
             ranges.push(o..self.header.next_postings_offset(o)?);
         }
         let data = self.read_index_cached(Kind::Postings, &ranges).await?;
-        let what = format!("{}/index", self.id);
-        let mut lists: Vec<Vec<u32>> = Vec::with_capacity(data.len());
-        for ((bytes, fetched), r) in data.iter().zip(&ranges) {
-            let (list, used) = decode_postings(bytes, r.start, &what)?;
-            if *fetched {
-                // A copy: a slice would keep the whole merged read alive in the cache.
-                self.cache.put(
-                    self.key(Kind::Postings, r.start),
-                    bytes::Bytes::copy_from_slice(&bytes[..used]),
-                );
+        let this = self.clone();
+        blocking(move || {
+            let what = format!("{}/index", this.id);
+            let mut lists: Vec<Vec<u32>> = Vec::with_capacity(data.len());
+            for ((bytes, fetched), r) in data.iter().zip(&ranges) {
+                let (list, used) = decode_postings(bytes, r.start, &what)?;
+                if *fetched {
+                    // A copy: a slice would keep the whole merged read alive in the cache.
+                    this.cache.put(
+                        this.key(Kind::Postings, r.start),
+                        bytes::Bytes::copy_from_slice(&bytes[..used]),
+                    );
+                }
+                lists.push(list);
             }
-            lists.push(list);
-        }
-        let all = if needs_all { lists.pop() } else { None };
-        let mut grouped = Vec::with_capacity(plan.len());
-        let mut it = lists.into_iter();
-        for p in &plan {
-            grouped.push(it.by_ref().take(p.offsets.len()).collect());
-        }
-        Ok(combine(&plan, grouped, || Ok(all.unwrap_or_default()))?)
+            let all = if needs_all { lists.pop() } else { None };
+            let mut grouped = Vec::with_capacity(plan.len());
+            let mut it = lists.into_iter();
+            for p in &plan {
+                grouped.push(it.by_ref().take(p.offsets.len()).collect());
+            }
+            Ok(combine(&plan, grouped, || Ok(all.unwrap_or_default()))?)
+        })
+        .await
     }
 
     /// Fetches and decodes the series entries of `refs` (sorted).
@@ -261,7 +279,7 @@ impl BucketBlock {
     /// The block's series for `q` with external labels added and the metas of their chunks
     /// in the time range, in index order (not necessarily sorted once external labels are
     /// added). Reads postings and series entries; no chunks.
-    pub async fn select(&self, q: &BlockQuery<'_>) -> Result<Selection> {
+    pub async fn select(self: &Arc<Self>, q: &BlockQuery<'_>) -> Result<Selection> {
         let Some(matchers) = self.index_matchers(q.matchers) else {
             return Ok(Vec::new());
         };

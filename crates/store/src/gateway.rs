@@ -42,6 +42,15 @@ pub struct Config {
     pub series_max_concurrency: usize,
     /// Chunks a Series call reads per step; its memory follows this, not the answer's size.
     pub series_batch_chunks: usize,
+    /// Most series one Series call may return (`--store.limits.request-series`); 0 = no limit.
+    pub request_series_limit: u64,
+    /// Most samples one Series call may return, counted as chunks × 120
+    /// (`--store.limits.request-samples`); 0 = no limit.
+    pub request_samples_limit: u64,
+    /// Most label matchers one request may carry; 0 = no limit.
+    pub request_matchers_limit: usize,
+    /// Longest regular expression (bytes) a matcher may carry; 0 = no limit.
+    pub regex_bytes_limit: usize,
 }
 
 impl Default for Config {
@@ -57,6 +66,10 @@ impl Default for Config {
             index_cache_size: 250_000_000,
             series_max_concurrency: 20,
             series_batch_chunks: 8_192,
+            request_series_limit: 0,
+            request_samples_limit: 0,
+            request_matchers_limit: 1_000,
+            regex_bytes_limit: 1 << 20,
         }
     }
 }
@@ -75,6 +88,9 @@ pub struct BucketStore {
     cache: Arc<IndexCache>,
     series_slots: Arc<tokio::sync::Semaphore>,
     blocks: RwLock<BTreeMap<String, Arc<BucketBlock>>>,
+    /// Blocks that could not be loaded at the last sync, with why: answers over their time
+    /// range warn that they are missing.
+    failed: RwLock<BTreeMap<String, (BlockMeta, String)>>,
     synced: AtomicBool,
 }
 
@@ -99,6 +115,7 @@ impl BucketStore {
             )),
             cfg,
             blocks: RwLock::new(BTreeMap::new()),
+            failed: RwLock::new(BTreeMap::new()),
             synced: AtomicBool::new(false),
         }
     }
@@ -191,16 +208,21 @@ impl BucketStore {
             .filter(|m| !current.contains(&m.ulid))
             .collect();
         let mut stats = SyncStats::default();
-        let loaded: Vec<(String, Result<BucketBlock>)> = futures::stream::iter(new)
-            .map(|m| async move { (m.ulid.clone(), self.load_block(m).await) })
+        let loaded: Vec<(BlockMeta, Result<BucketBlock>)> = futures::stream::iter(new)
+            .map(|m| async move {
+                let r = self.load_block(m.clone()).await;
+                (m, r)
+            })
             .buffer_unordered(self.cfg.block_sync_concurrency.max(1))
             .collect()
             .await;
+        let mut failed = BTreeMap::new();
         let mut blocks = self
             .blocks
             .write()
             .map_err(|_| Error::Limit("block set lock poisoned".into()))?;
-        for (id, r) in loaded {
+        for (meta, r) in loaded {
+            let id = meta.ulid.clone();
             match r {
                 Ok(b) => {
                     tracing::info!(block = %id, "loaded new block");
@@ -208,10 +230,14 @@ impl BucketStore {
                     stats.added += 1;
                 }
                 Err(e) => {
-                    tracing::warn!(block = %id, err = %e, "loading block failed; skipped");
+                    tracing::warn!(block = %id, err = %e, "loading block failed; skipped, queries over its time range warn");
+                    failed.insert(id, (meta, e.to_string()));
                     stats.failed += 1;
                 }
             }
+        }
+        if let Ok(mut f) = self.failed.write() {
+            *f = failed;
         }
         let gone: Vec<String> = blocks
             .keys()
@@ -228,6 +254,61 @@ impl BucketStore {
         drop(blocks);
         self.synced.store(true, Ordering::Release);
         Ok(stats)
+    }
+
+    /// Warnings for the blocks that failed to load and might hold data for the request.
+    fn missing_block_warnings(
+        &self,
+        min_t: i64,
+        max_t: i64,
+        matchers: &[tsdb::Matcher],
+    ) -> Vec<String> {
+        let failed = self.failed.read().map(|f| f.clone()).unwrap_or_default();
+        failed
+            .values()
+            .filter(|(m, _)| m.max_time > min_t && m.min_time <= max_t)
+            .filter(|(m, _)| {
+                let ext = Labels::from_pairs(m.external_labels());
+                matchers
+                    .iter()
+                    .all(|mt| ext.get(&mt.name).is_none_or(|v| mt.matches(v)))
+            })
+            .map(|(m, e)| {
+                format!(
+                    "block {} ({} to {}) could not be loaded and is missing from this answer: {}",
+                    m.ulid,
+                    tsdb::time::format_rfc3339(m.min_time),
+                    tsdb::time::format_rfc3339(m.max_time),
+                    bounded(e)
+                )
+            })
+            .collect()
+    }
+
+    /// Checks a request's matchers against the limits and compiles them, off the async threads.
+    async fn checked_matchers(&self, m: &[pb::LabelMatcher]) -> Result<Vec<tsdb::Matcher>, Status> {
+        let limit = self.cfg.request_matchers_limit;
+        if limit > 0 && m.len() > limit {
+            return Err(Status::resource_exhausted(format!(
+                "request has {} label matchers, more than the limit of {limit} (--store.limits.request-matchers)",
+                m.len()
+            )));
+        }
+        let regex_limit = self.cfg.regex_bytes_limit;
+        if regex_limit > 0 {
+            if let Some(big) = m.iter().find(|x| x.value.len() > regex_limit) {
+                return Err(Status::resource_exhausted(format!(
+                    "label matcher on {:?} has a value of {} bytes, more than the limit of {regex_limit} (--store.limits.regex-bytes)",
+                    bounded(&big.name),
+                    big.value.len()
+                )));
+            }
+        }
+        let owned = m.to_vec();
+        tokio::task::spawn_blocking(move || matchers_from_pb(&owned))
+            .await
+            .map_err(|e| Status::internal(format!("compiling matchers: {e}")))?
+            .map_err(|e| Status::invalid_argument(bounded(&e)))
     }
 
     /// Blocks of any resolution overlapping `[min_t, max_t]` (for the label calls).
@@ -434,6 +515,11 @@ fn status(e: Error) -> Status {
     e.into()
 }
 
+/// Error texts that go into gRPC trailers stay small.
+fn bounded(s: &str) -> String {
+    storeapi::server::bounded_message(s)
+}
+
 #[async_trait::async_trait]
 impl SeriesStore for BucketStore {
     fn name(&self) -> String {
@@ -476,7 +562,7 @@ impl SeriesStore for BucketStore {
     }
 
     async fn series(&self, req: pb::SeriesRequest) -> Result<SeriesStream, Status> {
-        let matchers = matchers_from_pb(&req.matchers).map_err(Status::invalid_argument)?;
+        let matchers = self.checked_matchers(&req.matchers).await?;
         let slot = self
             .series_slots
             .clone()
@@ -492,7 +578,11 @@ impl SeriesStore for BucketStore {
         let abort = req.partial_response_strategy == pb::PartialResponseStrategy::Abort as i32;
         let results = futures::future::join_all(blocks.iter().map(|b| b.select(&q))).await;
         let mut selections = Vec::with_capacity(results.len());
-        let mut ready = std::collections::VecDeque::new();
+        let mut ready: std::collections::VecDeque<Result<pb::SeriesResponse, Status>> = self
+            .missing_block_warnings(req.min_time, req.max_time, &matchers)
+            .into_iter()
+            .map(|w| Ok(warning_frame(w)))
+            .collect();
         for (i, (b, r)) in blocks.iter().zip(results).enumerate() {
             match r {
                 Ok(l) => selections.push((i, l)),
@@ -505,7 +595,30 @@ impl SeriesStore for BucketStore {
                 }
             }
         }
-        let plan = plan_series(selections, &req.without_replica_labels);
+        let without = req.without_replica_labels.clone();
+        let plan = tokio::task::spawn_blocking(move || plan_series(selections, &without))
+            .await
+            .map_err(|e| Status::internal(format!("planning series: {e}")))?;
+        let series_limit = self.cfg.request_series_limit;
+        if series_limit > 0 && plan.len() as u64 > series_limit {
+            return Err(Status::resource_exhausted(format!(
+                "exceeded series limit: limit {series_limit} violated (got {})",
+                plan.len()
+            )));
+        }
+        let samples_limit = self.cfg.request_samples_limit;
+        if samples_limit > 0 && !req.skip_chunks {
+            let chunks: u64 = plan
+                .iter()
+                .flat_map(|s| s.parts.iter().map(|p| p.1.len() as u64))
+                .sum();
+            if chunks * SAMPLES_PER_CHUNK as u64 > samples_limit {
+                return Err(Status::resource_exhausted(format!(
+                    "exceeded samples limit: limit {samples_limit} violated (got {})",
+                    chunks * SAMPLES_PER_CHUNK as u64
+                )));
+            }
+        }
         if self.cfg.series_sample_limit > 0 && !req.skip_chunks {
             let chunks: i64 = plan
                 .iter()
@@ -541,6 +654,7 @@ impl SeriesStore for BucketStore {
         req: pb::LabelNamesRequest,
     ) -> Result<pb::LabelNamesResponse, Status> {
         let mut names = BTreeSet::new();
+        let warnings = self.missing_block_warnings(req.start, req.end, &[]);
         if req.matchers.is_empty() {
             for b in self.blocks_in(req.start, req.end) {
                 names.extend(b.header().label_names().into_iter().map(String::from));
@@ -556,6 +670,7 @@ impl SeriesStore for BucketStore {
         }
         Ok(pb::LabelNamesResponse {
             names: names.into_iter().collect(),
+            warnings,
             ..Default::default()
         })
     }
@@ -565,6 +680,7 @@ impl SeriesStore for BucketStore {
         req: pb::LabelValuesRequest,
     ) -> Result<pb::LabelValuesResponse, Status> {
         let mut values = BTreeSet::new();
+        let warnings = self.missing_block_warnings(req.start, req.end, &[]);
         if req.matchers.is_empty() {
             for b in self.blocks_in(req.start, req.end) {
                 if let Some(v) = b.ext_labels.get(&req.label) {
@@ -589,6 +705,7 @@ impl SeriesStore for BucketStore {
         }
         Ok(pb::LabelValuesResponse {
             values: values.into_iter().collect(),
+            warnings,
             ..Default::default()
         })
     }

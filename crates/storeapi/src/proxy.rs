@@ -16,11 +16,22 @@ use crate::store::{series_frame, warning_frame, SeriesStore, SeriesStream};
 
 pub struct Proxy {
     stores: Vec<Arc<dyn SeriesStore>>,
+    /// Warnings every answer carries (e.g. stores left out because they are unhealthy).
+    warnings: Vec<String>,
 }
 
 impl Proxy {
     pub fn new(stores: Vec<Arc<dyn SeriesStore>>) -> Self {
-        Proxy { stores }
+        Proxy {
+            stores,
+            warnings: Vec::new(),
+        }
+    }
+
+    /// Adds warnings that every answer of this proxy carries.
+    pub fn with_warnings(mut self, warnings: Vec<String>) -> Self {
+        self.warnings = warnings;
+        self
     }
 }
 
@@ -131,7 +142,7 @@ impl SeriesStore for Proxy {
             async move { (s.name(), s.series(req).await) }
         }))
         .await;
-        let mut warnings = Vec::new();
+        let mut warnings = self.warnings.clone();
         let mut sources = Vec::with_capacity(opened.len());
         for (name, r) in opened {
             match r {
@@ -188,6 +199,7 @@ impl SeriesStore for Proxy {
                 async move { s.label_names(req).await }
             })
             .await?;
+        warnings.splice(0..0, self.warnings.iter().cloned());
         let mut names = Vec::new();
         for r in results {
             names.extend(r.names);
@@ -212,6 +224,7 @@ impl SeriesStore for Proxy {
                 async move { s.label_values(req).await }
             })
             .await?;
+        warnings.splice(0..0, self.warnings.iter().cloned());
         let mut values = Vec::new();
         for r in results {
             values.extend(r.values);
@@ -273,8 +286,8 @@ impl MergeState {
         if self.failed {
             return None;
         }
-        if let Some(w) = self.warnings.pop() {
-            return Some(Ok(warning_frame(w)));
+        if !self.warnings.is_empty() {
+            return Some(Ok(warning_frame(self.warnings.remove(0))));
         }
         // The smallest head; the sources holding a series with exactly those labels.
         let min = self

@@ -9,6 +9,30 @@ use crate::pb::info::info_server::{Info, InfoServer};
 use crate::pb::store_server::{Store, StoreServer};
 use crate::store::{SeriesStore, SeriesStream};
 
+/// Longest error text sent to a client: gRPC carries it in a trailer, and clients refuse
+/// trailers over 16 KiB, which would hide the error behind RESOURCE_EXHAUSTED.
+pub const MAX_ERROR_BYTES: usize = 4096;
+
+/// `s` cut to [`MAX_ERROR_BYTES`] (at a character boundary), saying how much was left out.
+pub fn bounded_message(s: &str) -> String {
+    if s.len() <= MAX_ERROR_BYTES {
+        return s.to_string();
+    }
+    let mut cut = MAX_ERROR_BYTES;
+    while !s.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    format!("{}… ({} more bytes)", &s[..cut], s.len() - cut)
+}
+
+/// A status whose message is bounded.
+pub fn bounded(s: Status) -> Status {
+    if s.message().len() <= MAX_ERROR_BYTES {
+        return s;
+    }
+    Status::new(s.code(), bounded_message(s.message()))
+}
+
 pub struct StoreService(pub Arc<dyn SeriesStore>);
 
 #[tonic::async_trait]
@@ -19,21 +43,33 @@ impl Store for StoreService {
         &self,
         req: Request<pb::SeriesRequest>,
     ) -> Result<Response<Self::SeriesStream>, Status> {
-        Ok(Response::new(self.0.series(req.into_inner()).await?))
+        use futures::StreamExt;
+        let stream = self.0.series(req.into_inner()).await.map_err(bounded)?;
+        Ok(Response::new(stream.map(|f| f.map_err(bounded)).boxed()))
     }
 
     async fn label_names(
         &self,
         req: Request<pb::LabelNamesRequest>,
     ) -> Result<Response<pb::LabelNamesResponse>, Status> {
-        Ok(Response::new(self.0.label_names(req.into_inner()).await?))
+        Ok(Response::new(
+            self.0
+                .label_names(req.into_inner())
+                .await
+                .map_err(bounded)?,
+        ))
     }
 
     async fn label_values(
         &self,
         req: Request<pb::LabelValuesRequest>,
     ) -> Result<Response<pb::LabelValuesResponse>, Status> {
-        Ok(Response::new(self.0.label_values(req.into_inner()).await?))
+        Ok(Response::new(
+            self.0
+                .label_values(req.into_inner())
+                .await
+                .map_err(bounded)?,
+        ))
     }
 }
 
@@ -45,7 +81,7 @@ impl Info for InfoService {
         &self,
         _req: Request<pb::info::InfoRequest>,
     ) -> Result<Response<pb::info::InfoResponse>, Status> {
-        Ok(Response::new(self.0.info().await?))
+        Ok(Response::new(self.0.info().await.map_err(bounded)?))
     }
 }
 
