@@ -209,8 +209,8 @@ impl<'a> Fields<'a> {
         }
     }
 
-    /// Keys not in `known`: an error when `strict`, otherwise a warning.
-    fn check_known(&self, kind: &str, known: &[&str], strict: bool) -> Result<()> {
+    /// Keys not in `known` are an error, as Thanos reads its objstore config strictly.
+    fn check_known(&self, kind: &str, known: &[&str]) -> Result<()> {
         for k in self.map.keys() {
             let name = match k {
                 Value::String(s) => s.as_str(),
@@ -219,13 +219,13 @@ impl<'a> Fields<'a> {
             if known.contains(&name) {
                 continue;
             }
-            if strict {
-                return Err(Error::field(
-                    &format!("config.{name}"),
-                    format!("unknown field for type {kind}"),
-                ));
-            }
-            tracing::warn!(field = name, kind, "ignoring unknown objstore config field");
+            return Err(Error::field(
+                &format!("config.{name}"),
+                format!(
+                    "unknown field for type {kind}; known fields: {}",
+                    known.join(", ")
+                ),
+            ));
         }
         Ok(())
     }
@@ -246,14 +246,14 @@ impl ObjstoreConfig {
         };
         let backend = match kind.to_ascii_uppercase().as_str() {
             "FILESYSTEM" => {
-                f.check_known("FILESYSTEM", &["directory"], false)?;
+                f.check_known("FILESYSTEM", &["directory"])?;
                 Backend::Filesystem {
                     directory: f.required("directory")?,
                 }
             }
             "S3" => Backend::S3(parse_s3(&f)?),
             "GCS" => {
-                f.check_known("GCS", GCS_FIELDS, false)?;
+                f.check_known("GCS", GCS_FIELDS)?;
                 Backend::Gcs(GcsConfig {
                     bucket: f.required("bucket")?,
                     service_account: f.str("service_account")?,
@@ -333,7 +333,7 @@ impl ObjstoreConfig {
 }
 
 fn parse_s3(f: &Fields) -> Result<S3Config> {
-    f.check_known("S3", S3_FIELDS, true)?;
+    f.check_known("S3", S3_FIELDS)?;
     let endpoint = f.required("endpoint")?;
     let access_key = f.str("access_key")?;
     let secret_key = f.str("secret_key")?;
@@ -526,7 +526,7 @@ fn build_s3(c: &S3Config) -> Result<Arc<dyn ObjectStore>> {
 }
 
 fn parse_azure(f: &Fields) -> Result<AzureConfig> {
-    f.check_known("AZURE", AZURE_FIELDS, false)?;
+    f.check_known("AZURE", AZURE_FIELDS)?;
     let mut c = AzureConfig {
         storage_account: f.str("storage_account")?,
         storage_account_key: f.str("storage_account_key")?,
@@ -665,6 +665,21 @@ pub fn expand_env(text: &str) -> Result<String> {
 /// `--objstore.config` flag value to a store.
 pub fn bucket_from_yaml(yaml: &str) -> Result<Bucket> {
     ObjstoreConfig::parse(&expand_env(yaml)?)?.build()
+}
+
+/// [`bucket_from_yaml`] for readers that must not create anything: a filesystem bucket
+/// whose directory does not exist is an error rather than a new empty directory.
+pub fn existing_bucket_from_yaml(yaml: &str) -> Result<Bucket> {
+    let cfg = ObjstoreConfig::parse(&expand_env(yaml)?)?;
+    if let Backend::Filesystem { directory } = &cfg.backend {
+        if !Path::new(directory).is_dir() {
+            return Err(Error::field(
+                "config.directory",
+                format!("bucket directory {directory:?} does not exist"),
+            ));
+        }
+    }
+    cfg.build()
 }
 
 /// [`ObjstoreConfig::from_flags`], then built.

@@ -2,70 +2,62 @@
 //! `/-/healthy` and `/-/ready`, a small metrics registry in Prometheus text format, and
 //! shutdown on SIGINT/SIGTERM.
 
-use std::collections::BTreeMap;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 
 use anyhow::{Context, Result};
 use axum::http::StatusCode;
 use axum::routing::get;
 use axum::Router;
 
-/// One metric: its type ("gauge" or "counter"), help text and value (f64 bits).
-type Entry = (&'static str, &'static str, Arc<AtomicU64>);
-
-/// Named gauges and counters, rendered as Prometheus text.
+/// The component's metrics, kept in the process-wide [`telemetry`] registry; a name may
+/// carry labels (`name{a="b"}`).
 #[derive(Default)]
-pub struct Metrics {
-    values: Mutex<BTreeMap<String, Entry>>,
+pub struct Metrics;
+
+/// Splits `name{a="b",c="d"}` into the family name and its label pairs.
+fn split_name(full: &str) -> (&str, Vec<(String, String)>) {
+    let Some((name, rest)) = full.split_once('{') else {
+        return (full, Vec::new());
+    };
+    let body = rest.trim_end_matches('}');
+    let labels = body
+        .split(',')
+        .filter_map(|kv| kv.split_once('='))
+        .map(|(k, v)| (k.trim().to_string(), v.trim().trim_matches('"').to_string()))
+        .collect();
+    (name, labels)
 }
 
 impl Metrics {
+    fn value(&self, full: &str, kind: &'static str, help: &str) -> telemetry::Value {
+        let (name, labels) = split_name(full);
+        let pairs: Vec<(&str, &str)> = labels
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
+        match kind {
+            "counter" => telemetry::counter(name, help, &pairs),
+            _ => telemetry::gauge(name, help, &pairs),
+        }
+    }
+
     /// Registers (or finds) a metric; `kind` is "gauge" or "counter".
-    pub fn handle(&self, name: &str, kind: &'static str, help: &'static str) -> Arc<AtomicU64> {
-        let mut m = self.values.lock().unwrap_or_else(|e| e.into_inner());
-        m.entry(name.to_string())
-            .or_insert_with(|| (kind, help, Arc::new(AtomicU64::new(0f64.to_bits()))))
-            .2
-            .clone()
+    pub fn handle(&self, name: &str, kind: &'static str, help: &'static str) -> telemetry::Value {
+        self.value(name, kind, help)
     }
 
     pub fn set(&self, name: &str, v: f64) {
-        if let Some((_, _, h)) = self
-            .values
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .get(name)
-        {
-            h.store(v.to_bits(), Ordering::Relaxed);
-        }
+        self.value(name, "gauge", "").set(v);
     }
 
     pub fn add(&self, name: &str, v: f64) {
-        if let Some((_, _, h)) = self
-            .values
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .get(name)
-        {
-            let _ = h.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |b| {
-                Some((f64::from_bits(b) + v).to_bits())
-            });
-        }
+        self.value(name, "counter", "").add(v);
     }
 
     pub fn render(&self) -> String {
-        let mut out = String::new();
-        for (name, (kind, help, v)) in self.values.lock().unwrap_or_else(|e| e.into_inner()).iter()
-        {
-            let base = name.split('{').next().unwrap_or(name);
-            out.push_str(&format!(
-                "# HELP {base} {help}\n# TYPE {base} {kind}\n{name} {}\n",
-                f64::from_bits(v.load(Ordering::Relaxed))
-            ));
-        }
-        out
+        telemetry::render()
     }
 }
 
@@ -79,7 +71,7 @@ impl Status {
     pub fn new(component: &str) -> Arc<Status> {
         let s = Arc::new(Status {
             ready: AtomicBool::new(false),
-            metrics: Metrics::default(),
+            metrics: Metrics,
         });
         let name = format!(
             "gauntlet_build_info{{component=\"{component}\",version=\"{}\"}}",

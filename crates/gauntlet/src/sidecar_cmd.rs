@@ -22,6 +22,12 @@ pub struct SidecarArgs {
     /// How often to re-read Prometheus's configuration (external labels).
     #[arg(long = "prometheus.get_config_interval", default_value = "30s", value_parser = parse_duration_flag)]
     config_interval: Duration,
+    /// Timeout for getting Prometheus's configuration, readiness and metrics.
+    #[arg(long = "prometheus.get_config_timeout", default_value = "5s", value_parser = parse_duration_flag)]
+    config_timeout: Duration,
+    /// How often to check that Prometheus answers; while it does not, the sidecar is not ready.
+    #[arg(long = "prometheus.health-interval", default_value = "5s", value_parser = parse_duration_flag, hide = true)]
+    health_interval: Duration,
     /// Data directory of the TSDB.
     #[arg(long = "tsdb.path", default_value = "./data")]
     tsdb_path: PathBuf,
@@ -56,7 +62,8 @@ pub fn run(a: SidecarArgs) -> Result<()> {
         .context("start async runtime")?;
     let _guard = rt.enter();
     let prom = Arc::new(
-        sidecar::PrometheusStore::new(&a.prometheus_url, min_time).map_err(anyhow::Error::msg)?,
+        sidecar::PrometheusStore::with_timeout(&a.prometheus_url, min_time, a.config_timeout)
+            .map_err(anyhow::Error::msg)?,
     );
     rt.block_on(async move {
         let deadline = tokio::time::Instant::now() + a.ready_timeout;
@@ -88,15 +95,47 @@ pub fn run(a: SidecarArgs) -> Result<()> {
             upload_compacted: a.upload_compacted,
             source: "sidecar".into(),
         });
+        let prometheus_up = telemetry::gauge(
+            "thanos_sidecar_prometheus_up",
+            "Boolean indicator whether the sidecar can reach its Prometheus peer.",
+            &[],
+        );
+        prometheus_up.set(1.0);
+        // Readiness follows Prometheus: checked often, with a timeout, so a frozen or stopped
+        // Prometheus makes the sidecar not ready (and unhealthy to queriers) within seconds.
+        let (health_prom, health_status, up) = (prom.clone(), status.clone(), prometheus_up.clone());
+        let health_interval = a.health_interval;
+        tokio::spawn(async move {
+            let mut was_up = true;
+            loop {
+                tokio::time::sleep(health_interval).await;
+                match health_prom.check_ready().await {
+                    Ok(()) => {
+                        if !was_up {
+                            tracing::info!("Prometheus answers again; sidecar ready");
+                        }
+                        was_up = true;
+                        up.set(1.0);
+                        health_status.ready.store(true, Ordering::Release);
+                    }
+                    Err(e) => {
+                        if was_up {
+                            tracing::warn!(err = %e.message(), "Prometheus does not answer; sidecar not ready");
+                        }
+                        was_up = false;
+                        up.set(0.0);
+                        health_status.ready.store(false, Ordering::Release);
+                    }
+                }
+            }
+        });
         run_component(http, app, grpc, prom, move |mut stop| async move {
             loop {
                 let labels = match watcher.refresh_external_labels().await {
-                    Ok(l) => {
-                        status.ready.store(true, Ordering::Release);
-                        Some(l)
-                    }
+                    Ok(l) => Some(l),
                     Err(e) => {
                         status.ready.store(false, Ordering::Release);
+                        prometheus_up.set(0.0);
                         tracing::warn!(err = %e.message(), "reading Prometheus configuration failed");
                         None
                     }

@@ -423,6 +423,24 @@ fn corrupt_blocks_are_skipped_not_fatal() {
     let (_, v) = get_json(q_http, q);
     let result = v["data"]["result"].as_array().unwrap();
     assert_eq!(result.len(), 1, "only replica a is served: {v}");
+    // The missing blocks are not silent: answers over their time range say so.
+    let warnings = v["warnings"]
+        .as_array()
+        .expect("warnings for the missing blocks");
+    assert!(
+        warnings
+            .iter()
+            .any(|w| w.as_str().unwrap_or("").contains("could not be loaded")),
+        "{v}"
+    );
+    let (_, v) = get_json(q_http, "/api/v1/labels");
+    assert!(
+        v["warnings"].as_array().is_some_and(|w| !w.is_empty()),
+        "{v}"
+    );
+    // A range before any block has nothing missing and no warning.
+    let (_, v) = get_json(q_http, "/api/v1/query?query=count(memory_bytes)&time=1000");
+    assert!(v.get("warnings").is_none(), "{v}");
 }
 
 #[test]

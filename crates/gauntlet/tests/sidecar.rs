@@ -76,7 +76,7 @@ fn sidecar_serves_prometheus_and_reports_when_it_is_down() {
     assert!(body.contains("\"status\":\"error\""), "{body}");
 
     // Prometheus returns on the same port and data: the sidecar recovers.
-    let _prom = Prometheus::start_on(
+    let prom = Prometheus::start_on(
         port,
         dir.path(),
         &dir.path().join("data"),
@@ -100,6 +100,51 @@ fn sidecar_serves_prometheus_and_reports_when_it_is_down() {
                 c == 200 && b.contains("\"replica\":\"a\"") && !b.contains("warnings")
             })
         },
+    )
+    .unwrap();
+
+    // Prometheus freezes (SIGSTOP: its port still accepts connections, nothing answers).
+    // Within seconds the sidecar reports not ready, and queries name the endpoint they could
+    // not ask instead of answering with nothing.
+    let pid = prom.pid().to_string();
+    assert!(Command::new("kill")
+        .args(["-STOP", &pid])
+        .status()
+        .unwrap()
+        .success());
+    let frozen = std::time::Instant::now();
+    wait_until(
+        "sidecar not ready while Prometheus is frozen",
+        Duration::from_secs(20),
+        || matches!(http_get(s_http, "/-/ready"), Ok((503, _))),
+    )
+    .unwrap();
+    let sidecar_addr = format!("127.0.0.1:{s_grpc}");
+    wait_until(
+        "queries warn about the frozen sidecar",
+        Duration::from_secs(60),
+        || {
+            http_get(q, "/api/v1/query?query=up&partial_response=true")
+                .is_ok_and(|(c, b)| c == 200 && b.contains("warnings") && b.contains(&sidecar_addr))
+        },
+    )
+    .unwrap();
+    println!("frozen Prometheus reported after {:?}", frozen.elapsed());
+    let (code, body) = http_get(q, "/api/v1/query?query=up&partial_response=false").unwrap();
+    assert_ne!(code, 200, "{body}");
+    assert!(body.contains(&sidecar_addr), "{body}");
+    let (code, body) = http_get(q, "/api/v1/series?match%5B%5D=up").unwrap();
+    assert_eq!(code, 200, "{body}");
+    assert!(body.contains(&sidecar_addr), "{body}");
+    assert!(Command::new("kill")
+        .args(["-CONT", &pid])
+        .status()
+        .unwrap()
+        .success());
+    wait_until(
+        "sidecar ready after Prometheus thaws",
+        Duration::from_secs(30),
+        || matches!(http_get(s_http, "/-/ready"), Ok((200, _))),
     )
     .unwrap();
 

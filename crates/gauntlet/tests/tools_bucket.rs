@@ -155,8 +155,57 @@ fn filesystem_bucket() {
         "{report}"
     );
 
+    // Every block is checked and every problem reported: a truncated index in the second
+    // block and a missing chunk segment in the last are named along with the first's.
+    let index = bucket.join(&ids[1]).join("index");
+    let b = std::fs::read(&index).unwrap();
+    std::fs::write(&index, &b[..b.len() / 2]).unwrap();
+    let last = ids.last().unwrap();
+    if ids.len() > 2 {
+        std::fs::remove_file(bucket.join(last).join("chunks/000001")).unwrap();
+    }
+    let out = gauntlet(&["tools", "bucket", "verify", &objstore]);
+    assert!(!out.status.success());
+    let report = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        report.contains(&ids[0]) && report.contains(&ids[1]),
+        "{report}"
+    );
+    if ids.len() > 2 {
+        assert!(report.contains(last.as_str()), "{report}");
+    }
+    // A named block that is not there is an error, not "no issues".
+    let absent = "01HZZZZZZZZZZZZZZZZZZZZZZZ";
+    let out = gauntlet(&["tools", "bucket", "verify", &objstore, "--id", absent]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stdout).contains(absent));
+
     // Bad input gets clear errors.
     assert!(fails(&["tools", "bucket", "ls"]).contains("--objstore.config-file"));
+    // A misspelt key is refused (Thanos reads the config strictly).
+    let e = fails(&[
+        "tools",
+        "bucket",
+        "ls",
+        &format!(
+            "--objstore.config=type: FILESYSTEM\nconfig:\n  directory: {}\n  direktory: x\n",
+            bucket.display()
+        ),
+    ]);
+    assert!(e.contains("direktory"), "{e}");
+    // Listing a filesystem bucket that does not exist says so and creates nothing.
+    let missing = dir.path().join("no-such-bucket");
+    let e = fails(&[
+        "tools",
+        "bucket",
+        "ls",
+        &format!(
+            "--objstore.config=type: FILESYSTEM\nconfig:\n  directory: {}\n",
+            missing.display()
+        ),
+    ]);
+    assert!(e.contains("does not exist"), "{e}");
+    assert!(!missing.exists());
     assert!(fails(&[
         "tools",
         "bucket",

@@ -19,6 +19,8 @@ use crate::remote_read::next_frame;
 pub struct PrometheusStore {
     url: String,
     client: reqwest::Client,
+    /// Limit on each small request (config, readiness, metrics); remote read streams have none.
+    request_timeout: Duration,
     external_labels: RwLock<Labels>,
     /// Serve only data after this time (`--min-time`).
     min_time: i64,
@@ -31,6 +33,17 @@ fn unavailable(url: &str, e: impl std::fmt::Display) -> Status {
 
 impl PrometheusStore {
     pub fn new(url: &str, min_time: i64) -> Result<Self, String> {
+        Self::with_timeout(url, min_time, Duration::from_secs(5))
+    }
+
+    /// As [`new`](Self::new), with the limit on Prometheus's small requests
+    /// (`--prometheus.get_config_timeout`): a frozen Prometheus then fails them instead of
+    /// holding the sidecar's checks forever.
+    pub fn with_timeout(
+        url: &str,
+        min_time: i64,
+        request_timeout: Duration,
+    ) -> Result<Self, String> {
         let client = reqwest::Client::builder()
             .connect_timeout(Duration::from_secs(5))
             .build()
@@ -38,6 +51,7 @@ impl PrometheusStore {
         Ok(PrometheusStore {
             url: url.trim_end_matches('/').to_string(),
             client,
+            request_timeout,
             external_labels: RwLock::new(Labels::empty()),
             min_time,
         })
@@ -55,6 +69,7 @@ impl PrometheusStore {
         let resp = self
             .client
             .get(&url)
+            .timeout(self.request_timeout)
             .send()
             .await
             .map_err(|e| unavailable(&self.url, e))?;
@@ -71,7 +86,12 @@ impl PrometheusStore {
 
     /// True when Prometheus answers `/-/ready`.
     pub async fn ready(&self) -> bool {
-        self.get("/-/ready").await.is_ok()
+        self.check_ready().await.is_ok()
+    }
+
+    /// Whether Prometheus answers `/-/ready` in time, and why not.
+    pub async fn check_ready(&self) -> Result<(), Status> {
+        self.get("/-/ready").await.map(|_| ())
     }
 
     /// Re-reads the external labels from Prometheus's configuration; fails when there are none

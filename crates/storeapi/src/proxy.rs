@@ -137,6 +137,7 @@ impl SeriesStore for Proxy {
 
     async fn series(&self, req: pb::SeriesRequest) -> Result<SeriesStream, Status> {
         let strategy = req.partial_response_strategy;
+        self.fail_on_warnings(strategy)?;
         let opened = join_all(self.stores.iter().map(|s| {
             let req = req.clone();
             async move { (s.name(), s.series(req).await) }
@@ -241,6 +242,15 @@ impl SeriesStore for Proxy {
 }
 
 impl Proxy {
+    /// Under ABORT, a preset warning (a store that should have been asked and was not) fails
+    /// the request: it could not be answered whole.
+    fn fail_on_warnings(&self, strategy: i32) -> Result<(), Status> {
+        match self.warnings.first() {
+            Some(w) if abort(strategy) => Err(Status::unavailable(w.clone())),
+            _ => Ok(()),
+        }
+    }
+
     /// Calls every store concurrently; failures become warnings (WARN) or the error (ABORT).
     async fn fan_out<R, F, Fut>(
         &self,
@@ -251,6 +261,7 @@ impl Proxy {
         F: Fn(Arc<dyn SeriesStore>) -> Fut,
         Fut: std::future::Future<Output = Result<R, Status>>,
     {
+        self.fail_on_warnings(strategy)?;
         let results = join_all(self.stores.iter().map(|s| {
             let name = s.name();
             let fut = call(s.clone());

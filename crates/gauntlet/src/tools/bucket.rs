@@ -107,7 +107,11 @@ struct UploadArgs {
 
 pub fn run(args: BucketArgs) -> Result<()> {
     let yaml = args.objstore.yaml()?;
-    let store = bucket::config::bucket_from_yaml(&yaml)?;
+    // Only an upload may create a filesystem bucket's directory; readers report it missing.
+    let store = match args.command {
+        BucketCommand::UploadBlocks(_) => bucket::config::bucket_from_yaml(&yaml)?,
+        _ => bucket::config::existing_bucket_from_yaml(&yaml)?,
+    };
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -244,8 +248,26 @@ async fn verify(store: &bucket::Bucket, a: VerifyArgs) -> Result<()> {
             bail!("unknown issue {i:?}: supported are index_known_issues, overlapped_blocks");
         }
     }
-    let metas = fetch_metas(store, Duration::from_secs(300)).await?;
+    let sync = bucket::block::fetch_metas(store.as_ref(), 32).await?;
     let mut problems: Vec<String> = Vec::new();
+    for (id, err) in &sync.corrupted {
+        if a.ids.is_empty() || a.ids.contains(&id.to_string()) {
+            problems.push(format!("block {id}: unreadable meta.json: {err}"));
+        }
+    }
+    for id in &a.ids {
+        let known = sync.metas.iter().any(|m| &m.ulid == id)
+            || sync.corrupted.iter().any(|(c, _)| &c.to_string() == id);
+        if !known {
+            let why = if sync.partial.iter().any(|p| &p.to_string() == id) {
+                "has no meta.json (a partial upload)"
+            } else {
+                "is not in the bucket"
+            };
+            problems.push(format!("block {id} {why}"));
+        }
+    }
+    let metas = sync.metas;
     if a.issues.iter().any(|i| i == "overlapped_blocks") {
         problems.extend(overlapping_blocks(&metas));
     }
@@ -259,20 +281,12 @@ async fn verify(store: &bucket::Bucket, a: VerifyArgs) -> Result<()> {
             .iter()
             .filter(|m| a.ids.is_empty() || a.ids.contains(&m.ulid))
             .collect();
+        // Every block is checked and every problem reported, whatever happened before.
         for (n, m) in selected.iter().enumerate() {
-            let id = m
-                .ulid
-                .parse()
-                .with_context(|| format!("block ULID {}", m.ulid))?;
-            let dir = bucket::block::download_block(store.as_ref(), id, tmp.path()).await?;
-            let issues = tokio::task::spawn_blocking({
-                let dir = dir.clone();
-                move || tsdb::verify::verify_block(&dir)
-            })
-            .await?;
-            tracing::info!(block = %m.ulid, issues = issues.len(), progress = %format!("{}/{}", n + 1, selected.len()), "verified block");
-            problems.extend(issues.iter().map(|i| i.to_string()));
-            remove_dir(&dir);
+            let progress = format!("{}/{}", n + 1, selected.len());
+            let issues = verify_one(store, m, tmp.path()).await;
+            tracing::info!(block = %m.ulid, issues = issues.len(), progress = %progress, "verified block");
+            problems.extend(issues);
         }
     }
     for p in &problems {
@@ -283,6 +297,49 @@ async fn verify(store: &bucket::Bucket, a: VerifyArgs) -> Result<()> {
     }
     tracing::info!(blocks = metas.len(), "verify done: no issues");
     Ok(())
+}
+
+/// Downloads one block and checks it; every problem found, as text naming the block.
+async fn verify_one(store: &bucket::Bucket, m: &BlockMeta, tmp: &Path) -> Vec<String> {
+    let id: ulid::Ulid = match m.ulid.parse() {
+        Ok(id) => id,
+        Err(e) => return vec![format!("block {}: invalid ULID: {e}", m.ulid)],
+    };
+    let mut problems = Vec::new();
+    if let Some(files) = m.thanos.as_ref().map(|t| t.files.clone()) {
+        for f in files.iter().filter(|f| f.rel_path != "meta.json") {
+            let path = bucket::block::object_path(&m.ulid, &f.rel_path);
+            match bucket::ObjectStoreExt::head(store.as_ref(), &path).await {
+                Ok(obj) => {
+                    if f.size_bytes > 0 && obj.size != f.size_bytes as u64 {
+                        problems.push(format!(
+                            "block {}: {} has {} bytes, meta.json says {}",
+                            m.ulid, f.rel_path, obj.size, f.size_bytes
+                        ));
+                    }
+                }
+                Err(e) => problems.push(format!("block {}: {}: {e}", m.ulid, f.rel_path)),
+            }
+        }
+    }
+    let dir = match bucket::block::download_block(store.as_ref(), id, tmp).await {
+        Ok(d) => d,
+        Err(e) => {
+            problems.push(format!("block {}: download failed: {e}", m.ulid));
+            return problems;
+        }
+    };
+    let checked = tokio::task::spawn_blocking({
+        let dir = dir.clone();
+        move || tsdb::verify::verify_block(&dir)
+    })
+    .await;
+    match checked {
+        Ok(issues) => problems.extend(issues.iter().map(|i| i.to_string())),
+        Err(e) => problems.push(format!("block {}: verification failed: {e}", m.ulid)),
+    }
+    remove_dir(&dir);
+    problems
 }
 
 fn remove_dir(dir: &Path) {
