@@ -42,6 +42,9 @@ fn main() {
     allocator::tune();
     let cli = Cli::parse();
     logging::init(&cli.log);
+    if !matches!(cli.command, Command::Tools(_)) {
+        allocator::start_trimmer();
+    }
     let result = match cli.command {
         Command::Query(args) => query_cmd::run(args),
         Command::Sidecar(args) => sidecar_cmd::run(args),

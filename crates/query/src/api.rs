@@ -340,18 +340,16 @@ impl Api {
             .map_err(|e| execution(format!("unexpected error: {e}")))?
             .map_err(|e| engine_error(e, parse_prefix))?;
         drop(guard);
-        Ok(stream_result(result, permit))
+        // The slot is for evaluation, as in Prometheus: writing the answer does not hold it.
+        drop(permit);
+        Ok(stream_result(result))
     }
 }
 
-/// Streams a query's JSON answer, encoded on a blocking thread that holds the query's slot.
-fn stream_result(
-    result: promql::QueryResult,
-    permit: tokio::sync::OwnedSemaphorePermit,
-) -> Response {
+/// Streams a query's JSON answer, encoded on a blocking thread as the client reads it.
+fn stream_result(result: promql::QueryResult) -> Response {
     let (tx, rx) = tokio::sync::mpsc::channel::<Result<Vec<u8>, std::io::Error>>(4);
     tokio::task::spawn_blocking(move || {
-        let _permit = permit;
         json::write_query_result(result, &mut |piece| tx.blocking_send(Ok(piece)).is_ok());
     });
     let body = Body::from_stream(tokio_stream_from(rx));

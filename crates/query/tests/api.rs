@@ -82,3 +82,99 @@ async fn a_hung_store_hits_the_timeout() {
         assert!(started.elapsed() < Duration::from_secs(5));
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn time_in_the_queue_counts_against_the_timeout() {
+    let ep = Endpoint::new("hung:1", Arc::new(Hung));
+    ep.refresh().await;
+    let timeout = Duration::from_millis(800);
+    let api = Arc::new(Api::new(
+        Arc::new(EndpointSet::new(vec![ep])),
+        Config {
+            replica_labels: vec![],
+            partial_response: true,
+            timeout,
+            engine: promql::Engine::default(),
+            auto_downsampling: false,
+            max_concurrent: 1,
+        },
+    ));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    tokio::spawn(async move { axum::serve(listener, router(api)).await });
+    // The first query holds the only slot until its deadline; the second waits in the queue
+    // and must be answered when its own deadline passes, not after the first finished.
+    let first = tokio::task::spawn_blocking(move || {
+        let t = std::time::Instant::now();
+        let r = testkit::http_get(port, "/api/v1/query?query=up").unwrap();
+        (r, t.elapsed())
+    });
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let second = tokio::task::spawn_blocking(move || {
+        let t = std::time::Instant::now();
+        let r = testkit::http_get(port, "/api/v1/query?query=vector(1)&timeout=0.3").unwrap();
+        (r, t.elapsed())
+    });
+    let ((code1, body1), took1) = first.await.unwrap();
+    let ((code2, body2), took2) = second.await.unwrap();
+    assert_eq!(code1, 503, "{body1}");
+    assert!(
+        body1.contains("query timed out in expression evaluation"),
+        "{body1}"
+    );
+    assert_eq!(code2, 503, "{body2}");
+    assert!(body2.contains("query timed out in query queue"), "{body2}");
+    assert!(took1 < timeout + Duration::from_millis(700), "{took1:?}");
+    assert!(took2 < Duration::from_millis(300 + 700), "{took2:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_query_too_deep_to_evaluate_is_refused_fast() {
+    let api = Arc::new(Api::new(
+        Arc::new(EndpointSet::new(vec![])),
+        Config {
+            replica_labels: vec![],
+            partial_response: true,
+            timeout: Duration::from_secs(30),
+            engine: promql::Engine::default(),
+            auto_downsampling: false,
+            max_concurrent: 4,
+        },
+    ));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    tokio::spawn(async move { axum::serve(listener, router(api)).await });
+    let body = format!("query={}", vec!["1"; 100_000].join("%2B"));
+    let t = std::time::Instant::now();
+    let a = tokio::task::spawn_blocking(move || {
+        testkit::http_request(
+            port,
+            "POST",
+            b"/api/v1/query",
+            &[("Content-Type", "application/x-www-form-urlencoded")],
+            body.as_bytes(),
+        )
+        .unwrap()
+    })
+    .await
+    .unwrap();
+    assert_eq!(a.status, 400, "{}", a.text());
+    assert!(a.text().contains("too complex"), "{}", a.text());
+    assert!(t.elapsed() < Duration::from_secs(3), "{:?}", t.elapsed());
+    // And the largest depth accepted evaluates (2,000 terms, as Prometheus answers).
+    let body = format!("query={}", vec!["1"; 2000].join("%2B"));
+    let a = tokio::task::spawn_blocking(move || {
+        testkit::http_request(
+            port,
+            "POST",
+            b"/api/v1/query",
+            &[("Content-Type", "application/x-www-form-urlencoded")],
+            body.as_bytes(),
+        )
+        .unwrap()
+    })
+    .await
+    .unwrap();
+    assert_eq!(a.status, 200, "{}", a.text());
+    assert!(a.text().contains("\"2000\""), "{}", a.text());
+}

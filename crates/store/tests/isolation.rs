@@ -14,7 +14,10 @@ use storeapi::store::SeriesStore;
 mod common;
 use common::{write_blocks, H};
 
-async fn serve(dir: &std::path::Path, cfg: Config) -> (GrpcStore, tokio::sync::oneshot::Sender<()>) {
+async fn serve(
+    dir: &std::path::Path,
+    cfg: Config,
+) -> (GrpcStore, tokio::sync::oneshot::Sender<()>) {
     let local = dir.join("local");
     std::fs::create_dir_all(&local).unwrap();
     let bucket = bucket::config::bucket_from_yaml(&format!(
@@ -74,7 +77,10 @@ async fn a_matcher_flood_is_refused_at_the_limit() {
         Err(e) => e,
     };
     assert_eq!(e.code(), tonic::Code::ResourceExhausted, "{e}");
-    assert!(e.message().contains("--store.limits.request-matchers"), "{e}");
+    assert!(
+        e.message().contains("--store.limits.request-matchers"),
+        "{e}"
+    );
     assert!(started.elapsed() < Duration::from_secs(10));
 }
 
@@ -150,5 +156,9 @@ async fn a_huge_regex_error_reaches_the_client() {
     };
     assert_ne!(e.code(), tonic::Code::ResourceExhausted, "{e}");
     assert!(e.message().len() <= 8192, "{} bytes", e.message().len());
-    assert!(e.message().contains("instance") || e.message().contains("regex"), "{}", &e.message()[..200.min(e.message().len())]);
+    assert!(
+        e.message().contains("instance") || e.message().contains("regex"),
+        "{}",
+        &e.message()[..200.min(e.message().len())]
+    );
 }
