@@ -1,0 +1,1 @@
+//! Downsampling (placeholder; see the downsample worktree).
