@@ -5,3 +5,5 @@
 //! compacted away.
 
 pub mod downsample;
+pub mod merge;
+pub mod planner;

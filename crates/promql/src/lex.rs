@@ -395,8 +395,9 @@ impl<'a> Lexer<'a> {
         }
     }
 
+    /// A comment runs to the end of the line (`\n` or `\r`, as Prometheus's lexer ends it).
     fn comment(&mut self) {
-        while self.peek().is_some_and(|c| c != b'\n') {
+        while self.peek().is_some_and(|c| c != b'\n' && c != b'\r') {
             self.pos += 1;
         }
     }
@@ -962,6 +963,7 @@ mod tests {
             (b"\"abc", "1:1: parse error: unterminated quoted string"),
             (b"\"\\q\"", "1:1: parse error: unknown escape sequence U+0071 'q'"),
             (b"a\n  $", "2:3: parse error: unexpected character: '$'"),
+            (b"#\rx[6e1045]m", "1:5: parse error: missing unit character in duration"),
             (b"{a=~\"x\" ; }", "1:9: parse error: unexpected character inside braces: ';'"),
         ];
         for (q, want) in cases {

@@ -183,7 +183,14 @@ pub fn parse(query: &str) -> Result<Expr> {
 /// Parses and checks `query`; the caller made sure the stack is deep enough.
 pub(crate) fn parse_checked(query: &str) -> Result<Expr> {
     register_holt_winters();
-    let expr = parser::parse(query).map_err(|e| Error::Parse(format_parse_error(&e)))?;
+    // The parser may panic on input its checks do not foresee (e.g. a duration too large for
+    // its arithmetic): that is a parse error of the query, not the end of the process.
+    let parsed = std::panic::catch_unwind(|| parser::parse(query)).map_err(|_| {
+        Error::Parse(format_parse_error(
+            "the query cannot be parsed (the parser failed on it)",
+        ))
+    })?;
+    let expr = parsed.map_err(|e| Error::Parse(format_parse_error(&e)))?;
     check(&expr)?;
     Ok(expr)
 }

@@ -179,3 +179,17 @@ fn nesting_at_the_limit_evaluates() {
         started.elapsed()
     );
 }
+
+#[test]
+fn inputs_the_parser_cannot_take_are_parse_errors() {
+    // A comment ends at a carriage return, as in Prometheus; then a unitless duration.
+    assert!(matches!(instant("#\rx[6e1045]m"), Err(Error::Parse(_))));
+    // Durations and offsets too large for the parser's own arithmetic.
+    for q in [
+        "x offset 1e300",
+        "x[5m] offset 9999999999999999999y",
+        "x[1e300s]",
+    ] {
+        assert!(matches!(instant(q), Err(Error::Parse(_))), "{q}");
+    }
+}

@@ -21,4 +21,5 @@ pub mod store;
 pub mod timeout;
 
 pub use store::{SeriesStore, SeriesStream};
-pub mod dedup;
+/// HA replica deduplication, shared with the compactor (it lives in `tsdb`).
+pub use tsdb::dedup;

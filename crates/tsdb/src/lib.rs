@@ -13,6 +13,7 @@
 pub mod block;
 pub mod chunkenc;
 pub mod chunks;
+pub mod dedup;
 pub mod encoding;
 pub mod error;
 pub mod index;

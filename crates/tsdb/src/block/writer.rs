@@ -115,6 +115,16 @@ pub struct BlockWriter {
     num_chunks: u64,
     thanos: Option<ThanosMeta>,
     tombstones: Tombstones,
+    /// Streaming mode: the index is written as series arrive (symbols were given upfront),
+    /// so memory does not grow with the series' chunks.
+    index: Option<IndexWriter>,
+    streamed_series: u64,
+    last_streamed: Option<Labels>,
+    /// Float and histogram samples, counted apart as newer Prometheus does (streaming mode).
+    num_float_samples: u64,
+    num_histogram_samples: u64,
+    /// Replaces the level-1 compaction section of a new block (compactor output).
+    compaction: Option<crate::meta::Compaction>,
 }
 
 impl BlockWriter {
@@ -154,7 +164,45 @@ impl BlockWriter {
             num_chunks: 0,
             thanos: None,
             tombstones: Tombstones::default(),
+            index: None,
+            streamed_series: 0,
+            last_streamed: None,
+            num_float_samples: 0,
+            num_histogram_samples: 0,
+            compaction: None,
         })
+    }
+
+    /// A writer that streams: every label name and value of the series to come is in
+    /// `symbols`, so each series goes to the index as it is added and only the postings stay
+    /// in memory. Used by compaction, whose symbols are the union of its sources'.
+    pub fn streaming(
+        parent: &Path,
+        ulid: ulid::Ulid,
+        min_time: i64,
+        max_time: i64,
+        symbols: impl IntoIterator<Item = String>,
+    ) -> Result<Self> {
+        let mut w = Self::with_ulid(parent, ulid, min_time, max_time)?;
+        w.index = Some(IndexWriter::create(&w.tmp.join(INDEX_FILENAME), symbols)?);
+        Ok(w)
+    }
+
+    /// Records a finished series: straight into the index when streaming, else kept for
+    /// [`finish`](Self::finish).
+    fn push_series(&mut self, labels: &Labels, metas: Vec<ChunkMeta>) -> Result<()> {
+        match &mut self.index {
+            Some(iw) => {
+                iw.add_series(labels, &metas)?;
+                self.streamed_series += 1;
+                self.last_streamed = Some(labels.clone());
+            }
+            None => {
+                self.add_symbols(labels);
+                self.series.push((labels.clone(), metas));
+            }
+        }
+        Ok(())
     }
 
     /// Sets the range chunks are aligned to (Prometheus's head chunk range; default 2h).
@@ -165,6 +213,11 @@ impl BlockWriter {
     /// Replaces the chunk cutting policy (range and sample limit).
     pub fn set_chunk_cutter(&mut self, cutter: ChunkCutter) {
         self.cutter = cutter;
+    }
+
+    /// Sets the compaction section (level, sources, parents) of the block's meta.json.
+    pub fn set_compaction(&mut self, compaction: crate::meta::Compaction) {
+        self.compaction = Some(compaction);
     }
 
     /// Adds a Thanos section to the block's meta.json.
@@ -180,7 +233,12 @@ impl BlockWriter {
         if labels.is_empty() {
             return Err(Error::InvalidInput("series with an empty label set".into()));
         }
-        if let Some((prev, _)) = self.series.last() {
+        let prev = self
+            .series
+            .last()
+            .map(|(l, _)| l)
+            .or(self.last_streamed.as_ref());
+        if let Some(prev) = prev {
             if prev >= labels {
                 return Err(Error::InvalidInput(format!(
                     "series {labels} is not after {prev}: series must be added in label order, once each"
@@ -248,9 +306,7 @@ impl BlockWriter {
         }
         self.num_samples += n;
         self.num_chunks += num_chunks;
-        self.add_symbols(labels);
-        self.series.push((labels.clone(), metas));
-        Ok(())
+        self.push_series(labels, metas)
     }
 
     /// Adds a series from chunks already encoded: `(min_time, max_time, encoding, bytes)`,
@@ -276,11 +332,17 @@ impl BlockWriter {
                 )));
             }
             let chunk_ref = writer.write_chunk(enc, bytes)?;
-            self.num_samples += u64::from(if enc == Encoding::AGGR {
+            let n = u64::from(if enc == Encoding::AGGR {
                 crate::chunkenc::aggr::num_samples(bytes)
             } else {
                 crate::chunkenc::num_samples(bytes)
             });
+            self.num_samples += n;
+            match enc {
+                Encoding::XOR => self.num_float_samples += n,
+                Encoding::HISTOGRAM | Encoding::FLOAT_HISTOGRAM => self.num_histogram_samples += n,
+                _ => {}
+            }
             metas.push(ChunkMeta {
                 min_time: mint,
                 max_time: maxt,
@@ -288,9 +350,7 @@ impl BlockWriter {
             });
         }
         self.num_chunks += metas.len() as u64;
-        self.add_symbols(labels);
-        self.series.push((labels.clone(), metas));
-        Ok(())
+        self.push_series(labels, metas)
     }
 
     /// Writes the index, tombstones and meta.json, then moves the block into place.
@@ -298,19 +358,35 @@ impl BlockWriter {
         if let Some(c) = self.chunks.take() {
             c.close()?;
         }
-        let symbols = std::mem::take(&mut self.symbols);
-        let mut iw = IndexWriter::create(&self.tmp.join(INDEX_FILENAME), symbols)?;
-        for (labels, chunks) in &self.series {
-            iw.add_series(labels, chunks)?;
-        }
-        iw.finish()?;
+        let num_series = match self.index.take() {
+            Some(iw) => {
+                iw.finish()?;
+                self.streamed_series
+            }
+            None => {
+                let symbols = std::mem::take(&mut self.symbols);
+                let mut iw = IndexWriter::create(&self.tmp.join(INDEX_FILENAME), symbols)?;
+                for (labels, chunks) in &self.series {
+                    iw.add_series(labels, chunks)?;
+                }
+                iw.finish()?;
+                self.series.len() as u64
+            }
+        };
         self.tombstones.write_to_dir(&self.tmp)?;
 
         let mut meta = BlockMeta::new(self.ulid, self.min_time, self.max_time);
         meta.stats.num_samples = self.num_samples;
-        meta.stats.num_series = self.series.len() as u64;
+        meta.stats.num_series = num_series;
+        if self.streamed_series > 0 {
+            meta.stats.num_float_samples = self.num_float_samples;
+            meta.stats.num_histogram_samples = self.num_histogram_samples;
+        }
         meta.stats.num_chunks = self.num_chunks;
         meta.thanos = self.thanos.take();
+        if let Some(c) = self.compaction.take() {
+            meta.compaction = c;
+        }
         meta.write_to_dir(&self.tmp)?;
         sync_dir(&self.tmp)?;
 
