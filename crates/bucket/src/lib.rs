@@ -11,7 +11,9 @@
 pub mod block;
 pub mod config;
 pub mod error;
+pub mod fetcher;
 pub mod markers;
+pub mod relabel;
 pub mod stats;
 
 pub use error::{Error, Result};

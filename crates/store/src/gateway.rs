@@ -94,17 +94,6 @@ pub struct BucketStore {
     synced: AtomicBool,
 }
 
-/// Milliseconds since the epoch encoded in a ULID.
-fn ulid_time(id: &str) -> i64 {
-    id.parse::<ulid::Ulid>()
-        .map_or(0, |u| u.timestamp_ms() as i64)
-}
-
-fn upload_time(meta: &BlockMeta) -> Option<i64> {
-    let t = meta.thanos.as_ref()?.extra.get("upload_time")?.as_str()?;
-    tsdb::time::parse_rfc3339(t).ok()
-}
-
 impl BucketStore {
     pub fn new(bucket: bucket::Bucket, cfg: Config) -> Self {
         BucketStore {
@@ -142,28 +131,6 @@ impl BucketStore {
             .unwrap_or_default()
     }
 
-    async fn wanted(&self, meta: &BlockMeta, now: i64) -> Result<bool> {
-        if meta.max_time < self.cfg.min_time || meta.min_time > self.cfg.max_time {
-            return Ok(false);
-        }
-        let source = meta.thanos.as_ref().map_or("", |t| t.source.as_str());
-        let compactor = matches!(source, "compactor" | "compactor.repair" | "bucket.repair");
-        let born = upload_time(meta).unwrap_or_else(|| ulid_time(&meta.ulid));
-        if !compactor && now - born < self.cfg.consistency_delay_ms {
-            return Ok(false);
-        }
-        let id = meta.ulid.parse().map_err(|_| Error::Block {
-            block: meta.ulid.clone(),
-            msg: "invalid ULID".into(),
-        })?;
-        if let Some(mark) = bucket::markers::deletion_mark(self.bucket.as_ref(), id).await? {
-            if now - mark.deletion_time * 1000 > self.cfg.ignore_deletion_marks_delay_ms {
-                return Ok(false);
-            }
-        }
-        Ok(true)
-    }
-
     async fn load_block(&self, meta: BlockMeta) -> Result<BucketBlock> {
         let dir = self.cfg.data_dir.join(&meta.ulid);
         let reader = match header::load(&dir) {
@@ -184,19 +151,21 @@ impl BucketStore {
     /// Lists the bucket, loads new blocks (building their index-headers) and drops blocks
     /// that are gone or filtered out. A block that fails to load is logged and skipped.
     pub async fn sync(&self) -> Result<SyncStats> {
-        let sync = bucket::block::fetch_metas(self.bucket.as_ref(), 32).await?;
-        for (id, e) in &sync.corrupted {
+        let filters = bucket::fetcher::Filters {
+            min_time: Some(self.cfg.min_time),
+            max_time: Some(self.cfg.max_time),
+            consistency_delay_ms: self.cfg.consistency_delay_ms,
+            ignore_deletion_marks_delay_ms: Some(self.cfg.ignore_deletion_marks_delay_ms),
+            // A compacted block and its sources are never served together.
+            deduplicate: true,
+            concurrency: 32,
+            ..Default::default()
+        };
+        let view = bucket::fetcher::fetch(self.bucket.as_ref(), &filters, tsdb::time::now_ms()).await?;
+        for (id, e) in &view.unreadable {
             tracing::warn!(block = %id, err = %e, "skipping block with unreadable meta.json");
         }
-        let now = tsdb::time::now_ms();
-        let mut wanted = Vec::new();
-        for meta in sync.metas {
-            match self.wanted(&meta, now).await {
-                Ok(true) => wanted.push(meta),
-                Ok(false) => {}
-                Err(e) => tracing::warn!(block = %meta.ulid, err = %e, "checking block markers"),
-            }
-        }
+        let wanted = view.metas;
         let current: BTreeSet<String> = self
             .blocks
             .read()
