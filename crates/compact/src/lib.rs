@@ -5,5 +5,6 @@
 //! compacted away.
 
 pub mod downsample;
+pub mod group;
 pub mod merge;
 pub mod planner;
