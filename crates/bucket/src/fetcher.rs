@@ -90,10 +90,12 @@ pub async fn fetch(bucket: &dyn ObjectStore, f: &Filters, now_ms: i64) -> Result
     };
     let bump = |view: &mut View, state: &'static str| *view.synced.entry(state).or_default() += 1;
     view.synced.insert("no-meta-json", view.partial.len());
-    view.synced.insert("corrupted-meta-json", view.unreadable.len());
+    view.synced
+        .insert("corrupted-meta-json", view.unreadable.len());
     let mut metas = Vec::with_capacity(sync.metas.len());
     for m in sync.metas {
-        if f.min_time.is_some_and(|t| m.max_time < t) || f.max_time.is_some_and(|t| m.min_time > t) {
+        if f.min_time.is_some_and(|t| m.max_time < t) || f.max_time.is_some_and(|t| m.min_time > t)
+        {
             bump(&mut view, "time-excluded");
             continue;
         }
@@ -123,8 +125,12 @@ pub async fn fetch(bucket: &dyn ObjectStore, f: &Filters, now_ms: i64) -> Result
             let del = markers::deletion_mark(bucket, id).await;
             let (nc, nd) = if gather {
                 (
-                    markers::no_compact_mark(bucket, id).await.map(|m| m.is_some()),
-                    markers::no_downsample_mark(bucket, id).await.map(|m| m.is_some()),
+                    markers::no_compact_mark(bucket, id)
+                        .await
+                        .map(|m| m.is_some()),
+                    markers::no_downsample_mark(bucket, id)
+                        .await
+                        .map(|m| m.is_some()),
                 )
             } else {
                 (Ok(false), Ok(false))
@@ -171,7 +177,8 @@ pub async fn fetch(bucket: &dyn ObjectStore, f: &Filters, now_ms: i64) -> Result
                 t.labels.remove(r);
             }
             if t.labels.is_empty() && before > 0 {
-                t.labels.insert(f.replica_labels[0].clone(), "deduped".into());
+                t.labels
+                    .insert(f.replica_labels[0].clone(), "deduped".into());
             }
         }
     }
@@ -182,7 +189,8 @@ pub async fn fetch(bucket: &dyn ObjectStore, f: &Filters, now_ms: i64) -> Result
         metas.retain(|m| !set.contains(&m.ulid));
         view.duplicates = dups;
     }
-    view.synced.insert("marked-for-no-compact", view.no_compact.len());
+    view.synced
+        .insert("marked-for-no-compact", view.no_compact.len());
     view.synced.insert("loaded", metas.len());
     metas.sort_by(|a, b| a.ulid.cmp(&b.ulid));
     view.metas = metas;

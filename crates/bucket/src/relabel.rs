@@ -75,7 +75,13 @@ impl Relabel {
             let pattern = r.regex.unwrap_or_else(|| "(.*)".into());
             let regex = regex::Regex::new(&format!("^(?:{pattern})$"))
                 .map_err(|e| at(format!("regex {pattern:?}: {e}")))?;
-            let action = match r.action.as_deref().unwrap_or("replace").to_ascii_lowercase().as_str() {
+            let action = match r
+                .action
+                .as_deref()
+                .unwrap_or("replace")
+                .to_ascii_lowercase()
+                .as_str()
+            {
                 "keep" => Action::Keep,
                 "drop" => Action::Drop,
                 "hashmod" => {
@@ -134,7 +140,8 @@ impl Relabel {
                 }
                 Action::HashMod { modulus, target } => {
                     let h = md5(value.as_bytes());
-                    let n = u64::from_be_bytes([h[8], h[9], h[10], h[11], h[12], h[13], h[14], h[15]]);
+                    let n =
+                        u64::from_be_bytes([h[8], h[9], h[10], h[11], h[12], h[13], h[14], h[15]]);
                     labels.insert(target.clone(), (n % modulus).to_string());
                 }
             }
@@ -153,7 +160,12 @@ pub fn md5(input: &[u8]) -> [u8; 16] {
     let k: Vec<u32> = (0..64)
         .map(|i| ((i as f64 + 1.0).sin().abs() * 4_294_967_296.0) as u32)
         .collect();
-    let (mut a0, mut b0, mut c0, mut d0) = (0x6745_2301u32, 0xefcd_ab89u32, 0x98ba_dcfeu32, 0x1032_5476u32);
+    let (mut a0, mut b0, mut c0, mut d0) = (
+        0x6745_2301u32,
+        0xefcd_ab89u32,
+        0x98ba_dcfeu32,
+        0x1032_5476u32,
+    );
     let mut msg = input.to_vec();
     let bit_len = (input.len() as u64).wrapping_mul(8);
     msg.push(0x80);
@@ -205,21 +217,28 @@ mod tests {
         assert_eq!(hex(&md5(b"")), "d41d8cd98f00b204e9800998ecf8427e");
         assert_eq!(hex(&md5(b"abc")), "900150983cd24fb0d6963f7d28e17f72");
         assert_eq!(
-            hex(&md5(b"12345678901234567890123456789012345678901234567890123456789012345678901234567890")),
+            hex(&md5(
+                b"12345678901234567890123456789012345678901234567890123456789012345678901234567890"
+            )),
             "57edf4a22be3c955ac49da2e2107b67a"
         );
     }
 
     fn labels(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
-        pairs.iter().map(|(a, b)| (a.to_string(), b.to_string())).collect()
+        pairs
+            .iter()
+            .map(|(a, b)| (a.to_string(), b.to_string()))
+            .collect()
     }
 
     #[test]
     fn keep_drop_and_hashmod_shard_blocks() {
-        let r = Relabel::parse("- action: keep\n  source_labels: [cluster]\n  regex: eu-.*\n").unwrap();
+        let r =
+            Relabel::parse("- action: keep\n  source_labels: [cluster]\n  regex: eu-.*\n").unwrap();
         assert!(r.keeps(&labels(&[("cluster", "eu-1")])));
         assert!(!r.keeps(&labels(&[("cluster", "us-1")])));
-        let r = Relabel::parse("- action: drop\n  source_labels: [cluster]\n  regex: us-.*\n").unwrap();
+        let r =
+            Relabel::parse("- action: drop\n  source_labels: [cluster]\n  regex: us-.*\n").unwrap();
         assert!(r.keeps(&labels(&[("cluster", "eu-1")])));
         assert!(!r.keeps(&labels(&[("cluster", "us-1")])));
         // Two shards split the clusters between them, each cluster to exactly one.

@@ -64,8 +64,11 @@ pub fn groups(metas: &[BlockMeta]) -> Vec<Group> {
     }
     let mut out: Vec<Group> = by_key.into_values().collect();
     for g in &mut out {
-        g.metas
-            .sort_by(|a, b| a.min_time.cmp(&b.min_time).then_with(|| a.ulid.cmp(&b.ulid)));
+        g.metas.sort_by(|a, b| {
+            a.min_time
+                .cmp(&b.min_time)
+                .then_with(|| a.ulid.cmp(&b.ulid))
+        });
     }
     out
 }

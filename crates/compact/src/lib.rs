@@ -4,7 +4,16 @@
 //! to 5m and 5m blocks to 1h, retention per resolution, and garbage collection of what was
 //! compacted away.
 
+pub mod compactor;
 pub mod downsample;
+pub mod downsampler;
+pub mod error;
 pub mod group;
+mod job;
 pub mod merge;
+pub mod metrics;
 pub mod planner;
+
+pub use compactor::{Compactor, Config, Progress};
+pub use error::CompactError;
+pub use merge::VerticalMerge;

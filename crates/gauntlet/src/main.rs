@@ -2,6 +2,7 @@
 //! Each subcommand declares its flags, builds its parts and runs them; no logic lives here.
 
 mod allocator;
+mod compact_cmd;
 mod flags;
 mod http_edge;
 mod logging;
@@ -28,6 +29,8 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Compactor: compacts, downsamples and applies retention to the blocks of a bucket.
+    Compact(compact_cmd::CompactArgs),
     /// Querier: Prometheus HTTP API over every StoreAPI endpoint, deduplicating HA replicas.
     Query(query_cmd::QueryArgs),
     /// Sidecar: serves the StoreAPI over the Prometheus next to it (remote read).
@@ -46,6 +49,7 @@ fn main() {
         allocator::start_trimmer();
     }
     let result = match cli.command {
+        Command::Compact(args) => compact_cmd::run(args),
         Command::Query(args) => query_cmd::run(args),
         Command::Sidecar(args) => sidecar_cmd::run(args),
         Command::Store(args) => store_cmd::run(args),

@@ -161,7 +161,8 @@ impl BucketStore {
             concurrency: 32,
             ..Default::default()
         };
-        let view = bucket::fetcher::fetch(self.bucket.as_ref(), &filters, tsdb::time::now_ms()).await?;
+        let view =
+            bucket::fetcher::fetch(self.bucket.as_ref(), &filters, tsdb::time::now_ms()).await?;
         for (id, e) in &view.unreadable {
             tracing::warn!(block = %id, err = %e, "skipping block with unreadable meta.json");
         }

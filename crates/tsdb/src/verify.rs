@@ -31,8 +31,10 @@ pub enum IssueKind {
     SeriesOrder,
     /// A chunk reference pointing outside the segment files.
     ChunkRefOutOfRange,
-    /// Chunk time range outside the block, overlapping chunks, or samples outside their chunk.
+    /// Chunk time range outside the block, or samples outside their chunk.
     ChunkTime,
+    /// A series' chunks overlap or go back in time (Thanos's "out-of-order chunks").
+    OutOfOrderChunks,
     /// meta.json statistics disagree with the data.
     Stats,
 }
@@ -163,7 +165,7 @@ pub fn verify_block(dir: &Path) -> Vec<Issue> {
             }
             if i > 0 && c.min_time <= last_max {
                 add(
-                    IssueKind::ChunkTime,
+                    IssueKind::OutOfOrderChunks,
                     format!("{at}: overlaps the previous chunk"),
                 );
             }
