@@ -120,7 +120,10 @@ struct TermProgress;
 impl compact::Progress for TermProgress {
     fn report(&self, phase: &str, done: usize, total: usize) {
         let width = 30;
-        let filled = (done * width).checked_div(total).unwrap_or(width).min(width);
+        let filled = (done * width)
+            .checked_div(total)
+            .unwrap_or(width)
+            .min(width);
         let mut err = std::io::stderr();
         let _ = write!(
             err,

@@ -48,9 +48,10 @@ impl Dataset {
     /// The whole dataset as OpenMetrics text (one family after another, as the format wants).
     pub fn openmetrics(&self) -> String {
         let mut out = String::new();
+        // Every replica walks all timestamps (so its values are the same), writing only those
+        // outside its gaps.
         let times: Vec<i64> = (self.start_ms..self.end_ms)
             .step_by(self.interval_ms.max(1) as usize)
-            .filter(|t| !self.in_gap(*t))
             .collect();
         let ts = |t: i64| format!("{}.{:03}", t / 1000, t % 1000);
         let instances: Vec<String> = (0..self.instances)
@@ -74,6 +75,9 @@ impl Dataset {
                             }
                             v += (rate * (t - last_t) as f64 / 1000.0 * (0.5 + rng.unit())).round();
                             last_t = t;
+                            if self.in_gap(t) {
+                                continue;
+                            }
                             writeln!(
                                 out,
                                 "http_requests_total{{job=\"{job}\",instance=\"{inst}\",method=\"{method}\",code=\"{code}\"}} {v} {}",
@@ -94,6 +98,9 @@ impl Dataset {
                 for &t in &times {
                     let phase = (t - self.start_ms) as f64 / 3.6e6;
                     let v = (base * (1.0 + 0.3 * (phase / 4.0).sin()) + rng.unit() * 1e6).round();
+                    if self.in_gap(t) {
+                        continue;
+                    }
                     writeln!(
                         out,
                         "memory_bytes{{job=\"{job}\",instance=\"{inst}\"}} {v} {}",
@@ -119,6 +126,9 @@ impl Dataset {
                             counts[b] += 1.0;
                         }
                     }
+                }
+                if self.in_gap(t) {
+                    continue;
                 }
                 for (b, le) in BUCKETS.iter().enumerate() {
                     lines.push(format!(
@@ -154,7 +164,7 @@ impl Dataset {
                 if rng.next().is_multiple_of(200) {
                     alive = !alive;
                 }
-                if alive {
+                if alive && !self.in_gap(t) {
                     writeln!(
                         out,
                         "batch_last_success{{batch=\"b{b}\"}} {} {}",

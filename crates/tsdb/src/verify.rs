@@ -254,8 +254,24 @@ fn check_chunk_samples(
                 return Err((IssueKind::Corrupted, e.to_string()));
             }
         }
-        // Thanos aggregate chunks are checked by the downsampling code that understands them.
-        Encoding::AGGR => return Ok(0),
+        // Thanos aggregate chunks: every sub-chunk must decode; the count aggregate holds one
+        // sample per window (the counter also holds raw values before the first window).
+        Encoding::AGGR => {
+            for t in crate::chunkenc::aggr::AggrType::ALL {
+                let sub = crate::chunkenc::aggr::get(data, t)
+                    .map_err(|e| (IssueKind::Corrupted, format!("aggregate {}: {e}", t.name())))?;
+                let Some((_, sub)) = sub else { continue };
+                let mut it = XorIterator::new(sub);
+                while it.next() {
+                    if t == crate::chunkenc::aggr::AggrType::Count {
+                        check_t(it.t())?;
+                    }
+                }
+                if let Some(e) = it.err() {
+                    return Err((IssueKind::Corrupted, format!("aggregate {}: {e}", t.name())));
+                }
+            }
+        }
         other => {
             return Err((
                 IssueKind::Corrupted,

@@ -1,4 +1,5 @@
-//! `gauntlet tools bucket ls|inspect|verify|upload-blocks`, with Thanos's flags and output.
+//! `gauntlet tools bucket ls|inspect|verify|upload-blocks`, with Thanos's flags and output
+//! (`mark`, `cleanup`, `retention` and `downsample` are in [`super::bucket_admin`]).
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -29,6 +30,14 @@ enum BucketCommand {
     Verify(VerifyArgs),
     /// Upload blocks from a local directory (Prometheus TSDB) to the bucket.
     UploadBlocks(UploadArgs),
+    /// Mark block for deletion or no-compact in a safe way.
+    Mark(super::bucket_admin::MarkArgs),
+    /// Cleans up all blocks marked for deletion (and old partial uploads).
+    Cleanup(super::bucket_admin::CleanupArgs),
+    /// Applies retention policies on the given bucket (no compactor may run on it).
+    Retention(super::bucket_admin::RetentionArgs),
+    /// Continuously downsamples blocks in an object store bucket.
+    Downsample(super::bucket_admin::DownsampleArgs),
 }
 
 #[derive(Args)]
@@ -109,8 +118,10 @@ pub fn run(args: BucketArgs) -> Result<()> {
     let yaml = args.objstore.yaml()?;
     // Only an upload may create a filesystem bucket's directory; readers report it missing.
     let store = match args.command {
-        BucketCommand::UploadBlocks(_) => bucket::config::bucket_from_yaml(&yaml)?,
-        _ => bucket::config::existing_bucket_from_yaml(&yaml)?,
+        BucketCommand::Ls(_) | BucketCommand::Inspect(_) | BucketCommand::Verify(_) => {
+            bucket::config::existing_bucket_from_yaml(&yaml)?
+        }
+        _ => bucket::config::bucket_from_yaml(&yaml)?,
     };
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -123,6 +134,10 @@ pub fn run(args: BucketArgs) -> Result<()> {
             BucketCommand::Inspect(a) => inspect(&store, a).await,
             BucketCommand::Verify(a) => verify(&store, a).await,
             BucketCommand::UploadBlocks(a) => upload_blocks(&store, a).await,
+            BucketCommand::Mark(a) => super::bucket_admin::mark(&store, a).await,
+            BucketCommand::Cleanup(a) => super::bucket_admin::cleanup(&store, a).await,
+            BucketCommand::Retention(a) => super::bucket_admin::retention(&store, a).await,
+            BucketCommand::Downsample(a) => super::bucket_admin::downsample(&store, a).await,
         }
     })
 }

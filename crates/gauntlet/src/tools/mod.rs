@@ -1,6 +1,7 @@
 //! `gauntlet tools ...`: operator tools.
 
 mod bucket;
+mod bucket_admin;
 mod table;
 
 use anyhow::Result;
