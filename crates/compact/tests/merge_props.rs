@@ -59,7 +59,7 @@ fn write(dir: &std::path::Path, b: &GenBlock) -> String {
         }
     }
     for (l, s) in by_labels {
-        w.add_series(&l, s.into_iter()).unwrap();
+        w.add_series(&l, s).unwrap();
     }
     w.finish().unwrap().ulid
 }
