@@ -7,7 +7,7 @@
 //! `layout apply --version 1`, `bucket create`, `key create` and `bucket allow --read --write
 //! --owner`. The server is killed on drop; its temp dir (data, metadata, log) removed after.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
@@ -38,6 +38,24 @@ pub struct Garage {
     pub secret: String,
 }
 
+fn spawn_server(binary: &Path, config: &Path, dir: &Path) -> Result<Process> {
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(dir.join("garage.log"))?;
+    let mut cmd = Command::new(binary);
+    cmd.arg("-c")
+        .arg(config)
+        .arg("server")
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(log);
+    for v in OVERRIDES {
+        cmd.env_remove(v);
+    }
+    Process::spawn("garage server", &mut cmd)
+}
+
 impl Garage {
     /// Starts Garage and creates `bucket` with a read/write key.
     pub fn start(bucket: &str) -> Result<Garage> {
@@ -61,18 +79,7 @@ impl Garage {
                 data = dir.path().join("data").display(),
             ),
         )?;
-        let log = std::fs::File::create(dir.path().join("garage.log"))?;
-        let mut cmd = Command::new(&binary);
-        cmd.arg("-c")
-            .arg(&config)
-            .arg("server")
-            .env("RUST_LOG", "warn")
-            .stdout(Stdio::null())
-            .stderr(log);
-        for v in OVERRIDES {
-            cmd.env_remove(v);
-        }
-        let process = Process::spawn("garage server", &mut cmd)?;
+        let process = spawn_server(&binary, &config, dir.path())?;
         let mut g = Garage {
             dir,
             binary,
@@ -118,6 +125,20 @@ impl Garage {
             "gauntlet-test",
         ])?;
         Ok(g)
+    }
+
+    /// Kills the server (SIGKILL): S3 requests fail until [`restart`](Self::restart).
+    pub fn stop(&mut self) {
+        self.process.kill();
+    }
+
+    /// Starts the server again on the same data, ports and keys, and waits until it answers.
+    pub fn restart(&mut self) -> Result<()> {
+        self.process.kill();
+        self.process = spawn_server(&self.binary, &self.config, self.dir.path())?;
+        wait_until("garage to answer again", Duration::from_secs(30), || {
+            self.cli(&["status"]).is_ok()
+        })
     }
 
     /// Runs a `garage` CLI command against this server and returns its stdout.

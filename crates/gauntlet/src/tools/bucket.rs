@@ -282,7 +282,27 @@ async fn verify(store: &bucket::Bucket, a: VerifyArgs) -> Result<()> {
             problems.push(format!("block {id} {why}"));
         }
     }
-    let metas = sync.metas;
+    // Blocks marked for deletion are on their way out (e.g. the sources of a compacted
+    // block): Thanos's verify skips them, and so does this one.
+    let mut metas = Vec::with_capacity(sync.metas.len());
+    let mut marked = 0;
+    for m in sync.metas {
+        let id: ulid::Ulid = m
+            .ulid
+            .parse()
+            .with_context(|| format!("block ULID {}", m.ulid))?;
+        if bucket::markers::deletion_mark(store.as_ref(), id)
+            .await?
+            .is_some()
+        {
+            marked += 1;
+            continue;
+        }
+        metas.push(m);
+    }
+    if marked > 0 {
+        tracing::info!(blocks = marked, "skipping blocks marked for deletion");
+    }
     if a.issues.iter().any(|i| i == "overlapped_blocks") {
         problems.extend(overlapping_blocks(&metas));
     }
