@@ -2,7 +2,8 @@
 # A local Gauntlet stack on this machine: generated metrics for two HA replicas
 # (48h, 30s scrape interval) written as Prometheus blocks by promtool, uploaded with
 # external labels into a filesystem bucket under ./.gauntlet/bucket, verified, then served
-# by a store gateway and a querier on 127.0.0.1 until Ctrl-C.
+# by a store gateway and a querier on 127.0.0.1 until Ctrl-C, with a compactor merging and
+# downsampling the bucket every 5 minutes (HA replicas merged by penalty deduplication).
 # WITH_PROMETHEUS=1 also runs a real Prometheus 2.42 (scraping itself and the Gauntlet
 # components, 2h blocks) with a sidecar serving its recent data and shipping its blocks.
 set -euo pipefail
@@ -40,6 +41,10 @@ echo "bucket: $PWD/$work/bucket (objstore config: $work/objstore.yml)"
   --http-address=127.0.0.1:10912 --grpc-address=127.0.0.1:10911 &
 store_pid=$!
 pids="$store_pid"
+"$bin/gauntlet" compact --objstore.config-file="$work/objstore.yml" --data-dir="$work/compact" \
+  --http-address=127.0.0.1:10932 --wait --wait-interval=5m --consistency-delay=0s \
+  --deduplication.replica-label=replica --deduplication.func=penalty > "$work/compact.log" 2>&1 &
+pids="$pids $!"
 trap 'kill $pids 2>/dev/null' EXIT
 endpoints="--endpoint=127.0.0.1:10911"
 
@@ -70,5 +75,6 @@ fi
 echo
 echo "querier: http://127.0.0.1:10902  (try /api/v1/query?query=up, /api/v1/labels, /api/v1/stores)"
 echo "store gateway: http://127.0.0.1:10912/metrics, gRPC StoreAPI on 127.0.0.1:10911"
+echo "compactor: http://127.0.0.1:10932/metrics (log: $work/compact.log)"
 "$bin/gauntlet" query $endpoints --query.replica-label=replica \
   --http-address=127.0.0.1:10902 --grpc-address=127.0.0.1:10901
