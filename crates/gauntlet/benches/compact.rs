@@ -24,7 +24,15 @@ fn write_blocks(dir: &Path, days: i64) -> u64 {
     let mut all: Vec<Labels> = (0..SERIES)
         .map(|i| {
             Labels::from_pairs(vec![
-                ("__name__", if i % 4 == 0 { "memory_bytes" } else { "requests_total" }.to_string()),
+                (
+                    "__name__",
+                    if i % 4 == 0 {
+                        "memory_bytes"
+                    } else {
+                        "requests_total"
+                    }
+                    .to_string(),
+                ),
                 ("instance", format!("host-{}", i / 8)),
                 ("job", format!("job-{}", i % 8)),
             ])
@@ -68,7 +76,11 @@ fn vm_hwm(pid: u32) -> u64 {
 /// Runs a command to the end; returns its wall time and peak RSS (sampled).
 fn measure(cmd: &mut Command) -> (Duration, u64) {
     let started = Instant::now();
-    let mut child = cmd.stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
+    let mut child = cmd
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
     let pid = child.id();
     let mut peak = 0;
     loop {
@@ -83,7 +95,10 @@ fn measure(cmd: &mut Command) -> (Duration, u64) {
 }
 
 fn objstore(bucket: &Path) -> String {
-    format!("--objstore.config=type: FILESYSTEM\nconfig:\n  directory: {}\n", bucket.display())
+    format!(
+        "--objstore.config=type: FILESYSTEM\nconfig:\n  directory: {}\n",
+        bucket.display()
+    )
 }
 
 fn upload(blocks: &Path, bucket: &Path) {
@@ -97,18 +112,6 @@ fn upload(blocks: &Path, bucket: &Path) {
     assert!(st.success());
 }
 
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for e in std::fs::read_dir(from).unwrap().flatten() {
-        let dst = to.join(e.file_name());
-        if e.file_type().unwrap().is_dir() {
-            copy_dir(&e.path(), &dst);
-        } else {
-            std::fs::copy(e.path(), dst).unwrap();
-        }
-    }
-}
-
 struct Row {
     who: String,
     compact: Duration,
@@ -116,37 +119,18 @@ struct Row {
     peak: u64,
 }
 
-fn ours(dir: &Path, blocks: &Path, name: &str) -> Row {
-    let bucket = dir.join(format!("bucket-{name}"));
-    upload(blocks, &bucket);
-    let run = |extra: &[&str]| {
-        let mut c = Command::new(env!("CARGO_BIN_EXE_gauntlet"));
-        c.arg("compact")
-            .arg(objstore(&bucket))
-            .arg(format!("--data-dir={}", dir.join(format!("data-{name}")).display()))
-            .arg("--consistency-delay=0s")
-            .arg(format!("--http-address=127.0.0.1:{}", free_port()))
-            .args(extra);
-        measure(&mut c)
-    };
-    let (compact, p1) = run(&["--downsampling.disable"]);
-    let (downsample, p2) = run(&[]);
-    Row {
-        who: format!("gauntlet ({name})"),
-        compact,
-        downsample: Some(downsample),
-        peak: p1.max(p2),
-    }
-}
-
-fn thanos(bin: &str, dir: &Path, blocks: &Path, name: &str) -> Row {
-    let bucket = dir.join(format!("bucket-thanos-{name}"));
+/// A Thanos-flag compactor (`bin compact ...`): compaction alone, then downsampling.
+fn compactor(bin: &str, who: &str, dir: &Path, blocks: &Path, name: &str) -> Row {
+    let bucket = dir.join(format!("bucket-{who}-{name}"));
     upload(blocks, &bucket);
     let run = |extra: &[&str]| {
         let mut c = Command::new(bin);
         c.arg("compact")
             .arg(objstore(&bucket))
-            .arg(format!("--data-dir={}", dir.join(format!("data-thanos-{name}")).display()))
+            .arg(format!(
+                "--data-dir={}",
+                dir.join(format!("data-{who}-{name}")).display()
+            ))
             .arg("--consistency-delay=0s")
             .arg(format!("--http-address=127.0.0.1:{}", free_port()))
             .args(extra);
@@ -155,7 +139,7 @@ fn thanos(bin: &str, dir: &Path, blocks: &Path, name: &str) -> Row {
     let (compact, p1) = run(&["--downsampling.disable"]);
     let (downsample, p2) = run(&[]);
     Row {
-        who: format!("thanos ({name})"),
+        who: format!("{who} ({name})"),
         compact,
         downsample: Some(downsample),
         peak: p1.max(p2),
@@ -166,23 +150,24 @@ fn thanos(bin: &str, dir: &Path, blocks: &Path, name: &str) -> Row {
 /// the durations of its "compact blocks" log lines are summed once it has been quiet a while.
 fn prometheus(dir: &Path, blocks: &Path, name: &str, days: i64) -> Row {
     let data = dir.join(format!("prom-{name}"));
-    copy_dir(blocks, &data);
+    testkit::copy_dir(blocks, &data, &[]);
     let port = free_port();
     let log = dir.join(format!("prom-{name}.log"));
     let cfg = dir.join("prom.yml");
     std::fs::write(&cfg, "global:\n  scrape_interval: 1h\n").unwrap();
     let max_block = format!("--storage.tsdb.max-block-duration={}d", days.max(2) * 2);
-    let mut child = Command::new(testkit::find_binary("prometheus", "apt-get install prometheus").unwrap())
-        .arg(format!("--config.file={}", cfg.display()))
-        .arg(format!("--storage.tsdb.path={}", data.display()))
-        .arg(format!("--web.listen-address=127.0.0.1:{port}"))
-        .arg("--storage.tsdb.retention.time=100y")
-        .arg("--storage.tsdb.min-block-duration=2h")
-        .arg(&max_block)
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(&log).unwrap())
-        .spawn()
-        .unwrap();
+    let mut child =
+        Command::new(testkit::find_binary("prometheus", "apt-get install prometheus").unwrap())
+            .arg(format!("--config.file={}", cfg.display()))
+            .arg(format!("--storage.tsdb.path={}", data.display()))
+            .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+            .arg("--storage.tsdb.retention.time=100y")
+            .arg("--storage.tsdb.min-block-duration=2h")
+            .arg(&max_block)
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .unwrap();
     let pid = child.id();
     let peak = Arc::new(std::sync::atomic::AtomicU64::new(0));
     let done = Arc::new(AtomicBool::new(false));
@@ -216,8 +201,15 @@ fn prometheus(dir: &Path, blocks: &Path, name: &str, days: i64) -> Row {
     let _ = child.wait();
     let text = std::fs::read_to_string(&log).unwrap_or_default();
     let mut total = Duration::ZERO;
-    for line in text.lines().filter(|l| l.contains("msg=\"compact blocks\"")) {
-        if let Some(d) = line.split("duration=").nth(1).and_then(|r| r.split_whitespace().next()) {
+    for line in text
+        .lines()
+        .filter(|l| l.contains("msg=\"compact blocks\""))
+    {
+        if let Some(d) = line
+            .split("duration=")
+            .nth(1)
+            .and_then(|r| r.split_whitespace().next())
+        {
             total += parse_go_duration(d);
         }
     }
@@ -279,17 +271,39 @@ fn main() {
         std::fs::create_dir_all(&blocks).unwrap();
         let t = Instant::now();
         let samples = write_blocks(&blocks, days);
-        eprintln!("{days}d: {samples} samples in {} blocks, written in {:?}", days * 12, t.elapsed());
+        eprintln!(
+            "{days}d: {samples} samples in {} blocks, written in {:?}",
+            days * 12,
+            t.elapsed()
+        );
         let name = format!("{days}d");
-        rows.push((samples, ours(dir.path(), &blocks, &name)));
+        rows.push((
+            samples,
+            compactor(
+                env!("CARGO_BIN_EXE_gauntlet"),
+                "gauntlet",
+                dir.path(),
+                &blocks,
+                &name,
+            ),
+        ));
         if let Some(bin) = &thanos_bin {
-            rows.push((samples, thanos(bin, dir.path(), &blocks, &name)));
+            rows.push((
+                samples,
+                compactor(bin, "thanos", dir.path(), &blocks, &name),
+            ));
         }
         rows.push((samples, prometheus(dir.path(), &blocks, &name, days)));
     }
     println!(
         "{:<44} {:>12} {:>10} {:>14} {:>12} {:>10} {:>10}",
-        "compactor", "samples", "compact s", "compact smp/s", "downsample s", "ds smp/s", "peak RSS"
+        "compactor",
+        "samples",
+        "compact s",
+        "compact smp/s",
+        "downsample s",
+        "ds smp/s",
+        "peak RSS"
     );
     for (samples, r) in &rows {
         let rate = |d: Duration| *samples as f64 / d.as_secs_f64().max(1e-9);
@@ -299,8 +313,10 @@ fn main() {
             samples,
             r.compact.as_secs_f64(),
             rate(r.compact),
-            r.downsample.map_or("-".into(), |d| format!("{:.2}", d.as_secs_f64())),
-            r.downsample.map_or("-".into(), |d| format!("{:.0}", rate(d))),
+            r.downsample
+                .map_or("-".into(), |d| format!("{:.2}", d.as_secs_f64())),
+            r.downsample
+                .map_or("-".into(), |d| format!("{:.0}", rate(d))),
             r.peak >> 20
         );
     }

@@ -53,17 +53,6 @@ fn write_blocks(dir: &Path) {
     }
 }
 
-fn vm_rss(pid: u32) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .ok()
-        .and_then(|s| {
-            let line = s.lines().find(|l| l.starts_with("VmRSS:"))?.to_string();
-            line.split_whitespace().nth(1)?.parse::<u64>().ok()
-        })
-        .unwrap_or(0)
-        * 1024
-}
-
 /// How an answer ended.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 enum Outcome {
@@ -128,7 +117,7 @@ fn heavy_queries() -> Vec<String> {
 }
 
 fn load(port: u16, pids: &[u32]) -> Run {
-    let rss_before: Vec<u64> = pids.iter().map(|&p| vm_rss(p)).collect();
+    let rss_before: Vec<u64> = pids.iter().map(|&p| testkit::rss(p)).collect();
     let done = Arc::new(AtomicBool::new(false));
     let peaks = Arc::new(Mutex::new(rss_before.clone()));
     let sampler = {
@@ -137,7 +126,7 @@ fn load(port: u16, pids: &[u32]) -> Run {
             while !done.load(Ordering::Relaxed) {
                 let mut p = peaks.lock().unwrap();
                 for (i, &pid) in pids.iter().enumerate() {
-                    p[i] = p[i].max(vm_rss(pid));
+                    p[i] = p[i].max(testkit::rss(pid));
                 }
                 drop(p);
                 std::thread::sleep(Duration::from_millis(50));
@@ -180,7 +169,7 @@ fn load(port: u16, pids: &[u32]) -> Run {
     let light = light.join().unwrap();
     sampler.join().unwrap();
     std::thread::sleep(Duration::from_secs(20));
-    let rss_idle = pids.iter().map(|&p| vm_rss(p)).collect();
+    let rss_idle = pids.iter().map(|&p| testkit::rss(p)).collect();
     let rss_peak = peaks.lock().unwrap().clone();
     Run {
         heavy,
@@ -209,7 +198,7 @@ fn big_answer(port: u16, pids: &[u32]) -> (Duration, usize, Vec<u64>) {
             while !done.load(Ordering::Relaxed) {
                 let mut p = peaks.lock().unwrap();
                 for (i, &pid) in pids.iter().enumerate() {
-                    p[i] = p[i].max(vm_rss(pid));
+                    p[i] = p[i].max(testkit::rss(pid));
                 }
                 drop(p);
                 std::thread::sleep(Duration::from_millis(20));

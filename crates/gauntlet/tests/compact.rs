@@ -170,7 +170,11 @@ fn prometheus_on(dir: &Path, name: &str, blocks: &[PathBuf]) -> Prometheus {
     let data = dir.join(name);
     std::fs::create_dir_all(&data).unwrap();
     for b in blocks {
-        copy_dir(b, &data.join(b.file_name().unwrap()));
+        testkit::copy_dir(
+            b,
+            &data.join(b.file_name().unwrap()),
+            &["deletion-mark.json"],
+        );
     }
     let work = dir.join(format!("{name}-work"));
     std::fs::create_dir_all(&work).unwrap();
@@ -184,19 +188,6 @@ fn prometheus_on(dir: &Path, name: &str, blocks: &[PathBuf]) -> Prometheus {
         ],
     )
     .unwrap()
-}
-
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for e in std::fs::read_dir(from).unwrap() {
-        let e = e.unwrap();
-        let dst = to.join(e.file_name());
-        if e.file_type().unwrap().is_dir() {
-            copy_dir(&e.path(), &dst);
-        } else if e.file_name() != "deletion-mark.json" {
-            std::fs::copy(e.path(), dst).unwrap();
-        }
-    }
 }
 
 /// count, sum, min, max of each 5m window of the raw samples, by window end.

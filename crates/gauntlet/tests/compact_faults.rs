@@ -290,7 +290,7 @@ fn sigkill_at_random_points_loses_nothing_and_converges() {
     let src = blocks(dir.path(), "b", 54, 5);
     upload(&os, &src, &["cluster=\"c1\""]);
     let pristine = dir.path().join("pristine");
-    copy_dir(&bucket, &pristine);
+    testkit::copy_dir(&bucket, &pristine, &[]);
     let (want, _) = visible_samples(&bucket);
     let want: BTreeMap<String, BTreeSet<i64>> = want
         .into_iter()
@@ -299,7 +299,7 @@ fn sigkill_at_random_points_loses_nothing_and_converges() {
 
     // The reference: an uninterrupted run on a copy.
     let reference = dir.path().join("reference");
-    copy_dir(&pristine, &reference);
+    testkit::copy_dir(&pristine, &reference, &[]);
     for _ in 0..2 {
         let out = compact(
             &objstore(&reference),
@@ -380,19 +380,6 @@ fn sigkill_at_random_points_loses_nothing_and_converges() {
     println!(
         "{kills} SIGKILLs, no sample lost or doubled, final blocks equal an uninterrupted run"
     );
-}
-
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for e in std::fs::read_dir(from).unwrap() {
-        let e = e.unwrap();
-        let dst = to.join(e.file_name());
-        if e.file_type().unwrap().is_dir() {
-            copy_dir(&e.path(), &dst);
-        } else {
-            std::fs::copy(e.path(), dst).unwrap();
-        }
-    }
 }
 
 #[test]

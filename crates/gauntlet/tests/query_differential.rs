@@ -105,19 +105,6 @@ fn compare(q_http: u16, expected: &HashMap<String, String>, paths: &[(String, bo
     );
 }
 
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for e in std::fs::read_dir(from).unwrap() {
-        let e = e.unwrap();
-        let dst = to.join(e.file_name());
-        if e.file_type().unwrap().is_dir() {
-            copy_dir(&e.path(), &dst);
-        } else {
-            std::fs::copy(e.path(), dst).unwrap();
-        }
-    }
-}
-
 /// Uploads the blocks, runs store and query over `objstore`, compares.
 fn run_over(
     dir: &Path,
@@ -182,7 +169,7 @@ fn store_and_query_answer_like_prometheus() {
         .unwrap()
         .is_empty());
     let prom_dir = dir.path().join("prometheus");
-    copy_dir(&blocks, &prom_dir);
+    testkit::copy_dir(&blocks, &prom_dir, &[]);
     let prom = Prometheus::start(
         dir.path(),
         &prom_dir,

@@ -64,19 +64,6 @@ fn load_corpus() -> Vec<String> {
         .collect()
 }
 
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for e in std::fs::read_dir(from).unwrap() {
-        let e = e.unwrap();
-        let dst = to.join(e.file_name());
-        if e.file_type().unwrap().is_dir() {
-            copy_dir(&e.path(), &dst);
-        } else {
-            std::fs::copy(e.path(), dst).unwrap();
-        }
-    }
-}
-
 #[test]
 fn same_answers_as_prometheus() {
     let dir = tempfile::tempdir().unwrap();
@@ -95,7 +82,7 @@ fn same_answers_as_prometheus() {
     assert!(!blocks.is_empty());
     // Prometheus may compact its copy; ours stays as written.
     let prom_dir = dir.path().join("prometheus");
-    copy_dir(&ours_dir, &prom_dir);
+    testkit::copy_dir(&ours_dir, &prom_dir, &[]);
     let prom = Prometheus::start(
         dir.path(),
         &prom_dir,
