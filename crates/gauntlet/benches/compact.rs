@@ -40,7 +40,8 @@ fn write_blocks(dir: &Path, days: i64) -> u64 {
         .collect();
     all.sort();
     let mut samples = 0u64;
-    for b in 0..days * 12 {
+    // Half a day more than asked, so the last 2-day range is complete and gets compacted.
+    for b in 0..days * 12 + 6 {
         let (min, max) = (START + b * 2 * HOUR, START + (b + 1) * 2 * HOUR);
         let mut w = BlockWriter::new(dir, min, max).unwrap();
         for (k, l) in all.iter().enumerate() {
@@ -73,12 +74,13 @@ fn vm_hwm(pid: u32) -> u64 {
         * 1024
 }
 
-/// Runs a command to the end; returns its wall time and peak RSS (sampled).
-fn measure(cmd: &mut Command) -> (Duration, u64) {
+/// Runs a command to the end; returns its wall time, peak RSS (sampled) and its stderr.
+fn measure(cmd: &mut Command) -> (Duration, u64, String) {
     let started = Instant::now();
+    let log = tempfile::NamedTempFile::new().unwrap();
     let mut child = cmd
         .stdout(Stdio::null())
-        .stderr(Stdio::null())
+        .stderr(log.reopen().unwrap())
         .spawn()
         .unwrap();
     let pid = child.id();
@@ -91,7 +93,17 @@ fn measure(cmd: &mut Command) -> (Duration, u64) {
         }
         std::thread::sleep(Duration::from_millis(20));
     }
-    (started.elapsed(), peak)
+    let text = std::fs::read_to_string(log.path()).unwrap_or_default();
+    (started.elapsed(), peak, text)
+}
+
+/// Sum of the `duration=` fields of log lines with `msg`.
+fn logged(text: &str, msg: &str) -> Duration {
+    text.lines()
+        .filter(|l| l.contains(msg))
+        .filter_map(|l| l.split("duration=").nth(1)?.split_whitespace().next())
+        .map(parse_go_duration)
+        .sum()
 }
 
 fn objstore(bucket: &Path) -> String {
@@ -114,6 +126,8 @@ fn upload(blocks: &Path, bucket: &Path) {
 
 struct Row {
     who: String,
+    /// Wall time of the compaction run (process start to exit), when it is one.
+    wall: Option<Duration>,
     compact: Duration,
     downsample: Option<Duration>,
     peak: u64,
@@ -136,11 +150,15 @@ fn compactor(bin: &str, who: &str, dir: &Path, blocks: &Path, name: &str) -> Row
             .args(extra);
         measure(&mut c)
     };
-    let (compact, p1) = run(&["--downsampling.disable"]);
-    let (downsample, p2) = run(&[]);
+    let (wall, p1, log) = run(&["--downsampling.disable"]);
+    let (downsample, p2, _) = run(&[]);
+    // The merges' own durations, comparable with Prometheus's logged compaction durations;
+    // Thanos does not log them, so its wall time stands in.
+    let merged = logged(&log, "msg=\"compacted blocks\"");
     Row {
         who: format!("{who} ({name})"),
-        compact,
+        wall: Some(wall),
+        compact: if merged.is_zero() { wall } else { merged },
         downsample: Some(downsample),
         peak: p1.max(p2),
     }
@@ -215,6 +233,7 @@ fn prometheus(dir: &Path, blocks: &Path, name: &str, days: i64) -> Row {
     }
     Row {
         who: format!("prometheus 2.42 ({name}, {last_count} compactions)"),
+        wall: None,
         compact: total,
         downsample: None,
         peak: peak.load(Ordering::Relaxed),
@@ -308,9 +327,11 @@ fn main() {
     for (samples, r) in &rows {
         let rate = |d: Duration| *samples as f64 / d.as_secs_f64().max(1e-9);
         println!(
-            "{:<44} {:>12} {:>10.2} {:>14.0} {:>12} {:>10} {:>7} MiB",
+            "{:<44} {:>12} {:>8} {:>10.2} {:>14.0} {:>12} {:>10} {:>7} MiB",
             r.who,
             samples,
+            r.wall
+                .map_or("-".into(), |d| format!("{:.2}", d.as_secs_f64())),
             r.compact.as_secs_f64(),
             rate(r.compact),
             r.downsample

@@ -193,3 +193,31 @@ fn inputs_the_parser_cannot_take_are_parse_errors() {
         assert!(matches!(instant(q), Err(Error::Parse(_))), "{q}");
     }
 }
+
+#[test]
+fn a_heavy_range_query_stops_at_its_timeout() {
+    // 2,000 series × 11,000 steps: far more work than the budget allows.
+    let mut s = MemStorage::new();
+    for i in 0..2000 {
+        let l = Labels::from_pairs([("__name__", "y"), ("i", &i.to_string())]);
+        for t in 0..400 {
+            s.append(&l, t * 15_000, (t * i) as f64);
+        }
+    }
+    s.finish();
+    let engine = Engine::new(EngineOptions {
+        timeout: Duration::from_millis(300),
+        ..Default::default()
+    });
+    let started = Instant::now();
+    let r = engine.range_query(
+        &s,
+        "sum by (i) (rate(y[5m])) + on(i) group_left max_over_time(y[10m])",
+        0,
+        11_000 * 500,
+        500,
+    );
+    let took = started.elapsed();
+    assert!(matches!(r, Err(Error::Timeout(_))), "{:?}", r.map(|_| ()));
+    assert!(took < Duration::from_secs(3), "stopped after {took:?}");
+}
