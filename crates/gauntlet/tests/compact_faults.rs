@@ -426,3 +426,210 @@ fn s3_killed_mid_run_leaves_no_partial_block_visible() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// A block whose one series has two overlapping chunks, as old Prometheus versions wrote.
+fn out_of_order_block(parent: &Path, min: i64, max: i64) -> String {
+    use tsdb::chunkenc::{Encoding, XorAppender};
+    use tsdb::chunks::{ChunkMeta, ChunkWriter};
+    let id = ulid::Ulid::new();
+    let dir = parent.join(id.to_string());
+    std::fs::create_dir_all(dir.join("chunks")).unwrap();
+    let mut cw = ChunkWriter::new(&dir.join("chunks")).unwrap();
+    let mut metas = Vec::new();
+    for (from, n) in [(min, 60), (min + 30 * 60_000, 60)] {
+        let mut app = XorAppender::new();
+        for i in 0..n {
+            app.append(from + i * 60_000, i as f64);
+        }
+        let r = cw.write_chunk(Encoding::XOR, app.bytes()).unwrap();
+        metas.push(ChunkMeta {
+            min_time: from,
+            max_time: from + (n - 1) * 60_000,
+            chunk_ref: r,
+        });
+    }
+    cw.close().unwrap();
+    let labels = tsdb::Labels::from_pairs([("__name__", "ooo_series")]);
+    let mut iw = tsdb::index::IndexWriter::create(
+        &dir.join("index"),
+        ["__name__".to_string(), "ooo_series".to_string()],
+    )
+    .unwrap();
+    iw.allow_overlapping_chunks();
+    iw.add_series(&labels, &metas).unwrap();
+    iw.finish().unwrap();
+    let mut meta = BlockMeta::new(id, min, max);
+    meta.stats.num_series = 1;
+    meta.stats.num_chunks = 2;
+    meta.stats.num_samples = 120;
+    meta.write_to_dir(&dir).unwrap();
+    id.to_string()
+}
+
+#[test]
+fn blocks_with_out_of_order_chunks_fail_or_are_marked_no_compact() {
+    let dir = tempfile::tempdir().unwrap();
+    let bucket = dir.path().join("bucket");
+    let os = objstore(&bucket);
+    let local = blocks(dir.path(), "b", 12, 7);
+    // The first 2h block of the history is replaced by one with out-of-order chunks.
+    let first = testkit::block_dirs(&local)[0].clone();
+    let m = BlockMeta::read_from_dir(&local.join(&first)).unwrap();
+    std::fs::remove_dir_all(local.join(&first)).unwrap();
+    let bad = out_of_order_block(&local, m.min_time, m.max_time);
+    upload(&os, &local, &["cluster=\"c1\""]);
+
+    let out = compact(&os, &dir.path().join("data"), &["--downsampling.disable"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{err}");
+    assert!(
+        err.contains("out-of-order chunks") && err.contains(&bad),
+        "{err}"
+    );
+    assert_eq!(marked_for_deletion(&bucket), 0);
+
+    let out = compact(
+        &os,
+        &dir.path().join("data"),
+        &[
+            "--downsampling.disable",
+            "--compact.skip-block-with-out-of-order-chunks",
+        ],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let mark = std::fs::read_to_string(bucket.join(&bad).join("no-compact-mark.json")).unwrap();
+    assert!(mark.contains("block-index-out-of-order-chunk"), "{mark}");
+    assert!(!bucket.join(&bad).join("deletion-mark.json").exists());
+    assert!(
+        marked_for_deletion(&bucket) > 0,
+        "the other blocks compacted"
+    );
+}
+
+fn tool(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_gauntlet"))
+        .args(["tools", "bucket"])
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn bucket_tools_mark_retain_clean_and_downsample() {
+    let dir = tempfile::tempdir().unwrap();
+    let bucket = dir.path().join("bucket");
+    let os = objstore(&bucket);
+    upload(&os, &blocks(dir.path(), "b", 54, 8), &["cluster=\"c1\""]);
+    let ids = block_ids(&bucket);
+
+    // mark and unmark
+    let out = tool(&[
+        "mark",
+        &os,
+        "--id",
+        &ids[0],
+        "--marker",
+        "no-compact-mark.json",
+        "--details",
+        "looking into it",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let mark = std::fs::read_to_string(bucket.join(&ids[0]).join("no-compact-mark.json")).unwrap();
+    assert!(
+        mark.contains("\"reason\":\"manual\"") && mark.contains("looking into it"),
+        "{mark}"
+    );
+    let out = tool(&[
+        "mark",
+        &os,
+        "--id",
+        &ids[0],
+        "--marker",
+        "no-compact-mark.json",
+        "--remove",
+    ]);
+    assert!(out.status.success());
+    assert!(!bucket.join(&ids[0]).join("no-compact-mark.json").exists());
+    let out = tool(&[
+        "mark",
+        &os,
+        "--id",
+        "not-a-ulid",
+        "--marker",
+        "deletion-mark.json",
+        "--details",
+        "x",
+    ]);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("not a valid"));
+
+    // downsample: compact to a 2d block first, then the standalone downsampler makes its 5m copy.
+    let out = compact(&os, &dir.path().join("data"), &["--downsampling.disable"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = tool(&[
+        "downsample",
+        &os,
+        "--once",
+        &format!("--data-dir={}", dir.path().join("ds").display()),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let five = std::fs::read_dir(&bucket)
+        .unwrap()
+        .flatten()
+        .filter(|e| BlockMeta::read_from_dir(&e.path()).is_ok_and(|m| m.resolution() == 300_000))
+        .count();
+    assert_eq!(five, 1, "one 5m block");
+
+    // retention: the history is from 2023, older than a day: everything gets marked...
+    let out = tool(&[
+        "retention",
+        &os,
+        "--retention.resolution-raw=1d",
+        "--retention.resolution-5m=1d",
+        "--consistency-delay=0s",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let with_meta = std::fs::read_dir(&bucket)
+        .unwrap()
+        .flatten()
+        .filter(|e| e.path().join("meta.json").exists())
+        .count();
+    assert_eq!(marked_for_deletion(&bucket), with_meta);
+    // ...and cleanup deletes what is marked.
+    let out = tool(&[
+        "cleanup",
+        &os,
+        "--delete-delay=0s",
+        "--consistency-delay=0s",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let left = std::fs::read_dir(&bucket)
+        .unwrap()
+        .flatten()
+        .filter(|e| e.path().join("meta.json").exists())
+        .count();
+    assert_eq!(left, 0, "{:?}", block_ids(&bucket));
+}

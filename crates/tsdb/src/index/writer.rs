@@ -23,6 +23,7 @@ pub struct IndexWriter {
     all_postings: Vec<u32>,
     last_series: Option<Vec<Label>>,
     scratch: Vec<u8>,
+    allow_overlapping_chunks: bool,
 }
 
 impl IndexWriter {
@@ -48,6 +49,7 @@ impl IndexWriter {
             all_postings: Vec::new(),
             last_series: None,
             scratch: Vec::with_capacity(256),
+            allow_overlapping_chunks: false,
         };
         let mut header = MAGIC_INDEX.to_be_bytes().to_vec();
         header.push(INDEX_VERSION_2);
@@ -55,6 +57,13 @@ impl IndexWriter {
         debug_assert_eq!(iw.pos as usize, HEADER_LEN);
         iw.write_symbols()?;
         Ok(iw)
+    }
+
+    /// Lets series have overlapping (out-of-order) chunks, as old Prometheus versions wrote
+    /// them: only for making damaged blocks in tests.
+    #[doc(hidden)]
+    pub fn allow_overlapping_chunks(&mut self) {
+        self.allow_overlapping_chunks = true;
     }
 
     fn write(&mut self, b: &[u8]) -> Result<()> {
@@ -147,12 +156,13 @@ impl IndexWriter {
                     put_uvarint(&mut body, c.chunk_ref.0);
                 }
                 Some(p) => {
-                    if c.min_time <= p.max_time {
+                    if c.min_time <= p.max_time && !self.allow_overlapping_chunks {
                         return Err(Error::InvalidInput(format!(
                             "series {labels}: chunks overlap or are unordered"
                         )));
                     }
-                    put_uvarint(&mut body, (c.min_time - p.max_time) as u64);
+                    // Overlapping chunks (test fixtures only) wrap as Prometheus's writer does.
+                    put_uvarint(&mut body, c.min_time.wrapping_sub(p.max_time) as u64);
                     put_uvarint(&mut body, (c.max_time - c.min_time) as u64);
                     put_varint(&mut body, c.chunk_ref.0 as i64 - p.chunk_ref.0 as i64);
                 }
