@@ -16,6 +16,19 @@ use crate::group::Group;
 use crate::merge::{self, Output};
 use crate::planner;
 
+/// What one planning step of a group did.
+enum Step {
+    /// Nothing to compact.
+    Done,
+    /// A block was marked no-compact: plan again from a fresh view.
+    Replan,
+    /// `sources` became `new` (or nothing, when everything in them was deleted).
+    Compacted {
+        sources: HashSet<String>,
+        new: Option<BlockMeta>,
+    },
+}
+
 /// Index size above which a plan is cut down, as a fraction of `--compact.block-max-index-size`.
 const INDEX_SIZE_THRESHOLD: f64 = 0.85;
 
@@ -35,7 +48,29 @@ impl Compactor {
                 res,
             )
             .inc();
-        let r = self.compact_group_inner(group, no_compact).await;
+        // Plan and compact again within the group (its blocks updated in place) until there is
+        // nothing left to do, instead of syncing the whole bucket between compactions.
+        let mut group = group.clone();
+        let mut marks = no_compact.clone();
+        let mut did = false;
+        let r = loop {
+            match self.compact_group_inner(&group, &marks).await {
+                Ok(Step::Done) => break Ok(did),
+                Ok(Step::Replan) => break Ok(true),
+                Ok(Step::Compacted { sources, new }) => {
+                    did = true;
+                    group.metas.retain(|m| !sources.contains(&m.ulid));
+                    if let Some(m) = new {
+                        group.metas.push(m);
+                    }
+                    group.metas.sort_by(|a, b| {
+                        a.min_time.cmp(&b.min_time).then_with(|| a.ulid.cmp(&b.ulid))
+                    });
+                    marks.retain(|id| !sources.contains(id));
+                }
+                Err(e) => break Err(e),
+            }
+        };
         match &r {
             Ok(_) => self
                 .metrics
@@ -61,7 +96,7 @@ impl Compactor {
         &self,
         group: &Group,
         no_compact: &HashSet<String>,
-    ) -> Result<bool> {
+    ) -> Result<Step> {
         let metas: Vec<&BlockMeta> = group.metas.iter().collect();
         let overlaps = planner::overlapping_groups(&metas);
         if !overlaps.is_empty() && !self.cfg.vertical {
@@ -71,7 +106,7 @@ impl Compactor {
             )));
         }
         let Some(plan) = self.plan(group, no_compact).await? else {
-            return Ok(false);
+            return Ok(Step::Done);
         };
         let overlapping = !planner::select_overlapping(&plan.iter().collect::<Vec<_>>()).is_empty();
         tracing::info!(
@@ -106,8 +141,9 @@ impl Compactor {
         std::fs::create_dir_all(&dir)
             .map_err(|e| CompactError::Fail(format!("create {}: {e}", dir.display())))?;
         let dirs = self.download_all(&plan, &dir).await?;
-        if let Some(rerun) = self.verify_inputs(&plan, &dirs).await? {
-            return Ok(rerun);
+        if self.verify_inputs(&plan, &dirs).await?.is_some() {
+            // A block was marked no-compact: sync and plan again.
+            return Ok(Step::Replan);
         }
 
         // Merge on a blocking thread: it is CPU and disk work.
@@ -180,7 +216,10 @@ impl Compactor {
                 self.metrics.garbage_collected.inc();
             }
             remove_dirs(&dirs);
-            return Ok(true);
+            return Ok(Step::Compacted {
+                sources: plan.iter().map(|m| m.ulid.clone()).collect(),
+                new: None,
+            });
         };
         let new_dir = dir.join(&new_meta.ulid);
         tracing::info!(
@@ -195,7 +234,7 @@ impl Compactor {
         let _ = std::fs::remove_file(new_dir.join("tombstones"));
         let mut meta = new_meta.clone();
         meta.thanos_mut().segment_files = segment_files(&new_dir);
-        bucket::block::upload_block(self.bucket.as_ref(), &new_dir, &meta)
+        let uploaded = bucket::block::upload_block(self.bucket.as_ref(), &new_dir, &meta)
             .await
             .map_err(|e| from_bucket(format!("upload of {} failed", meta.ulid), e))?;
         for m in &plan {
@@ -222,7 +261,10 @@ impl Compactor {
                 )
                 .inc();
         }
-        Ok(true)
+        Ok(Step::Compacted {
+            sources: plan.iter().map(|m| m.ulid.clone()).collect(),
+            new: Some(uploaded),
+        })
     }
 
     /// The planner with Thanos's guards: a plan whose indexes add up to too much loses its
@@ -355,7 +397,7 @@ impl Compactor {
     async fn verify_inputs(&self, plan: &[BlockMeta], dirs: &[PathBuf]) -> Result<Option<bool>> {
         for (m, d) in plan.iter().zip(dirs) {
             let dir = d.clone();
-            let issues = tokio::task::spawn_blocking(move || tsdb::verify::verify_block(&dir))
+            let issues = tokio::task::spawn_blocking(move || tsdb::verify::verify_block_structure(&dir))
                 .await
                 .map_err(|e| CompactError::Fail(format!("verify {}: {e}", d.display())))?;
             let out_of_order: Vec<_> = issues

@@ -134,6 +134,7 @@ pub fn merge_blocks(
         srcs.push(s);
     }
     let mut series_written = 0u64;
+    let mut merged_here = 0u64;
     let mut scratch = Scratch::default();
     loop {
         if cancel.load(Ordering::Relaxed) {
@@ -159,6 +160,13 @@ pub fn merge_blocks(
         }
         if merge_series(sources, &min, &parts, merge, &mut w, &mut scratch)? {
             series_written += 1;
+        }
+        merged_here += 1;
+        if merged_here % 4096 == 0 {
+            // Pages of the sources already merged are not needed again.
+            for b in sources {
+                b.release_pages();
+            }
         }
     }
     if series_written == 0 {

@@ -158,11 +158,29 @@ pub(crate) fn sync_dir(dir: &Path) -> Result<()> {
 
 /// Owned bytes of a file: memory-mapped or read into memory.
 #[derive(Clone)]
-pub struct FileBytes(Arc<dyn AsRef<[u8]> + Send + Sync>);
+pub struct FileBytes(Arc<dyn AsRef<[u8]> + Send + Sync>, bool);
 
 impl FileBytes {
     pub fn from_vec(v: Vec<u8>) -> Self {
-        FileBytes(Arc::new(v))
+        FileBytes(Arc::new(v), false)
+    }
+
+    /// Drops the mapped pages read so far from this process (they are re-read from the page
+    /// cache if touched again), so streaming through a large file does not grow the resident
+    /// set. Nothing to do for bytes in memory.
+    pub fn release_pages(&self) {
+        if !self.1 {
+            return;
+        }
+        let b: &[u8] = self;
+        if b.is_empty() {
+            return;
+        }
+        // SAFETY: the range is exactly this read-only file mapping; MADV_DONTNEED on a
+        // file-backed mapping only discards pages, which are read from the file again later.
+        unsafe {
+            libc::madvise(b.as_ptr() as *mut libc::c_void, b.len(), libc::MADV_DONTNEED);
+        }
     }
 
     /// Memory-maps `path` (an empty file reads as empty bytes).
@@ -174,7 +192,7 @@ impl FileBytes {
         }
         // SAFETY: block files are immutable once written; nothing truncates them while open.
         let m = unsafe { memmap2::Mmap::map(&f) }.map_err(|e| Error::io("mmap", path, e))?;
-        Ok(FileBytes(Arc::new(m)))
+        Ok(FileBytes(Arc::new(m), true))
     }
 }
 
@@ -226,6 +244,13 @@ impl ChunkReader {
             segments.push((path.display().to_string(), bytes));
         }
         Self::from_segments(segments)
+    }
+
+    /// Drops the pages of the segments read so far (see [`FileBytes::release_pages`]).
+    pub fn release_pages(&self) {
+        for (_, b) in &self.segments {
+            b.release_pages();
+        }
     }
 
     /// Builds a reader over segments already in memory; `name` is used in errors.

@@ -62,6 +62,13 @@ impl Block {
         &self.chunks
     }
 
+    /// Drops the mapped pages of the index and chunks read so far: long sequential passes
+    /// (compaction, downsampling) call it now and then so their resident set stays small.
+    pub fn release_pages(&self) {
+        self.index.release_pages();
+        self.chunks.release_pages();
+    }
+
     pub fn tombstones(&self) -> &Tombstones {
         &self.tombstones
     }

@@ -205,6 +205,11 @@ impl IndexReader {
         Ok(r)
     }
 
+    /// Drops the index pages read so far (see [`FileBytes::release_pages`]).
+    pub fn release_pages(&self) {
+        self.bytes.release_pages();
+    }
+
     pub fn version(&self) -> u8 {
         self.version
     }
