@@ -1,5 +1,5 @@
-//! Downsampling of one series, as Thanos's `pkg/compact/downsample` does it: raw XOR chunks
-//! to 5m aggregate chunks, and aggregate chunks to the next resolution (5m to 1h).
+//! Downsampling of one series, as Thanos's `pkg/compact/downsample` does it: raw chunks to
+//! 5m aggregate chunks, and aggregate chunks to the next resolution (5m to 1h).
 //!
 //! An aggregate chunk (encoding `0xff`) holds five XOR sub-chunks with one sample per window,
 //! in the order count, sum, min, max, counter. The timestamp of a window's sample is the
@@ -8,6 +8,12 @@
 //! starts with the first raw sample and ends with the last raw value repeated at the last
 //! window's timestamp, so that [`CounterResets`] can detect counter resets across chunks.
 //!
+//! Native histograms (integer or float chunks) give histogram aggregate chunks: count as XOR,
+//! sum and counter as float histogram chunks, min and max absent (see the `hist` module). A
+//! series whose chunks switch between floats and histograms is cut into runs of one kind,
+//! each downsampled on its own, as Thanos does. Histograms with custom buckets (NHCB) are
+//! refused, as Thanos cannot aggregate them.
+//!
 //! Everything here is a pure function over the chunks of one series; reading and writing
 //! blocks is the caller's business.
 
@@ -15,6 +21,12 @@ use std::borrow::Cow;
 
 use tsdb::chunkenc::aggr::{self, AggrType};
 use tsdb::chunkenc::{is_stale_nan, num_samples, Encoding, XorAppender, XorIterator};
+
+mod bounds;
+mod fh;
+mod hist;
+
+use hist::{ExpandError, HistSamples, HistScratch};
 
 /// One chunk as stored: (min_time, max_time, encoding, bytes). The bytes are the chunk's data
 /// without the encoding byte, as `tsdb::chunks` hands them out.
@@ -50,19 +62,23 @@ pub enum DownsampleError {
         min_time: i64,
         max_time: i64,
     },
-    /// A native histogram chunk (or a histogram aggregate): not supported yet. The caller
-    /// decides what to do with the series.
+    /// Native histograms with custom bucket bounds (NHCB, schema -53), which Thanos cannot
+    /// aggregate. The caller decides what to do with the series.
     #[error(
-        "chunk {chunk}: {what} has native histogram encoding {encoding}, which downsampling \
-         does not support yet"
+        "chunk {chunk}: {what} holds native histograms with custom buckets (schema -53), \
+         which downsampling does not support (Thanos cannot aggregate them)"
     )]
-    Histogram {
+    CustomBuckets { chunk: usize, what: &'static str },
+    /// A native histogram schema Prometheus does not know.
+    #[error("chunk {chunk}: {what} holds a native histogram with unknown schema {schema}")]
+    UnknownSchema {
         chunk: usize,
         what: &'static str,
-        encoding: Encoding,
+        schema: i32,
     },
     /// An encoding that has no business here (an aggregate chunk among raw chunks, an unknown
-    /// encoding byte, a non-XOR aggregate).
+    /// encoding byte, a float aggregate that is not XOR, a histogram aggregate whose count
+    /// is not XOR).
     #[error("chunk {chunk}: unexpected encoding {encoding} for {what}")]
     UnexpectedEncoding {
         chunk: usize,
@@ -90,11 +106,14 @@ type Result<T> = std::result::Result<T, DownsampleError>;
 /// A (timestamp, value) pair.
 type Sample = (i64, f64);
 
-/// Raw XOR chunks of one series (time order) downsampled to `res`.
+/// Raw chunks of one series (time order) downsampled to `res`: XOR chunks to float
+/// aggregates, histogram and float histogram chunks to histogram aggregates, each run of
+/// chunks of one kind on its own.
 ///
 /// Stale markers are dropped, as are samples that go back in time within a chunk (the
-/// check starts at 0 in every chunk, so negative timestamps are dropped too); other NaNs are
-/// dropped from the aggregates. A series without samples gives no chunks.
+/// check starts at 0 in every chunk, so negative timestamps are dropped too); other NaNs
+/// (histograms with a NaN sum) are dropped from the aggregates. A series without samples
+/// gives no chunks.
 pub fn downsample_raw(
     chunks: &[EncodedChunk],
     res: i64,
@@ -104,41 +123,92 @@ pub fn downsample_raw(
     }
     check_overlaps(chunks)?;
     for (i, c) in chunks.iter().enumerate() {
-        match c.2 {
-            Encoding::XOR => {}
-            Encoding::HISTOGRAM | Encoding::FLOAT_HISTOGRAM => {
-                return Err(DownsampleError::Histogram {
-                    chunk: i,
-                    what: "chunk",
-                    encoding: c.2,
-                });
-            }
-            enc => {
-                return Err(DownsampleError::UnexpectedEncoding {
-                    chunk: i,
-                    what: "a raw chunk",
-                    encoding: enc,
-                });
-            }
+        if !matches!(
+            c.2,
+            Encoding::XOR | Encoding::HISTOGRAM | Encoding::FLOAT_HISTOGRAM
+        ) {
+            return Err(DownsampleError::UnexpectedEncoding {
+                chunk: i,
+                what: "a raw chunk",
+                encoding: c.2,
+            });
         }
-    }
-    let total: usize = chunks.iter().map(|c| num_samples(c.3) as usize).sum();
-    let mut all = Vec::with_capacity(total);
-    for (i, c) in chunks.iter().enumerate() {
-        expand_xor(c.3, &mut all).map_err(|source| DownsampleError::Corrupt {
-            chunk: i,
-            what: "XOR chunk",
-            source,
-        })?;
     }
     let mut out = Vec::new();
     let mut scratch = Scratch::default();
-    downsample_raw_samples(&all, res, &mut scratch, |c| out.push(c));
+    let mut all = Vec::new();
+    let mut hists = HistSamples::default();
+    let mut rest = chunks;
+    let mut first = 0;
+    while let Some(c) = rest.first() {
+        let histogram = is_histogram(c.2);
+        let n = rest
+            .iter()
+            .position(|c| is_histogram(c.2) != histogram)
+            .unwrap_or(rest.len());
+        let (run, tail) = rest.split_at(n);
+        if histogram {
+            hists.clear();
+            for (i, c) in run.iter().enumerate() {
+                expand_histogram_chunk(
+                    first + i,
+                    "histogram chunk",
+                    c.2,
+                    c.3,
+                    &mut hists,
+                    &mut scratch.hist,
+                )?;
+            }
+            hist::downsample_raw_histograms(&hists, res, &mut scratch.hist, &mut out);
+        } else {
+            all.clear();
+            for (i, c) in run.iter().enumerate() {
+                expand_xor(c.3, &mut all).map_err(|source| DownsampleError::Corrupt {
+                    chunk: first + i,
+                    what: "XOR chunk",
+                    source,
+                })?;
+            }
+            downsample_raw_samples(&all, res, &mut scratch, |c| out.push(c));
+        }
+        first += n;
+        rest = tail;
+    }
     Ok(out)
 }
 
-/// Aggregate chunks (and any stray raw XOR chunks, which Thanos first turns into 5m
-/// aggregates) of one series at `in_res`, re-aggregated to `out_res`.
+/// Whether an encoding is one of the native histogram chunk encodings.
+fn is_histogram(enc: Encoding) -> bool {
+    matches!(enc, Encoding::HISTOGRAM | Encoding::FLOAT_HISTOGRAM)
+}
+
+/// Expands a histogram (sub-)chunk into `out`, mapping the errors to chunk `chunk`.
+fn expand_histogram_chunk(
+    chunk: usize,
+    what: &'static str,
+    enc: Encoding,
+    data: &[u8],
+    out: &mut HistSamples,
+    hs: &mut HistScratch,
+) -> Result<()> {
+    hist::expand_histograms(enc, data, out, &mut hs.reduced).map_err(|e| match e {
+        ExpandError::Corrupt(source) => DownsampleError::Corrupt {
+            chunk,
+            what,
+            source,
+        },
+        ExpandError::CustomBuckets => DownsampleError::CustomBuckets { chunk, what },
+        ExpandError::UnknownSchema(schema) => DownsampleError::UnknownSchema {
+            chunk,
+            what,
+            schema,
+        },
+    })
+}
+
+/// Aggregate chunks (and any stray raw chunks, which Thanos first turns into 5m
+/// aggregates) of one series at `in_res`, re-aggregated to `out_res`. Float and histogram
+/// aggregate chunks are re-aggregated in runs of one kind, as Thanos does.
 ///
 /// Output chunks follow input chunk boundaries: each is built from a run of whole input
 /// chunks, so the first and last raw counter values carried by the input survive.
@@ -158,16 +228,12 @@ pub fn downsample_aggr(
     }
     check_overlaps(chunks)?;
     // Refuse what cannot be handled before doing any work.
+    let mut kinds = Vec::with_capacity(chunks.len());
     for (i, c) in chunks.iter().enumerate() {
         match c.2 {
-            Encoding::AGGR => check_aggr_chunk(i, c.3)?,
-            Encoding::XOR => {}
-            Encoding::HISTOGRAM | Encoding::FLOAT_HISTOGRAM => {
-                return Err(DownsampleError::Histogram {
-                    chunk: i,
-                    what: "chunk",
-                    encoding: c.2,
-                });
+            Encoding::AGGR => kinds.push(check_aggr_chunk(i, c.3)?),
+            Encoding::XOR | Encoding::HISTOGRAM | Encoding::FLOAT_HISTOGRAM => {
+                kinds.push(is_histogram(c.2))
             }
             enc => {
                 return Err(DownsampleError::UnexpectedEncoding {
@@ -182,12 +248,15 @@ pub fn downsample_aggr(
     let mut scratch = Scratch::default();
     let mut fixed: Vec<Fixed> = Vec::with_capacity(chunks.len());
     let mut all = Vec::new();
+    let mut hists = HistSamples::default();
+    let mut converted = Vec::new();
     for (i, c) in chunks.iter().enumerate() {
         if c.2 == Encoding::AGGR {
             fixed.push(Fixed {
                 chunk: i,
                 min_time: c.0,
                 max_time: c.1,
+                histogram: kinds[i],
                 data: Cow::Borrowed(c.3),
             });
             continue;
@@ -197,53 +266,117 @@ pub fn downsample_aggr(
         if num_samples(c.3) == 0 {
             continue;
         }
-        all.clear();
-        expand_xor(c.3, &mut all).map_err(|source| DownsampleError::Corrupt {
-            chunk: i,
-            what: "XOR chunk",
-            source,
-        })?;
-        downsample_raw_samples(&all, RES_5M, &mut scratch, |(min_time, max_time, data)| {
-            fixed.push(Fixed {
+        converted.clear();
+        if is_histogram(c.2) {
+            hists.clear();
+            expand_histogram_chunk(
+                i,
+                "histogram chunk",
+                c.2,
+                c.3,
+                &mut hists,
+                &mut scratch.hist,
+            )?;
+            hist::downsample_raw_histograms(&hists, RES_5M, &mut scratch.hist, &mut converted);
+        } else {
+            all.clear();
+            expand_xor(c.3, &mut all).map_err(|source| DownsampleError::Corrupt {
                 chunk: i,
-                min_time,
-                max_time,
-                data: Cow::Owned(data),
-            })
-        });
+                what: "XOR chunk",
+                source,
+            })?;
+            downsample_raw_samples(&all, RES_5M, &mut scratch, |c| converted.push(c));
+        }
+        fixed.extend(converted.drain(..).map(|(min_time, max_time, data)| Fixed {
+            chunk: i,
+            min_time,
+            max_time,
+            histogram: is_histogram(c.2),
+            data: Cow::Owned(data),
+        }));
     }
-    let (Some(first), Some(last)) = (fixed.first(), fixed.last()) else {
-        return Ok(Vec::new());
-    };
-    let (mint, maxt) = (first.min_time, last.max_time);
 
-    let count: usize = fixed
-        .iter()
-        .map(|c| aggr::num_samples(&c.data) as usize)
-        .sum();
-    let num_chunks = target_chunk_count(mint, maxt, in_res, out_res, count);
-    downsample_aggr_loop(&fixed, out_res, num_chunks, &mut scratch, &mut all)
+    let mut out = Vec::new();
+    let mut rest = &fixed[..];
+    while let Some(first) = rest.first() {
+        let n = rest
+            .iter()
+            .position(|c| c.histogram != first.histogram)
+            .unwrap_or(rest.len());
+        let (run, tail) = rest.split_at(n);
+        let (mint, maxt) = (first.min_time, run[n - 1].max_time);
+        let count: usize = run
+            .iter()
+            .map(|c| aggr::num_samples(&c.data) as usize)
+            .sum();
+        let num_chunks = target_chunk_count(mint, maxt, in_res, out_res, count);
+        downsample_aggr_loop(run, out_res, num_chunks, &mut scratch, &mut all, &mut out)?;
+        rest = tail;
+    }
+    Ok(out)
 }
 
-/// Cuts the chunks into runs of `len / num_chunks` whole chunks (and a shorter last run),
-/// one output chunk each.
+/// Cuts the chunks (all of one kind) into runs of `len / num_chunks` whole chunks (and a
+/// shorter last run), one output chunk each (histogram runs may give more: see the `hist`
+/// module).
 fn downsample_aggr_loop(
     fixed: &[Fixed],
     res: i64,
     num_chunks: usize,
     scratch: &mut Scratch,
     buf: &mut Vec<Sample>,
-) -> Result<Vec<AggrOut>> {
+    out: &mut Vec<AggrOut>,
+) -> Result<()> {
     // Thanos does not floor this, and loops forever when it is 0 (more target chunks than
     // input chunks).
     let batch_size = (fixed.len() / num_chunks.max(1)).max(1);
-    let mut out = Vec::with_capacity(fixed.len().div_ceil(batch_size));
     for part in fixed.chunks(batch_size) {
-        if let Some(c) = downsample_aggr_part(part, res, scratch, buf)? {
+        if part[0].histogram {
+            downsample_histogram_aggr_part(part, res, scratch, buf, out)?;
+        } else if let Some(c) = downsample_aggr_part(part, res, scratch, buf)? {
             out.push(c);
         }
     }
-    Ok(out)
+    Ok(())
+}
+
+/// One part of histogram aggregate chunks re-aggregated (Thanos's
+/// `downsampleHistogramAggrBatch`): counter and sum as histograms, count as floats.
+fn downsample_histogram_aggr_part(
+    part: &[Fixed],
+    res: i64,
+    scratch: &mut Scratch,
+    buf: &mut Vec<Sample>,
+    out: &mut Vec<AggrOut>,
+) -> Result<()> {
+    let Scratch {
+        hist,
+        hist_counters,
+        hist_sums,
+        ..
+    } = scratch;
+    hist_counters.clear();
+    hist_sums.clear();
+    buf.clear();
+    for c in part {
+        for (at, samples) in [
+            (AggrType::Counter, &mut *hist_counters),
+            (AggrType::Sum, &mut *hist_sums),
+        ] {
+            if let Some((enc, sub)) = hist_sub_chunk(c.chunk, &c.data, at)? {
+                expand_histogram_chunk(c.chunk, AGGR_WHAT[at as usize], enc, sub, samples, hist)?;
+            }
+        }
+        if let Some(sub) = hist_sub_chunk(c.chunk, &c.data, AggrType::Count)? {
+            expand_xor(sub.1, buf).map_err(|source| DownsampleError::Corrupt {
+                chunk: c.chunk,
+                what: AGGR_WHAT[AggrType::Count as usize],
+                source,
+            })?;
+        }
+    }
+    hist::downsample_histogram_aggr_part(hist_counters, hist_sums, buf, res, hist, out);
+    Ok(())
 }
 
 /// An input chunk of [`downsample_aggr`] after stray raw chunks were converted.
@@ -252,6 +385,8 @@ struct Fixed<'a> {
     chunk: usize,
     min_time: i64,
     max_time: i64,
+    /// A histogram aggregate chunk (its counter is a histogram chunk).
+    histogram: bool,
     data: Cow<'a, [u8]>,
 }
 
@@ -278,15 +413,29 @@ const AGGR_WHAT: [&str; 5] = [
     "the counter aggregate",
 ];
 
-/// Every present sub-chunk of an aggregate chunk must be an XOR chunk.
-fn check_aggr_chunk(chunk: usize, data: &[u8]) -> Result<()> {
+/// Checks an aggregate chunk and tells its kind: a histogram aggregate (true) when its
+/// counter is a histogram chunk, as Thanos decides. A float aggregate must have XOR
+/// sub-chunks only; a histogram aggregate an XOR count and histogram sum and counter (its
+/// min and max are not read).
+fn check_aggr_chunk(chunk: usize, data: &[u8]) -> Result<bool> {
+    let counter =
+        aggr::get(data, AggrType::Counter).map_err(|source| DownsampleError::Corrupt {
+            chunk,
+            what: "aggregate chunk",
+            source,
+        })?;
+    if counter.is_some_and(|(enc, _)| is_histogram(enc)) {
+        hist_sub_chunk(chunk, data, AggrType::Count)?;
+        hist_sub_chunk(chunk, data, AggrType::Sum)?;
+        return Ok(true);
+    }
     for at in AggrType::ALL {
         sub_chunk(chunk, data, at)?;
     }
-    Ok(())
+    Ok(false)
 }
 
-/// The XOR sub-chunk `at` of an aggregate chunk, `None` when absent.
+/// The XOR sub-chunk `at` of a float aggregate chunk, `None` when absent.
 ///
 /// Unlike Thanos, an absent aggregate at the very end of the chunk is reported as absent
 /// rather than as "invalid size".
@@ -294,18 +443,39 @@ fn sub_chunk(chunk: usize, data: &[u8], at: AggrType) -> Result<Option<&[u8]>> {
     match aggr::get(data, at) {
         Ok(None) => Ok(None),
         Ok(Some((Encoding::XOR, sub))) => Ok(Some(sub)),
-        Ok(Some((enc @ (Encoding::HISTOGRAM | Encoding::FLOAT_HISTOGRAM), _))) => {
-            Err(DownsampleError::Histogram {
-                chunk,
-                what: AGGR_WHAT[at as usize],
-                encoding: enc,
-            })
-        }
         Ok(Some((enc, _))) => Err(DownsampleError::UnexpectedEncoding {
             chunk,
             what: AGGR_WHAT[at as usize],
             encoding: enc,
         }),
+        Err(source) => Err(DownsampleError::Corrupt {
+            chunk,
+            what: "aggregate chunk",
+            source,
+        }),
+    }
+}
+
+/// Sub-chunk `at` of a histogram aggregate chunk, `None` when absent: the count must be
+/// XOR, the sum and counter histogram or float histogram chunks.
+fn hist_sub_chunk(chunk: usize, data: &[u8], at: AggrType) -> Result<Option<(Encoding, &[u8])>> {
+    match aggr::get(data, at) {
+        Ok(None) => Ok(None),
+        Ok(Some((enc, sub))) => {
+            let ok = match at {
+                AggrType::Count => enc == Encoding::XOR,
+                _ => is_histogram(enc),
+            };
+            if ok {
+                Ok(Some((enc, sub)))
+            } else {
+                Err(DownsampleError::UnexpectedEncoding {
+                    chunk,
+                    what: AGGR_WHAT[at as usize],
+                    encoding: enc,
+                })
+            }
+        }
         Err(source) => Err(DownsampleError::Corrupt {
             chunk,
             what: "aggregate chunk",
@@ -497,6 +667,9 @@ impl AggrBuilder {
 struct Scratch {
     builder: AggrBuilder,
     batch: Vec<Sample>,
+    hist: HistScratch,
+    hist_counters: HistSamples,
+    hist_sums: HistSamples,
 }
 
 /// Thanos's `DownsampleRaw`: cuts the samples into batches of about the target chunk size
@@ -815,6 +988,10 @@ impl<'a> CounterResets<'a> {
     }
 }
 
+#[cfg(test)]
+mod hist_testdata;
+#[cfg(test)]
+mod hist_tests;
 #[cfg(test)]
 mod testdata;
 #[cfg(test)]

@@ -787,11 +787,13 @@ fn thanos_counter_boundary_reset() {
             chunk: i,
             min_time: c.0,
             max_time: c.1,
+            histogram: false,
             data: Cow::Borrowed(&c.2[..]),
         })
         .collect();
     let mut buf = Vec::new();
-    let aggr_out = downsample_aggr_loop(&fixed, 100, 2, &mut scratch, &mut buf).unwrap();
+    let mut aggr_out = Vec::new();
+    downsample_aggr_loop(&fixed, 100, 2, &mut scratch, &mut buf, &mut aggr_out).unwrap();
     assert_eq!(aggr_out.len(), 2);
     let counters: Vec<Vec<Sample>> = aggr_out
         .iter()
@@ -990,28 +992,8 @@ fn counter_resets_reports_corrupt_chunk() {
 // Errors and edge cases.
 
 #[test]
-fn histogram_chunks_are_refused() {
-    let xor_chunk = raw_chunk(&[(10, 1.0), (20, 2.0)]);
-    for enc in [Encoding::HISTOGRAM, Encoding::FLOAT_HISTOGRAM] {
-        let hist = Chunk {
-            min: 30,
-            max: 40,
-            enc,
-            data: vec![0, 0],
-        };
-        let chunks = [xor_chunk.clone(), hist.clone()];
-        let err = downsample_raw(&encoded(&chunks), RES_5M).unwrap_err();
-        assert!(
-            matches!(err, DownsampleError::Histogram { chunk: 1, encoding, .. } if encoding == enc),
-            "{err:?}"
-        );
-        let err = downsample_aggr(&encoded(&chunks), RES_5M, RES_1H).unwrap_err();
-        assert!(
-            matches!(err, DownsampleError::Histogram { chunk: 1, .. }),
-            "{err:?}"
-        );
-    }
-    // A histogram aggregate chunk: XOR count, float histogram sum and counter.
+fn histogram_aggregates_are_not_float_aggregates() {
+    // A histogram aggregate chunk: XOR count, float histogram sum and counter (empty here).
     let count = xor(&[(299_999, 5.0)]);
     let mut data = Vec::new();
     put_uvarint(&mut data, count.len() as u64);
@@ -1020,30 +1002,27 @@ fn histogram_chunks_are_refused() {
     for _ in 0..3 {
         put_uvarint(&mut data, 0);
     }
-    put_uvarint(&mut data, 2);
-    data.extend_from_slice(&[Encoding::FLOAT_HISTOGRAM.0, 0, 0]);
+    put_uvarint(&mut data, 3);
+    data.extend_from_slice(&[Encoding::FLOAT_HISTOGRAM.0, 0, 0, 0]);
     let chunks = [Chunk {
         min: 299_999,
         max: 299_999,
         enc: Encoding::AGGR,
         data,
     }];
-    let err = downsample_aggr(&encoded(&chunks), RES_5M, RES_1H).unwrap_err();
-    assert!(
-        matches!(
-            err,
-            DownsampleError::Histogram {
-                chunk: 0,
-                what: "the counter aggregate",
-                ..
-            }
-        ),
-        "{err:?}"
-    );
+    // Downsampled as a histogram aggregate: only its count has samples.
+    let out = downsample_aggr(&encoded(&chunks), RES_5M, RES_1H).unwrap();
+    assert_eq!(out.len(), 1);
+    assert_eq!(aggr::num_samples(&out[0].2), 1);
+    // The counter reset iterator reads float counters only.
     let refs = [&chunks[0].data[..]];
     assert!(matches!(
         CounterResets::from_aggr_chunks(&refs),
-        Err(DownsampleError::Histogram { .. })
+        Err(DownsampleError::UnexpectedEncoding {
+            chunk: 0,
+            what: "the counter aggregate",
+            ..
+        })
     ));
 }
 
@@ -1191,12 +1170,14 @@ fn more_target_chunks_than_input_chunks_does_not_hang() {
             chunk: i,
             min_time: c.min,
             max_time: c.max,
+            histogram: false,
             data: Cow::Borrowed(&c.data[..]),
         })
         .collect();
     let mut scratch = Scratch::default();
     let mut buf = Vec::new();
-    let out = downsample_aggr_loop(&fixed, RES_1H, 3, &mut scratch, &mut buf).unwrap();
+    let mut out = Vec::new();
+    downsample_aggr_loop(&fixed, RES_1H, 3, &mut scratch, &mut buf, &mut out).unwrap();
     assert_eq!(out.len(), 2);
 }
 

@@ -1,5 +1,5 @@
-//! Chunk encodings: XOR (Gorilla) floats, encode and decode; native histogram chunks,
-//! decode only; the encoding byte as stored on disk.
+//! Chunk encodings: XOR (Gorilla) floats and native histogram chunks (integer and float),
+//! encode and decode; the encoding byte as stored on disk.
 
 pub mod aggr;
 mod bstream;
@@ -8,6 +8,9 @@ mod varbit;
 pub mod xor;
 
 pub use bstream::{BitReader, BitWriter};
+pub use histogram::{
+    FloatHistogramAppender, HistogramAppender, HistogramIterator, CUSTOM_BUCKETS_SCHEMA,
+};
 pub use xor::{XorAppender, XorIterator};
 
 /// The encoding byte of a chunk as Prometheus stores it on disk (not the Thanos wire enum).

@@ -1,64 +1,14 @@
-//! Native histogram chunks (integer `histogram` = 2 and `floathistogram` = 3), decode only.
-//!
-//! ```text
-//! num_samples <u16 BE> | flags <1 byte: top 2 bits counter-reset header> | bit stream:
-//! layout:  zero_threshold (byte: 0 → 0, 255 → f64 follows, else 2^(b-243)/2)
-//!          schema <varbit int>, positive spans, negative spans
-//!          (spans: <varbit uint count>, then (length <varbit uint>, offset <varbit int>)*)
-//!          custom bounds when schema = -53: <varbit uint count>, each (x*1000+1 <varbit uint>,
-//!          or 0 then an f64)
-//! integer sample 0: t <varbit int>, count <varbit uint>, zero count <varbit uint>, sum <f64>,
-//!          buckets as deltas between neighbours <varbit int>
-//! float sample 0:   t <varbit int>, count, zero count, sum, buckets: raw f64 each
-//! sample n ≥ 1:     t delta-of-delta <varbit int>; integer chunks: count, zero count and
-//!          buckets as delta-of-delta <varbit int>, sum XOR-encoded; float chunks: count,
-//!          zero count, sum and buckets each XOR-encoded against their previous value.
-//! ```
-//! A stale marker is a sample whose sum is the stale NaN; its buckets are not written.
+//! Decoding of histogram and float histogram chunks.
 
-use super::bstream::BitReader;
-use super::varbit::{read_varbit_int, read_varbit_uint};
-use super::{Encoding, STALE_NAN_BITS};
+use super::super::bstream::BitReader;
+use super::super::varbit::{read_varbit_int, read_varbit_uint};
+use super::super::{Encoding, STALE_NAN_BITS};
+use super::{bucket_count, CUSTOM_BUCKETS_SCHEMA};
+use super::{copy_vec, CounterResetHeader, CounterResetHint, Histogram, Span};
 use crate::error::{Error, Result};
 
 /// Bound on the buckets one chunk may declare, so corrupt spans cannot exhaust memory.
 const MAX_BUCKETS: u64 = 1 << 16;
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Span {
-    pub offset: i32,
-    pub length: u32,
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum CounterResetHeader {
-    Unknown,
-    CounterReset,
-    NotCounterReset,
-    Gauge,
-}
-
-/// One decoded histogram sample, with absolute (not delta) float bucket counts.
-#[derive(Clone, Debug, Default, PartialEq)]
-pub struct Histogram {
-    pub t: i64,
-    pub schema: i32,
-    pub zero_threshold: f64,
-    pub zero_count: f64,
-    pub count: f64,
-    pub sum: f64,
-    pub positive_spans: Vec<Span>,
-    pub negative_spans: Vec<Span>,
-    pub positive_buckets: Vec<f64>,
-    pub negative_buckets: Vec<f64>,
-    pub custom_values: Vec<f64>,
-}
-
-impl Histogram {
-    pub fn is_stale(&self) -> bool {
-        self.sum.to_bits() == STALE_NAN_BITS
-    }
-}
 
 /// XOR state of one float field.
 #[derive(Clone, Copy, Debug, Default)]
@@ -95,6 +45,10 @@ impl XorField {
 }
 
 /// Iterates the samples of a histogram or float histogram chunk.
+///
+/// [`at`](Self::at) gives the current sample with absolute bucket counts; its counter reset
+/// hint follows Prometheus (see [`CounterResetHint`]). A stale marker comes out as
+/// [`Histogram::stale_marker`].
 pub struct HistogramIterator<'a> {
     br: BitReader<'a>,
     float: bool,
@@ -102,6 +56,14 @@ pub struct HistogramIterator<'a> {
     total: u16,
     read: u16,
     h: Histogram,
+    /// Whether `h` holds the chunk layout (false after a stale marker was published).
+    h_layout: bool,
+    // Layout.
+    schema: i32,
+    zero_threshold: f64,
+    p_spans: Vec<Span>,
+    n_spans: Vec<Span>,
+    custom_values: Vec<f64>,
     // Integer chunk state.
     t_delta: i64,
     cnt: i64,
@@ -121,7 +83,40 @@ pub struct HistogramIterator<'a> {
 
 impl<'a> HistogramIterator<'a> {
     pub fn new(encoding: Encoding, data: &'a [u8]) -> Result<Self> {
-        let float = match encoding {
+        let mut it = HistogramIterator {
+            br: BitReader::new(&[]),
+            float: false,
+            header: CounterResetHeader::Unknown,
+            total: 0,
+            read: 0,
+            h: Histogram::default(),
+            h_layout: false,
+            schema: 0,
+            zero_threshold: 0.0,
+            p_spans: Vec::new(),
+            n_spans: Vec::new(),
+            custom_values: Vec::new(),
+            t_delta: 0,
+            cnt: 0,
+            cnt_delta: 0,
+            zcnt: 0,
+            zcnt_delta: 0,
+            p_deltas: Vec::new(),
+            n_deltas: Vec::new(),
+            sum: XorField::default(),
+            fcnt: XorField::default(),
+            fzcnt: XorField::default(),
+            p_float: Vec::new(),
+            n_float: Vec::new(),
+            err: None,
+        };
+        it.reset(encoding, data)?;
+        Ok(it)
+    }
+
+    /// Points the iterator at another chunk, keeping its buffers.
+    pub fn reset(&mut self, encoding: Encoding, data: &'a [u8]) -> Result<()> {
+        self.float = match encoding {
             Encoding::HISTOGRAM => false,
             Encoding::FLOAT_HISTOGRAM => true,
             e => {
@@ -137,33 +132,23 @@ impl<'a> HistogramIterator<'a> {
                 "shorter than its 3-byte header",
             ));
         }
-        let header = match data[2] >> 6 {
-            0b10 => CounterResetHeader::CounterReset,
-            0b01 => CounterResetHeader::NotCounterReset,
-            0b11 => CounterResetHeader::Gauge,
-            _ => CounterResetHeader::Unknown,
-        };
-        Ok(HistogramIterator {
-            br: BitReader::new(&data[3..]),
-            float,
-            header,
-            total: u16::from_be_bytes([data[0], data[1]]),
-            read: 0,
-            h: Histogram::default(),
-            t_delta: 0,
-            cnt: 0,
-            cnt_delta: 0,
-            zcnt: 0,
-            zcnt_delta: 0,
-            p_deltas: Vec::new(),
-            n_deltas: Vec::new(),
-            sum: XorField::default(),
-            fcnt: XorField::default(),
-            fzcnt: XorField::default(),
-            p_float: Vec::new(),
-            n_float: Vec::new(),
-            err: None,
-        })
+        self.header = CounterResetHeader::from_flags(data[2]);
+        self.br = BitReader::new(&data[3..]);
+        self.total = u16::from_be_bytes([data[0], data[1]]);
+        self.read = 0;
+        self.h_layout = false;
+        self.h.t = 0;
+        self.t_delta = 0;
+        self.cnt = 0;
+        self.cnt_delta = 0;
+        self.zcnt = 0;
+        self.zcnt_delta = 0;
+        self.sum = XorField::default();
+        self.fcnt = XorField::default();
+        self.fzcnt = XorField::default();
+        self.custom_values.clear();
+        self.err = None;
+        Ok(())
     }
 
     pub fn counter_reset_header(&self) -> CounterResetHeader {
@@ -204,26 +189,36 @@ impl<'a> HistogramIterator<'a> {
             return false;
         }
         self.read += 1;
+        self.publish();
         true
     }
 
-    fn read_spans(&mut self) -> Option<Vec<Span>> {
+    fn read_spans(&mut self, positive: bool) -> Option<()> {
         let n = read_varbit_uint(&mut self.br)?;
         if n > MAX_BUCKETS {
             self.err = Some(format!("{n} spans exceed the limit"));
             return None;
         }
-        let mut spans = Vec::with_capacity(n as usize);
+        let spans = if positive {
+            &mut self.p_spans
+        } else {
+            &mut self.n_spans
+        };
+        spans.clear();
         for _ in 0..n {
             let length = u32::try_from(read_varbit_uint(&mut self.br)?).ok()?;
             let offset = i32::try_from(read_varbit_int(&mut self.br)?).ok()?;
             spans.push(Span { offset, length });
         }
-        Some(spans)
+        Some(())
     }
 
-    fn bucket_count(&mut self, spans: &[Span]) -> Option<usize> {
-        let n: u64 = spans.iter().map(|s| u64::from(s.length)).sum();
+    fn checked_bucket_count(&mut self, positive: bool) -> Option<usize> {
+        let n = bucket_count(if positive {
+            &self.p_spans
+        } else {
+            &self.n_spans
+        });
         if n > MAX_BUCKETS {
             self.err = Some(format!("{n} buckets exceed the limit"));
             return None;
@@ -233,15 +228,15 @@ impl<'a> HistogramIterator<'a> {
 
     fn read_first(&mut self) -> Option<()> {
         let zt = self.br.read_byte()?;
-        self.h.zero_threshold = match zt {
+        self.zero_threshold = match zt {
             0 => 0.0,
             255 => f64::from_bits(self.br.read_bits_wide(64)?),
             b => 0.5 * 2f64.powi(i32::from(b) - 243),
         };
-        self.h.schema = i32::try_from(read_varbit_int(&mut self.br)?).ok()?;
-        self.h.positive_spans = self.read_spans()?;
-        self.h.negative_spans = self.read_spans()?;
-        if self.h.schema == -53 {
+        self.schema = i32::try_from(read_varbit_int(&mut self.br)?).ok()?;
+        self.read_spans(true)?;
+        self.read_spans(false)?;
+        if self.schema == CUSTOM_BUCKETS_SCHEMA {
             let n = read_varbit_uint(&mut self.br)?;
             if n > MAX_BUCKETS {
                 self.err = Some(format!("{n} custom bounds exceed the limit"));
@@ -254,20 +249,20 @@ impl<'a> HistogramIterator<'a> {
                 } else {
                     (v - 1) as f64 / 1000.0
                 };
-                self.h.custom_values.push(x);
+                self.custom_values.push(x);
             }
         }
-        let np = self.bucket_count(&self.h.positive_spans.clone())?;
-        let nn = self.bucket_count(&self.h.negative_spans.clone())?;
-        self.h.positive_buckets = vec![0.0; np];
-        self.h.negative_buckets = vec![0.0; nn];
+        let np = self.checked_bucket_count(true)?;
+        let nn = self.checked_bucket_count(false)?;
         self.h.t = read_varbit_int(&mut self.br)?;
         if self.float {
             self.fcnt.bits = self.br.read_bits_wide(64)?;
             self.fzcnt.bits = self.br.read_bits_wide(64)?;
             self.sum.bits = self.br.read_bits_wide(64)?;
-            self.p_float = vec![XorField::default(); np];
-            self.n_float = vec![XorField::default(); nn];
+            self.p_float.clear();
+            self.p_float.resize(np, XorField::default());
+            self.n_float.clear();
+            self.n_float.resize(nn, XorField::default());
             for f in self.p_float.iter_mut().chain(self.n_float.iter_mut()) {
                 f.bits = self.br.read_bits_wide(64)?;
             }
@@ -275,13 +270,14 @@ impl<'a> HistogramIterator<'a> {
             self.cnt = read_varbit_uint(&mut self.br)? as i64;
             self.zcnt = read_varbit_uint(&mut self.br)? as i64;
             self.sum.bits = self.br.read_bits_wide(64)?;
-            self.p_deltas = vec![(0, 0); np];
-            self.n_deltas = vec![(0, 0); nn];
+            self.p_deltas.clear();
+            self.p_deltas.resize(np, (0, 0));
+            self.n_deltas.clear();
+            self.n_deltas.resize(nn, (0, 0));
             for d in self.p_deltas.iter_mut().chain(self.n_deltas.iter_mut()) {
                 d.0 = read_varbit_int(&mut self.br)?;
             }
         }
-        self.publish();
         Some(())
     }
 
@@ -314,28 +310,68 @@ impl<'a> HistogramIterator<'a> {
                 }
             }
         }
-        self.publish();
         Some(())
     }
 
     /// Copies the decoder state into the public histogram (absolute bucket counts).
     fn publish(&mut self) {
-        self.h.sum = f64::from_bits(self.sum.bits);
+        let h = &mut self.h;
+        h.sum = f64::from_bits(self.sum.bits);
+        if self.sum.bits == STALE_NAN_BITS {
+            let t = h.t;
+            h.counter_reset_hint = CounterResetHint::Unknown;
+            h.schema = 0;
+            h.zero_threshold = 0.0;
+            h.zero_count = 0.0;
+            h.count = 0.0;
+            h.positive_spans.clear();
+            h.negative_spans.clear();
+            h.positive_buckets.clear();
+            h.negative_buckets.clear();
+            h.custom_values.clear();
+            h.t = t;
+            self.h_layout = false;
+            return;
+        }
+        h.counter_reset_hint = if self.header == CounterResetHeader::Gauge {
+            CounterResetHint::Gauge
+        } else if self.read > 1 {
+            CounterResetHint::NotCounterReset
+        } else {
+            CounterResetHint::Unknown
+        };
+        if !self.h_layout {
+            h.schema = self.schema;
+            h.zero_threshold = self.zero_threshold;
+            copy_vec(&mut h.positive_spans, &self.p_spans);
+            copy_vec(&mut h.negative_spans, &self.n_spans);
+            copy_vec(&mut h.custom_values, &self.custom_values);
+            let (np, nn) = if self.float {
+                (self.p_float.len(), self.n_float.len())
+            } else {
+                (self.p_deltas.len(), self.n_deltas.len())
+            };
+            h.positive_buckets.clear();
+            h.positive_buckets.resize(np, 0.0);
+            h.negative_buckets.clear();
+            h.negative_buckets.resize(nn, 0.0);
+            self.h_layout = true;
+        }
         if self.float {
-            self.h.count = f64::from_bits(self.fcnt.bits);
-            self.h.zero_count = f64::from_bits(self.fzcnt.bits);
-            for (o, f) in self.h.positive_buckets.iter_mut().zip(&self.p_float) {
+            h.count = f64::from_bits(self.fcnt.bits);
+            h.zero_count = f64::from_bits(self.fzcnt.bits);
+            for (o, f) in h.positive_buckets.iter_mut().zip(&self.p_float) {
                 *o = f64::from_bits(f.bits);
             }
-            for (o, f) in self.h.negative_buckets.iter_mut().zip(&self.n_float) {
+            for (o, f) in h.negative_buckets.iter_mut().zip(&self.n_float) {
                 *o = f64::from_bits(f.bits);
             }
         } else {
-            self.h.count = self.cnt as u64 as f64;
-            self.h.zero_count = self.zcnt as u64 as f64;
+            h.count = self.cnt as u64 as f64;
+            h.zero_count = self.zcnt as u64 as f64;
             for (buckets, deltas) in [
-                (&mut self.h.positive_buckets, &self.p_deltas),
-                (&mut self.h.negative_buckets, &self.n_deltas),
+                (&mut h.positive_buckets, &self.p_deltas),
+                (&mut h.negative_buckets, &self.n_deltas),
             ] {
                 let mut cur = 0i64;
                 for (o, d) in buckets.iter_mut().zip(deltas.iter()) {
@@ -357,65 +393,5 @@ pub fn decode_all(encoding: Encoding, data: &[u8]) -> Result<Vec<Histogram>> {
     match it.err() {
         Some(e) => Err(e),
         None => Ok(out),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::super::varbit::{put_varbit_int, put_varbit_uint};
-    use super::super::BitWriter;
-    use super::*;
-
-    /// Writes an integer histogram chunk the way Prometheus 2.42 does, for two samples.
-    fn two_sample_chunk() -> Vec<u8> {
-        let mut bw = BitWriter::from_bytes(vec![0, 2, 0b0100_0000]);
-        bw.write_byte(0); // zero threshold 0
-        put_varbit_int(&mut bw, 3); // schema
-        put_varbit_uint(&mut bw, 1); // one positive span
-        put_varbit_uint(&mut bw, 2);
-        put_varbit_int(&mut bw, 1);
-        put_varbit_uint(&mut bw, 0); // no negative spans
-        put_varbit_int(&mut bw, 1000); // t
-        put_varbit_uint(&mut bw, 5); // count
-        put_varbit_uint(&mut bw, 1); // zero count
-        bw.write_bits(12.5f64.to_bits(), 64);
-        put_varbit_int(&mut bw, 3); // bucket 0 = 3
-        put_varbit_int(&mut bw, -2); // bucket 1 = 1
-                                     // sample 1: t=2000, count 7, zero 1, sum same, buckets 4, 2.
-        put_varbit_int(&mut bw, 1000);
-        put_varbit_int(&mut bw, 2);
-        put_varbit_int(&mut bw, 0);
-        bw.write_bit(false); // sum unchanged
-        put_varbit_int(&mut bw, 1); // delta of first bucket delta: 3 → 4
-        put_varbit_int(&mut bw, 0); // second delta -2 unchanged → 2
-        bw.into_bytes()
-    }
-
-    #[test]
-    fn decodes_integer_histograms() {
-        let hs = decode_all(Encoding::HISTOGRAM, &two_sample_chunk()).unwrap();
-        assert_eq!(hs.len(), 2);
-        assert_eq!(hs[0].positive_buckets, vec![3.0, 1.0]);
-        assert_eq!((hs[1].t, hs[1].count, hs[1].zero_count), (2000, 7.0, 1.0));
-        assert_eq!(hs[1].positive_buckets, vec![4.0, 2.0]);
-        assert_eq!(hs[1].sum, 12.5);
-        assert_eq!(
-            hs[0].positive_spans,
-            vec![Span {
-                offset: 1,
-                length: 2
-            }]
-        );
-    }
-
-    #[test]
-    fn truncation_is_an_error() {
-        let c = two_sample_chunk();
-        for cut in 0..c.len() - 1 {
-            assert!(
-                decode_all(Encoding::HISTOGRAM, &c[..cut]).is_err(),
-                "cut {cut}"
-            );
-        }
     }
 }
