@@ -64,7 +64,9 @@ impl Compactor {
                         group.metas.push(m);
                     }
                     group.metas.sort_by(|a, b| {
-                        a.min_time.cmp(&b.min_time).then_with(|| a.ulid.cmp(&b.ulid))
+                        a.min_time
+                            .cmp(&b.min_time)
+                            .then_with(|| a.ulid.cmp(&b.ulid))
                     });
                     marks.retain(|id| !sources.contains(id));
                 }
@@ -397,9 +399,10 @@ impl Compactor {
     async fn verify_inputs(&self, plan: &[BlockMeta], dirs: &[PathBuf]) -> Result<Option<bool>> {
         for (m, d) in plan.iter().zip(dirs) {
             let dir = d.clone();
-            let issues = tokio::task::spawn_blocking(move || tsdb::verify::verify_block_structure(&dir))
-                .await
-                .map_err(|e| CompactError::Fail(format!("verify {}: {e}", d.display())))?;
+            let issues =
+                tokio::task::spawn_blocking(move || tsdb::verify::verify_block_structure(&dir))
+                    .await
+                    .map_err(|e| CompactError::Fail(format!("verify {}: {e}", d.display())))?;
             let out_of_order: Vec<_> = issues
                 .iter()
                 .filter(|i| i.kind == IssueKind::OutOfOrderChunks)

@@ -271,6 +271,9 @@ fn merge_series(
                     && c.enc == first.enc
                     && c.data == first.data
             });
+            let histograms = cluster
+                .iter()
+                .all(|c| matches!(c.enc, Encoding::HISTOGRAM | Encoding::FLOAT_HISTOGRAM));
             if all_same && !first.trim {
                 out.push((
                     first.meta.min_time,
@@ -278,6 +281,8 @@ fn merge_series(
                     first.enc,
                     first.data.to_vec(),
                 ));
+            } else if histograms {
+                merge_histograms(sources, parts, labels, cluster, &mut out)?;
             } else {
                 scratch.samples.clear();
                 for it in cluster {
@@ -308,6 +313,88 @@ fn merge_series(
     w.add_encoded_series(labels, &refs)
         .map_err(MergeError::Write)?;
     Ok(true)
+}
+
+/// Merges overlapping native-histogram chunks: samples decoded (inside their block and
+/// outside deletions), one per timestamp (the first chunk's), and appended again, integer
+/// histograms staying integer unless a float one joins them; the appender cuts chunks where
+/// Prometheus would (counter resets, layout changes, size).
+fn merge_histograms(
+    sources: &[Block],
+    parts: &[(usize, BlockSeries)],
+    labels: &Labels,
+    cluster: &[Item],
+    out: &mut Vec<(i64, i64, Encoding, Vec<u8>)>,
+) -> Result<(), MergeError> {
+    use tsdb::chunkenc::histogram::{
+        AppendError, FloatHistogramAppender, Histogram, HistogramAppender, HistogramIterator,
+    };
+    let mut samples: Vec<Histogram> = Vec::new();
+    for it in cluster {
+        let block = &sources[it.src];
+        let (bmin, bmax) = (block.meta().min_time, block.meta().max_time - 1);
+        let deleted: &[Interval] = parts
+            .iter()
+            .find(|(s, _)| *s == it.src)
+            .map_or(&[], |(_, s)| s.deleted.as_slice());
+        let chunk_err = |msg: String| MergeError::Chunk {
+            block: block.meta().ulid.clone(),
+            series: labels.to_string(),
+            offset: it.meta.chunk_ref.0,
+            msg,
+        };
+        let mut h =
+            HistogramIterator::new(it.enc, it.data).map_err(|e| chunk_err(e.to_string()))?;
+        while h.next() {
+            let x = h.at();
+            if it.trim && (x.t < bmin || x.t > bmax || deleted.iter().any(|d| d.contains(x.t))) {
+                continue;
+            }
+            samples.push(x.clone());
+        }
+        if let Some(e) = h.err() {
+            return Err(chunk_err(e.to_string()));
+        }
+    }
+    samples.sort_by_key(|h| h.t);
+    samples.dedup_by_key(|h| h.t);
+    let float = cluster.iter().any(|c| c.enc == Encoding::FLOAT_HISTOGRAM);
+    let unsupported = |e: AppendError| MergeError::Unsupported {
+        series: labels.to_string(),
+        msg: format!("re-encoding merged native histograms: {e:?}"),
+    };
+    macro_rules! encode_with {
+        ($app:ty, $enc:expr) => {{
+            let mut app = <$app>::new();
+            let (mut min_t, mut max_t) = (0i64, 0i64);
+            for h in &samples {
+                if app.num_samples() == 0 {
+                    min_t = h.t;
+                }
+                match app.append(h) {
+                    Ok(_) => {}
+                    Err(AppendError::Cut { header, .. }) => {
+                        out.push((min_t, max_t, $enc, app.bytes().to_vec()));
+                        app.reset();
+                        app.set_counter_reset_header(header);
+                        min_t = h.t;
+                        app.append(h).map_err(unsupported)?;
+                    }
+                    Err(e) => return Err(unsupported(e)),
+                }
+                max_t = h.t;
+            }
+            if app.num_samples() > 0 {
+                out.push((min_t, max_t, $enc, app.bytes().to_vec()));
+            }
+        }};
+    }
+    if float {
+        encode_with!(FloatHistogramAppender, Encoding::FLOAT_HISTOGRAM);
+    } else {
+        encode_with!(HistogramAppender, Encoding::HISTOGRAM);
+    }
+    Ok(())
 }
 
 fn require_xor(labels: &Labels, it: &Item) -> Result<(), MergeError> {

@@ -215,3 +215,89 @@ fn deletions_are_applied_and_a_fully_deleted_block_leaves_nothing() {
     assert_eq!(samples.len(), 70);
     assert!(samples.keys().all(|&t| !(200..=499).contains(&t)));
 }
+
+/// A native-histogram chunk of samples at `ts` (count growing with t).
+fn histogram_chunk(ts: &[i64]) -> Vec<u8> {
+    use tsdb::chunkenc::histogram::{CounterResetHint, Histogram, HistogramAppender, Span};
+    let mut app = HistogramAppender::new();
+    for &t in ts {
+        let n = (t / 1000) as f64;
+        let h = Histogram {
+            t,
+            counter_reset_hint: CounterResetHint::Unknown,
+            schema: 0,
+            zero_threshold: 1e-128,
+            zero_count: 0.0,
+            count: 2.0 * n,
+            sum: 3.0 * n,
+            positive_spans: vec![Span {
+                offset: 0,
+                length: 2,
+            }],
+            negative_spans: vec![],
+            positive_buckets: vec![n, n],
+            negative_buckets: vec![],
+            custom_values: vec![],
+        };
+        app.append(&h).unwrap();
+    }
+    app.bytes().to_vec()
+}
+
+#[test]
+fn overlapping_native_histogram_chunks_merge_into_their_union() {
+    use tsdb::chunkenc::{histogram::HistogramIterator, Encoding};
+    let tmp = tempfile::tempdir().unwrap();
+    let src = tmp.path().join("src");
+    std::fs::create_dir_all(&src).unwrap();
+    let labels = Labels::from_pairs([("__name__", "h")]);
+    let mut ids = Vec::new();
+    for ts in [
+        (0..20).map(|i| i * 10_000).collect::<Vec<i64>>(),
+        (10..30).map(|i| i * 10_000 + 5_000).collect(),
+    ] {
+        let mut w = BlockWriter::new(&src, 0, 400_000).unwrap();
+        let c = histogram_chunk(&ts);
+        w.add_encoded_series(
+            &labels,
+            &[(ts[0], *ts.last().unwrap(), Encoding::HISTOGRAM, &c)],
+        )
+        .unwrap();
+        ids.push(w.finish().unwrap().ulid);
+    }
+    let opened: Vec<Block> = ids
+        .iter()
+        .map(|id| Block::open(&src.join(id)).unwrap())
+        .collect();
+    let out = tmp.path().join("out");
+    std::fs::create_dir_all(&out).unwrap();
+    let meta = merge_blocks(
+        &opened,
+        VerticalMerge::OneToOne,
+        Output {
+            parent: &out,
+            ulid: ulid::Ulid::new(),
+            compaction: Compaction::default(),
+            thanos: None,
+        },
+        &AtomicBool::new(false),
+    )
+    .unwrap()
+    .unwrap();
+    let b = Block::open(&out.join(&meta.ulid)).unwrap();
+    let mut set = b.all_series().unwrap();
+    let s = set.next().unwrap().unwrap();
+    let mut ts = Vec::new();
+    for c in &s.chunks {
+        let (enc, data) = b.chunks().chunk(c.chunk_ref).unwrap();
+        assert_eq!(enc, Encoding::HISTOGRAM);
+        let mut it = HistogramIterator::new(enc, data).unwrap();
+        while it.next() {
+            assert_eq!(it.at().count, 2.0 * (it.at().t / 1000) as f64);
+            ts.push(it.at().t);
+        }
+    }
+    assert_eq!(ts.len(), 40);
+    assert!(ts.windows(2).all(|w| w[0] < w[1]));
+    assert!(tsdb::verify::verify_block(&out.join(&meta.ulid)).is_empty());
+}

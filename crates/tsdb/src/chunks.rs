@@ -179,7 +179,11 @@ impl FileBytes {
         // SAFETY: the range is exactly this read-only file mapping; MADV_DONTNEED on a
         // file-backed mapping only discards pages, which are read from the file again later.
         unsafe {
-            libc::madvise(b.as_ptr() as *mut libc::c_void, b.len(), libc::MADV_DONTNEED);
+            libc::madvise(
+                b.as_ptr() as *mut libc::c_void,
+                b.len(),
+                libc::MADV_DONTNEED,
+            );
         }
     }
 
