@@ -25,7 +25,7 @@ enum Step {
     /// `sources` became `new` (or nothing, when everything in them was deleted).
     Compacted {
         sources: HashSet<String>,
-        new: Option<BlockMeta>,
+        new: Option<Box<BlockMeta>>,
     },
 }
 
@@ -61,7 +61,7 @@ impl Compactor {
                     did = true;
                     group.metas.retain(|m| !sources.contains(&m.ulid));
                     if let Some(m) = new {
-                        group.metas.push(m);
+                        group.metas.push(*m);
                     }
                     group.metas.sort_by(|a, b| {
                         a.min_time
@@ -265,7 +265,7 @@ impl Compactor {
         }
         Ok(Step::Compacted {
             sources: plan.iter().map(|m| m.ulid.clone()).collect(),
-            new: Some(uploaded),
+            new: Some(Box::new(uploaded)),
         })
     }
 
