@@ -162,7 +162,7 @@ pub fn merge_blocks(
             series_written += 1;
         }
         merged_here += 1;
-        if merged_here % 4096 == 0 {
+        if merged_here.is_multiple_of(4096) {
             // Pages of the sources already merged are not needed again.
             for b in sources {
                 b.release_pages();
