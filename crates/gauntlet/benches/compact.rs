@@ -292,7 +292,7 @@ fn main() {
         let samples = write_blocks(&blocks, days);
         eprintln!(
             "{days}d: {samples} samples in {} blocks, written in {:?}",
-            days * 12,
+            days * 12 + 6,
             t.elapsed()
         );
         let name = format!("{days}d");
@@ -315,11 +315,12 @@ fn main() {
         rows.push((samples, prometheus(dir.path(), &blocks, &name, days)));
     }
     println!(
-        "{:<44} {:>12} {:>10} {:>14} {:>12} {:>10} {:>10}",
+        "{:<44} {:>12} {:>8} {:>10} {:>14} {:>12} {:>10} {:>10}",
         "compactor",
         "samples",
-        "compact s",
-        "compact smp/s",
+        "wall s",
+        "merge s",
+        "merge smp/s",
         "downsample s",
         "ds smp/s",
         "peak RSS"
