@@ -276,6 +276,15 @@ fn parse_go_duration(s: &str) -> Duration {
 
 fn main() {
     let dir = tempfile::tempdir().unwrap();
+    // BENCH_COMPACT_KEEP=1 keeps the generated blocks and buckets for profiling.
+    let root = dir.path().to_path_buf();
+    let _cleanup = if std::env::var_os("BENCH_COMPACT_KEEP").is_some() {
+        eprintln!("keeping {}", root.display());
+        let _ = dir.keep();
+        None
+    } else {
+        Some(dir)
+    };
     let sizes: Vec<i64> = std::env::var("BENCH_COMPACT_DAYS")
         .ok()
         .map(|s| s.split(',').filter_map(|d| d.trim().parse().ok()).collect())
@@ -286,7 +295,7 @@ fn main() {
     }
     let mut rows: Vec<(u64, Row)> = Vec::new();
     for &days in &sizes {
-        let blocks: PathBuf = dir.path().join(format!("blocks-{days}d"));
+        let blocks: PathBuf = root.join(format!("blocks-{days}d"));
         std::fs::create_dir_all(&blocks).unwrap();
         let t = Instant::now();
         let samples = write_blocks(&blocks, days);
@@ -301,18 +310,15 @@ fn main() {
             compactor(
                 env!("CARGO_BIN_EXE_gauntlet"),
                 "gauntlet",
-                dir.path(),
+                &root,
                 &blocks,
                 &name,
             ),
         ));
         if let Some(bin) = &thanos_bin {
-            rows.push((
-                samples,
-                compactor(bin, "thanos", dir.path(), &blocks, &name),
-            ));
+            rows.push((samples, compactor(bin, "thanos", &root, &blocks, &name)));
         }
-        rows.push((samples, prometheus(dir.path(), &blocks, &name, days)));
+        rows.push((samples, prometheus(&root, &blocks, &name, days)));
     }
     println!(
         "{:<44} {:>12} {:>8} {:>10} {:>14} {:>12} {:>10} {:>10}",

@@ -147,12 +147,16 @@ impl Tombstones {
         }
     }
 
+    /// Writes a temporary file and renames it over the old one (Prometheus's order): a crash
+    /// never leaves half a file, and a hard-linked copy of the old file keeps its bytes.
     pub fn write_to_dir(&self, dir: &Path) -> Result<()> {
         let path = dir.join(TOMBSTONES_FILENAME);
-        let mut f = std::fs::File::create(&path).map_err(|e| Error::io("create", &path, e))?;
+        let tmp = dir.join(format!("{TOMBSTONES_FILENAME}.tmp"));
+        let mut f = std::fs::File::create(&tmp).map_err(|e| Error::io("create", &tmp, e))?;
         f.write_all(&self.encode())
-            .map_err(|e| Error::io("write", &path, e))?;
-        f.sync_all().map_err(|e| Error::io("sync", &path, e))
+            .map_err(|e| Error::io("write", &tmp, e))?;
+        f.sync_all().map_err(|e| Error::io("sync", &tmp, e))?;
+        std::fs::rename(&tmp, &path).map_err(|e| Error::io("rename", &tmp, e))
     }
 }
 

@@ -163,20 +163,23 @@ fn verify(dir: &Path, decode: bool) -> Vec<Issue> {
         let mut last_max = i64::MIN;
         for (i, c) in entry.chunks.iter().enumerate() {
             n_chunks += 1;
-            let at = format!("series {labels} chunk {i} (ref {:#x})", c.chunk_ref.0);
+            // Formatted only for a problem: this loop runs once per chunk of the block.
+            let at = || format!("series {labels} chunk {i} (ref {:#x})", c.chunk_ref.0);
             if c.min_time < block_min || c.max_time >= block_max {
                 add(
                     IssueKind::ChunkTime,
                     format!(
-                        "{at}: time range [{}, {}] outside block [{block_min}, {block_max})",
-                        c.min_time, c.max_time
+                        "{}: time range [{}, {}] outside block [{block_min}, {block_max})",
+                        at(),
+                        c.min_time,
+                        c.max_time
                     ),
                 );
             }
             if i > 0 && c.min_time <= last_max {
                 add(
                     IssueKind::OutOfOrderChunks,
-                    format!("{at}: overlaps the previous chunk"),
+                    format!("{}: overlaps the previous chunk", at()),
                 );
             }
             last_max = c.max_time;
@@ -184,11 +187,11 @@ fn verify(dir: &Path, decode: bool) -> Vec<Issue> {
             let (enc, data) = match chunks.chunk_checked(c.chunk_ref) {
                 Ok(x) => x,
                 Err(e) if e.to_string().contains("out of range") => {
-                    add(IssueKind::ChunkRefOutOfRange, format!("{at}: {e}"));
+                    add(IssueKind::ChunkRefOutOfRange, format!("{}: {e}", at()));
                     continue;
                 }
                 Err(e) => {
-                    add(IssueKind::Corrupted, format!("{at}: {e}"));
+                    add(IssueKind::Corrupted, format!("{}: {e}", at()));
                     continue;
                 }
             };
@@ -202,7 +205,7 @@ fn verify(dir: &Path, decode: bool) -> Vec<Issue> {
             }
             match check_chunk_samples(enc, data, c.min_time, c.max_time) {
                 Ok(n) => n_samples += n,
-                Err((kind, msg)) => add(kind, format!("{at}: {msg}")),
+                Err((kind, msg)) => add(kind, format!("{}: {msg}", at())),
             }
         }
         prev = Some(labels);
