@@ -322,6 +322,14 @@ impl ObjstoreConfig {
             }
             Backend::Azure(c) => build_azure(c)?,
         };
+        // The `bucket` label of the objstore metrics, as Thanos names the bucket.
+        let name = match &self.backend {
+            Backend::Filesystem { directory } => directory.as_str(),
+            Backend::S3(c) => c.bucket.as_str(),
+            Backend::Gcs(c) => c.bucket.as_str(),
+            Backend::Azure(c) => c.container.as_str(),
+        };
+        let store = crate::instrumented::instrument(store, name);
         if self.prefix.is_empty() {
             return Ok(store);
         }

@@ -12,6 +12,7 @@ pub mod block;
 pub mod config;
 pub mod error;
 pub mod fetcher;
+pub mod instrumented;
 pub mod markers;
 pub mod relabel;
 pub mod stats;

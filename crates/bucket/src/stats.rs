@@ -22,9 +22,9 @@ pub fn get_range_totals() -> (u64, u64) {
 pub fn render() -> String {
     let (n, bytes) = get_range_totals();
     format!(
-        "# HELP thanos_objstore_bucket_operations_total Total number of all attempted operations against a bucket.\n\
-         # TYPE thanos_objstore_bucket_operations_total counter\n\
-         thanos_objstore_bucket_operations_total{{operation=\"get_range\"}} {n}\n\
+        "# HELP gauntlet_objstore_bucket_get_range_total Range reads (block reads by byte range).\n\
+         # TYPE gauntlet_objstore_bucket_get_range_total counter\n\
+         gauntlet_objstore_bucket_get_range_total {n}\n\
          # HELP gauntlet_objstore_bucket_get_range_bytes_total Bytes returned by range reads.\n\
          # TYPE gauntlet_objstore_bucket_get_range_bytes_total counter\n\
          gauntlet_objstore_bucket_get_range_bytes_total {bytes}\n"

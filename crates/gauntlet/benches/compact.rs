@@ -2,7 +2,8 @@
 //! group of 2h blocks (2 days, and 10× that), Prometheus 2.42 compacting the same blocks
 //! itself (started on them with a larger maximum block duration; its log gives each
 //! compaction's duration), and Thanos's compactor when `THANOS_BIN` is set. Prints samples
-//! per second of compaction and of downsampling, and peak RSS. Run with `bench/compact`.
+//! per second of compaction and of downsampling, peak RSS (VmHWM, mapped files included) and
+//! peak anonymous memory (sampled: the heap). Run with `bench/compact`.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -74,8 +75,31 @@ fn vm_hwm(pid: u32) -> u64 {
         * 1024
 }
 
-/// Runs a command to the end; returns its wall time, peak RSS (sampled) and its stderr.
-fn measure(cmd: &mut Command) -> (Duration, u64, String) {
+/// Peak memory of a process: resident set (VmHWM, mapped files included) and the highest
+/// anonymous memory sampled (heap: what grows with the work held in memory).
+#[derive(Clone, Copy, Default)]
+struct Peak {
+    rss: u64,
+    anon: u64,
+}
+
+impl Peak {
+    fn sample(&mut self, pid: u32) {
+        self.rss = self.rss.max(vm_hwm(pid));
+        if let Some((anon, _)) = testkit::rss_split(pid) {
+            self.anon = self.anon.max(anon);
+        }
+    }
+    fn max(self, o: Peak) -> Peak {
+        Peak {
+            rss: self.rss.max(o.rss),
+            anon: self.anon.max(o.anon),
+        }
+    }
+}
+
+/// Runs a command to the end; returns its wall time, peak memory (sampled) and its stderr.
+fn measure(cmd: &mut Command) -> (Duration, Peak, String) {
     let started = Instant::now();
     let log = tempfile::NamedTempFile::new().unwrap();
     let mut child = cmd
@@ -84,9 +108,9 @@ fn measure(cmd: &mut Command) -> (Duration, u64, String) {
         .spawn()
         .unwrap();
     let pid = child.id();
-    let mut peak = 0;
+    let mut peak = Peak::default();
     loop {
-        peak = peak.max(vm_hwm(pid));
+        peak.sample(pid);
         if let Some(status) = child.try_wait().unwrap() {
             assert!(status.success(), "{cmd:?} failed");
             break;
@@ -130,7 +154,7 @@ struct Row {
     wall: Option<Duration>,
     compact: Duration,
     downsample: Option<Duration>,
-    peak: u64,
+    peak: Peak,
 }
 
 /// A Thanos-flag compactor (`bin compact ...`): compaction alone, then downsampling.
@@ -187,15 +211,16 @@ fn prometheus(dir: &Path, blocks: &Path, name: &str, days: i64) -> Row {
             .spawn()
             .unwrap();
     let pid = child.id();
-    let peak = Arc::new(std::sync::atomic::AtomicU64::new(0));
     let done = Arc::new(AtomicBool::new(false));
     let sampler = {
-        let (peak, done) = (peak.clone(), done.clone());
+        let done = done.clone();
         std::thread::spawn(move || {
+            let mut peak = Peak::default();
             while !done.load(Ordering::Relaxed) {
-                peak.fetch_max(vm_hwm(pid), Ordering::Relaxed);
+                peak.sample(pid);
                 std::thread::sleep(Duration::from_millis(50));
             }
+            peak
         })
     };
     // Compaction starts within a minute; done when no compaction was logged for 90 s.
@@ -214,7 +239,7 @@ fn prometheus(dir: &Path, blocks: &Path, name: &str, days: i64) -> Row {
         }
     }
     done.store(true, Ordering::Relaxed);
-    sampler.join().unwrap();
+    let peak = sampler.join().unwrap();
     let _ = child.kill();
     let _ = child.wait();
     let text = std::fs::read_to_string(&log).unwrap_or_default();
@@ -236,7 +261,7 @@ fn prometheus(dir: &Path, blocks: &Path, name: &str, days: i64) -> Row {
         wall: None,
         compact: total,
         downsample: None,
-        peak: peak.load(Ordering::Relaxed),
+        peak,
     }
 }
 
@@ -321,7 +346,7 @@ fn main() {
         rows.push((samples, prometheus(&root, &blocks, &name, days)));
     }
     println!(
-        "{:<44} {:>12} {:>8} {:>10} {:>14} {:>12} {:>10} {:>10}",
+        "{:<44} {:>12} {:>8} {:>10} {:>14} {:>12} {:>10} {:>10} {:>10}",
         "compactor",
         "samples",
         "wall s",
@@ -329,12 +354,13 @@ fn main() {
         "merge smp/s",
         "downsample s",
         "ds smp/s",
-        "peak RSS"
+        "peak RSS",
+        "peak anon"
     );
     for (samples, r) in &rows {
         let rate = |d: Duration| *samples as f64 / d.as_secs_f64().max(1e-9);
         println!(
-            "{:<44} {:>12} {:>8} {:>10.2} {:>14.0} {:>12} {:>10} {:>7} MiB",
+            "{:<44} {:>12} {:>8} {:>10.2} {:>14.0} {:>12} {:>10} {:>6} MiB {:>6} MiB",
             r.who,
             samples,
             r.wall
@@ -345,7 +371,8 @@ fn main() {
                 .map_or("-".into(), |d| format!("{:.2}", d.as_secs_f64())),
             r.downsample
                 .map_or("-".into(), |d| format!("{:.0}", rate(d))),
-            r.peak >> 20
+            r.peak.rss >> 20,
+            r.peak.anon >> 20
         );
     }
 }

@@ -82,7 +82,7 @@ fn store_reads(port: u16) -> (u64, u64) {
             .unwrap_or(0.0) as u64
     };
     (
-        get("thanos_objstore_bucket_operations_total{operation=\"get_range\"}"),
+        get("gauntlet_objstore_bucket_get_range_total "),
         get("gauntlet_objstore_bucket_get_range_bytes_total"),
     )
 }

@@ -93,27 +93,51 @@ pub fn parse_duration_flag(s: &str) -> Result<std::time::Duration, String> {
         .map_err(|e| e.to_string())
 }
 
-/// Parses a byte size flag as Thanos does (`250MB`, `1GiB`, `512KB`, plain bytes).
+/// Parses a byte size flag as Thanos's kingpin does (`units.ParseStrictBytes`): base 2 for
+/// `KB`/`KiB`, `MB`/`MiB`, `GB`/`GiB`, `TB`/`TiB`, `PB`/`PiB`, `EB`/`EiB` (so `250MB` is
+/// 262,144,000), `kB` for 1,000, `B` for bytes; units are case-sensitive and may be
+/// chained (`1GB512MB`). A bare number is taken as bytes.
 pub fn parse_bytes(s: &str) -> Result<u64, String> {
     let t = s.trim();
-    let digits = t
-        .find(|c: char| !c.is_ascii_digit() && c != '.')
-        .unwrap_or(t.len());
-    let (num, unit) = t.split_at(digits);
-    let n: f64 = num.parse().map_err(|_| format!("invalid size {s:?}"))?;
-    let mult: f64 = match unit.trim().to_ascii_uppercase().as_str() {
-        "" | "B" => 1.0,
-        "KB" | "K" => 1e3,
-        "MB" | "M" => 1e6,
-        "GB" | "G" => 1e9,
-        "TB" | "T" => 1e12,
-        "KIB" => 1024.0,
-        "MIB" => 1024.0 * 1024.0,
-        "GIB" => 1024.0 * 1024.0 * 1024.0,
-        "TIB" => 1024f64.powi(4),
-        other => return Err(format!("invalid size unit {other:?} in {s:?}")),
-    };
-    Ok((n * mult) as u64)
+    if !t.is_empty() && t.bytes().all(|b| b.is_ascii_digit()) {
+        return t.parse().map_err(|_| format!("invalid size {s:?}"));
+    }
+    let mut rest = t;
+    let mut total = 0f64;
+    if rest.is_empty() {
+        return Err(format!("invalid size {s:?}"));
+    }
+    while !rest.is_empty() {
+        let num_len = rest
+            .find(|c: char| !c.is_ascii_digit() && c != '.')
+            .unwrap_or(rest.len());
+        let n: f64 = rest[..num_len]
+            .parse()
+            .map_err(|_| format!("invalid size {s:?}"))?;
+        rest = &rest[num_len..];
+        let unit_len = rest
+            .find(|c: char| c.is_ascii_digit() || c == '.')
+            .unwrap_or(rest.len());
+        let unit = &rest[..unit_len];
+        rest = &rest[unit_len..];
+        let mult = match unit {
+            "B" => 1.0,
+            "kB" => 1e3,
+            "KB" | "KiB" => 1024.0,
+            "MB" | "MiB" => 1024f64.powi(2),
+            "GB" | "GiB" => 1024f64.powi(3),
+            "TB" | "TiB" => 1024f64.powi(4),
+            "PB" | "PiB" => 1024f64.powi(5),
+            "EB" | "EiB" => 1024f64.powi(6),
+            "" => return Err(format!("missing unit in {s:?} (use B, KB, MB, GB, ...)")),
+            other => return Err(format!("unknown unit {other:?} in {s:?}")),
+        };
+        total += n * mult;
+    }
+    if total >= u64::MAX as f64 {
+        return Err(format!("size {s:?} is too large"));
+    }
+    Ok(total as u64)
 }
 
 /// Parses a time flag (RFC 3339 or relative duration such as -2w).
@@ -134,5 +158,25 @@ mod tests {
         assert!(parse_flag_labels(&["replica=a".into()]).is_err());
         assert!(parse_flag_labels(&["1x=\"a\"".into()]).is_err());
         assert!(parse_flag_labels(&["novalue".into()]).is_err());
+    }
+
+    #[test]
+    fn byte_sizes_are_base_2_as_kingpin() {
+        for (text, bytes) in [
+            ("250MB", 262_144_000),
+            ("250MiB", 262_144_000),
+            ("1GB512MB", 1_610_612_736),
+            ("2kB", 2_000),
+            ("2KB", 2_048),
+            ("1.5KiB", 1_536),
+            ("0", 0),
+            ("4096", 4_096),
+            ("7B", 7),
+        ] {
+            assert_eq!(parse_bytes(text), Ok(bytes), "{text}");
+        }
+        for bad in ["", "1.2.3MB", "12XB", "1mb", "MB"] {
+            assert!(parse_bytes(bad).is_err(), "{bad}");
+        }
     }
 }

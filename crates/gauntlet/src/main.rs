@@ -5,6 +5,7 @@ mod allocator;
 mod compact_cmd;
 mod flags;
 mod http_edge;
+mod kingpin;
 mod logging;
 mod query_cmd;
 mod server;
@@ -12,7 +13,7 @@ mod sidecar_cmd;
 mod store_cmd;
 mod tools;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
 
 #[derive(Parser)]
 #[command(
@@ -43,8 +44,18 @@ enum Command {
 
 fn main() {
     allocator::tune();
-    let cli = Cli::parse();
+    let normalized = match kingpin::normalize(std::env::args_os().collect(), &Cli::command()) {
+        Ok(n) => n,
+        Err(e) => {
+            eprintln!("gauntlet: {e}");
+            std::process::exit(2);
+        }
+    };
+    let cli = Cli::parse_from(normalized.args);
     logging::init(&cli.log);
+    for (flag, why) in &normalized.no_effect {
+        tracing::warn!(flag = %flag, reason = why, "flag accepted; it has no effect");
+    }
     if !matches!(cli.command, Command::Tools(_)) {
         allocator::start_trimmer();
     }
@@ -59,5 +70,133 @@ fn main() {
         tracing::error!(err = %format!("{e:#}"), "command failed");
         eprintln!("gauntlet: {e:#}");
         std::process::exit(1);
+    }
+}
+
+#[cfg(test)]
+mod thanos_flags {
+    //! Every flag of `thanos sidecar|store|query|compact` (v0.42), with its default or a
+    //! sample value, is accepted: implemented, or accepted and said to have no effect.
+    use super::*;
+
+    const SIDECAR: &str = "log.level=info log.format=logfmt tracing.config-file=/t.yaml \
+        tracing.config= [no-]enable-auto-gomemlimit auto-gomemlimit.ratio=0.9 \
+        http-address=0.0.0.0:10902 http-grace-period=2m http.config= \
+        grpc-address=0.0.0.0:10901 grpc-server-tls-cert= grpc-server-tls-key= \
+        grpc-server-tls-client-ca= grpc-server-tls-min-version=1.3 \
+        grpc-server-tls-ciphers=X grpc-server-tls-curves=X grpc-server-max-connection-age=60m \
+        grpc-grace-period=2m prometheus.url=http://localhost:9090 \
+        prometheus.ready_timeout=10m prometheus.get_config_interval=30s \
+        prometheus.get_config_timeout=30s prometheus.http-client-file= prometheus.http-client= \
+        tsdb.path=./data reloader.config-file= reloader.config-envsubst-file= \
+        reloader.rule-dir=/rules reloader.watch-interval=3m reloader.retry-interval=5s \
+        reloader.method=http reloader.process-name=prometheus \
+        request.logging-config-file=/l.yaml request.logging-config=x \
+        objstore.config-file=/o.yaml objstore.config=x [no-]shipper.upload-compacted \
+        hash-func= shipper.meta-file-name=thanos.shipper.json shipper.upload-concurrency=0 \
+        store.limits.request-series=0 store.limits.request-samples=0 \
+        min-time=0000-01-01T00:00:00Z";
+
+    const STORE: &str = "log.level=info log.format=logfmt tracing.config-file=/t.yaml \
+        tracing.config= [no-]enable-auto-gomemlimit auto-gomemlimit.ratio=0.9 \
+        http-address=0.0.0.0:10902 http-grace-period=2m http.config= \
+        grpc-address=0.0.0.0:10901 grpc-server-tls-cert= grpc-server-tls-key= \
+        grpc-server-tls-client-ca= grpc-server-tls-min-version=1.3 grpc-server-tls-ciphers=X \
+        grpc-server-tls-curves=X grpc-server-max-connection-age=60m grpc-grace-period=2m \
+        store.limits.request-series=0 store.limits.request-samples=0 data-dir=./data \
+        [no-]cache-index-header index-cache-size=250MB index-cache.config-file=/i.yaml \
+        index-cache.config=x chunk-pool-size=2GB store.grpc.touched-series-limit=0 \
+        store.grpc.series-sample-limit=0 store.grpc.downloaded-bytes-limit=0 \
+        store.grpc.series-max-concurrency=20 objstore.config-file=/o.yaml objstore.config=x \
+        objstore-parquet.config-file=/p.yaml objstore-parquet.config=x sync-block-duration=15m \
+        block-discovery-strategy=concurrent block-sync-concurrency=20 \
+        block-meta-fetch-concurrency=32 min-time=0000-01-01T00:00:00Z \
+        max-time=9999-12-31T23:59:59Z selector.relabel-config-file=/r.yaml \
+        selector.relabel-config=[] consistency-delay=0s ignore-deletion-marks-delay=24h \
+        delete-delay=48h [no-]store.enable-index-header-lazy-reader \
+        [no-]store.enable-lazy-expanded-postings store.posting-group-max-key-series-ratio=100 \
+        store.index-header-lazy-download-strategy=eager [no-]web.disable web.external-prefix= \
+        web.prefix-header= [no-]web.disable-cors bucket-web-label=x matcher-cache-size=0 \
+        [no-]disable-admin-operations request.logging-config-file=/l.yaml \
+        request.logging-config=x";
+
+    const QUERY: &str = "log.level=info log.format=logfmt tracing.config-file=/t.yaml \
+        tracing.config= [no-]enable-auto-gomemlimit auto-gomemlimit.ratio=0.9 \
+        http-address=0.0.0.0:10902 http-grace-period=2m http.config= \
+        grpc-address=0.0.0.0:10901 grpc-server-tls-cert= grpc-server-tls-key= \
+        grpc-server-tls-client-ca= grpc-server-tls-min-version=1.3 grpc-server-tls-ciphers=X \
+        grpc-server-tls-curves=X grpc-server-max-connection-age=60m grpc-grace-period=2m \
+        no-grpc-client-tls-secure no-grpc-client-tls-skip-verify grpc-client-tls-cert= \
+        grpc-client-tls-key= grpc-client-tls-ca= grpc-client-server-name= \
+        grpc-compression=none grpc-client-tls-min-version=1.3 web.route-prefix= \
+        web.external-prefix= web.prefix-header= [no-]web.disable-cors query.timeout=2m \
+        query.promql-engine=prometheus [no-]query.enable-x-functions query.mode=local \
+        query.max-concurrent=20 query.lookback-delta=5m query.max-concurrent-select=4 \
+        query.conn-metric.label=external_labels deduplication.func=penalty \
+        query.replica-label=replica query.partition-label=x \
+        query.metadata.default-time-range=0s selector-label=a=\"b\" \
+        [no-]query.auto-downsampling [no-]query.partial-response query.active-query-path= \
+        enable-feature=x query.default-evaluation-interval=1m query.default-step=1s \
+        store.response-timeout=0ms selector.relabel-config-file=/r.yaml \
+        selector.relabel-config=[] request.logging-config-file=/l.yaml \
+        request.logging-config=x alert.query-url=http://x \
+        query.telemetry.request-duration-seconds-quantiles=0.1 \
+        query.telemetry.request-samples-quantiles=100 \
+        query.telemetry.request-series-seconds-quantiles=10 query.tenant-header=THANOS-TENANT \
+        query.default-tenant-id=default-tenant query.tenant-certificate-field= \
+        [no-]query.enforce-tenancy query.tenant-label-name=tenant_id \
+        store.sd-dns-interval=30s store.unhealthy-timeout=5m endpoint.sd-config-file=/e.yaml \
+        endpoint.sd-config= endpoint.sd-config-reload-interval=5m store.sd-files=/sd.yaml \
+        store.sd-interval=5m endpoint=a:1 endpoint-group=a:1 endpoint-strict=a:1 \
+        endpoint-group-strict=a:1 store.limits.request-series=0 \
+        store.limits.request-samples=0 store=a:1";
+
+    const COMPACT: &str = "log.level=info log.format=logfmt tracing.config-file=/t.yaml \
+        tracing.config= [no-]enable-auto-gomemlimit auto-gomemlimit.ratio=0.9 \
+        http-address=0.0.0.0:10902 http-grace-period=2m http.config= data-dir=./data \
+        objstore.config-file=/o.yaml objstore.config=x consistency-delay=30m \
+        retention.resolution-raw=0d retention.resolution-5m=0d retention.resolution-1h=0d \
+        [no-]wait wait-interval=5m [no-]downsampling.disable \
+        block-discovery-strategy=concurrent block-meta-fetch-concurrency=32 \
+        block-files-concurrency=1 block-viewer.global.sync-block-interval=1m \
+        block-viewer.global.sync-block-timeout=5m compact.cleanup-interval=5m \
+        compact.progress-interval=5m compact.concurrency=1 compact.blocks-fetch-concurrency=1 \
+        downsample.concurrency=1 delete-delay=48h deduplication.func= \
+        deduplication.replica-label=replica hash-func= min-time=0000-01-01T00:00:00Z \
+        max-time=9999-12-31T23:59:59Z [no-]web.disable selector.relabel-config-file=/r.yaml \
+        selector.relabel-config=[] web.route-prefix= web.external-prefix= web.prefix-header= \
+        [no-]web.disable-cors bucket-web-label=x [no-]disable-admin-operations";
+
+    fn parses(args: &[String]) -> Result<(), String> {
+        let mut all = vec![std::ffi::OsString::from("gauntlet")];
+        all.extend(args.iter().map(std::ffi::OsString::from));
+        let n = kingpin::normalize(all, &Cli::command())?;
+        Cli::try_parse_from(n.args)
+            .map(|_| ())
+            .map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn every_thanos_flag_is_accepted() {
+        let mut refused = Vec::new();
+        for (cmd, table) in [
+            ("sidecar", SIDECAR),
+            ("store", STORE),
+            ("query", QUERY),
+            ("compact", COMPACT),
+        ] {
+            for item in table.split_whitespace() {
+                let forms: Vec<String> = match item.strip_prefix("[no-]") {
+                    Some(b) => vec![format!("--{b}"), format!("--no-{b}")],
+                    None => vec![format!("--{item}")],
+                };
+                for f in forms {
+                    if let Err(e) = parses(&[cmd.to_string(), f.clone()]) {
+                        refused.push(format!("{cmd} {f}: {e}"));
+                    }
+                }
+            }
+        }
+        assert!(refused.is_empty(), "refused:\n{}", refused.join("\n"));
     }
 }

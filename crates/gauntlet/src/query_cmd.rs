@@ -14,6 +14,19 @@ pub struct QueryArgs {
     /// StoreAPI endpoint (host:port) to query; repeatable. `--store` is accepted as an alias.
     #[arg(long = "endpoint", visible_alias = "store")]
     endpoints: Vec<String>,
+    /// Endpoint always kept in the set, even when unhealthy (all endpoints are); repeatable.
+    #[arg(long = "endpoint-strict")]
+    strict_endpoints: Vec<String>,
+    /// Endpoint group: one address behind which several StoreAPIs answer as one (reached
+    /// through the address as given); repeatable. `--endpoint-group-strict` likewise.
+    #[arg(long = "endpoint-group", visible_alias = "endpoint-group-strict")]
+    group_endpoints: Vec<String>,
+    /// Endpoints in Thanos's YAML (`endpoints: [{address, strict, group}]`).
+    #[arg(long = "endpoint.sd-config")]
+    endpoint_config: Option<String>,
+    /// Path to a file with endpoints in Thanos's YAML.
+    #[arg(long = "endpoint.sd-config-file")]
+    endpoint_config_file: Option<std::path::PathBuf>,
     /// Files with endpoints in Prometheus's file_sd format (YAML or JSON), re-read when they
     /// change. Repeatable.
     #[arg(long = "endpoint.sd-files", visible_alias = "store.sd-files")]
@@ -46,6 +59,12 @@ pub struct QueryArgs {
     /// Step of subqueries without an explicit step.
     #[arg(long = "query.default-evaluation-interval", default_value = "1m", value_parser = parse_duration_flag)]
     default_evaluation_interval: Duration,
+    /// Step of range queries that give none: the larger of this and a 250th of the range.
+    #[arg(long = "query.default-step", default_value = "1s", value_parser = parse_duration_flag)]
+    default_step: Duration,
+    /// How HA replicas are merged: `penalty` (the default); `chain` is not implemented.
+    #[arg(long = "deduplication.func", default_value = "penalty")]
+    dedup_func: String,
     /// Pick the data resolution automatically from the query step.
     #[arg(long = "query.auto-downsampling")]
     auto_downsampling: bool,
@@ -63,11 +82,60 @@ pub struct QueryArgs {
     info_interval: Duration,
 }
 
-pub fn run(a: QueryArgs) -> Result<()> {
+/// The addresses of Thanos's endpoint config YAML.
+fn endpoint_config_addresses(yaml: &str) -> Result<Vec<String>> {
+    #[derive(serde::Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct Entry {
+        address: String,
+        #[serde(default)]
+        #[allow(dead_code)]
+        strict: bool,
+        #[serde(default)]
+        #[allow(dead_code)]
+        group: bool,
+        #[serde(default)]
+        #[allow(dead_code)]
+        service_config: Option<serde_yaml::Value>,
+    }
+    #[derive(serde::Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct Config {
+        #[serde(default)]
+        endpoints: Vec<Entry>,
+    }
+    if yaml.trim().is_empty() {
+        return Ok(Vec::new());
+    }
+    let c: Config = serde_yaml::from_str(yaml).context("invalid endpoint config")?;
+    Ok(c.endpoints.into_iter().map(|e| e.address).collect())
+}
+
+pub fn run(mut a: QueryArgs) -> Result<()> {
+    let config_yaml = match (&a.endpoint_config_file, &a.endpoint_config) {
+        (Some(_), Some(_)) => {
+            bail!("both --endpoint.sd-config-file and --endpoint.sd-config are set; use one")
+        }
+        (Some(p), None) => std::fs::read_to_string(p)
+            .with_context(|| format!("read --endpoint.sd-config-file {}", p.display()))?,
+        (None, Some(y)) => y.clone(),
+        (None, None) => String::new(),
+    };
+    let from_config = endpoint_config_addresses(&config_yaml)?;
+    let strict = std::mem::take(&mut a.strict_endpoints);
+    let groups = std::mem::take(&mut a.group_endpoints);
+    a.endpoints
+        .extend(strict.into_iter().chain(groups).chain(from_config));
     if a.endpoints.is_empty() && a.sd_files.is_empty() {
         bail!(
             "no endpoints given: set --endpoint (or --store) host:port, repeatable, or \
              --endpoint.sd-files"
+        );
+    }
+    if !matches!(a.dedup_func.as_str(), "" | "penalty") {
+        bail!(
+            "--deduplication.func={:?} is not supported: use penalty (the default)",
+            a.dedup_func
         );
     }
     let rt = tokio::runtime::Builder::new_multi_thread()
@@ -108,6 +176,7 @@ pub fn run(a: QueryArgs) -> Result<()> {
             engine: promql::Engine::new(engine_opts),
             auto_downsampling: a.auto_downsampling,
             max_concurrent: a.max_concurrent,
+            default_step: a.default_step,
         },
     ));
     tracing::info!(
@@ -191,4 +260,20 @@ pub fn run(a: QueryArgs) -> Result<()> {
         tracing::info!("querier stopped");
         Ok(())
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn endpoint_config_as_thanos_writes_it() {
+        let y = "endpoints:\n  - address: a:10901\n  - address: b:10901\n    strict: true\n    group: false\n";
+        assert_eq!(
+            endpoint_config_addresses(y).unwrap(),
+            ["a:10901", "b:10901"]
+        );
+        assert!(endpoint_config_addresses("").unwrap().is_empty());
+        assert!(endpoint_config_addresses("endpoints:\n  - adress: a:1\n").is_err());
+    }
 }

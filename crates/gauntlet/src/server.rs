@@ -79,8 +79,84 @@ impl Status {
         );
         s.metrics.handle(&name, "gauge", "Build information.");
         s.metrics.set(&name, 1.0);
+        // Thanos's own, which its dashboards read (Go-specific labels say what runs instead).
+        let arch = match std::env::consts::ARCH {
+            "x86_64" => "amd64",
+            "aarch64" => "arm64",
+            other => other,
+        };
+        telemetry::gauge(
+            "thanos_build_info",
+            "A metric with a constant '1' value labeled by version, revision, branch, goversion from which thanos was built, and the goos, goarch and tags for the build.",
+            &[
+                ("branch", "main"),
+                ("goarch", arch),
+                ("goos", std::env::consts::OS),
+                ("goversion", "rust"),
+                ("revision", "gauntlet"),
+                ("tags", ""),
+                ("version", env!("CARGO_PKG_VERSION")),
+            ],
+        )
+        .set(1.0);
         s
     }
+}
+
+/// Thanos's buckets for HTTP request durations (seconds).
+const HTTP_BUCKETS: &[f64] = &[
+    0.001, 0.01, 0.1, 0.3, 0.6, 1.0, 3.0, 6.0, 9.0, 20.0, 30.0, 60.0, 90.0, 120.0,
+];
+
+/// The `handler` label Thanos gives an API route, if the path is one.
+fn handler_name(path: &str) -> Option<&'static str> {
+    let api = path.strip_prefix("/api/v1/")?;
+    Some(match api {
+        "query" => "query",
+        "query_range" => "query_range",
+        "series" => "series",
+        "labels" => "label_names",
+        "stores" => "stores",
+        "status/buildinfo" => "status_build",
+        "status/flags" => "status_flags",
+        "status/runtimeinfo" => "status_runtime",
+        other if other.starts_with("label/") && other.ends_with("/values") => "label_values",
+        _ => return None,
+    })
+}
+
+/// Counts and times API requests as Thanos does: `http_requests_total` and
+/// `http_request_duration_seconds`, labelled `code`, `handler` and `method`.
+async fn http_metrics(
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    let Some(handler) = handler_name(req.uri().path()) else {
+        return next.run(req).await;
+    };
+    let method = req.method().as_str().to_ascii_lowercase();
+    let started = std::time::Instant::now();
+    let resp = next.run(req).await;
+    let code = resp.status().as_u16().to_string();
+    let labels = [
+        ("code", code.as_str()),
+        ("handler", handler),
+        ("method", method.as_str()),
+    ];
+    telemetry::counter(
+        "http_requests_total",
+        "Tracks the number of HTTP requests.",
+        &labels,
+    )
+    .inc();
+    telemetry::histogram(
+        "http_request_duration_seconds",
+        "Tracks the latencies for HTTP requests.",
+        &labels,
+        HTTP_BUCKETS,
+    )
+    .observe(started.elapsed().as_secs_f64());
+    resp
 }
 
 /// The `/metrics`, `/-/healthy`, `/-/ready` routes, plus any component routes.
@@ -88,6 +164,7 @@ pub fn router(status: Arc<Status>, extra: Router) -> Router {
     let m = status.clone();
     let r = status.clone();
     extra
+        .layer(axum::middleware::from_fn(http_metrics))
         .route(
             "/metrics",
             get(move || async move { m.metrics.render() + &bucket::stats::render() }),
@@ -105,14 +182,30 @@ pub fn router(status: Arc<Status>, extra: Router) -> Router {
         )
 }
 
-/// Binds `addr` ("host:port"), failing with the address in the message.
+/// Binds `addr` as Go's `net.Listen` reads it: `host:port`, `:port` (every interface) or
+/// `name:port`; fails with the address in the message.
 pub async fn bind(addr: &str, what: &str) -> Result<tokio::net::TcpListener> {
-    let sa: SocketAddr = addr
-        .parse()
+    let sa = listen_address(addr)
+        .await
         .with_context(|| format!("invalid {what} {addr:?}: want host:port"))?;
     tokio::net::TcpListener::bind(sa)
         .await
         .with_context(|| format!("listen on {what} {addr}"))
+}
+
+async fn listen_address(addr: &str) -> Result<SocketAddr> {
+    if let Some(port) = addr.strip_prefix(':') {
+        let port: u16 = port.parse().context("bad port")?;
+        return Ok(SocketAddr::from(([0, 0, 0, 0], port)));
+    }
+    if let Ok(sa) = addr.parse() {
+        return Ok(sa);
+    }
+    tokio::net::lookup_host(addr)
+        .await
+        .context("resolve host")?
+        .next()
+        .context("host has no address")
 }
 
 /// Resolves on SIGINT or SIGTERM.
@@ -171,4 +264,20 @@ where
     http_task.await?.context("HTTP server")?;
     grpc_task.await?.context("gRPC server")?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn listen_addresses_as_go_reads_them() {
+        let at = |s: &'static str| async move { listen_address(s).await.map(|a| a.to_string()) };
+        assert_eq!(at(":10901").await.unwrap(), "0.0.0.0:10901");
+        assert_eq!(at("127.0.0.1:9090").await.unwrap(), "127.0.0.1:9090");
+        assert_eq!(at("[::1]:9090").await.unwrap(), "[::1]:9090");
+        assert!(at("localhost:9090").await.unwrap().ends_with(":9090"));
+        assert!(at("nohost").await.is_err());
+        assert!(at(":notaport").await.is_err());
+    }
 }

@@ -63,6 +63,13 @@ pub struct StoreArgs {
     /// 0 = no limit.
     #[arg(long = "store.limits.regex-bytes", default_value = "1MiB", value_parser = parse_bytes)]
     regex_bytes_limit: u64,
+    /// Path to a YAML file with relabeling configuration selecting the blocks to serve, by
+    /// their external labels and `__block_id` (keep, drop, hashmod for sharding).
+    #[arg(long = "selector.relabel-config-file")]
+    relabel_config_file: Option<PathBuf>,
+    /// Alternative to selector.relabel-config-file: the relabeling configuration in YAML.
+    #[arg(long = "selector.relabel-config")]
+    relabel_config: Option<String>,
 }
 
 pub fn run(a: StoreArgs) -> Result<()> {
@@ -82,6 +89,7 @@ pub fn run(a: StoreArgs) -> Result<()> {
         request_samples_limit: a.request_samples_limit,
         request_matchers_limit: a.request_matchers_limit,
         regex_bytes_limit: a.regex_bytes_limit as usize,
+        relabel: crate::compact_cmd::relabel_from(&a.relabel_config_file, &a.relabel_config)?,
         ..Default::default()
     };
     std::fs::create_dir_all(&a.data_dir)
@@ -103,6 +111,8 @@ pub fn run(a: StoreArgs) -> Result<()> {
         status.metrics.handle("thanos_bucket_store_blocks_loaded", "gauge", "Number of currently loaded blocks.");
         status.metrics.handle("thanos_bucket_store_block_loads_total", "counter", "Total number of remote block loading attempts.");
         status.metrics.handle("thanos_bucket_store_block_load_failures_total", "counter", "Total number of failed remote block loading attempts.");
+        status.metrics.handle("thanos_bucket_store_block_drops_total", "counter", "Total number of local blocks that were dropped.");
+        status.metrics.handle("thanos_bucket_store_block_drop_failures_total", "counter", "Total number of local blocks that failed to be dropped.");
 
         let http = bind(&a.http_address, "--http-address").await?;
         let grpc = bind(&a.grpc_address, "--grpc-address").await?;
@@ -119,6 +129,7 @@ pub fn run(a: StoreArgs) -> Result<()> {
                         sync_status.metrics.set("thanos_bucket_store_blocks_loaded", s.loaded as f64);
                         sync_status.metrics.add("thanos_bucket_store_block_loads_total", (s.added + s.failed) as f64);
                         sync_status.metrics.add("thanos_bucket_store_block_load_failures_total", s.failed as f64);
+                        sync_status.metrics.add("thanos_bucket_store_block_drops_total", s.removed as f64);
                         sync_status.ready.store(true, std::sync::atomic::Ordering::Release);
                         tracing::info!(loaded = s.loaded, added = s.added, removed = s.removed, failed = s.failed, duration = ?started.elapsed(), "synced blocks");
                     }

@@ -20,15 +20,7 @@ fn gauntlet(args: &[String]) -> Process {
 }
 
 fn corpus() -> Vec<String> {
-    let path =
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("../promql/tests/vs-prometheus-queries.txt");
-    let mid = secs(START + 2 * HOUR + 7_000);
-    std::fs::read_to_string(path)
-        .unwrap()
-        .lines()
-        .filter(|l| !l.trim().is_empty() && !l.starts_with('#'))
-        .map(|l| l.replace("{mid}", &mid))
-        .collect()
+    testkit::promapi::read_path_corpus(&secs(START + 2 * HOUR + 7_000))
 }
 
 /// Every API path compared: the corpus as instant and range queries, plus metadata calls.
@@ -55,21 +47,7 @@ fn paths() -> Vec<(String, bool)> {
         ));
     }
     let range = format!("start={}&end={}", secs(START), secs(START + 4 * HOUR));
-    for m in [
-        "http_requests_total",
-        "{job=\"db\"}",
-        "memory_bytes{instance=~\"10.0.0.[12].*\"}",
-    ] {
-        let m = url_encode(m);
-        out.push((format!("/api/v1/series?match%5B%5D={m}&{range}"), true));
-        out.push((format!("/api/v1/labels?match%5B%5D={m}&{range}"), true));
-        out.push((
-            format!("/api/v1/label/instance/values?match%5B%5D={m}&{range}"),
-            true,
-        ));
-    }
-    out.push((format!("/api/v1/labels?{range}"), true));
-    out.push((format!("/api/v1/label/job/values?{range}"), true));
+    out.extend(testkit::promapi::metadata_paths(&range));
     out
 }
 

@@ -43,6 +43,9 @@ pub struct Config {
     pub auto_downsampling: bool,
     /// Queries evaluated at once (`--query.max-concurrent`); more wait their turn.
     pub max_concurrent: usize,
+    /// Step of range queries that give none (`--query.default-step`): the larger of this and
+    /// a 250th of the range.
+    pub default_step: Duration,
 }
 
 pub struct Api {
@@ -52,8 +55,35 @@ pub struct Api {
     gate: Arc<tokio::sync::Semaphore>,
 }
 
+/// Thanos's gate metrics: queries evaluating now (released when the slot is).
+struct InFlight(telemetry::Gauge);
+
+impl InFlight {
+    fn enter() -> InFlight {
+        let g = telemetry::gauge(
+            "thanos_query_concurrent_gate_queries_in_flight",
+            "Number of queries that are currently in flight.",
+            &[],
+        );
+        g.add(1.0);
+        InFlight(g)
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.add(-1.0);
+    }
+}
+
 impl Api {
     pub fn new(endpoints: Arc<EndpointSet>, cfg: Config) -> Self {
+        telemetry::gauge(
+            "thanos_query_concurrent_gate_queries_max",
+            "Maximum number of concurrent queries.",
+            &[],
+        )
+        .set(cfg.max_concurrent.max(1) as f64);
         Api {
             endpoints,
             gate: Arc::new(tokio::sync::Semaphore::new(cfg.max_concurrent.max(1))),
@@ -324,6 +354,14 @@ impl Api {
             .await
             .map_err(|_| timeout_error("query queue"))?
             .map_err(|_| execution("querier is shutting down"))?;
+        telemetry::histogram(
+            "thanos_query_concurrent_gate_duration_seconds",
+            "How many seconds it took for queries to wait at the gate.",
+            &[],
+            telemetry::DEFAULT_BUCKETS,
+        )
+        .observe(now.elapsed().as_secs_f64());
+        let permit = (permit, InFlight::enter());
         let cancel = promql::CancelToken::with_deadline(q.deadline);
         let queryable = ProxyQueryable {
             handle: tokio::runtime::Handle::current(),
@@ -400,8 +438,15 @@ async fn query_range(State(api): State<Arc<Api>>, req: Request) -> Result<Respon
             "invalid parameter \"end\": end timestamp must not be before start time",
         ));
     }
-    let step = params::parse_duration(f.get("step"))
-        .map_err(|e| bad_data(format!("invalid parameter \"step\": {e}")))?;
+    let step = if f.get("step").is_empty() {
+        // Thanos: without a step, max(range / 250, --query.default-step) in whole seconds.
+        let range_s = end.sub_ns(&start) / 1_000_000_000;
+        let default_s = api.cfg.default_step.as_secs() as i64;
+        (range_s / 250).max(default_s) * 1_000_000_000
+    } else {
+        params::parse_duration(f.get("step"))
+            .map_err(|e| bad_data(format!("invalid parameter \"step\": {e}")))?
+    };
     if step <= 0 {
         return Err(bad_data(
             "invalid parameter \"step\": zero or negative query resolution step widths are not accepted. Try a positive integer",

@@ -94,19 +94,56 @@ fn fmt_u64(buf: &mut [u8; 20], mut n: u64) -> &[u8] {
     &buf[i..]
 }
 
-/// Appends a sample value as Prometheus writes it: a JSON string of Go's
-/// `FormatFloat(v, 'f', -1, 64)`, with `NaN`, `+Inf` and `-Inf`.
+/// Appends a sample value of a vector or matrix as Prometheus writes it: a JSON string of
+/// Go's `FormatFloat(v, 'f', -1, 64)`, switching to `'e'` (`4.2e-07`, `1e+21`) when
+/// `|v| < 1e-6` or `|v| >= 1e21` (zero excepted), with `NaN`, `+Inf` and `-Inf`.
 pub fn write_value(out: &mut Vec<u8>, v: f64) {
+    let abs = v.abs();
+    write_float(out, v, abs != 0.0 && !(1e-6..1e21).contains(&abs));
+}
+
+/// Appends a scalar result's value: always plain notation, as Prometheus's `Scalar`
+/// marshals it.
+pub fn write_scalar_value(out: &mut Vec<u8>, v: f64) {
+    write_float(out, v, false);
+}
+
+fn write_float(out: &mut Vec<u8>, v: f64, exponent: bool) {
     out.push(b'"');
     if v.is_nan() {
         out.extend_from_slice(b"NaN");
     } else if v.is_infinite() {
         out.extend_from_slice(if v > 0.0 { b"+Inf" } else { b"-Inf" });
+    } else if exponent {
+        // Rust's `{:e}` has Go's shortest digits; Go signs the exponent and pads it to two.
+        let start = out.len();
+        let _ = write!(Hex(out), "{v:e}");
+        let e = start + out[start..].iter().position(|&b| b == b'e').unwrap_or(0);
+        let negative = out.get(e + 1) == Some(&b'-');
+        let digits_at = if negative { e + 2 } else { e + 1 };
+        let pad = out.len() - digits_at < 2;
+        let mut tail = Vec::with_capacity(4);
+        tail.push(if negative { b'-' } else { b'+' });
+        if pad {
+            tail.push(b'0');
+        }
+        tail.extend_from_slice(&out[digits_at..]);
+        out.truncate(e + 1);
+        out.extend_from_slice(&tail);
     } else {
         // Rust's shortest round-trip digits in plain notation equal Go's 'f' with -1.
         let _ = write!(Hex(out), "{v}");
     }
     out.push(b'"');
+}
+
+/// Appends a scalar result `[<t>,"<v>"]`.
+pub fn write_scalar(out: &mut Vec<u8>, t: i64, v: f64) {
+    out.push(b'[');
+    write_timestamp(out, t);
+    out.push(b',');
+    write_scalar_value(out, v);
+    out.push(b']');
 }
 
 /// Appends `[<t>,"<v>"]`.
@@ -196,7 +233,7 @@ pub fn write_query_result(result: QueryResult, emit: &mut dyn FnMut(Vec<u8>) -> 
         emit(std::mem::replace(out, Vec::with_capacity(PIECE + 4096)))
     };
     match value {
-        Value::Scalar { t, v } => write_point(&mut out, t, v),
+        Value::Scalar { t, v } => write_scalar(&mut out, t, v),
         Value::String { t, s } => {
             out.push(b'[');
             write_timestamp(&mut out, t);
@@ -280,10 +317,24 @@ mod tests {
         assert_eq!(text(|o| write_timestamp(o, 1_005)), "1.005");
         assert_eq!(text(|o| write_timestamp(o, -1_050)), "-1.050");
         assert_eq!(text(|o| write_timestamp(o, 0)), "0");
-        assert_eq!(
-            text(|o| write_value(o, 1e21)),
-            r#""1000000000000000000000""#
-        );
+        // Checked against Prometheus 2.42: points switch to exponent form, scalars do not.
+        for (v, point, scalar) in [
+            (1e21, "1e+21", "1000000000000000000000"),
+            (1e20, "100000000000000000000", "100000000000000000000"),
+            (4.2e-7, "4.2e-07", "0.00000042"),
+            (-4.2e-7, "-4.2e-07", "-0.00000042"),
+            (9.99e-7, "9.99e-07", "0.000000999"),
+            (1e-6, "0.000001", "0.000001"),
+            (-1.5e300, "-1.5e+300", ""),
+            (1.2345e-100, "1.2345e-100", ""),
+            (0.0, "0", "0"),
+            (-0.0, "-0", "-0"),
+        ] {
+            assert_eq!(text(|o| write_value(o, v)), format!("\"{point}\""), "{v}");
+            if !scalar.is_empty() {
+                assert_eq!(text(|o| write_scalar_value(o, v)), format!("\"{scalar}\""));
+            }
+        }
         assert_eq!(text(|o| write_value(o, -0.5)), r#""-0.5""#);
         assert_eq!(text(|o| write_value(o, f64::NAN)), r#""NaN""#);
         assert_eq!(text(|o| write_value(o, f64::NEG_INFINITY)), r#""-Inf""#);

@@ -47,24 +47,32 @@ impl SeriesStore for Hung {
     }
 }
 
+fn config(timeout: Duration, max_concurrent: usize) -> Config {
+    Config {
+        replica_labels: vec![],
+        partial_response: true,
+        timeout,
+        engine: promql::Engine::default(),
+        auto_downsampling: false,
+        max_concurrent,
+        default_step: Duration::from_secs(1),
+    }
+}
+
+/// Serves the API over `endpoints` on a free loopback port.
+async fn serve(endpoints: Vec<Arc<Endpoint>>, cfg: Config) -> u16 {
+    let api = Arc::new(Api::new(Arc::new(EndpointSet::new(endpoints)), cfg));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    tokio::spawn(async move { axum::serve(listener, router(api)).await });
+    port
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_hung_store_hits_the_timeout() {
     let ep = Endpoint::new("hung:1", Arc::new(Hung));
     ep.refresh().await;
-    let api = Arc::new(Api::new(
-        Arc::new(EndpointSet::new(vec![ep])),
-        Config {
-            replica_labels: vec![],
-            partial_response: true,
-            timeout: Duration::from_millis(300),
-            engine: promql::Engine::default(),
-            auto_downsampling: false,
-            max_concurrent: 4,
-        },
-    ));
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let port = listener.local_addr().unwrap().port();
-    tokio::spawn(async move { axum::serve(listener, router(api)).await });
+    let port = serve(vec![ep], config(Duration::from_millis(300), 4)).await;
     for path in [
         "/api/v1/series?match%5B%5D=up",
         "/api/v1/labels",
@@ -88,20 +96,7 @@ async fn time_in_the_queue_counts_against_the_timeout() {
     let ep = Endpoint::new("hung:1", Arc::new(Hung));
     ep.refresh().await;
     let timeout = Duration::from_millis(800);
-    let api = Arc::new(Api::new(
-        Arc::new(EndpointSet::new(vec![ep])),
-        Config {
-            replica_labels: vec![],
-            partial_response: true,
-            timeout,
-            engine: promql::Engine::default(),
-            auto_downsampling: false,
-            max_concurrent: 1,
-        },
-    ));
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let port = listener.local_addr().unwrap().port();
-    tokio::spawn(async move { axum::serve(listener, router(api)).await });
+    let port = serve(vec![ep], config(timeout, 1)).await;
     // The first query holds the only slot until its deadline; the second waits in the queue
     // and must be answered when its own deadline passes, not after the first finished.
     let first = tokio::task::spawn_blocking(move || {
@@ -130,20 +125,7 @@ async fn time_in_the_queue_counts_against_the_timeout() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_query_too_deep_to_evaluate_is_refused_fast() {
-    let api = Arc::new(Api::new(
-        Arc::new(EndpointSet::new(vec![])),
-        Config {
-            replica_labels: vec![],
-            partial_response: true,
-            timeout: Duration::from_secs(30),
-            engine: promql::Engine::default(),
-            auto_downsampling: false,
-            max_concurrent: 4,
-        },
-    ));
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let port = listener.local_addr().unwrap().port();
-    tokio::spawn(async move { axum::serve(listener, router(api)).await });
+    let port = serve(vec![], config(Duration::from_secs(30), 4)).await;
     let body = format!("query={}", vec!["1"; 100_000].join("%2B"));
     let t = std::time::Instant::now();
     let a = tokio::task::spawn_blocking(move || {
@@ -177,4 +159,29 @@ async fn a_query_too_deep_to_evaluate_is_refused_fast() {
     .unwrap();
     assert_eq!(a.status, 200, "{}", a.text());
     assert!(a.text().contains("\"2000\""), "{}", a.text());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn range_queries_without_step_use_thanos_default_step() {
+    let port = serve(
+        vec![],
+        Config {
+            default_step: Duration::from_secs(30),
+            ..config(Duration::from_secs(5), 4)
+        },
+    )
+    .await;
+    // max(range / 250, --query.default-step), in whole seconds, as Thanos.
+    for (range, step) in [(3_600, 30), (36_000, 144)] {
+        let path = format!("/api/v1/query_range?query=1&start=0&end={range}");
+        let (code, body) =
+            tokio::task::spawn_blocking(move || testkit::http_get(port, &path).unwrap())
+                .await
+                .unwrap();
+        assert_eq!(code, 200, "{body}");
+        assert!(
+            body.contains(&format!("[0,\"1\"],[{step},\"1\"]")),
+            "{range}: {body}"
+        );
+    }
 }

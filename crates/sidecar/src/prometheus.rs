@@ -139,16 +139,47 @@ impl PrometheusStore {
     }
 
     /// Splits matchers into a verdict on the external labels and those to send to Prometheus.
-    fn prometheus_matchers(&self, ms: &[Matcher]) -> Option<Vec<prompb::LabelMatcher>> {
+    /// The matchers left for Prometheus once those on external labels are checked here;
+    /// `None` when an external label does not match.
+    fn beyond_external<'m>(&self, ms: &'m [Matcher]) -> Option<Vec<&'m Matcher>> {
         let ext = self.external_labels();
-        let mut out = Vec::new();
+        let mut out = Vec::with_capacity(ms.len());
         for m in ms {
-            if let Some(v) = ext.get(&m.name) {
-                if !m.matches(v) {
-                    return None;
-                }
-                continue;
+            match ext.get(&m.name) {
+                Some(v) if !m.matches(v) => return None,
+                Some(_) => {}
+                None => out.push(m),
             }
+        }
+        Some(out)
+    }
+
+    /// `&match[]={…}` for Prometheus's label APIs: empty without matchers, `None` when the
+    /// external labels rule every series out.
+    fn match_param(&self, ms: &[pb::LabelMatcher]) -> Result<Option<String>, Status> {
+        let ms = matchers_from_pb(ms).map_err(Status::invalid_argument)?;
+        let Some(rest) = self.beyond_external(&ms) else {
+            return Ok(None);
+        };
+        if rest.is_empty() {
+            return Ok(Some(String::new()));
+        }
+        let selector = format!(
+            "{{{}}}",
+            rest.iter()
+                .map(|m| m.to_string())
+                .collect::<Vec<_>>()
+                .join(",")
+        );
+        Ok(Some(format!(
+            "&match%5B%5D={}",
+            encode_component(&selector)
+        )))
+    }
+
+    fn prometheus_matchers(&self, ms: &[Matcher]) -> Option<Vec<prompb::LabelMatcher>> {
+        let mut out = Vec::new();
+        for m in self.beyond_external(ms)? {
             let t = match m.kind {
                 MatchType::Equal => 0,
                 MatchType::NotEqual => 1,
@@ -367,19 +398,26 @@ impl SeriesStore for PrometheusStore {
         .boxed())
     }
 
+    /// As Thanos's sidecar: Prometheus's label names for the matchers (less those on
+    /// external labels), plus the external label names when there are any.
     async fn label_names(
         &self,
         req: pb::LabelNamesRequest,
     ) -> Result<pb::LabelNamesResponse, Status> {
+        let Some(matching) = self.match_param(&req.matchers)? else {
+            return Ok(pb::LabelNamesResponse::default());
+        };
         let body = self
             .get(&format!(
-                "/api/v1/labels?start={}&end={}",
+                "/api/v1/labels?start={}&end={}{matching}",
                 secs(req.start),
                 secs(req.end)
             ))
             .await?;
         let mut names = json_strings(&body, &self.url)?;
-        names.extend(self.external_labels().iter().map(|l| l.name.clone()));
+        if !names.is_empty() {
+            names.extend(self.external_labels().iter().map(|l| l.name.clone()));
+        }
         names.sort();
         names.dedup();
         Ok(pb::LabelNamesResponse {
@@ -388,10 +426,15 @@ impl SeriesStore for PrometheusStore {
         })
     }
 
+    /// As Thanos's sidecar: an external label's value when the label is external, else
+    /// Prometheus's values of the label among the matching series.
     async fn label_values(
         &self,
         req: pb::LabelValuesRequest,
     ) -> Result<pb::LabelValuesResponse, Status> {
+        let Some(matching) = self.match_param(&req.matchers)? else {
+            return Ok(pb::LabelValuesResponse::default());
+        };
         if let Some(v) = self.external_labels().get(&req.label) {
             return Ok(pb::LabelValuesResponse {
                 values: vec![v.to_string()],
@@ -400,17 +443,32 @@ impl SeriesStore for PrometheusStore {
         }
         let body = self
             .get(&format!(
-                "/api/v1/label/{}/values?start={}&end={}",
-                req.label,
+                "/api/v1/label/{}/values?start={}&end={}{matching}",
+                encode_component(&req.label),
                 secs(req.start),
                 secs(req.end)
             ))
             .await?;
+        let mut values = json_strings(&body, &self.url)?;
+        values.sort();
         Ok(pb::LabelValuesResponse {
-            values: json_strings(&body, &self.url)?,
+            values,
             ..Default::default()
         })
     }
+}
+
+/// Percent-encodes a URL query or path component (RFC 3986 unreserved bytes stay).
+fn encode_component(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() * 3 / 2);
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
 }
 
 /// Milliseconds as the seconds Prometheus's API takes, clamped to what it accepts.

@@ -1,5 +1,6 @@
 //! The in-memory index cache: postings lists and series entries by block and offset, least
 //! recently used evicted first once the total size passes the limit (`--index-cache-size`).
+//! Counted under Thanos's `thanos_store_index_cache_*` names, by `item_type`.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -33,6 +34,53 @@ pub struct IndexCache {
     inner: Mutex<Inner>,
     pub hits: AtomicU64,
     pub misses: AtomicU64,
+    /// Per kind (postings, series): requests, hits, added, evicted.
+    metrics: [KindMetrics; 2],
+}
+
+struct KindMetrics {
+    requests: telemetry::Counter,
+    hits: telemetry::Counter,
+    added: telemetry::Counter,
+    evicted: telemetry::Counter,
+}
+
+impl KindMetrics {
+    fn new(item_type: &str) -> Self {
+        let with_tenant = [("item_type", item_type), ("tenant", "default-tenant")];
+        let by_type = [("item_type", item_type)];
+        KindMetrics {
+            requests: telemetry::counter(
+                "thanos_store_index_cache_requests_total",
+                "Total number of items requests to the cache.",
+                &with_tenant,
+            ),
+            hits: telemetry::counter(
+                "thanos_store_index_cache_hits_total",
+                "Total number of items requests to the cache that were a hit.",
+                &with_tenant,
+            ),
+            added: telemetry::counter(
+                "thanos_store_index_cache_items_added_total",
+                "Total number of items that were added to the index cache.",
+                &by_type,
+            ),
+            evicted: telemetry::counter(
+                "thanos_store_index_cache_items_evicted_total",
+                "Total number of items that were evicted from the index cache.",
+                &by_type,
+            ),
+        }
+    }
+}
+
+impl Kind {
+    fn index(self) -> usize {
+        match self {
+            Kind::Postings => 0,
+            Kind::Series => 1,
+        }
+    }
 }
 
 /// Bookkeeping cost of an entry besides its bytes.
@@ -45,10 +93,13 @@ impl IndexCache {
             inner: Mutex::new(Inner::default()),
             hits: AtomicU64::new(0),
             misses: AtomicU64::new(0),
+            metrics: [KindMetrics::new("Postings"), KindMetrics::new("Series")],
         }
     }
 
     pub fn get(&self, key: &Key) -> Option<Bytes> {
+        let m = &self.metrics[key.kind.index()];
+        m.requests.inc();
         let mut g = self.inner.lock().unwrap_or_else(|e| e.into_inner());
         g.tick += 1;
         let tick = g.tick;
@@ -64,6 +115,7 @@ impl IndexCache {
                 g.order.remove(&old);
                 g.order.insert(tick, key.clone());
                 self.hits.fetch_add(1, Ordering::Relaxed);
+                m.hits.inc();
                 Some(b)
             }
             None => {
@@ -78,6 +130,7 @@ impl IndexCache {
         if cost > self.max_bytes / 2 {
             return;
         }
+        self.metrics[key.kind.index()].added.inc();
         let mut g = self.inner.lock().unwrap_or_else(|e| e.into_inner());
         g.tick += 1;
         let tick = g.tick;
@@ -94,6 +147,7 @@ impl IndexCache {
             if let Some(k) = g.order.remove(&t) {
                 if let Some((b, _)) = g.entries.remove(&k) {
                     g.size -= b.len() as u64 + ENTRY_OVERHEAD;
+                    self.metrics[k.kind.index()].evicted.inc();
                 }
             }
         }

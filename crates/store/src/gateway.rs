@@ -19,6 +19,19 @@ use crate::block::{BlockQuery, BucketBlock, Selection};
 use crate::cache::IndexCache;
 use crate::{header, Error, Result};
 
+/// Buckets of the Series call histograms: seconds, and counts (blocks, series).
+const SECONDS: &[f64] = &[
+    0.001, 0.01, 0.1, 0.3, 0.6, 1.0, 3.0, 6.0, 9.0, 20.0, 30.0, 60.0, 90.0, 120.0,
+];
+const COUNTS: &[f64] = &[
+    1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0, 512.0, 1024.0, 4096.0, 16384.0, 65536.0,
+];
+
+/// One of Thanos's `thanos_bucket_store_series_*` histograms (labelled by tenant, as Thanos).
+fn series_histogram(name: &str, help: &str, bounds: &[f64]) -> telemetry::Histogram {
+    telemetry::histogram(name, help, &[("tenant", "default-tenant")], bounds)
+}
+
 /// Thanos assumes chunks hold 120 samples when enforcing sample limits.
 const SAMPLES_PER_CHUNK: i64 = 120;
 
@@ -51,6 +64,8 @@ pub struct Config {
     pub request_matchers_limit: usize,
     /// Longest regular expression (bytes) a matcher may carry; 0 = no limit.
     pub regex_bytes_limit: usize,
+    /// Selects the blocks served by external labels and `__block_id`.
+    pub relabel: bucket::relabel::Relabel,
 }
 
 impl Default for Config {
@@ -70,6 +85,7 @@ impl Default for Config {
             request_samples_limit: 0,
             request_matchers_limit: 1_000,
             regex_bytes_limit: 1 << 20,
+            relabel: bucket::relabel::Relabel::default(),
         }
     }
 }
@@ -156,6 +172,7 @@ impl BucketStore {
             max_time: Some(self.cfg.max_time),
             consistency_delay_ms: self.cfg.consistency_delay_ms,
             ignore_deletion_marks_delay_ms: Some(self.cfg.ignore_deletion_marks_delay_ms),
+            relabel: self.cfg.relabel.clone(),
             // A compacted block and its sources are never served together.
             deduplicate: true,
             concurrency: 32,
@@ -395,6 +412,56 @@ struct SeriesBatches {
     abort: bool,
     failed: BTreeSet<usize>,
     _slot: tokio::sync::OwnedSemaphorePermit,
+    stats: SentStats,
+}
+
+/// What a Series call sent, reported under Thanos's names when the call ends.
+struct SentStats {
+    started: std::time::Instant,
+    series: u64,
+    chunks: u64,
+    chunk_size: telemetry::Histogram,
+}
+
+impl SentStats {
+    fn new() -> Self {
+        SentStats {
+            started: std::time::Instant::now(),
+            series: 0,
+            chunks: 0,
+            chunk_size: telemetry::histogram(
+                "thanos_bucket_store_sent_chunk_size_bytes",
+                "Size in bytes of the chunks for the single series, which is adequate to the gRPC message size sent to querier.",
+                &[("tenant", "default-tenant")],
+                &[32.0, 256.0, 512.0, 1024.0, 32768.0, 262_144.0, 524_288.0, 1_048_576.0],
+            ),
+        }
+    }
+}
+
+impl Drop for SentStats {
+    fn drop(&mut self) {
+        series_histogram(
+            "thanos_bucket_store_series_merge_duration_seconds",
+            "Time it takes to merge sub-results from all queried blocks into a single result.",
+            SECONDS,
+        )
+        .observe(self.started.elapsed().as_secs_f64());
+        // Every series and chunk read is sent: touched and fetched count the same items.
+        for name in [
+            "thanos_bucket_store_series_data_touched",
+            "thanos_bucket_store_series_data_fetched",
+        ] {
+            for (kind, n) in [("series", self.series), ("chunks", self.chunks)] {
+                telemetry::summary(
+                    name,
+                    "Number of items of a data type touched or retrieved to fulfill a single Store API series request.",
+                    &[("data_type", kind), ("tenant", "default-tenant")],
+                )
+                .observe(n as f64);
+            }
+        }
+    }
 }
 
 impl SeriesBatches {
@@ -473,6 +540,13 @@ impl SeriesBatches {
                 continue;
             }
             storeapi::proxy::sort_and_dedup_chunks(&mut chunks);
+            self.stats.series += 1;
+            self.stats.chunks += chunks.len() as u64;
+            let bytes: usize = chunks
+                .iter()
+                .map(|c| c.raw.as_ref().map_or(0, |r| r.data.len()))
+                .sum();
+            self.stats.chunk_size.observe(bytes as f64);
             self.ready.push_back(Ok(series_frame(pb::Series {
                 labels: s.labels,
                 chunks,
@@ -510,7 +584,9 @@ impl SeriesStore for BucketStore {
             min_t = min_t.min(b.meta.min_time);
             max_t = max_t.max(b.meta.max_time);
         }
-        if blocks.is_empty() {
+        min_t = min_t.max(self.cfg.min_time);
+        max_t = max_t.min(self.cfg.max_time);
+        if blocks.is_empty() || min_t > max_t {
             (min_t, max_t) = (-1, -1);
         }
         Ok(pb::info::InfoResponse {
@@ -533,12 +609,24 @@ impl SeriesStore for BucketStore {
 
     async fn series(&self, req: pb::SeriesRequest) -> Result<SeriesStream, Status> {
         let matchers = self.checked_matchers(&req.matchers).await?;
+        let waited = std::time::Instant::now();
         let slot = self
             .series_slots
             .clone()
             .acquire_owned()
             .await
             .map_err(|_| Status::unavailable("store gateway shutting down"))?;
+        series_histogram(
+            "thanos_bucket_store_series_gate_duration_seconds",
+            "Time it takes for a series request to wait at the gate.",
+            SECONDS,
+        )
+        .observe(waited.elapsed().as_secs_f64());
+        let started = std::time::Instant::now();
+        // --min-time/--max-time bound what is served, not only which blocks are loaded.
+        let mut req = req;
+        req.min_time = req.min_time.max(self.cfg.min_time);
+        req.max_time = req.max_time.min(self.cfg.max_time);
         let blocks = self.blocks_for_series(req.min_time, req.max_time, req.max_resolution_window);
         let q = BlockQuery {
             matchers: &matchers,
@@ -569,6 +657,24 @@ impl SeriesStore for BucketStore {
         let plan = tokio::task::spawn_blocking(move || plan_series(selections, &without))
             .await
             .map_err(|e| Status::internal(format!("planning series: {e}")))?;
+        series_histogram(
+            "thanos_bucket_store_series_blocks_queried",
+            "Number of blocks in a bucket store that were touched to satisfy a query.",
+            COUNTS,
+        )
+        .observe(blocks.len() as f64);
+        series_histogram(
+            "thanos_bucket_store_series_result_series",
+            "Number of series observed in the final result of a query.",
+            COUNTS,
+        )
+        .observe(plan.len() as f64);
+        series_histogram(
+            "thanos_bucket_store_series_get_all_duration_seconds",
+            "Time it takes until all per-block prepares and loads for a query are finished.",
+            SECONDS,
+        )
+        .observe(started.elapsed().as_secs_f64());
         let series_limit = self.cfg.request_series_limit;
         if series_limit > 0 && plan.len() as u64 > series_limit {
             return Err(Status::resource_exhausted(format!(
@@ -611,6 +717,7 @@ impl SeriesStore for BucketStore {
             abort,
             failed: BTreeSet::new(),
             _slot: slot,
+            stats: SentStats::new(),
         };
         Ok(futures::stream::unfold(batches, |mut b| async move {
             let frame = b.next_frame().await?;

@@ -6,6 +6,7 @@ use futures::StreamExt;
 use tonic::transport::{Channel, Endpoint};
 use tonic::Status;
 
+use crate::grpc_metrics::{self, Instrumented, Side};
 use crate::pb;
 use crate::pb::info::info_client::InfoClient;
 use crate::pb::store_client::StoreClient;
@@ -52,28 +53,43 @@ impl SeriesStore for GrpcStore {
     }
 
     async fn info(&self) -> Result<pb::info::InfoResponse, Status> {
-        Ok(InfoClient::new(self.channel.clone())
+        let call = grpc_metrics::start(Side::Client, "thanos.info.Info", "Info", "unary");
+        let r = InfoClient::new(self.channel.clone())
             .info(pb::info::InfoRequest {})
-            .await?
-            .into_inner())
+            .await
+            .map(|r| r.into_inner());
+        call.finish_with(&r);
+        r
     }
 
     async fn series(&self, req: pb::SeriesRequest) -> Result<SeriesStream, Status> {
-        let stream = self.store().series(req).await?.into_inner();
-        Ok(stream.boxed())
+        let call = grpc_metrics::start(Side::Client, "thanos.Store", "Series", "server_stream");
+        match self.store().series(req).await {
+            Ok(r) => Ok(Instrumented::new(r.into_inner(), call).boxed()),
+            Err(e) => {
+                call.finish(e.code());
+                Err(e)
+            }
+        }
     }
 
     async fn label_names(
         &self,
         req: pb::LabelNamesRequest,
     ) -> Result<pb::LabelNamesResponse, Status> {
-        Ok(self.store().label_names(req).await?.into_inner())
+        let call = grpc_metrics::start(Side::Client, "thanos.Store", "LabelNames", "unary");
+        let r = self.store().label_names(req).await.map(|r| r.into_inner());
+        call.finish_with(&r);
+        r
     }
 
     async fn label_values(
         &self,
         req: pb::LabelValuesRequest,
     ) -> Result<pb::LabelValuesResponse, Status> {
-        Ok(self.store().label_values(req).await?.into_inner())
+        let call = grpc_metrics::start(Side::Client, "thanos.Store", "LabelValues", "unary");
+        let r = self.store().label_values(req).await.map(|r| r.into_inner());
+        call.finish_with(&r);
+        r
     }
 }

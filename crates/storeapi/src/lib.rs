@@ -15,6 +15,7 @@ pub mod pb {
 
 pub mod client;
 pub mod convert;
+pub mod grpc_metrics;
 pub mod proxy;
 pub mod server;
 pub mod store;

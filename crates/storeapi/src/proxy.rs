@@ -96,10 +96,35 @@ fn merge_series(mut parts: Vec<pb::Series>) -> pb::Series {
     out
 }
 
-/// Orders chunks by time and keeps byte-identical ones once.
+/// Orders chunks as Thanos's proxy does (by time, then by content), so a series reads the
+/// same whichever order its stores sent the chunks in, and keeps identical ones once.
 pub fn sort_and_dedup_chunks(chunks: &mut Vec<pb::AggrChunk>) {
-    chunks.sort_by_key(|c| (c.min_time, c.max_time));
-    chunks.dedup_by(|a, b| a == b);
+    chunks.sort_by(compare_chunks);
+    chunks.dedup_by(|a, b| compare_chunks(a, b).is_eq());
+}
+
+/// Thanos's `AggrChunk.Compare` as an ordering: min time, max time, then per aggregate
+/// (raw, count, sum, min, max, counter) present before absent, encoding ascending and data
+/// descending. The hash field is not compared (some stores set it, others do not).
+pub fn compare_chunks(a: &pb::AggrChunk, b: &pb::AggrChunk) -> std::cmp::Ordering {
+    fn part(x: &Option<pb::Chunk>, y: &Option<pb::Chunk>) -> std::cmp::Ordering {
+        use std::cmp::Ordering::*;
+        match (x, y) {
+            (None, None) => Equal,
+            (Some(_), None) => Less,
+            (None, Some(_)) => Greater,
+            (Some(x), Some(y)) => x.r#type.cmp(&y.r#type).then_with(|| y.data.cmp(&x.data)),
+        }
+    }
+    a.min_time
+        .cmp(&b.min_time)
+        .then(a.max_time.cmp(&b.max_time))
+        .then_with(|| part(&a.raw, &b.raw))
+        .then_with(|| part(&a.count, &b.count))
+        .then_with(|| part(&a.sum, &b.sum))
+        .then_with(|| part(&a.min, &b.min))
+        .then_with(|| part(&a.max, &b.max))
+        .then_with(|| part(&a.counter, &b.counter))
 }
 
 #[async_trait::async_trait]
@@ -308,37 +333,49 @@ impl MergeState {
             .min_by(|a, b| compare_pb_labels(&a.labels, &b.labels))?
             .labels
             .clone();
+        // A store may send one series as several frames (Thanos's store gateway does when
+        // replica labels are removed): take heads with these labels until none is left.
         let mut parts = Vec::new();
-        let mut advancing: Vec<&mut Source> = Vec::new();
-        for s in self.sources.iter_mut() {
-            if s.head
-                .as_ref()
-                .is_some_and(|h| compare_pb_labels(&h.labels, &min).is_eq())
-            {
-                if let Some(h) = s.head.take() {
-                    parts.push(h);
+        loop {
+            let mut advancing: Vec<&mut Source> = Vec::new();
+            for s in self.sources.iter_mut() {
+                if s.head
+                    .as_ref()
+                    .is_some_and(|h| compare_pb_labels(&h.labels, &min).is_eq())
+                {
+                    if let Some(h) = s.head.take() {
+                        parts.push(h);
+                    }
+                    advancing.push(s);
                 }
-                advancing.push(s);
+            }
+            if advancing.is_empty() {
+                break;
+            }
+            let results = join_all(advancing.into_iter().map(|s| async {
+                let mut w = Vec::new();
+                let r = s.advance(&mut w).await;
+                (r, w)
+            }))
+            .await;
+            for (r, w) in results {
+                self.warnings.extend(w);
+                if let Err(e) = r {
+                    if abort(self.strategy) {
+                        self.failed = true;
+                        return Some(Err(e));
+                    }
+                    self.warnings.push(e.message().to_string());
+                }
             }
         }
-        let results = join_all(advancing.into_iter().map(|s| async {
-            let mut w = Vec::new();
-            let r = s.advance(&mut w).await;
-            (r, w)
-        }))
-        .await;
-        for (r, w) in results {
-            self.warnings.extend(w);
-            if let Err(e) = r {
-                if abort(self.strategy) {
-                    self.failed = true;
-                    return Some(Err(e));
-                }
-                self.warnings.push(e.message().to_string());
-            }
-        }
+        // Chunks go out sorted by time, as every reader of a series expects.
         let merged = if parts.len() == 1 {
-            parts.pop()?
+            let mut one = parts.pop()?;
+            if !one.chunks.is_sorted_by(|a, b| compare_chunks(a, b).is_lt()) {
+                sort_and_dedup_chunks(&mut one.chunks);
+            }
+            one
         } else {
             merge_series(parts)
         };

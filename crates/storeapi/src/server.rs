@@ -4,6 +4,7 @@ use std::sync::Arc;
 
 use tonic::{Request, Response, Status};
 
+use crate::grpc_metrics::{self, Instrumented, Side};
 use crate::pb;
 use crate::pb::info::info_server::{Info, InfoServer};
 use crate::pb::store_server::{Store, StoreServer};
@@ -44,32 +45,36 @@ impl Store for StoreService {
         req: Request<pb::SeriesRequest>,
     ) -> Result<Response<Self::SeriesStream>, Status> {
         use futures::StreamExt;
-        let stream = self.0.series(req.into_inner()).await.map_err(bounded)?;
-        Ok(Response::new(stream.map(|f| f.map_err(bounded)).boxed()))
+        let call = grpc_metrics::start(Side::Server, "thanos.Store", "Series", "server_stream");
+        let stream = match self.0.series(req.into_inner()).await {
+            Ok(s) => s,
+            Err(e) => {
+                call.finish(e.code());
+                return Err(bounded(e));
+            }
+        };
+        let stream = Instrumented::new(stream.map(|f| f.map_err(bounded)), call);
+        Ok(Response::new(stream.boxed()))
     }
 
     async fn label_names(
         &self,
         req: Request<pb::LabelNamesRequest>,
     ) -> Result<Response<pb::LabelNamesResponse>, Status> {
-        Ok(Response::new(
-            self.0
-                .label_names(req.into_inner())
-                .await
-                .map_err(bounded)?,
-        ))
+        let call = grpc_metrics::start(Side::Server, "thanos.Store", "LabelNames", "unary");
+        let r = self.0.label_names(req.into_inner()).await;
+        call.finish_with(&r);
+        Ok(Response::new(r.map_err(bounded)?))
     }
 
     async fn label_values(
         &self,
         req: Request<pb::LabelValuesRequest>,
     ) -> Result<Response<pb::LabelValuesResponse>, Status> {
-        Ok(Response::new(
-            self.0
-                .label_values(req.into_inner())
-                .await
-                .map_err(bounded)?,
-        ))
+        let call = grpc_metrics::start(Side::Server, "thanos.Store", "LabelValues", "unary");
+        let r = self.0.label_values(req.into_inner()).await;
+        call.finish_with(&r);
+        Ok(Response::new(r.map_err(bounded)?))
     }
 }
 
@@ -81,7 +86,10 @@ impl Info for InfoService {
         &self,
         _req: Request<pb::info::InfoRequest>,
     ) -> Result<Response<pb::info::InfoResponse>, Status> {
-        Ok(Response::new(self.0.info().await.map_err(bounded)?))
+        let call = grpc_metrics::start(Side::Server, "thanos.info.Info", "Info", "unary");
+        let r = self.0.info().await;
+        call.finish_with(&r);
+        Ok(Response::new(r.map_err(bounded)?))
     }
 }
 
@@ -106,6 +114,7 @@ pub async fn serve(
     listener: tokio::net::TcpListener,
     shutdown: impl std::future::Future<Output = ()> + Send,
 ) -> Result<(), tonic::transport::Error> {
+    grpc_metrics::initialize_server_metrics();
     let (s, i) = services(store);
     let incoming = tokio_stream_from_listener(listener);
     tonic::transport::Server::builder()

@@ -160,6 +160,32 @@ async fn merges_in_label_order_and_dedups_chunks() {
 }
 
 #[tokio::test]
+async fn a_series_split_over_frames_comes_out_once_with_sorted_chunks() {
+    // As Thanos's store gateway answers with replica labels removed: one frame per block
+    // and replica, chunks in block order rather than time order.
+    let proxy = Proxy::new(vec![Arc::new(Fixed {
+        name: "thanos",
+        series: vec![
+            series("api", vec![chunk(20, 29, b"a3"), chunk(0, 9, b"a1")]),
+            series("api", vec![chunk(1, 10, b"b1"), chunk(0, 9, b"a1")]),
+            series("db", vec![chunk(5, 6, b"d")]),
+        ],
+        fail: None,
+    })]);
+    let (out, _) = collect(&proxy, pb::PartialResponseStrategy::Abort)
+        .await
+        .unwrap();
+    let jobs: Vec<&str> = out.iter().map(|s| s.labels[1].value.as_str()).collect();
+    assert_eq!(jobs, ["api", "db"]);
+    let api: Vec<(i64, i64)> = out[0]
+        .chunks
+        .iter()
+        .map(|c| (c.min_time, c.max_time))
+        .collect();
+    assert_eq!(api, [(0, 9), (1, 10), (20, 29)]);
+}
+
+#[tokio::test]
 async fn partial_response_warn_and_abort() {
     let mut s = stores();
     s.push(Arc::new(Fixed {

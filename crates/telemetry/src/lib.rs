@@ -147,8 +147,23 @@ pub fn gauge(name: &str, help: &str, labels: &[(&str, &str)]) -> Gauge {
     value(name, "gauge", help, labels)
 }
 
+/// The summary `name` with `labels`: its count and sum (no quantiles).
+pub fn summary(name: &str, help: &str, labels: &[(&str, &str)]) -> Histogram {
+    observed(name, "summary", help, labels, &[])
+}
+
 /// The histogram `name` with `labels` and bucket upper bounds `bounds`.
 pub fn histogram(name: &str, help: &str, labels: &[(&str, &str)], bounds: &[f64]) -> Histogram {
+    observed(name, "histogram", help, labels, bounds)
+}
+
+fn observed(
+    name: &str,
+    kind: &'static str,
+    help: &str,
+    labels: &[(&str, &str)],
+    bounds: &[f64],
+) -> Histogram {
     let make = || {
         Series::Histogram(Histogram(Arc::new(HistogramState {
             bounds: bounds.to_vec(),
@@ -157,7 +172,7 @@ pub fn histogram(name: &str, help: &str, labels: &[(&str, &str)], bounds: &[f64]
             sum: Value::default(),
         })))
     };
-    match series(name, "histogram", help, labels, make) {
+    match series(name, kind, help, labels, make) {
         Series::Histogram(h) => h,
         Series::Value(_) => match make() {
             Series::Histogram(h) => h,
@@ -211,6 +226,7 @@ pub fn render() -> String {
                 Series::Histogram(h) => {
                     let st = &h.0;
                     let mut cumulative = 0;
+                    let buckets = fam.kind == "histogram";
                     for (b, c) in st.bounds.iter().zip(&st.counts) {
                         cumulative += c.load(Ordering::Relaxed);
                         let le = fmt_float(*b);
@@ -221,11 +237,13 @@ pub fn render() -> String {
                         );
                     }
                     let count = st.count.load(Ordering::Relaxed);
-                    let _ = writeln!(
-                        out,
-                        "{} {count}",
-                        with_labels(&format!("{name}_bucket"), key, Some(("le", "+Inf")))
-                    );
+                    if buckets {
+                        let _ = writeln!(
+                            out,
+                            "{} {count}",
+                            with_labels(&format!("{name}_bucket"), key, Some(("le", "+Inf")))
+                        );
+                    }
                     let _ = writeln!(
                         out,
                         "{} {}",
@@ -269,5 +287,10 @@ mod tests {
         assert!(text.contains("t_seconds_bucket{op=\"x\",le=\"1\"} 2\n"));
         assert!(text.contains("t_seconds_bucket{op=\"x\",le=\"+Inf\"} 3\n"));
         assert!(text.contains("t_seconds_count{op=\"x\"} 3\n"));
+        summary("t_items", "Items.", &[("kind", "a")]).observe(4.0);
+        let text = render();
+        assert!(text.contains(
+            "# TYPE t_items summary\nt_items_sum{kind=\"a\"} 4\nt_items_count{kind=\"a\"} 1\n"
+        ));
     }
 }

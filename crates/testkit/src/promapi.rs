@@ -194,3 +194,38 @@ pub fn brief(a: &Res, b: &Res) -> String {
     }
     s
 }
+
+/// The read-path differential corpus (`promql/tests/vs-prometheus-queries.txt`): one query
+/// per line, `{mid}` replaced by `mid` (an API time).
+pub fn read_path_corpus(mid: &str) -> Vec<String> {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../promql/tests/vs-prometheus-queries.txt");
+    std::fs::read_to_string(&path)
+        .unwrap_or_else(|e| panic!("read {}: {e}", path.display()))
+        .lines()
+        .filter(|l| !l.trim().is_empty() && !l.starts_with('#'))
+        .map(|l| l.replace("{mid}", mid))
+        .collect()
+}
+
+/// The metadata calls the read-path tests compare (series, label names, instance values,
+/// for three selectors) over `range` (`start=…&end=…`), each with whether its order counts.
+pub fn metadata_paths(range: &str) -> Vec<(String, bool)> {
+    let mut out = Vec::new();
+    for m in [
+        "http_requests_total",
+        "{job=\"db\"}",
+        "memory_bytes{instance=~\"10.0.0.[12].*\"}",
+    ] {
+        let m = url_encode(m);
+        out.push((format!("/api/v1/series?match%5B%5D={m}&{range}"), true));
+        out.push((format!("/api/v1/labels?match%5B%5D={m}&{range}"), true));
+        out.push((
+            format!("/api/v1/label/instance/values?match%5B%5D={m}&{range}"),
+            true,
+        ));
+    }
+    out.push((format!("/api/v1/labels?{range}"), true));
+    out.push((format!("/api/v1/label/job/values?{range}"), true));
+    out
+}

@@ -130,12 +130,14 @@ pub fn dedup_pair(a: &[Sample], b: &[Sample], counter: bool) -> Vec<Sample> {
                 t
             }
         };
+        // Only the replica switched to is corrected, by its sample about to be emitted.
+        // (Thanos corrects both; the other one's current sample may lie beyond a gap and
+        // after a real counter reset, and correcting by it inflates every later value.)
         if counter && use_a != prev_use_a {
             if let Some(last) = last_v {
-                for r in [&mut a, &mut b] {
-                    if !r.done() && last > r.at().1 {
-                        r.adjust += last - r.at().1;
-                    }
+                let r = if use_a { &mut a } else { &mut b };
+                if !r.done() && last > r.at().1 {
+                    r.adjust += last - r.at().1;
                 }
             }
         }
@@ -181,23 +183,36 @@ impl ChunkSpan {
 /// Splits time-sorted chunks into groups whose members do not overlap: each group is a
 /// pseudo-replica (Thanos's overlap split). When a chunk could continue several groups, it
 /// joins the one it continues at the scrape step (the gap to the group's last chunk closest
-/// to the step), so a group follows one replica's scrape phase rather than alternating
-/// between replicas at chunk boundaries. Returns group indices.
+/// to the step); where replicas overlap, never one it would continue less than half a step
+/// after its last sample or off its scrape phase by more than a quarter step. So a group
+/// follows one replica's scrape phase rather than alternating between replicas at chunk
+/// boundaries, and the chunks of a lone series stay one group. Returns group indices.
 pub fn split_overlapping(chunks: &[ChunkSpan]) -> Vec<Vec<usize>> {
     // Per group: its last chunk and its members.
     let mut groups: Vec<(ChunkSpan, Vec<usize>)> = Vec::new();
     for (i, c) in chunks.iter().enumerate() {
+        // Where replicas run side by side (this chunk overlaps the next one or a group's
+        // last), a continuation must also keep the group's scrape phase; elsewhere any
+        // group may continue (a lone series' chunks must stay one group).
+        let side_by_side = chunks.get(i + 1).is_some_and(|n| n.min_time <= c.max_time)
+            || groups.iter().any(|(last, _)| last.max_time >= c.min_time);
         let mut best: Option<(usize, i64)> = None;
         for (g, (last, _)) in groups.iter().enumerate() {
             if last.max_time >= c.min_time {
                 continue;
             }
             let gap = c.min_time - last.max_time;
+            let step = last.step().or(c.step());
+            // Closer than half a step, or off the group's scrape phase by more than a
+            // quarter step: another replica's samples, not this one's next ones.
+            if let Some(step) = step.filter(|&s| s > 0 && side_by_side) {
+                let phase = gap.rem_euclid(step);
+                if gap < step / 2 || phase.min(step - phase) > step / 4 {
+                    continue;
+                }
+            }
             // Distance from a continuation at the step; unknown steps rank as first fit.
-            let miss = last
-                .step()
-                .or(c.step())
-                .map_or(0, |step| (gap - step).abs());
+            let miss = step.map_or(0, |step| (gap - step).abs());
             if best.is_none_or(|(_, m)| miss < m) {
                 best = Some((g, miss));
             }
@@ -224,6 +239,49 @@ mod tests {
             .filter(|t| !gaps.iter().any(|(a, b)| *t >= *a && *t < *b))
             .map(|t| (t, (t / 1000) as f64))
             .collect()
+    }
+
+    #[test]
+    fn a_reset_inside_the_other_replicas_gap_is_not_corrected_away_later() {
+        // Identical counters; it resets at 600 s, while replica `b` has a gap (500..700 s);
+        // pseudo-replica `a` ends at 900 s, so the output goes back to `b` there.
+        let value = |t: i64| {
+            if t < 600_000 {
+                t as f64
+            } else {
+                (t - 600_000) as f64
+            }
+        };
+        let series = |from: i64, to: i64, gap: Option<(i64, i64)>| -> Vec<Sample> {
+            (from..to)
+                .step_by(15_000)
+                .filter(|t| gap.is_none_or(|(a, b)| *t < a || *t >= b))
+                .map(|t| (t, value(t)))
+                .collect()
+        };
+        let b = series(0, 1_500_000, Some((500_000, 700_000)));
+        let a = series(0, 900_000, None);
+        let out = dedup_pair(&b, &a, true);
+        for (t, v) in &out {
+            assert_eq!(*v, value(*t), "at {t}: {out:?}");
+        }
+        assert!(out.last().is_some_and(|s| s.0 == 1_485_000));
+    }
+
+    #[test]
+    fn a_chunk_half_a_step_after_another_is_another_replica() {
+        // Replica a's first block holds one sample; b's first chunk starts 545 ms after it,
+        // a's next chunk one step (1 s) after it.
+        let span = |min: i64, n: u32| ChunkSpan {
+            min_time: min,
+            max_time: min + (n as i64 - 1) * 1_000,
+            samples: n,
+        };
+        let chunks = [span(0, 1), span(545, 120), span(1_000, 120)];
+        assert_eq!(split_overlapping(&chunks), vec![vec![0, 2], vec![1]]);
+        // A lone series with irregular gaps stays one group.
+        let lone = [span(0, 3), span(2_545, 3), span(9_100, 5)];
+        assert_eq!(split_overlapping(&lone), vec![vec![0, 1, 2]]);
     }
 
     #[test]
