@@ -118,18 +118,18 @@ fn write_float(out: &mut Vec<u8>, v: f64, exponent: bool) {
         // Rust's `{:e}` has Go's shortest digits; Go signs the exponent and pads it to two.
         let start = out.len();
         let _ = write!(Hex(out), "{v:e}");
-        let e = start + out[start..].iter().position(|&b| b == b'e').unwrap_or(0);
-        let negative = out.get(e + 1) == Some(&b'-');
-        let digits_at = if negative { e + 2 } else { e + 1 };
-        let pad = out.len() - digits_at < 2;
-        let mut tail = Vec::with_capacity(4);
-        tail.push(if negative { b'-' } else { b'+' });
-        if pad {
-            tail.push(b'0');
+        if let Some(e) = out[start..]
+            .iter()
+            .position(|&b| b == b'e')
+            .map(|i| start + i)
+        {
+            if out.get(e + 1) != Some(&b'-') {
+                out.insert(e + 1, b'+');
+            }
+            if out.len() - (e + 2) < 2 {
+                out.insert(e + 2, b'0');
+            }
         }
-        tail.extend_from_slice(&out[digits_at..]);
-        out.truncate(e + 1);
-        out.extend_from_slice(&tail);
     } else {
         // Rust's shortest round-trip digits in plain notation equal Go's 'f' with -1.
         let _ = write!(Hex(out), "{v}");
@@ -139,19 +139,19 @@ fn write_float(out: &mut Vec<u8>, v: f64, exponent: bool) {
 
 /// Appends a scalar result `[<t>,"<v>"]`.
 pub fn write_scalar(out: &mut Vec<u8>, t: i64, v: f64) {
-    out.push(b'[');
-    write_timestamp(out, t);
-    out.push(b',');
-    write_scalar_value(out, v);
-    out.push(b']');
+    write_pair(out, t, v, write_scalar_value);
 }
 
 /// Appends `[<t>,"<v>"]`.
 pub fn write_point(out: &mut Vec<u8>, t: i64, v: f64) {
+    write_pair(out, t, v, write_value);
+}
+
+fn write_pair(out: &mut Vec<u8>, t: i64, v: f64, value: fn(&mut Vec<u8>, f64)) {
     out.push(b'[');
     write_timestamp(out, t);
     out.push(b',');
-    write_value(out, v);
+    value(out, v);
     out.push(b']');
 }
 
