@@ -20,6 +20,8 @@ pub struct CompactArgs {
     /// Data directory in which to cache blocks and process compactions.
     #[arg(long = "data-dir", default_value = "./data")]
     data_dir: PathBuf,
+    #[command(flatten)]
+    http_config: crate::security::HttpConfigFlag,
     /// Listen host:port for HTTP endpoints.
     #[arg(long = "http-address", default_value = "0.0.0.0:10902")]
     http_address: String,
@@ -218,17 +220,20 @@ pub fn run(a: CompactArgs) -> Result<()> {
         .context("start async runtime")?;
     rt.block_on(async move {
         let status = Status::new("compact");
+        let web = a.http_config.load()?;
         let http = bind(&a.http_address, "--http-address").await?;
         tracing::info!(http = %http.local_addr()?, wait = a.wait, "starting compactor");
         let app = router(status.clone(), axum::Router::new());
         let (stop_tx, mut stop_rx) = tokio::sync::watch::channel(false);
         let mut http_stop = stop_rx.clone();
         let http_task = tokio::spawn(std::future::IntoFuture::into_future(
-            axum::serve(crate::http_edge::EdgeListener(http), app).with_graceful_shutdown(
-                async move {
-                    let _ = http_stop.changed().await;
-                },
-            ),
+            axum::serve(
+                crate::http_edge::EdgeListener::new(http, web.tls.clone())?,
+                web.apply(app),
+            )
+            .with_graceful_shutdown(async move {
+                let _ = http_stop.changed().await;
+            }),
         ));
         let mut compactor = compact::Compactor::new(bucket, cfg);
         if !a.wait && std::io::stderr().is_terminal() {

@@ -26,30 +26,49 @@ const LONG_URI: usize = 16 * 1024;
 /// What Go writes for a request head over its limit.
 const HEAD_TOO_LARGE: &[u8] = b"HTTP/1.1 431 Request Header Fields Too Large\r\nContent-Type: text/plain; charset=utf-8\r\nConnection: close\r\n\r\n431 Request Header Fields Too Large";
 
-/// A listener whose connections are [`EdgeStream`]s.
-pub struct EdgeListener(pub tokio::net::TcpListener);
+/// A listener whose connections (in the clear or over TLS, handshakes done) are
+/// [`EdgeStream`]s.
+pub struct EdgeListener {
+    incoming: futures::stream::BoxStream<'static, io::Result<storeapi::tls::ServerStream>>,
+    local: std::net::SocketAddr,
+}
+
+impl EdgeListener {
+    pub fn new(
+        listener: tokio::net::TcpListener,
+        tls: Option<std::sync::Arc<rustls::ServerConfig>>,
+    ) -> io::Result<EdgeListener> {
+        let local = listener.local_addr()?;
+        Ok(EdgeListener {
+            incoming: storeapi::tls::incoming(listener, tls, "HTTP"),
+            local,
+        })
+    }
+}
 
 impl axum::serve::Listener for EdgeListener {
-    type Io = EdgeStream<tokio::net::TcpStream>;
+    type Io = EdgeStream<storeapi::tls::ServerStream>;
     type Addr = std::net::SocketAddr;
 
     async fn accept(&mut self) -> (Self::Io, Self::Addr) {
+        use futures::StreamExt;
         loop {
-            match self.0.accept().await {
-                Ok((s, a)) => {
-                    let _ = s.set_nodelay(true);
-                    return (EdgeStream::new(s), a);
+            match self.incoming.next().await {
+                Some(Ok(s)) => {
+                    let peer = s.tcp().peer_addr().unwrap_or(self.local);
+                    return (EdgeStream::new(s), peer);
                 }
-                Err(e) => {
+                Some(Err(e)) => {
                     tracing::warn!(err = %e, "accepting HTTP connection");
                     tokio::time::sleep(std::time::Duration::from_millis(50)).await;
                 }
+                None => std::future::pending::<()>().await,
             }
         }
     }
 
     fn local_addr(&self) -> io::Result<Self::Addr> {
-        self.0.local_addr()
+        Ok(self.local)
     }
 }
 

@@ -29,8 +29,7 @@ const TELEMETRY: &str = "query telemetry histograms use fixed buckets";
 const STORE_INDEX: &str =
     "the store gateway always builds its index-header from byte ranges and reads it lazily";
 const DISCOVERY: &str = "blocks are discovered by listing the bucket";
-const TLS_TUNING: &str =
-    "TLS is not implemented (a certificate flag is refused), so TLS tuning has nothing to tune";
+const TLS_TUNING: &str = "TLS cipher suites and curves are rustls's safe defaults";
 
 /// Flags of every server component.
 const COMMON: &[Inert] = &[
@@ -48,10 +47,8 @@ const COMMON: &[Inert] = &[
     inert("web.route-prefix", true, WEB_UI),
     inert("web.external-prefix", true, WEB_UI),
     inert("disable-admin-operations", false, ADMIN),
-    inert("grpc-server-tls-min-version", true, TLS_TUNING),
     inert("grpc-server-tls-ciphers", true, TLS_TUNING),
     inert("grpc-server-tls-curves", true, TLS_TUNING),
-    inert("grpc-client-tls-min-version", true, TLS_TUNING),
 ];
 
 const SIDECAR: &[Inert] = &[
@@ -346,42 +343,10 @@ const TOOLS: &[Inert] = &[
 
 /// Flags we refuse: accepting them without acting would leave the process less safe than the
 /// operator asked for.
-const REFUSED: &[(&str, &str)] = &[
-    ("grpc-server-tls-cert", "gRPC TLS is not implemented"),
-    ("grpc-server-tls-key", "gRPC TLS is not implemented"),
-    ("grpc-server-tls-client-ca", "gRPC TLS is not implemented"),
-    ("grpc-client-tls-cert", "gRPC client TLS is not implemented"),
-    ("grpc-client-tls-key", "gRPC client TLS is not implemented"),
-    ("grpc-client-tls-ca", "gRPC client TLS is not implemented"),
-    (
-        "grpc-client-server-name",
-        "gRPC client TLS is not implemented",
-    ),
-    (
-        "http.config",
-        "TLS and basic auth for HTTP (--http.config) are not implemented",
-    ),
-    (
-        "prometheus.http-client",
-        "TLS and basic auth towards Prometheus are not implemented",
-    ),
-    (
-        "prometheus.http-client-file",
-        "TLS and basic auth towards Prometheus are not implemented",
-    ),
-];
-
-/// Boolean flags that are refused only when turned on.
-const REFUSED_WHEN_ON: &[(&str, &str)] = &[
-    (
-        "grpc-client-tls-secure",
-        "gRPC client TLS is not implemented",
-    ),
-    (
-        "grpc-client-tls-skip-verify",
-        "gRPC client TLS is not implemented",
-    ),
-];
+const REFUSED: &[(&str, &str)] = &[(
+    "http.config",
+    "TLS and basic auth are not implemented for this command's HTTP server",
+)];
 
 const fn inert(name: &'static str, takes_value: bool, why: &'static str) -> Inert {
     Inert {
@@ -417,10 +382,6 @@ fn find_arg<'a>(cmd: &'a clap::Command, long: &str) -> Option<&'a clap::Arg> {
             || a.get_all_aliases()
                 .is_some_and(|aliases| aliases.contains(&long))
     })
-}
-
-fn is_off(value: Option<&str>) -> bool {
-    matches!(value, Some("false" | "0" | "f" | "F" | "FALSE" | "False"))
 }
 
 /// Rewrites `args` (program name first) for `cmd`, the binary's clap command. Errors name a
@@ -475,16 +436,6 @@ pub fn normalize(args: Vec<OsString>, cmd: &clap::Command) -> Result<Normalized,
                     continue;
                 }
                 return Err(format!("--{name} is not supported: {why}"));
-            }
-            let off = name.strip_prefix("no-");
-            if let Some((n, why)) = REFUSED_WHEN_ON
-                .iter()
-                .find(|(n, _)| *n == name || Some(*n) == off)
-            {
-                if *n == name && !is_off(value.as_deref()) {
-                    return Err(format!("--{name} is not supported: {why}"));
-                }
-                continue;
             }
         }
         if known.is_none() {
@@ -617,16 +568,10 @@ mod tests {
     fn unknown_flags_reach_clap_and_security_flags_are_refused() {
         let (args, said) = norm(&["query", "--bogus=1"]).unwrap();
         assert_eq!((args.len(), said.len()), (2, 0));
-        let e = norm(&["query", "--grpc-server-tls-cert=/c.pem"]).unwrap_err();
-        assert!(
-            e.contains("--grpc-server-tls-cert") && e.contains("TLS"),
-            "{e}"
-        );
-        assert!(norm(&["query", "--grpc-client-tls-secure"]).is_err());
-        assert!(norm(&["query", "--no-grpc-client-tls-secure"]).is_ok());
-        assert!(norm(&["query", "--grpc-client-tls-secure=false"]).is_ok());
+        let e = norm(&["query", "--http.config=/web.yml"]).unwrap_err();
+        assert!(e.contains("--http.config") && e.contains("TLS"), "{e}");
         // Empty means the default (no TLS), as charts pass it.
-        let (args, _) = norm(&["query", "--http.config=", "--grpc-server-tls-cert", ""]).unwrap();
+        let (args, _) = norm(&["query", "--http.config=", "--http.config", ""]).unwrap();
         assert_eq!(args, ["query"]);
     }
 

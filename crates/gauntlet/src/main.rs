@@ -8,6 +8,7 @@ mod http_edge;
 mod kingpin;
 mod logging;
 mod query_cmd;
+mod security;
 mod server;
 mod sidecar_cmd;
 mod store_cmd;

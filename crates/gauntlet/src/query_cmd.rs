@@ -74,6 +74,12 @@ pub struct QueryArgs {
     /// Listen host:port for HTTP endpoints and the API.
     #[arg(long = "http-address", default_value = "0.0.0.0:10902")]
     http_address: String,
+    #[command(flatten)]
+    grpc_tls: crate::security::GrpcServerTlsFlags,
+    #[command(flatten)]
+    http_config: crate::security::HttpConfigFlag,
+    #[command(flatten)]
+    grpc_client_tls: crate::security::GrpcClientTlsFlags,
     /// Listen host:port for the gRPC StoreAPI (queriers stack).
     #[arg(long = "grpc-address", default_value = "0.0.0.0:10901")]
     grpc_address: String,
@@ -112,6 +118,7 @@ fn endpoint_config_addresses(yaml: &str) -> Result<Vec<String>> {
 }
 
 pub fn run(mut a: QueryArgs) -> Result<()> {
+    let security = crate::security::Security::from_flags(&a.grpc_tls, &a.http_config)?;
     let config_yaml = match (&a.endpoint_config_file, &a.endpoint_config) {
         (Some(_), Some(_)) => {
             bail!("both --endpoint.sd-config-file and --endpoint.sd-config are set; use one")
@@ -144,16 +151,20 @@ pub fn run(mut a: QueryArgs) -> Result<()> {
         .context("start async runtime")?;
     let _guard = rt.enter();
     let response_timeout = Some(a.response_timeout).filter(|d| !d.is_zero());
+    let client_tls = a.grpc_client_tls.connector()?;
     let mut eps = Vec::new();
     for e in &a.endpoints {
         eps.push(
-            query::endpoints::Endpoint::grpc(e, response_timeout)
+            query::endpoints::Endpoint::grpc(e, response_timeout, client_tls.clone())
                 .map_err(anyhow::Error::msg)
                 .with_context(|| format!("--endpoint {e}"))?,
         );
     }
-    let set =
-        Arc::new(query::endpoints::EndpointSet::new(eps).with_response_timeout(response_timeout));
+    let set = Arc::new(
+        query::endpoints::EndpointSet::new(eps)
+            .with_response_timeout(response_timeout)
+            .with_tls(client_tls),
+    );
     let mut engine_opts = promql::EngineOptions {
         timeout: a.timeout,
         no_step_subquery_interval_ms: a.default_evaluation_interval.as_millis() as i64,
@@ -242,20 +253,28 @@ pub fn run(mut a: QueryArgs) -> Result<()> {
         }
         let store = Arc::new(query::endpoints::SetStore(set.clone()));
         let info_status = status.clone();
-        run_component(http, app, grpc, store, move |mut stop| async move {
-            loop {
-                set.refresh().await;
-                let healthy = set.all().iter().filter(|e| e.healthy()).count();
-                info_status
-                    .ready
-                    .store(true, std::sync::atomic::Ordering::Release);
-                tracing::debug!(healthy, total = set.all().len(), "refreshed endpoints");
-                tokio::select! {
-                    _ = tokio::time::sleep(a.info_interval) => {}
-                    _ = stop.changed() => break,
+        run_component(
+            http,
+            app,
+            grpc,
+            store,
+            security,
+            move |mut stop| async move {
+                loop {
+                    set.refresh().await;
+                    let healthy = set.all().iter().filter(|e| e.healthy()).count();
+                    info_status
+                        .ready
+                        .store(true, std::sync::atomic::Ordering::Release);
+                    tracing::debug!(healthy, total = set.all().len(), "refreshed endpoints");
+                    tokio::select! {
+                        _ = tokio::time::sleep(a.info_interval) => {}
+                        _ = stop.changed() => break,
+                    }
                 }
-            }
-        })
+                Ok(())
+            },
+        )
         .await?;
         tracing::info!("querier stopped");
         Ok(())

@@ -232,35 +232,49 @@ pub async fn shutdown_signal() {
 }
 
 /// Runs a component until SIGINT/SIGTERM: `app` on the HTTP listener, `store` as the gRPC
-/// StoreAPI, and `background` (given a stop signal) alongside; then stops all three.
+/// StoreAPI (both secured by `security`), and `background` (given a stop signal) alongside;
+/// then stops all three. An error from `background` stops the servers and is returned.
 pub async fn run_component<F, Fut>(
     http: tokio::net::TcpListener,
     app: Router,
     grpc: tokio::net::TcpListener,
     store: Arc<dyn storeapi::SeriesStore>,
+    security: crate::security::Security,
     background: F,
 ) -> Result<()>
 where
     F: FnOnce(tokio::sync::watch::Receiver<bool>) -> Fut,
-    Fut: std::future::Future<Output = ()> + Send + 'static,
+    Fut: std::future::Future<Output = Result<()>> + Send + 'static,
 {
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
         let _ = rx.changed().await;
     };
     let http_task = tokio::spawn(std::future::IntoFuture::into_future(
-        axum::serve(crate::http_edge::EdgeListener(http), app)
-            .with_graceful_shutdown(stopped(stop_rx.clone())),
+        axum::serve(
+            crate::http_edge::EdgeListener::new(http, security.http.tls.clone())?,
+            security.http.apply(app),
+        )
+        .with_graceful_shutdown(stopped(stop_rx.clone())),
     ));
     let grpc_task = tokio::spawn(storeapi::server::serve(
         store,
         grpc,
+        security.grpc_tls.clone(),
         stopped(stop_rx.clone()),
     ));
-    let bg_task = tokio::spawn(background(stop_rx));
-    shutdown_signal().await;
+    let mut bg_task = tokio::spawn(background(stop_rx));
+    // The background work ends on the stop signal, or early with an error that stops all.
+    let early = tokio::select! {
+        _ = shutdown_signal() => None,
+        r = &mut bg_task => Some(r),
+    };
     let _ = stop_tx.send(true);
-    let _ = bg_task.await;
+    let background_result = match early {
+        Some(r) => r,
+        None => bg_task.await,
+    };
+    background_result.context("background task")??;
     http_task.await?.context("HTTP server")?;
     grpc_task.await?.context("gRPC server")?;
     Ok(())

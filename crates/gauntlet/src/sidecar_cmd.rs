@@ -28,6 +28,12 @@ pub struct SidecarArgs {
     /// How often to check that Prometheus answers; while it does not, the sidecar is not ready.
     #[arg(long = "prometheus.health-interval", default_value = "5s", value_parser = parse_duration_flag, hide = true)]
     health_interval: Duration,
+    /// HTTP client config (YAML) for reaching Prometheus: basic auth, bearer token, TLS.
+    #[arg(long = "prometheus.http-client", default_value = "")]
+    http_client: String,
+    /// Path to a file with the HTTP client config.
+    #[arg(long = "prometheus.http-client-file", default_value = "")]
+    http_client_file: String,
     /// Data directory of the TSDB.
     #[arg(long = "tsdb.path", default_value = "./data")]
     tsdb_path: PathBuf,
@@ -42,12 +48,17 @@ pub struct SidecarArgs {
     /// Listen host:port for HTTP endpoints.
     #[arg(long = "http-address", default_value = "0.0.0.0:10902")]
     http_address: String,
+    #[command(flatten)]
+    grpc_tls: crate::security::GrpcServerTlsFlags,
+    #[command(flatten)]
+    http_config: crate::security::HttpConfigFlag,
     /// Listen host:port for the gRPC StoreAPI.
     #[arg(long = "grpc-address", default_value = "0.0.0.0:10901")]
     grpc_address: String,
 }
 
 pub fn run(a: SidecarArgs) -> Result<()> {
+    let security = crate::security::Security::from_flags(&a.grpc_tls, &a.http_config)?;
     let bucket = if a.objstore.config_file.is_some() || a.objstore.config.is_some() {
         Some(bucket::config::bucket_from_yaml(&a.objstore.yaml()?)?)
     } else {
@@ -55,6 +66,17 @@ pub fn run(a: SidecarArgs) -> Result<()> {
         None
     };
     let min_time = parse_time_flag("min-time", &a.min_time)?;
+    let http_client_yaml = match (a.http_client_file.as_str(), a.http_client.as_str()) {
+        ("", yaml) => yaml.to_string(),
+        (path, "") => std::fs::read_to_string(path)
+            .with_context(|| format!("read --prometheus.http-client-file {path}"))?,
+        _ => bail!(
+            "both --prometheus.http-client-file and --prometheus.http-client are set; use one"
+        ),
+    };
+    let http_client = sidecar::http_client::HttpClientConfig::parse(&http_client_yaml)
+        .map_err(anyhow::Error::msg)
+        .context("--prometheus.http-client")?;
     tracing::info!(prometheus = %a.prometheus_url, tsdb_path = %a.tsdb_path.display(), upload_compacted = a.upload_compacted, "starting sidecar");
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -62,28 +84,18 @@ pub fn run(a: SidecarArgs) -> Result<()> {
         .context("start async runtime")?;
     let _guard = rt.enter();
     let prom = Arc::new(
-        sidecar::PrometheusStore::with_timeout(&a.prometheus_url, min_time, a.config_timeout)
-            .map_err(anyhow::Error::msg)?,
+        sidecar::PrometheusStore::with_client(
+            &a.prometheus_url,
+            min_time,
+            a.config_timeout,
+            &http_client,
+        )
+        .map_err(anyhow::Error::msg)?,
     );
     rt.block_on(async move {
-        let deadline = tokio::time::Instant::now() + a.ready_timeout;
-        while !prom.ready().await {
-            if tokio::time::Instant::now() > deadline {
-                bail!("Prometheus at {} not ready after {:?}", a.prometheus_url, a.ready_timeout);
-            }
-            tracing::info!(prometheus = %a.prometheus_url, "waiting for Prometheus to become ready");
-            tokio::time::sleep(Duration::from_secs(2)).await;
-        }
-        let labels = prom
-            .refresh_external_labels()
-            .await
-            .map_err(|s| anyhow::anyhow!("{}", s.message()))?;
-        tracing::info!(external_labels = %labels, "read external labels from Prometheus");
-
         let status = Status::new("sidecar");
         status.metrics.handle("thanos_shipper_uploads_total", "counter", "Total number of uploaded blocks.");
         status.metrics.handle("thanos_shipper_upload_failures_total", "counter", "Total number of block upload failures.");
-        status.ready.store(true, Ordering::Release);
         let http = bind(&a.http_address, "--http-address").await?;
         let grpc = bind(&a.grpc_address, "--grpc-address").await?;
         tracing::info!(http = %http.local_addr()?, grpc = %grpc.local_addr()?, "listening");
@@ -100,11 +112,22 @@ pub fn run(a: SidecarArgs) -> Result<()> {
             "Boolean indicator whether the sidecar can reach its Prometheus peer.",
             &[],
         );
-        prometheus_up.set(1.0);
-        // Readiness follows Prometheus: checked often, with a timeout, so a frozen or stopped
-        // Prometheus makes the sidecar not ready (and unhealthy to queriers) within seconds.
         let (health_prom, health_status, up) = (prom.clone(), status.clone(), prometheus_up.clone());
         let health_interval = a.health_interval;
+        let startup = Startup {
+            prom: prom.clone(),
+            url: a.prometheus_url.clone(),
+            ready_timeout: a.ready_timeout,
+            uploads: shipper.is_some(),
+        };
+        run_component(http, app, grpc, prom, security, move |mut stop| async move {
+        if !startup.wait(&mut stop).await? {
+            return Ok(());
+        }
+        prometheus_up.set(1.0);
+        status.ready.store(true, Ordering::Release);
+        // Readiness follows Prometheus: checked often, with a timeout, so a frozen or stopped
+        // Prometheus makes the sidecar not ready (and unhealthy to queriers) within seconds.
         tokio::spawn(async move {
             let mut was_up = true;
             loop {
@@ -129,7 +152,6 @@ pub fn run(a: SidecarArgs) -> Result<()> {
                 }
             }
         });
-        run_component(http, app, grpc, prom, move |mut stop| async move {
             loop {
                 let labels = match watcher.refresh_external_labels().await {
                     Ok(l) => Some(l),
@@ -157,9 +179,55 @@ pub fn run(a: SidecarArgs) -> Result<()> {
                     _ = stop.changed() => break,
                 }
             }
+            Ok(())
         })
         .await?;
         tracing::info!("sidecar stopped");
         Ok(())
     })
+}
+
+/// Waiting for Prometheus at startup, as Thanos's sidecar waits: retried (each failure
+/// logged with its cause) until Prometheus is ready and its external labels are read; with
+/// uploads on, the sidecar gives up after `--prometheus.ready_timeout`, else it waits on.
+struct Startup {
+    prom: Arc<sidecar::PrometheusStore>,
+    url: String,
+    ready_timeout: Duration,
+    uploads: bool,
+}
+
+impl Startup {
+    /// True once Prometheus is ready; false when stopped while waiting.
+    async fn wait(&self, stop: &mut tokio::sync::watch::Receiver<bool>) -> Result<bool> {
+        let deadline = tokio::time::Instant::now() + self.ready_timeout;
+        loop {
+            let attempt = async {
+                self.prom.check_ready().await?;
+                self.prom.refresh_external_labels().await
+            };
+            match attempt.await {
+                Ok(labels) => {
+                    tracing::info!(external_labels = %labels, "read external labels from Prometheus");
+                    return Ok(true);
+                }
+                Err(e) => {
+                    if self.uploads && tokio::time::Instant::now() > deadline {
+                        bail!(
+                            "Prometheus at {} not ready after {:?} (--prometheus.ready_timeout), \
+                             no external labels to upload blocks with: {}",
+                            self.url,
+                            self.ready_timeout,
+                            e.message()
+                        );
+                    }
+                    tracing::warn!(prometheus = %self.url, err = %e.message(), "Prometheus not ready yet; retrying");
+                }
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(Duration::from_secs(2)) => {}
+                _ = stop.changed() => return Ok(false),
+            }
+        }
+    }
 }

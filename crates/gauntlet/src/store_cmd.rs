@@ -20,6 +20,10 @@ pub struct StoreArgs {
     /// Listen host:port for HTTP endpoints.
     #[arg(long = "http-address", default_value = "0.0.0.0:10902")]
     http_address: String,
+    #[command(flatten)]
+    grpc_tls: crate::security::GrpcServerTlsFlags,
+    #[command(flatten)]
+    http_config: crate::security::HttpConfigFlag,
     /// Listen host:port for the gRPC StoreAPI.
     #[arg(long = "grpc-address", default_value = "0.0.0.0:10901")]
     grpc_address: String,
@@ -73,6 +77,7 @@ pub struct StoreArgs {
 }
 
 pub fn run(a: StoreArgs) -> Result<()> {
+    let security = crate::security::Security::from_flags(&a.grpc_tls, &a.http_config)?;
     let yaml = a.objstore.yaml()?;
     let bucket = bucket::config::bucket_from_yaml(&yaml)?;
     let cfg = store::gateway::Config {
@@ -120,7 +125,7 @@ pub fn run(a: StoreArgs) -> Result<()> {
         let app = router(status.clone(), axum::Router::new());
         let sync_gw = gateway.clone();
         let sync_status = status.clone();
-        run_component(http, app, grpc, gateway, move |mut stop| async move {
+        run_component(http, app, grpc, gateway, security, move |mut stop| async move {
             loop {
                 let started = std::time::Instant::now();
                 sync_status.metrics.add("thanos_blocks_meta_syncs_total", 1.0);
@@ -143,6 +148,7 @@ pub fn run(a: StoreArgs) -> Result<()> {
                     _ = stop.changed() => break,
                 }
             }
+            Ok(())
         })
         .await?;
         tracing::info!("store gateway stopped");

@@ -1,6 +1,6 @@
 //! `gauntlet sidecar` beside a real Prometheus 2.42, behind `gauntlet query`.
 
-use std::process::Command;
+use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use serde_json::Value;
@@ -148,19 +148,54 @@ fn sidecar_serves_prometheus_and_reports_when_it_is_down() {
     )
     .unwrap();
 
-    // Misconfiguration: no Prometheus there at all gives a clear, fast failure.
+    // No Prometheus there at all: as Thanos, the sidecar keeps retrying (healthy, not
+    // ready, the cause logged) while it only serves queries; with uploads on, it gives up
+    // after --prometheus.ready_timeout with an error naming Prometheus.
+    let (waiting_http, log) = (free_port(), dir.path().join("waiting.log"));
+    let mut waiting = Process::spawn(
+        "sidecar",
+        Command::new(env!("CARGO_BIN_EXE_gauntlet"))
+            .args([
+                "sidecar",
+                "--prometheus.url=http://127.0.0.1:1",
+                "--prometheus.ready_timeout=1s",
+            ])
+            .arg(format!("--http-address=127.0.0.1:{waiting_http}"))
+            .arg(format!("--grpc-address=127.0.0.1:{}", free_port()))
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap()),
+    )
+    .unwrap();
+    wait_until("waiting sidecar healthy", Duration::from_secs(10), || {
+        matches!(http_get(waiting_http, "/-/healthy"), Ok((200, _)))
+    })
+    .unwrap();
+    std::thread::sleep(Duration::from_secs(3));
+    waiting.check_running().unwrap();
+    assert_eq!(http_get(waiting_http, "/-/ready").unwrap().0, 503);
+    assert!(testkit::log_tail(&log).contains("127.0.0.1:1"));
+    waiting.kill();
+    std::fs::create_dir_all(dir.path().join("never-used")).unwrap();
     let out = Command::new(env!("CARGO_BIN_EXE_gauntlet"))
         .args([
             "sidecar",
             "--prometheus.url=http://127.0.0.1:1",
             "--prometheus.ready_timeout=1s",
         ])
+        .arg(format!(
+            "--objstore.config=type: FILESYSTEM\nconfig:\n  directory: {}\n",
+            dir.path().join("never-used").display()
+        ))
         .arg(format!("--http-address=127.0.0.1:{}", free_port()))
         .arg(format!("--grpc-address=127.0.0.1:{}", free_port()))
         .output()
         .unwrap();
     assert!(!out.status.success());
-    assert!(String::from_utf8_lossy(&out.stderr).contains("not ready"));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("not ready") && err.contains("127.0.0.1:1"),
+        "{err}"
+    );
 }
 
 #[test]

@@ -2,7 +2,7 @@
 //! with the command lines of the Thanos Helm chart and kube-thanos (only addresses, paths
 //! and the bucket made local), beside a real Prometheus 2.42; the querier sees both
 //! endpoints and answers; each flag that has no effect is named once in the log; security
-//! flags that we cannot honour stop the process with an error that names them; and every
+//! flags that cannot be honoured stop the process with an error that names them; and every
 //! metric that thanos-mixin's alerts and dashboards read for these components is exported.
 
 use std::path::Path;
@@ -287,7 +287,8 @@ fn helm_and_kube_thanos_command_lines_start_unchanged() {
         assert_eq!(said(log, flag), 1, "{flag}: {}", testkit::log_tail(log));
     }
 
-    // TLS and auth that we cannot give are refused, not ignored.
+    // Security settings are acted on: one that cannot be honoured stops the process,
+    // naming the flag (TLS and auth themselves: tests/security.rs).
     for flag in [
         "--grpc-server-tls-cert=/etc/tls/tls.crt",
         "--http.config=/etc/thanos/web.yaml",

@@ -11,6 +11,7 @@ use storeapi::convert::labels_from_pb;
 use storeapi::pb::info::InfoResponse;
 use storeapi::proxy::Proxy;
 use storeapi::timeout::ResponseTimeout;
+use storeapi::tls::TlsConnector;
 use storeapi::SeriesStore;
 use tsdb::{Labels, Matcher};
 
@@ -58,13 +59,14 @@ impl Endpoint {
         })
     }
 
-    /// An endpoint over gRPC; with `response_timeout`, a call or Series frame that takes
+    /// An endpoint over gRPC (TLS with `tls`); with `response_timeout`, a call or Series frame that takes
     /// longer fails that endpoint.
     pub fn grpc(
         address: &str,
         response_timeout: Option<Duration>,
+        tls: Option<TlsConnector>,
     ) -> Result<Arc<Endpoint>, String> {
-        let store: Arc<dyn SeriesStore> = Arc::new(GrpcStore::new(address)?);
+        let store: Arc<dyn SeriesStore> = Arc::new(GrpcStore::connect(address, tls)?);
         let store = match response_timeout {
             Some(limit) => Arc::new(ResponseTimeout::new(store, limit)),
             None => store,
@@ -183,6 +185,7 @@ pub struct EndpointSet {
     endpoints: RwLock<Vec<Arc<Endpoint>>>,
     /// Given to the endpoints discovered later.
     response_timeout: Option<Duration>,
+    tls: Option<TlsConnector>,
 }
 
 impl EndpointSet {
@@ -190,12 +193,19 @@ impl EndpointSet {
         EndpointSet {
             endpoints: RwLock::new(endpoints),
             response_timeout: None,
+            tls: None,
         }
     }
 
     /// Sets the response timeout of discovered endpoints (see [`Endpoint::grpc`]).
     pub fn with_response_timeout(mut self, limit: Option<Duration>) -> Self {
         self.response_timeout = limit;
+        self
+    }
+
+    /// Discovered endpoints are reached over TLS with `tls`.
+    pub fn with_tls(mut self, tls: Option<TlsConnector>) -> Self {
+        self.tls = tls;
         self
     }
 
@@ -210,7 +220,11 @@ impl EndpointSet {
             }
             match current.iter().find(|e| &e.address == addr) {
                 Some(e) => next.push(e.clone()),
-                None => next.push(Endpoint::grpc(addr, self.response_timeout)?),
+                None => next.push(Endpoint::grpc(
+                    addr,
+                    self.response_timeout,
+                    self.tls.clone(),
+                )?),
             }
         }
         if let Ok(mut e) = self.endpoints.write() {

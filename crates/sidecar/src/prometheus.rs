@@ -44,8 +44,19 @@ impl PrometheusStore {
         min_time: i64,
         request_timeout: Duration,
     ) -> Result<Self, String> {
-        let client = reqwest::Client::builder()
-            .connect_timeout(Duration::from_secs(5))
+        Self::with_client(url, min_time, request_timeout, &Default::default())
+    }
+
+    /// As [`with_timeout`](Self::with_timeout), reaching Prometheus with `client` (auth,
+    /// TLS, proxy: `--prometheus.http-client`).
+    pub fn with_client(
+        url: &str,
+        min_time: i64,
+        request_timeout: Duration,
+        client: &crate::http_client::HttpClientConfig,
+    ) -> Result<Self, String> {
+        let client = client
+            .builder()?
             .build()
             .map_err(|e| format!("HTTP client: {e}"))?;
         Ok(PrometheusStore {

@@ -11,6 +11,7 @@ use crate::pb;
 use crate::pb::info::info_client::InfoClient;
 use crate::pb::store_client::StoreClient;
 use crate::store::{SeriesStore, SeriesStream};
+use crate::tls::TlsConnector;
 
 const MAX_MESSAGE_SIZE: usize = 256 << 20;
 
@@ -20,8 +21,13 @@ pub struct GrpcStore {
 }
 
 impl GrpcStore {
-    /// A lazily connecting client for `address` (`host:port` or a URL).
+    /// A lazily connecting client for `address` (`host:port` or a URL), in the clear.
     pub fn new(address: &str) -> Result<GrpcStore, String> {
+        GrpcStore::connect(address, None)
+    }
+
+    /// A lazily connecting client for `address`, over TLS with `tls`.
+    pub fn connect(address: &str, tls: Option<TlsConnector>) -> Result<GrpcStore, String> {
         let uri = if address.contains("://") {
             address.to_string()
         } else {
@@ -33,9 +39,13 @@ impl GrpcStore {
             .tcp_nodelay(true)
             .http2_keep_alive_interval(Duration::from_secs(30))
             .keep_alive_while_idle(true);
+        let channel = match tls {
+            Some(connector) => endpoint.connect_with_connector_lazy(connector),
+            None => endpoint.connect_lazy(),
+        };
         Ok(GrpcStore {
             address: address.to_string(),
-            channel: endpoint.connect_lazy(),
+            channel,
         })
     }
 

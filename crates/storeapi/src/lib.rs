@@ -20,6 +20,7 @@ pub mod proxy;
 pub mod server;
 pub mod store;
 pub mod timeout;
+pub mod tls;
 
 pub use store::{SeriesStore, SeriesStream};
 /// HA replica deduplication, shared with the compactor (it lives in `tsdb`).

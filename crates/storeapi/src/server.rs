@@ -108,30 +108,18 @@ pub fn services(
     )
 }
 
-/// Serves `store` on `listener` until `shutdown` resolves.
+/// Serves `store` on `listener` (over TLS with `tls`) until `shutdown` resolves.
 pub async fn serve(
     store: Arc<dyn SeriesStore>,
     listener: tokio::net::TcpListener,
+    tls: Option<Arc<rustls::ServerConfig>>,
     shutdown: impl std::future::Future<Output = ()> + Send,
 ) -> Result<(), tonic::transport::Error> {
     grpc_metrics::initialize_server_metrics();
     let (s, i) = services(store);
-    let incoming = tokio_stream_from_listener(listener);
     tonic::transport::Server::builder()
         .add_service(s)
         .add_service(i)
-        .serve_with_incoming_shutdown(incoming, shutdown)
+        .serve_with_incoming_shutdown(crate::tls::incoming(listener, tls, "gRPC"), shutdown)
         .await
-}
-
-fn tokio_stream_from_listener(
-    listener: tokio::net::TcpListener,
-) -> impl futures::Stream<Item = Result<tokio::net::TcpStream, std::io::Error>> {
-    futures::stream::unfold(listener, |l| async move {
-        let r = l.accept().await.map(|(s, _)| {
-            let _ = s.set_nodelay(true);
-            s
-        });
-        Some((r, l))
-    })
 }

@@ -267,6 +267,7 @@ pub fn run(cmd: &mut Command) -> Result<Output> {
     Ok(out)
 }
 
+pub mod certs;
 pub mod dataset;
 
 /// Formats `v` as Go's `fmt.Sprintf("%g", v)` does.
