@@ -267,14 +267,9 @@ const QUERY: &[Inert] = &[
         TELEMETRY,
     ),
     inert(
-        "store.sd-dns-interval",
-        true,
-        "DNS discovery is not implemented; give addresses as host:port",
-    ),
-    inert(
         "store.sd-dns-resolver",
         true,
-        "DNS discovery is not implemented; give addresses as host:port",
+        "one built-in resolver reads /etc/resolv.conf and /etc/hosts",
     ),
     inert(
         "store.unhealthy-timeout",

@@ -43,6 +43,46 @@ enum Command {
     Tools(tools::ToolsArgs),
 }
 
+/// Every flag of the subcommand with its value (defaults included), as Thanos lists them at
+/// `/api/v1/status/flags`; the inline object storage config is redacted.
+fn flags_map(args: &[std::ffi::OsString]) -> std::collections::BTreeMap<String, String> {
+    let mut out = std::collections::BTreeMap::new();
+    let Ok(m) = Cli::command().try_get_matches_from(args) else {
+        return out;
+    };
+    let cmd = Cli::command();
+    let mut add = |cmd: &clap::Command, m: &clap::ArgMatches| {
+        for arg in cmd.get_arguments() {
+            let (Some(long), id) = (arg.get_long(), arg.get_id().as_str()) else {
+                continue;
+            };
+            let value = match m.try_get_raw(id) {
+                Ok(Some(v)) => v
+                    .map(|v| v.to_string_lossy().into_owned())
+                    .collect::<Vec<_>>()
+                    .join(","),
+                _ => String::new(),
+            };
+            let redacted = matches!(long, "objstore.config" | "objstore.config-file");
+            out.insert(
+                long.to_string(),
+                if redacted && !value.is_empty() {
+                    "<REDACTED>".to_string()
+                } else {
+                    value
+                },
+            );
+        }
+    };
+    add(&cmd, &m);
+    if let Some((name, sub)) = m.subcommand() {
+        if let Some(sc) = cmd.find_subcommand(name) {
+            add(sc, sub);
+        }
+    }
+    out
+}
+
 fn main() {
     allocator::tune();
     let normalized = match kingpin::normalize(std::env::args_os().collect(), &Cli::command()) {
@@ -52,6 +92,7 @@ fn main() {
             std::process::exit(2);
         }
     };
+    let flags = flags_map(&normalized.args);
     let cli = Cli::parse_from(normalized.args);
     logging::init(&cli.log);
     for (flag, why) in &normalized.no_effect {
@@ -62,7 +103,7 @@ fn main() {
     }
     let result = match cli.command {
         Command::Compact(args) => compact_cmd::run(args),
-        Command::Query(args) => query_cmd::run(args),
+        Command::Query(args) => query_cmd::run(args, flags),
         Command::Sidecar(args) => sidecar_cmd::run(args),
         Command::Store(args) => store_cmd::run(args),
         Command::Tools(args) => tools::run(args),

@@ -31,6 +31,9 @@ pub struct QueryArgs {
     /// change. Repeatable.
     #[arg(long = "endpoint.sd-files", visible_alias = "store.sd-files")]
     sd_files: Vec<std::path::PathBuf>,
+    /// How often `dns+`, `dnssrv+` and `dnssrvnoa+` addresses are resolved again.
+    #[arg(long = "store.sd-dns-interval", default_value = "30s", value_parser = parse_duration_flag)]
+    dns_interval: Duration,
     /// Refresh interval to re-read the SD files even without a change.
     #[arg(long = "endpoint.sd-interval", visible_alias = "store.sd-interval", default_value = "5m", value_parser = parse_duration_flag)]
     sd_interval: Duration,
@@ -68,6 +71,10 @@ pub struct QueryArgs {
     /// Pick the data resolution automatically from the query step.
     #[arg(long = "query.auto-downsampling")]
     auto_downsampling: bool,
+    /// Do not send CORS headers (sent by default, as Thanos does, so browser apps on other
+    /// origins can query).
+    #[arg(long = "web.disable-cors")]
+    disable_cors: bool,
     /// Static prefix for links in the UI behind a path-stripping proxy.
     #[arg(long = "web.external-prefix", default_value = "")]
     external_prefix: String,
@@ -117,7 +124,7 @@ fn endpoint_config_addresses(yaml: &str) -> Result<Vec<String>> {
     Ok(c.endpoints.into_iter().map(|e| e.address).collect())
 }
 
-pub fn run(mut a: QueryArgs) -> Result<()> {
+pub fn run(mut a: QueryArgs, flags: std::collections::BTreeMap<String, String>) -> Result<()> {
     let security = crate::security::Security::from_flags(&a.grpc_tls, &a.http_config)?;
     let config_yaml = match (&a.endpoint_config_file, &a.endpoint_config) {
         (Some(_), Some(_)) => {
@@ -152,16 +159,13 @@ pub fn run(mut a: QueryArgs) -> Result<()> {
     let _guard = rt.enter();
     let response_timeout = Some(a.response_timeout).filter(|d| !d.is_zero());
     let client_tls = a.grpc_client_tls.connector()?;
-    let mut eps = Vec::new();
-    for e in &a.endpoints {
-        eps.push(
-            query::endpoints::Endpoint::grpc(e, response_timeout, client_tls.clone())
-                .map_err(anyhow::Error::msg)
-                .with_context(|| format!("--endpoint {e}"))?,
-        );
+    for spec in &a.endpoints {
+        query::dns::check_spec(spec)
+            .map_err(anyhow::Error::msg)
+            .with_context(|| format!("--endpoint {spec}"))?;
     }
     let set = Arc::new(
-        query::endpoints::EndpointSet::new(eps)
+        query::endpoints::EndpointSet::new(Vec::new())
             .with_response_timeout(response_timeout)
             .with_tls(client_tls),
     );
@@ -188,6 +192,8 @@ pub fn run(mut a: QueryArgs) -> Result<()> {
             auto_downsampling: a.auto_downsampling,
             max_concurrent: a.max_concurrent,
             default_step: a.default_step,
+            flags,
+            cors: !a.disable_cors,
         },
     ));
     tracing::info!(
@@ -217,40 +223,19 @@ pub fn run(mut a: QueryArgs) -> Result<()> {
                     .merge(api_routes),
             )
         };
-        if !a.sd_files.is_empty() {
-            let (set, fixed, files, interval) = (
-                set.clone(),
-                a.endpoints.clone(),
-                a.sd_files.clone(),
-                a.sd_interval,
-            );
-            tokio::spawn(async move {
-                let mut sd = query::sd::SdFiles::new(files);
-                let mut last_full = std::time::Instant::now();
-                let mut first = true;
-                loop {
-                    let force = first || last_full.elapsed() >= interval;
-                    first = false;
-                    if force {
-                        last_full = std::time::Instant::now();
-                    }
-                    let mut errors = Vec::new();
-                    if let Some(targets) = sd.poll(force, &mut errors) {
-                        match set.set_discovered(&fixed, &targets) {
-                            Ok(()) => {
-                                tracing::info!(endpoints = ?targets, "endpoints from SD files");
-                                set.refresh().await;
-                            }
-                            Err(e) => tracing::error!(err = %e, "bad endpoint in SD files"),
-                        }
-                    }
-                    for e in errors {
-                        tracing::error!(err = %e, "reading endpoint SD file");
-                    }
-                    tokio::time::sleep(Duration::from_secs(2)).await;
-                }
-            });
-        }
+        let mut discovery = Discovery {
+            set: set.clone(),
+            specs: a.endpoints.clone(),
+            sd: (!a.sd_files.is_empty()).then(|| query::sd::SdFiles::new(a.sd_files.clone())),
+            sd_targets: Vec::new(),
+            sd_interval: a.sd_interval,
+            dns_interval: a.dns_interval,
+            resolver: query::dns::Resolver::from_system(),
+            provider: query::dns::Provider::default(),
+        };
+        query::dns::lookup_counters();
+        discovery.step(true, true).await;
+        tokio::spawn(discovery.run());
         let store = Arc::new(query::endpoints::SetStore(set.clone()));
         let info_status = status.clone();
         run_component(
@@ -279,6 +264,77 @@ pub fn run(mut a: QueryArgs) -> Result<()> {
         tracing::info!("querier stopped");
         Ok(())
     })
+}
+
+/// Where the querier's endpoints come from: the flags and endpoint config (`specs`) and the
+/// SD files, each address resolved through DNS when it has a `dns+`, `dnssrv+` or
+/// `dnssrvnoa+` prefix; SD files are re-read when they change (and every `sd_interval`),
+/// DNS names every `dns_interval`.
+struct Discovery {
+    set: Arc<query::endpoints::EndpointSet>,
+    specs: Vec<String>,
+    sd: Option<query::sd::SdFiles>,
+    sd_targets: Vec<String>,
+    sd_interval: Duration,
+    dns_interval: Duration,
+    resolver: query::dns::Resolver,
+    provider: query::dns::Provider,
+}
+
+impl Discovery {
+    /// Re-reads the SD files (all of them when `force_files`) and, when they changed or
+    /// `resolve` is set, resolves every address again and updates the endpoint set.
+    async fn step(&mut self, force_files: bool, resolve: bool) {
+        let mut changed = false;
+        if let Some(sd) = &mut self.sd {
+            let mut errors = Vec::new();
+            if let Some(targets) = sd.poll(force_files, &mut errors) {
+                if targets != self.sd_targets {
+                    tracing::info!(endpoints = ?targets, "endpoints from SD files");
+                    self.sd_targets = targets;
+                    changed = true;
+                }
+            }
+            for e in errors {
+                tracing::error!(err = %e, "reading endpoint SD file");
+            }
+        }
+        if !(changed || resolve) {
+            return;
+        }
+        let specs: Vec<String> = self.specs.iter().chain(&self.sd_targets).cloned().collect();
+        let (addresses, errors) = self.provider.resolve(&self.resolver, &specs).await;
+        for e in errors {
+            tracing::error!(err = %e, "resolving endpoint address; keeping its last addresses");
+        }
+        let before: Vec<String> = self.set.all().iter().map(|e| e.address.clone()).collect();
+        match self.set.set_discovered(&[], &addresses) {
+            Ok(()) => {
+                if before != addresses {
+                    tracing::info!(endpoints = ?addresses, "endpoint set changed");
+                    self.set.refresh().await;
+                }
+            }
+            Err(e) => tracing::error!(err = %e, "bad endpoint address"),
+        }
+    }
+
+    async fn run(mut self) {
+        let mut last_files = std::time::Instant::now();
+        let mut last_dns = std::time::Instant::now();
+        loop {
+            tokio::time::sleep(Duration::from_secs(2)).await;
+            let force_files = last_files.elapsed() >= self.sd_interval;
+            if force_files {
+                last_files = std::time::Instant::now();
+            }
+            let resolve = last_dns.elapsed() >= self.dns_interval;
+            if resolve {
+                last_dns = std::time::Instant::now();
+            }
+            self.step(force_files, resolve).await;
+        }
+    }
 }
 
 #[cfg(test)]

@@ -42,6 +42,12 @@ pub struct SidecarArgs {
     /// Also upload compacted blocks (compaction level > 1).
     #[arg(long = "shipper.upload-compacted")]
     upload_compacted: bool,
+    /// Go on past a block that failed to upload (later blocks may reach the bucket first).
+    #[arg(long = "shipper.allow-out-of-order-uploads", hide = true)]
+    allow_out_of_order: bool,
+    /// Skip local blocks whose meta.json cannot be read instead of stopping at them.
+    #[arg(long = "shipper.skip-corrupted-blocks", hide = true)]
+    skip_corrupted: bool,
     /// Serve only data after this time (RFC 3339 or relative such as -1d).
     #[arg(long = "min-time", default_value = "0000-01-01T00:00:00Z")]
     min_time: String,
@@ -106,6 +112,8 @@ pub fn run(a: SidecarArgs) -> Result<()> {
             tsdb_dir: a.tsdb_path.clone(),
             upload_compacted: a.upload_compacted,
             source: "sidecar".into(),
+            allow_out_of_order: a.allow_out_of_order,
+            skip_corrupted: a.skip_corrupted,
         });
         let prometheus_up = telemetry::gauge(
             "thanos_sidecar_prometheus_up",

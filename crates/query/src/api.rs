@@ -46,6 +46,10 @@ pub struct Config {
     /// Step of range queries that give none (`--query.default-step`): the larger of this and
     /// a 250th of the range.
     pub default_step: Duration,
+    /// The process's flags and values, for `/api/v1/status/flags`.
+    pub flags: BTreeMap<String, String>,
+    /// Send CORS headers (Thanos's default; `--web.disable-cors` turns them off).
+    pub cors: bool,
 }
 
 pub struct Api {
@@ -269,6 +273,20 @@ impl Api {
         })
     }
 
+    /// The query's lookback delta: the `lookback_delta` parameter, else the dynamic one.
+    fn lookback(&self, form: &Form, settings: &ReadSettings) -> Result<i64, ApiError> {
+        let v = form.get("lookback_delta");
+        if v.is_empty() {
+            return Ok(dynamic_lookback_ms(
+                self.cfg.engine.options().lookback_delta_ms,
+                settings.max_resolution_ms,
+            ));
+        }
+        let ns = params::parse_duration(v)
+            .map_err(|e| bad_data(format!("'lookback_delta' parameter: {e}")))?;
+        Ok(ns / 1_000_000)
+    }
+
     /// The deadline of a request: `--query.timeout` and the `timeout` parameter, from arrival.
     fn deadline(&self, req: &Req, param_ns: Option<i64>) -> Instant {
         let mut limit = self.cfg.timeout;
@@ -284,6 +302,55 @@ struct PromQuery {
     text: Vec<u8>,
     deadline: Instant,
     settings: ReadSettings,
+    /// The lookback delta of this query (the `lookback_delta` parameter, or Thanos's
+    /// dynamic one for its `max_source_resolution`).
+    lookback_ms: i64,
+}
+
+/// Thanos's dynamic lookback delta: a query allowed to read data coarser than the lookback
+/// delta looks back far enough to find a point of the coarsest resolution it may read (5m,
+/// then 1h), so downsampled data answers instant queries.
+fn dynamic_lookback_ms(lookback_ms: i64, max_source_resolution_ms: i64) -> i64 {
+    const RESOLUTIONS: [i64; 3] = [0, 5 * 60_000, 60 * 60_000];
+    let mut per_level = [lookback_ms; 3];
+    let mut current = lookback_ms;
+    for (i, r) in RESOLUTIONS.iter().enumerate() {
+        if lookback_ms < *r {
+            current = *r;
+        }
+        per_level[i] = current;
+    }
+    for i in (1..RESOLUTIONS.len()).rev() {
+        let left = RESOLUTIONS[i - 1].max(lookback_ms);
+        if left < max_source_resolution_ms {
+            return per_level[i];
+        }
+    }
+    per_level[0]
+}
+
+/// The `limit` parameter of the metadata APIs: 0 (none) when absent.
+fn limit_param(form: &Form) -> Result<usize, ApiError> {
+    let v = form.get("limit");
+    if v.is_empty() {
+        return Ok(0);
+    }
+    let text = String::from_utf8_lossy(v);
+    let n: i64 = text
+        .parse()
+        .map_err(|_| bad_data(format!("cannot parse {text:?} to a valid limit")))?;
+    if n < 0 {
+        return Err(bad_data("limit must be non-negative"));
+    }
+    Ok(n as usize)
+}
+
+/// Keeps the first `limit` items (all when 0), warning as Prometheus does when it cut.
+fn truncate<T>(items: &mut Vec<T>, limit: usize, warnings: &mut Vec<String>) {
+    if limit > 0 && items.len() > limit {
+        items.truncate(limit);
+        warnings.push("results truncated due to limit".into());
+    }
 }
 
 /// An engine error as Prometheus's API reports it; parse errors get `prefix`.
@@ -371,7 +438,15 @@ impl Api {
             cancel: cancel.clone(),
         };
         let guard = CancelOnDrop(cancel.clone());
-        let engine = self.cfg.engine.clone();
+        let engine =
+            if q.lookback_ms > 0 && q.lookback_ms != self.cfg.engine.options().lookback_delta_ms {
+                promql::Engine::new(promql::EngineOptions {
+                    lookback_delta_ms: q.lookback_ms,
+                    ..self.cfg.engine.options().clone()
+                })
+            } else {
+                self.cfg.engine.clone()
+            };
         let text = String::from_utf8_lossy(&q.text).into_owned();
         let result = tokio::task::spawn_blocking(move || run(&engine, &queryable, &text, &cancel))
             .await
@@ -417,6 +492,7 @@ async fn query(State(api): State<Arc<Api>>, req: Request) -> Result<Response, Ap
     let q = PromQuery {
         text,
         deadline: api.deadline(&r, timeout),
+        lookback_ms: api.lookback(&r.form, &settings)?,
         settings,
     };
     let t = time.engine_ms();
@@ -484,6 +560,7 @@ async fn query_range(State(api): State<Arc<Api>>, req: Request) -> Result<Respon
     let q = PromQuery {
         text,
         deadline: api.deadline(&r, timeout),
+        lookback_ms: api.lookback(f, &settings)?,
         settings,
     };
     let (s, e) = (start.engine_ms(), end.engine_ms());
@@ -591,6 +668,7 @@ async fn series(State(api): State<Arc<Api>>, req: Request) -> Result<Response, A
     let selectors = params::parse_matchers_param(&f.all("match[]"))
         .map_err(|(_, e)| bad_data(format!("invalid parameter \"match[]\": {e}")))?;
     let o = api.read_options(f)?;
+    let limit = limit_param(f)?;
     api.within_timeout(&r, async {
         let mut all: BTreeMap<Vec<(String, String)>, ()> = BTreeMap::new();
         let mut warnings = Vec::new();
@@ -603,6 +681,7 @@ async fn series(State(api): State<Arc<Api>>, req: Request) -> Result<Response, A
         }
         let mut sets: Vec<tsdb::Labels> = all.into_keys().map(tsdb::Labels::from_pairs).collect();
         sets.sort();
+        truncate(&mut sets, limit, &mut warnings);
         Ok(json_response(json::success(
             |out| {
                 out.push(b'[');
@@ -630,6 +709,7 @@ async fn labels(State(api): State<Arc<Api>>, req: Request) -> Result<Response, A
     let range = metadata_range(f)?;
     let selectors = optional_selectors(f)?;
     let o = api.read_options(f)?;
+    let limit = limit_param(f)?;
     api.within_timeout(&r, async {
         let mut names = BTreeSet::new();
         let mut warnings = Vec::new();
@@ -658,6 +738,8 @@ async fn labels(State(api): State<Arc<Api>>, req: Request) -> Result<Response, A
         if o.dedup {
             names.retain(|n| !o.replica_labels.contains(n));
         }
+        let mut names: Vec<String> = names.into_iter().collect();
+        truncate(&mut names, limit, &mut warnings);
         Ok(json_response(json::success(
             |out| json::write_str_array(out, names.iter().map(String::as_str)),
             &warnings,
@@ -704,6 +786,7 @@ async fn label_values(State(api): State<Arc<Api>>, req: Request) -> Result<Respo
     let range = metadata_range(f)?;
     let selectors = optional_selectors(f)?;
     let o = api.read_options(f)?;
+    let limit = limit_param(f)?;
     api.within_timeout(&r, async {
         let mut values = BTreeSet::new();
         let mut warnings = Vec::new();
@@ -734,6 +817,8 @@ async fn label_values(State(api): State<Arc<Api>>, req: Request) -> Result<Respo
             values.extend(found);
             warnings.extend(w);
         }
+        let mut values: Vec<String> = values.into_iter().collect();
+        truncate(&mut values, limit, &mut warnings);
         Ok(json_response(json::success(
             |out| json::write_str_array(out, values.iter().map(String::as_str)),
             &warnings,
@@ -762,6 +847,96 @@ async fn stores(State(api): State<Arc<Api>>) -> Response {
         |out| out.extend_from_slice(data.as_bytes()),
         &[],
     ))
+}
+
+async fn flags(State(api): State<Arc<Api>>) -> Response {
+    let data = serde_json::to_string(&api.cfg.flags).unwrap_or_else(|_| "{}".into());
+    json_response(json::success(
+        |out| out.extend_from_slice(data.as_bytes()),
+        &[],
+    ))
+}
+
+/// When the process started (for `/api/v1/status/runtimeinfo`).
+static STARTED_MS: std::sync::OnceLock<i64> = std::sync::OnceLock::new();
+
+/// Thanos's runtime info; the Go runtime's fields say what runs instead (tasks, workers).
+async fn runtimeinfo() -> Response {
+    let metrics = tokio::runtime::Handle::current().metrics();
+    let data = serde_json::json!({
+        "startTime": tsdb::time::format_rfc3339(*STARTED_MS.get_or_init(tsdb::time::now_ms)),
+        "CWD": std::env::current_dir().map(|d| d.display().to_string()).unwrap_or_default(),
+        "goroutineCount": metrics.num_alive_tasks(),
+        "GOMAXPROCS": metrics.num_workers(),
+        "GOGC": "",
+        "GODEBUG": "",
+        "GOMEMLIMIT": i64::MAX,
+    })
+    .to_string();
+    json_response(json::success(
+        |out| out.extend_from_slice(data.as_bytes()),
+        &[],
+    ))
+}
+
+/// Thanos's CORS headers, on every API answer unless `--web.disable-cors`.
+async fn cors(State(api): State<Arc<Api>>, req: Request, next: axum::middleware::Next) -> Response {
+    let mut resp = next.run(req).await;
+    if api.cfg.cors {
+        let h = resp.headers_mut();
+        for (k, v) in [
+            (
+                "access-control-allow-headers",
+                "Accept, Accept-Encoding, Authorization, Content-Type, Origin",
+            ),
+            ("access-control-allow-methods", "GET, POST, OPTIONS"),
+            ("access-control-allow-origin", "*"),
+            ("access-control-expose-headers", "Date"),
+        ] {
+            h.insert(k, HeaderValue::from_static(v));
+        }
+    }
+    resp
+}
+
+/// Compresses answers for clients that accept gzip (as Thanos's API does), chunk by chunk,
+/// so streamed answers stay streamed.
+async fn gzip(req: Request, next: axum::middleware::Next) -> Response {
+    use std::io::Write;
+    let wants = req
+        .headers()
+        .get(header::ACCEPT_ENCODING)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.split(',').any(|e| e.trim().starts_with("gzip")));
+    let resp = next.run(req).await;
+    if !wants || resp.headers().contains_key(header::CONTENT_ENCODING) {
+        return resp;
+    }
+    let (mut parts, body) = resp.into_parts();
+    parts
+        .headers
+        .insert(header::CONTENT_ENCODING, HeaderValue::from_static("gzip"));
+    parts.headers.remove(header::CONTENT_LENGTH);
+    parts
+        .headers
+        .append(header::VARY, HeaderValue::from_static("Accept-Encoding"));
+    let encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    let chunks = futures::stream::unfold(
+        (body.into_data_stream(), Some(encoder)),
+        |(mut stream, encoder)| async move {
+            let mut encoder = encoder?;
+            match stream.next().await {
+                Some(Ok(chunk)) => {
+                    let r = encoder.write_all(&chunk).and_then(|()| encoder.flush());
+                    let out = std::mem::take(encoder.get_mut());
+                    Some((r.map(|()| out), (stream, Some(encoder))))
+                }
+                Some(Err(e)) => Some((Err(std::io::Error::other(e)), (stream, None))),
+                None => Some((encoder.finish(), (stream, None))),
+            }
+        },
+    );
+    Response::from_parts(parts, Body::from_stream(chunks))
 }
 
 /// Go's `405 Method Not Allowed` with the route's methods, as Prometheus's router answers.
@@ -834,6 +1009,7 @@ async fn not_found() -> Response {
 
 /// The API routes, to mount under the web prefix.
 pub fn router(api: Arc<Api>) -> Router {
+    STARTED_MS.get_or_init(tsdb::time::now_ms);
     Router::new()
         .route("/api/v1/query", route(true, query))
         .route("/api/v1/query_range", route(true, query_range))
@@ -844,7 +1020,44 @@ pub fn router(api: Arc<Api>) -> Router {
         .route("/api/v1/labels", route(true, labels))
         .route("/api/v1/label/{name}/values", route(false, label_values))
         .route("/api/v1/status/buildinfo", route(false, buildinfo))
+        .route("/api/v1/status/flags", route(false, flags))
+        .route("/api/v1/status/runtimeinfo", route(false, runtimeinfo))
         .route("/api/v1/stores", route(false, stores))
         .route("/api/v1/{*rest}", any(not_found))
+        .layer(axum::middleware::from_fn_with_state(api.clone(), cors))
+        .layer(axum::middleware::from_fn(gzip))
         .with_state(api)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dynamic_lookback_as_thanos_picks_it() {
+        let m = 60_000;
+        assert_eq!(dynamic_lookback_ms(5 * m, 0), 5 * m);
+        assert_eq!(dynamic_lookback_ms(5 * m, 5 * m), 5 * m);
+        assert_eq!(dynamic_lookback_ms(5 * m, 10 * m), 60 * m);
+        assert_eq!(dynamic_lookback_ms(5 * m, 60 * m), 60 * m);
+        assert_eq!(dynamic_lookback_ms(10 * m, 5 * m), 10 * m);
+        assert_eq!(dynamic_lookback_ms(2 * 60 * m, 60 * m), 2 * 60 * m);
+    }
+
+    #[test]
+    fn limits_cut_and_warn() {
+        let mut v = vec![1, 2, 3];
+        let mut w = Vec::new();
+        truncate(&mut v, 0, &mut w);
+        truncate(&mut v, 3, &mut w);
+        assert!(w.is_empty());
+        truncate(&mut v, 2, &mut w);
+        assert_eq!(
+            (v, w),
+            (
+                vec![1, 2],
+                vec!["results truncated due to limit".to_string()]
+            )
+        );
+    }
 }

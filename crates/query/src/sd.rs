@@ -23,47 +23,98 @@ pub fn read_targets(path: &Path) -> Result<Vec<String>, String> {
     Ok(groups.into_iter().flat_map(|g| g.targets).collect())
 }
 
-/// Watches a set of SD files by modification time.
+/// Whether `name` matches a glob of `*` (any run) and `?` (one character).
+fn glob_match(pattern: &[u8], name: &[u8]) -> bool {
+    let (mut p, mut n) = (0, 0);
+    let mut star: Option<(usize, usize)> = None;
+    while n < name.len() {
+        if p < pattern.len() && (pattern[p] == b'?' || pattern[p] == name[n]) {
+            p += 1;
+            n += 1;
+        } else if p < pattern.len() && pattern[p] == b'*' {
+            star = Some((p, n));
+            p += 1;
+        } else if let Some((sp, sn)) = star {
+            p = sp + 1;
+            n = sn + 1;
+            star = Some((sp, sn + 1));
+        } else {
+            return false;
+        }
+    }
+    pattern[p..].iter().all(|&c| c == b'*')
+}
+
+/// The files a pattern names now: itself, or, with `*`/`?` in its last element (as
+/// Prometheus allows), the matching files of its directory, sorted.
+fn expand(pattern: &Path) -> Vec<PathBuf> {
+    let name = pattern
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    if !name.contains(['*', '?']) {
+        return vec![pattern.to_path_buf()];
+    }
+    let dir = match pattern.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    let mut out: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .map(|rd| {
+            rd.flatten()
+                .filter(|e| glob_match(name.as_bytes(), e.file_name().as_encoded_bytes()))
+                .map(|e| e.path())
+                .collect()
+        })
+        .unwrap_or_default();
+    out.sort();
+    out
+}
+
+/// Watches SD files (patterns may hold globs) by modification time.
 pub struct SdFiles {
-    files: Vec<PathBuf>,
-    seen: Vec<Option<SystemTime>>,
-    /// Last targets read successfully from each file.
-    good: Vec<Vec<String>>,
+    patterns: Vec<PathBuf>,
+    /// Modification time seen of each file, and its last targets read successfully.
+    files: std::collections::BTreeMap<PathBuf, (Option<SystemTime>, Vec<String>)>,
 }
 
 impl SdFiles {
-    pub fn new(files: Vec<PathBuf>) -> Self {
-        let n = files.len();
+    pub fn new(patterns: Vec<PathBuf>) -> Self {
         SdFiles {
-            files,
-            seen: vec![None; n],
-            good: vec![Vec::new(); n],
+            patterns,
+            files: Default::default(),
         }
     }
 
-    /// All targets if any file changed since the last call (or `force`), else `None`. A file
-    /// that cannot be read is reported in `errors` and keeps its last good targets, like
-    /// Prometheus's file SD.
+    /// All targets if any file changed, appeared or went away since the last call (or
+    /// `force`), else `None`. A file that cannot be read is reported in `errors` and keeps
+    /// its last good targets, like Prometheus's file SD.
     pub fn poll(&mut self, force: bool, errors: &mut Vec<String>) -> Option<Vec<String>> {
-        let mut changed = force;
-        for (i, f) in self.files.iter().enumerate() {
+        let current: Vec<PathBuf> = self.patterns.iter().flat_map(|p| expand(p)).collect();
+        let mut changed = force || current.len() != self.files.len();
+        self.files.retain(|f, _| current.contains(f));
+        for f in &current {
             let m = std::fs::metadata(f).and_then(|m| m.modified()).ok();
-            if m != self.seen[i] {
-                self.seen[i] = m;
-                changed = true;
+            let entry = self.files.entry(f.clone()).or_insert((None, Vec::new()));
+            if m != entry.0 || force {
+                if m != entry.0 {
+                    changed = true;
+                }
+                entry.0 = m;
+                match read_targets(f) {
+                    Ok(t) => entry.1 = t,
+                    Err(e) => errors.push(e),
+                }
             }
         }
         if !changed {
             return None;
         }
-        let mut out = Vec::new();
-        for (f, good) in self.files.iter().zip(self.good.iter_mut()) {
-            match read_targets(f) {
-                Ok(t) => *good = t,
-                Err(e) => errors.push(e),
-            }
-            out.extend(good.iter().cloned());
-        }
+        let mut out: Vec<String> = self
+            .files
+            .values()
+            .flat_map(|(_, t)| t.iter().cloned())
+            .collect();
         out.sort();
         out.dedup();
         Some(out)
@@ -100,5 +151,25 @@ mod tests {
         let t = sd.poll(true, &mut errs).unwrap();
         assert!(errs[0].contains("a.yml"), "{errs:?}");
         assert_eq!(t, vec!["s3:10901", "s9:1"], "last good targets are kept");
+    }
+
+    #[test]
+    fn globs_pick_up_files_that_appear_and_drop_ones_that_go() {
+        assert!(glob_match(b"*.yml", b"a.yml"));
+        assert!(glob_match(b"s?-*.json", b"s1-x.json"));
+        assert!(!glob_match(b"*.yml", b"a.json"));
+        assert!(glob_match(b"*", b""));
+        let dir = tempfile::tempdir().unwrap();
+        let mut sd = SdFiles::new(vec![dir.path().join("*.yml")]);
+        let mut errs = Vec::new();
+        assert_eq!(sd.poll(false, &mut errs), None);
+        std::fs::write(dir.path().join("a.yml"), "- targets: ['a:1']\n").unwrap();
+        std::fs::write(dir.path().join("b.txt"), "- targets: ['x:1']\n").unwrap();
+        assert_eq!(sd.poll(false, &mut errs).unwrap(), vec!["a:1"]);
+        std::fs::write(dir.path().join("c.yml"), "- targets: ['c:1']\n").unwrap();
+        assert_eq!(sd.poll(false, &mut errs).unwrap(), vec!["a:1", "c:1"]);
+        std::fs::remove_file(dir.path().join("a.yml")).unwrap();
+        assert_eq!(sd.poll(false, &mut errs).unwrap(), vec!["c:1"]);
+        assert!(errs.is_empty(), "{errs:?}");
     }
 }

@@ -56,6 +56,8 @@ fn config(timeout: Duration, max_concurrent: usize) -> Config {
         auto_downsampling: false,
         max_concurrent,
         default_step: Duration::from_secs(1),
+        flags: Default::default(),
+        cors: true,
     }
 }
 
@@ -184,4 +186,194 @@ async fn range_queries_without_step_use_thanos_default_step() {
             "{range}: {body}"
         );
     }
+}
+
+/// A store with one series, `up{job="a"}`, with a sample of 1 every 10 minutes over an
+/// hour, and the label names `a`…`e`.
+struct Sparse;
+
+#[async_trait::async_trait]
+impl SeriesStore for Sparse {
+    fn name(&self) -> String {
+        "sparse".into()
+    }
+    async fn info(&self) -> Result<pb::info::InfoResponse, Status> {
+        Hung.info().await
+    }
+    async fn series(&self, _req: pb::SeriesRequest) -> Result<SeriesStream, Status> {
+        use futures::StreamExt;
+        let mut app = tsdb::chunkenc::XorAppender::new();
+        for i in 0..7 {
+            app.append(i * 600_000, 1.0);
+        }
+        let series = pb::Series {
+            labels: vec![
+                pb::Label {
+                    name: "__name__".into(),
+                    value: "up".into(),
+                },
+                pb::Label {
+                    name: "job".into(),
+                    value: "a".into(),
+                },
+            ],
+            chunks: vec![pb::AggrChunk {
+                min_time: 0,
+                max_time: 3_600_000,
+                raw: Some(pb::Chunk {
+                    r#type: 0,
+                    data: app.into_bytes(),
+                    hash: 0,
+                }),
+                ..Default::default()
+            }],
+        };
+        Ok(futures::stream::iter([Ok(storeapi::store::series_frame(series))]).boxed())
+    }
+    async fn label_names(
+        &self,
+        _req: pb::LabelNamesRequest,
+    ) -> Result<pb::LabelNamesResponse, Status> {
+        Ok(pb::LabelNamesResponse {
+            names: ["a", "b", "c", "d", "e"].map(String::from).to_vec(),
+            ..Default::default()
+        })
+    }
+    async fn label_values(
+        &self,
+        _req: pb::LabelValuesRequest,
+    ) -> Result<pb::LabelValuesResponse, Status> {
+        Ok(pb::LabelValuesResponse {
+            values: vec!["x".into(), "y".into()],
+            ..Default::default()
+        })
+    }
+}
+
+async fn get(port: u16, path: &str, headers: &[(&str, &str)]) -> testkit::HttpAnswer {
+    let (path, headers): (String, Vec<(String, String)>) = (
+        path.to_string(),
+        headers
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect(),
+    );
+    tokio::task::spawn_blocking(move || {
+        let h: Vec<(&str, &str)> = headers
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
+        testkit::http_request(port, "GET", path.as_bytes(), &h, b"").unwrap()
+    })
+    .await
+    .unwrap()
+}
+
+async fn sparse_api(cfg: Config) -> u16 {
+    let ep = Endpoint::new("sparse", Arc::new(Sparse));
+    ep.refresh().await;
+    serve(vec![ep], cfg).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lookback_delta_parameter_and_thanos_dynamic_lookback() {
+    let port = sparse_api(config(Duration::from_secs(5), 4)).await;
+    // 7 minutes after the sample at 10m: beyond the default 5m lookback.
+    let at = "&time=1020";
+    let empty = get(port, &format!("/api/v1/query?query=up{at}"), &[]).await;
+    assert!(empty.text().contains("\"result\":[]"), "{}", empty.text());
+    let wider = get(
+        port,
+        &format!("/api/v1/query?query=up{at}&lookback_delta=8m"),
+        &[],
+    )
+    .await;
+    assert!(wider.text().contains("\"1\"]"), "{}", wider.text());
+    // Allowed to read 1h data, the lookback grows to an hour (Thanos's dynamic lookback).
+    let dynamic = get(
+        port,
+        &format!("/api/v1/query?query=up{at}&max_source_resolution=1h"),
+        &[],
+    )
+    .await;
+    assert!(dynamic.text().contains("\"1\"]"), "{}", dynamic.text());
+    let bad = get(port, "/api/v1/query?query=up&lookback_delta=x", &[]).await;
+    assert_eq!(bad.status, 400);
+    assert!(
+        bad.text().contains("'lookback_delta' parameter"),
+        "{}",
+        bad.text()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn limit_status_cors_and_gzip() {
+    let port = sparse_api(Config {
+        flags: [("query.timeout".to_string(), "5s".to_string())].into(),
+        ..config(Duration::from_secs(5), 4)
+    })
+    .await;
+    let names = get(port, "/api/v1/labels?limit=2", &[]).await;
+    assert_eq!(
+        names.text(),
+        r#"{"status":"success","data":["a","b"],"warnings":["results truncated due to limit"]}"#
+    );
+    let all = get(port, "/api/v1/labels?limit=5", &[]).await;
+    assert!(!all.text().contains("warnings"), "{}", all.text());
+    let values = get(port, "/api/v1/label/job/values?limit=1", &[]).await;
+    assert!(
+        values.text().contains(r#""data":["x"]"#),
+        "{}",
+        values.text()
+    );
+    let series = get(port, "/api/v1/series?match[]=up&limit=1", &[]).await;
+    assert!(!series.text().contains("truncated"), "{}", series.text());
+    let bad = get(port, "/api/v1/labels?limit=-1", &[]).await;
+    assert_eq!(bad.status, 400);
+
+    let flags = get(port, "/api/v1/status/flags", &[]).await;
+    assert_eq!(
+        flags.text(),
+        r#"{"status":"success","data":{"query.timeout":"5s"}}"#
+    );
+    let rt = get(port, "/api/v1/status/runtimeinfo", &[]).await;
+    let v: serde_json::Value = serde_json::from_str(&rt.text()).unwrap();
+    assert!(v["data"]["startTime"].is_string() && v["data"]["CWD"].is_string());
+
+    assert_eq!(names.header("access-control-allow-origin"), Some("*"));
+    let options = tokio::task::spawn_blocking(move || {
+        testkit::http_request(port, "OPTIONS", b"/api/v1/query", &[], b"").unwrap()
+    })
+    .await
+    .unwrap();
+    assert_eq!(options.status, 204);
+    assert_eq!(
+        options.header("access-control-allow-methods"),
+        Some("GET, POST, OPTIONS")
+    );
+
+    let zipped = get(
+        port,
+        "/api/v1/query?query=up&time=600",
+        &[("Accept-Encoding", "gzip")],
+    )
+    .await;
+    assert_eq!(zipped.header("content-encoding"), Some("gzip"));
+    let mut text = String::new();
+    std::io::Read::read_to_string(
+        &mut flate2::read::GzDecoder::new(&zipped.body[..]),
+        &mut text,
+    )
+    .unwrap();
+    let plain = get(port, "/api/v1/query?query=up&time=600", &[]).await;
+    assert_eq!(text, plain.text());
+    assert_eq!(plain.header("content-encoding"), None);
+
+    let no_cors = sparse_api(Config {
+        cors: false,
+        ..config(Duration::from_secs(5), 4)
+    })
+    .await;
+    let r = get(no_cors, "/api/v1/labels", &[]).await;
+    assert_eq!(r.header("access-control-allow-origin"), None);
 }

@@ -28,6 +28,13 @@ pub struct Shipper {
     pub tsdb_dir: PathBuf,
     pub upload_compacted: bool,
     pub source: String,
+    /// Go on past a block that fails to upload (Thanos's
+    /// `--shipper.allow-out-of-order-uploads`); by default a sync stops there, so blocks
+    /// reach the bucket in time order and the compactor never sees a gap filled later.
+    pub allow_out_of_order: bool,
+    /// Skip blocks whose meta.json cannot be read (`--shipper.skip-corrupted-blocks`); by
+    /// default such a block stops the sync, as in Thanos.
+    pub skip_corrupted: bool,
 }
 
 #[derive(Debug, Default, PartialEq)]
@@ -93,8 +100,13 @@ impl Shipper {
             }
             match BlockMeta::read_from_dir(&p) {
                 Ok(m) => out.push((p, m)),
-                Err(e) => {
+                Err(e) if self.skip_corrupted => {
                     tracing::warn!(block = name, err = %e, "skipping block with unreadable meta.json")
+                }
+                Err(e) => {
+                    return Err(std::io::Error::other(format!(
+                        "block {name} has an unreadable meta.json (--shipper.skip-corrupted-blocks skips it): {e}"
+                    )))
                 }
             }
         }
@@ -116,6 +128,13 @@ impl Shipper {
         let mut shipped: Vec<String> = Vec::new();
         let mut result = SyncResult::default();
         for (dir, meta) in blocks {
+            if !result.failed.is_empty() && !self.allow_out_of_order {
+                tracing::warn!(
+                    block = %result.failed[0].0,
+                    "stopping this sync at the block that failed, to upload in order; retrying next sync"
+                );
+                break;
+            }
             let id = meta.ulid.clone();
             if state.uploaded.contains(&id) {
                 shipped.push(id);
@@ -213,6 +232,8 @@ mod tests {
             tsdb_dir: dir.path().to_path_buf(),
             upload_compacted: false,
             source: "sidecar".into(),
+            allow_out_of_order: false,
+            skip_corrupted: false,
         };
         let labels = Labels::from_pairs([("replica", "a")]);
         let r = s.sync(&labels).await.unwrap();
@@ -250,5 +271,40 @@ mod tests {
             read_state(&dir.path().join(SHIPPER_FILENAME)).uploaded,
             vec![b1]
         );
+    }
+
+    #[tokio::test]
+    async fn a_failed_upload_stops_the_sync_unless_out_of_order_is_allowed() {
+        let dir = tempfile::tempdir().unwrap();
+        let older = block(dir.path(), 1, 10);
+        std::thread::sleep(std::time::Duration::from_millis(3));
+        let newer = block(dir.path(), 1, 10);
+        std::fs::remove_file(dir.path().join(&older).join("index")).unwrap();
+        let bucket: bucket::Bucket = std::sync::Arc::new(object_store::memory::InMemory::new());
+        let mut s = Shipper {
+            bucket: bucket.clone(),
+            tsdb_dir: dir.path().to_path_buf(),
+            upload_compacted: false,
+            source: "sidecar".into(),
+            allow_out_of_order: false,
+            skip_corrupted: false,
+        };
+        let labels = Labels::from_pairs([("replica", "a")]);
+        let r = s.sync(&labels).await.unwrap();
+        assert!(r.uploaded.is_empty(), "{r:?}");
+        assert_eq!(r.failed.len(), 1);
+        assert_eq!(r.failed[0].0, older);
+        s.allow_out_of_order = true;
+        let r = s.sync(&labels).await.unwrap();
+        assert_eq!(r.uploaded, vec![newer]);
+
+        // An unreadable meta.json stops the sync unless corrupted blocks are skipped.
+        let broken = dir.path().join("01ARZ3NDEKTSV4RRFFQ69G5FAV");
+        std::fs::create_dir_all(&broken).unwrap();
+        std::fs::write(broken.join("meta.json"), "{not json").unwrap();
+        let e = s.sync(&labels).await.unwrap_err();
+        assert!(e.contains("01ARZ3NDEKTSV4RRFFQ69G5FAV"), "{e}");
+        s.skip_corrupted = true;
+        assert!(s.sync(&labels).await.is_ok());
     }
 }
