@@ -77,41 +77,6 @@ const SIDECAR: &[Inert] = &[
         true,
         "the shipper keeps its state in thanos.shipper.json",
     ),
-    inert(
-        "reloader.config-file",
-        true,
-        "the config reloader is not implemented; Prometheus is not reloaded",
-    ),
-    inert(
-        "reloader.config-envsubst-file",
-        true,
-        "the config reloader is not implemented",
-    ),
-    inert(
-        "reloader.rule-dir",
-        true,
-        "the config reloader is not implemented",
-    ),
-    inert(
-        "reloader.watch-interval",
-        true,
-        "the config reloader is not implemented",
-    ),
-    inert(
-        "reloader.retry-interval",
-        true,
-        "the config reloader is not implemented",
-    ),
-    inert(
-        "reloader.method",
-        true,
-        "the config reloader is not implemented",
-    ),
-    inert(
-        "reloader.process-name",
-        true,
-        "the config reloader is not implemented",
-    ),
 ];
 
 const STORE: &[Inert] = &[

@@ -48,6 +48,27 @@ pub struct SidecarArgs {
     /// Skip local blocks whose meta.json cannot be read instead of stopping at them.
     #[arg(long = "shipper.skip-corrupted-blocks", hide = true)]
     skip_corrupted: bool,
+    /// Prometheus config file watched by the reloader (changes make Prometheus reload).
+    #[arg(long = "reloader.config-file", default_value = "")]
+    reloader_config_file: String,
+    /// Output file for the config with `$(ENV_VAR)` references expanded.
+    #[arg(long = "reloader.config-envsubst-file", default_value = "")]
+    reloader_config_output: String,
+    /// Rule directory watched by the reloader; repeatable.
+    #[arg(long = "reloader.rule-dir")]
+    reloader_rule_dirs: Vec<PathBuf>,
+    /// How often the reloader re-reads config and rules in full.
+    #[arg(long = "reloader.watch-interval", default_value = "3m", value_parser = parse_duration_flag)]
+    reloader_watch_interval: Duration,
+    /// How often a failed reload is retried.
+    #[arg(long = "reloader.retry-interval", default_value = "5s", value_parser = parse_duration_flag)]
+    reloader_retry_interval: Duration,
+    /// How Prometheus is reloaded: `http` (POST /-/reload) or `signal` (SIGHUP).
+    #[arg(long = "reloader.method", default_value = "http", value_parser = ["http", "signal"])]
+    reloader_method: String,
+    /// Process name to send SIGHUP to with `--reloader.method=signal`.
+    #[arg(long = "reloader.process-name", default_value = "prometheus")]
+    reloader_process_name: String,
     /// Serve only data after this time (RFC 3339 or relative such as -1d).
     #[arg(long = "min-time", default_value = "0000-01-01T00:00:00Z")]
     min_time: String,
@@ -128,7 +149,31 @@ pub fn run(a: SidecarArgs) -> Result<()> {
             ready_timeout: a.ready_timeout,
             uploads: shipper.is_some(),
         };
+        let reloader = (!a.reloader_config_file.is_empty() || !a.reloader_rule_dirs.is_empty()).then(|| {
+            sidecar::reloader::Reloader {
+                config_file: Some(PathBuf::from(&a.reloader_config_file))
+                    .filter(|p| !p.as_os_str().is_empty()),
+                config_output: Some(PathBuf::from(&a.reloader_config_output))
+                    .filter(|p| !p.as_os_str().is_empty()),
+                rule_dirs: a.reloader_rule_dirs.clone(),
+                watch_interval: a.reloader_watch_interval,
+                retry_interval: a.reloader_retry_interval,
+                trigger: if a.reloader_method == "signal" {
+                    sidecar::reloader::Trigger::Signal {
+                        process_name: a.reloader_process_name.clone(),
+                    }
+                } else {
+                    sidecar::reloader::Trigger::Http {
+                        url: prom.url().to_string(),
+                        client: prom.http_client(),
+                    }
+                },
+            }
+        });
         run_component(http, app, grpc, prom, security, move |mut stop| async move {
+        if let Some(r) = reloader {
+            tokio::spawn(r.run(stop.clone()));
+        }
         if !startup.wait(&mut stop).await? {
             return Ok(());
         }

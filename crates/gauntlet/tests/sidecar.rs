@@ -607,3 +607,95 @@ fn sidecar_killed_during_uploads_ships_every_block_exactly_once() {
     })
     .unwrap();
 }
+
+#[test]
+fn reloader_applies_config_and_rules_to_prometheus() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let rules = d.join("rules");
+    std::fs::create_dir_all(&rules).unwrap();
+    std::fs::write(
+        rules.join("a.yml"),
+        "groups:\n- name: g\n  rules:\n  - record: first_rule\n    expr: vector(1)\n",
+    )
+    .unwrap();
+    let config = |cluster: &str| {
+        format!(
+            "global:\n  external_labels:\n    cluster: {cluster}\nrule_files:\n  - {}/*.yml\n",
+            rules.display()
+        )
+    };
+    let template = d.join("prometheus.yml.tmpl");
+    std::fs::write(&template, config("$(RELOADER_TEST_CLUSTER)")).unwrap();
+    let prom = Prometheus::start(
+        d,
+        &d.join("data"),
+        |_| config("initial"),
+        &["--web.enable-lifecycle"],
+    )
+    .unwrap();
+    let http = free_port();
+    let log = d.join("sidecar.log");
+    let _sidecar = Process::spawn(
+        "sidecar",
+        Command::new(env!("CARGO_BIN_EXE_gauntlet"))
+            .env("RELOADER_TEST_CLUSTER", "eu-1")
+            .args([
+                "sidecar".to_string(),
+                format!("--prometheus.url={}", prom.url()),
+                format!("--tsdb.path={}", d.join("data").display()),
+                format!("--reloader.config-file={}", template.display()),
+                format!(
+                    "--reloader.config-envsubst-file={}",
+                    d.join("prometheus.yml").display()
+                ),
+                format!("--reloader.rule-dir={}", rules.display()),
+                "--reloader.retry-interval=1s".into(),
+                format!("--http-address=127.0.0.1:{http}"),
+                format!("--grpc-address=127.0.0.1:{}", free_port()),
+            ])
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap()),
+    )
+    .unwrap();
+    let wait = |what: &str, check: &dyn Fn() -> bool| {
+        let r = wait_until(what, Duration::from_secs(30), check);
+        assert!(r.is_ok(), "{what}\n{}", testkit::log_tail(&log));
+    };
+    wait("config expanded and reloaded", &|| {
+        prom.get_any("/api/v1/status/config")
+            .contains("cluster: eu-1")
+    });
+    // The sidecar reads the new external labels on its next config check; the reload is
+    // what matters here.
+    std::fs::write(
+        rules.join("b.yml"),
+        "groups:\n- name: h\n  rules:\n  - record: second_rule\n    expr: vector(2)\n",
+    )
+    .unwrap();
+    wait("new rule file loaded", &|| {
+        prom.get_any("/api/v1/rules").contains("second_rule")
+    });
+    // A broken rule: Prometheus refuses the reload and keeps its rules; the reloader retries
+    // and counts the failures, and recovers once the file is fixed.
+    std::fs::write(
+        rules.join("b.yml"),
+        "groups:\n- name: h\n  rules:\n  - record: x\n    expr: (\n",
+    )
+    .unwrap();
+    wait("failed reloads counted", &|| {
+        http_get(http, "/metrics").is_ok_and(|(_, m)| {
+            m.lines()
+                .any(|l| l.starts_with("reloader_reloads_failed_total ") && !l.ends_with(" 0"))
+        })
+    });
+    assert!(prom.get_any("/api/v1/rules").contains("second_rule"));
+    std::fs::write(
+        rules.join("b.yml"),
+        "groups:\n- name: h\n  rules:\n  - record: third_rule\n    expr: vector(3)\n",
+    )
+    .unwrap();
+    wait("fixed rule file loaded", &|| {
+        prom.get_any("/api/v1/rules").contains("third_rule")
+    });
+}

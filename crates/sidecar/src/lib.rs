@@ -5,6 +5,7 @@
 pub mod http_client;
 pub mod prometheus;
 pub mod prompb;
+pub mod reloader;
 pub mod remote_read;
 pub mod shipper;
 

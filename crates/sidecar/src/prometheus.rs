@@ -68,6 +68,15 @@ impl PrometheusStore {
         })
     }
 
+    /// The HTTP client Prometheus is reached with (its auth and TLS included).
+    pub fn http_client(&self) -> reqwest::Client {
+        self.client.clone()
+    }
+
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
     pub fn external_labels(&self) -> Labels {
         self.external_labels
             .read()
