@@ -3,7 +3,9 @@
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     println!("cargo:rerun-if-changed=proto");
-    tonic_prost_build::configure()
-        .compile_protos(&["proto/rpc.proto", "proto/info.proto"], &["proto"])?;
+    tonic_prost_build::configure().compile_protos(
+        &["proto/rpc.proto", "proto/info.proto", "proto/apis.proto"],
+        &["proto"],
+    )?;
     Ok(())
 }

@@ -252,14 +252,6 @@ const QUERY: &[Inert] = &[
         "the store gateways' own limits apply",
     ),
     inert(
-        "rule",
-        true,
-        "the rules API is not proxied; rules are not read from this endpoint",
-    ),
-    inert("metadata", true, "the metadata API is not proxied"),
-    inert("exemplar", true, "the exemplars API is not proxied"),
-    inert("target", true, "the targets API is not proxied"),
-    inert(
         "selector-label",
         true,
         "the querier's Info advertises its endpoints' label sets",

@@ -21,6 +21,11 @@ pub struct QueryArgs {
     /// through the address as given); repeatable. `--endpoint-group-strict` likewise.
     #[arg(long = "endpoint-group", visible_alias = "endpoint-group-strict")]
     group_endpoints: Vec<String>,
+    /// Endpoints asked only for rules, metadata, exemplars or targets (Thanos's older
+    /// `--rule`, `--metadata`, `--exemplar`, `--target`); they join the endpoint set, where
+    /// each API is asked of the endpoints whose Info offers it. Repeatable.
+    #[arg(long = "rule", visible_aliases = ["metadata", "exemplar", "target"])]
+    api_endpoints: Vec<String>,
     /// Endpoints in Thanos's YAML (`endpoints: [{address, strict, group}]`).
     #[arg(long = "endpoint.sd-config")]
     endpoint_config: Option<String>,
@@ -138,6 +143,8 @@ pub fn run(mut a: QueryArgs, flags: std::collections::BTreeMap<String, String>) 
     let from_config = endpoint_config_addresses(&config_yaml)?;
     let strict = std::mem::take(&mut a.strict_endpoints);
     let groups = std::mem::take(&mut a.group_endpoints);
+    let api_only = std::mem::take(&mut a.api_endpoints);
+    a.endpoints.extend(api_only);
     a.endpoints
         .extend(strict.into_iter().chain(groups).chain(from_config));
     if a.endpoints.is_empty() && a.sd_files.is_empty() {
@@ -243,6 +250,7 @@ pub fn run(mut a: QueryArgs, flags: std::collections::BTreeMap<String, String>) 
             app,
             grpc,
             store,
+            None,
             security,
             move |mut stop| async move {
                 loop {

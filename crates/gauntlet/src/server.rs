@@ -232,13 +232,14 @@ pub async fn shutdown_signal() {
 }
 
 /// Runs a component until SIGINT/SIGTERM: `app` on the HTTP listener, `store` as the gRPC
-/// StoreAPI (both secured by `security`), and `background` (given a stop signal) alongside;
+/// StoreAPI with `apis` beside it (both secured by `security`), and `background` (given a stop signal) alongside;
 /// then stops all three. An error from `background` stops the servers and is returned.
 pub async fn run_component<F, Fut>(
     http: tokio::net::TcpListener,
     app: Router,
     grpc: tokio::net::TcpListener,
     store: Arc<dyn storeapi::SeriesStore>,
+    apis: Option<Arc<dyn storeapi::apis::PromApis>>,
     security: crate::security::Security,
     background: F,
 ) -> Result<()>
@@ -259,6 +260,7 @@ where
     ));
     let grpc_task = tokio::spawn(storeapi::server::serve(
         store,
+        apis,
         grpc,
         security.grpc_tls.clone(),
         stopped(stop_rx.clone()),

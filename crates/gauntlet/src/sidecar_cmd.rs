@@ -149,6 +149,7 @@ pub fn run(a: SidecarArgs) -> Result<()> {
             ready_timeout: a.ready_timeout,
             uploads: shipper.is_some(),
         };
+        let prom_apis: Arc<dyn storeapi::apis::PromApis> = prom.clone();
         let reloader = (!a.reloader_config_file.is_empty() || !a.reloader_rule_dirs.is_empty()).then(|| {
             sidecar::reloader::Reloader {
                 config_file: Some(PathBuf::from(&a.reloader_config_file))
@@ -170,7 +171,7 @@ pub fn run(a: SidecarArgs) -> Result<()> {
                 },
             }
         });
-        run_component(http, app, grpc, prom, security, move |mut stop| async move {
+        run_component(http, app, grpc, prom, Some(prom_apis), security, move |mut stop| async move {
         if let Some(r) = reloader {
             tokio::spawn(r.run(stop.clone()));
         }

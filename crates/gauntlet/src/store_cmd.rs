@@ -125,7 +125,7 @@ pub fn run(a: StoreArgs) -> Result<()> {
         let app = router(status.clone(), axum::Router::new());
         let sync_gw = gateway.clone();
         let sync_status = status.clone();
-        run_component(http, app, grpc, gateway, security, move |mut stop| async move {
+        run_component(http, app, grpc, gateway, None, security, move |mut stop| async move {
             loop {
                 let started = std::time::Instant::now();
                 sync_status.metrics.add("thanos_blocks_meta_syncs_total", 1.0);

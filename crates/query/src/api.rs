@@ -99,12 +99,12 @@ impl Api {
 /// An API error as Prometheus reports it.
 #[derive(Debug)]
 pub struct ApiError {
-    status: StatusCode,
-    kind: &'static str,
-    msg: String,
+    pub(crate) status: StatusCode,
+    pub(crate) kind: &'static str,
+    pub(crate) msg: String,
 }
 
-fn bad_data(msg: impl Into<String>) -> ApiError {
+pub(crate) fn bad_data(msg: impl Into<String>) -> ApiError {
     ApiError {
         status: StatusCode::BAD_REQUEST,
         kind: "bad_data",
@@ -139,17 +139,17 @@ impl IntoResponse for ApiError {
     }
 }
 
-fn json_response(body: Vec<u8>) -> Response {
+pub(crate) fn json_response(body: Vec<u8>) -> Response {
     ([(header::CONTENT_TYPE, "application/json")], body).into_response()
 }
 
 /// A request as Go's `net/http` hands it to Prometheus's handlers: its form and when it came.
-struct Req {
-    form: Form,
+pub(crate) struct Req {
+    pub(crate) form: Form,
     arrived: Instant,
 }
 
-async fn read_request(req: Request) -> Req {
+pub(crate) async fn read_request(req: Request) -> Req {
     let arrived = Instant::now();
     let (parts, body) = req.into_parts();
     let content_type = parts
@@ -176,7 +176,7 @@ async fn read_request(req: Request) -> Req {
 }
 
 /// Prometheus's `parseTimeParam`: an empty or missing value is `default`.
-fn time_param(form: &Form, name: &str, default: GoTime) -> Result<GoTime, ApiError> {
+pub(crate) fn time_param(form: &Form, name: &str, default: GoTime) -> Result<GoTime, ApiError> {
     let v = form.get(name);
     if v.is_empty() {
         return Ok(default);
@@ -214,14 +214,14 @@ fn thanos_bool(form: &Form, name: &str, default: bool) -> Result<bool, ApiError>
 }
 
 /// Thanos's read options of a request.
-struct ReadOptions {
-    dedup: bool,
-    strategy: pb::PartialResponseStrategy,
-    replica_labels: Vec<String>,
+pub(crate) struct ReadOptions {
+    pub(crate) dedup: bool,
+    pub(crate) strategy: pb::PartialResponseStrategy,
+    pub(crate) replica_labels: Vec<String>,
 }
 
 impl Api {
-    fn read_options(&self, form: &Form) -> Result<ReadOptions, ApiError> {
+    pub(crate) fn read_options(&self, form: &Form) -> Result<ReadOptions, ApiError> {
         let dedup = thanos_bool(form, "dedup", true)?;
         let partial = thanos_bool(form, "partial_response", self.cfg.partial_response)?;
         let mut replica_labels: Vec<String> = form
@@ -1023,6 +1023,14 @@ pub fn router(api: Arc<Api>) -> Router {
         .route("/api/v1/status/flags", route(false, flags))
         .route("/api/v1/status/runtimeinfo", route(false, runtimeinfo))
         .route("/api/v1/stores", route(false, stores))
+        .route("/api/v1/rules", route(false, crate::apis::rules))
+        .route("/api/v1/alerts", route(false, crate::apis::alerts))
+        .route("/api/v1/targets", route(false, crate::apis::targets))
+        .route("/api/v1/metadata", route(false, crate::apis::metadata))
+        .route(
+            "/api/v1/query_exemplars",
+            route(true, crate::apis::exemplars),
+        )
         .route("/api/v1/{*rest}", any(not_found))
         .layer(axum::middleware::from_fn_with_state(api.clone(), cors))
         .layer(axum::middleware::from_fn(gzip))

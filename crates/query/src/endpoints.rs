@@ -6,6 +6,7 @@
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
+use storeapi::apis::PromApis;
 use storeapi::client::GrpcStore;
 use storeapi::convert::labels_from_pb;
 use storeapi::pb::info::InfoResponse;
@@ -18,7 +19,18 @@ use tsdb::{Labels, Matcher};
 pub struct Endpoint {
     pub address: String,
     pub store: Arc<dyn SeriesStore>,
+    /// The Rules, Targets, Metadata and Exemplars APIs, used when the Info offers them.
+    pub apis: Option<Arc<dyn PromApis>>,
     state: RwLock<State>,
+}
+
+/// One of the APIs an endpoint's Info may offer beside the StoreAPI.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Offered {
+    Rules,
+    Targets,
+    Metadata,
+    Exemplars,
 }
 
 #[derive(Default, Clone)]
@@ -55,6 +67,7 @@ impl Endpoint {
         Arc::new(Endpoint {
             address: address.to_string(),
             store,
+            apis: None,
             state: RwLock::new(State::default()),
         })
     }
@@ -66,12 +79,19 @@ impl Endpoint {
         response_timeout: Option<Duration>,
         tls: Option<TlsConnector>,
     ) -> Result<Arc<Endpoint>, String> {
-        let store: Arc<dyn SeriesStore> = Arc::new(GrpcStore::connect(address, tls)?);
+        let grpc = GrpcStore::connect(address, tls)?;
+        let apis: Arc<dyn PromApis> = Arc::new(grpc.apis());
+        let store: Arc<dyn SeriesStore> = Arc::new(grpc);
         let store = match response_timeout {
             Some(limit) => Arc::new(ResponseTimeout::new(store, limit)),
             None => store,
         };
-        Ok(Endpoint::new(address, store))
+        Ok(Arc::new(Endpoint {
+            address: address.to_string(),
+            store,
+            apis: Some(apis),
+            state: RwLock::new(State::default()),
+        }))
     }
 
     pub async fn refresh(&self) {
@@ -92,6 +112,23 @@ impl Endpoint {
                 st.info = None;
                 st.last_error = Some("info request timed out after 10s".into());
             }
+        }
+    }
+
+    /// The API, when this endpoint is healthy and its Info offers it.
+    pub fn offered(&self, api: Offered) -> Option<Arc<dyn PromApis>> {
+        let st = self.state.read().ok()?;
+        let info = st.info.as_ref()?;
+        let offered = match api {
+            Offered::Rules => info.rules.is_some(),
+            Offered::Targets => info.targets.is_some(),
+            Offered::Metadata => info.metric_metadata.is_some(),
+            Offered::Exemplars => info.exemplars.is_some(),
+        };
+        if offered {
+            self.apis.clone()
+        } else {
+            None
         }
     }
 

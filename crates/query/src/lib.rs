@@ -3,6 +3,7 @@
 //! reading through it ([`queryable`]) and Prometheus's HTTP API on top ([`api`]).
 
 pub mod api;
+pub mod apis;
 pub mod dns;
 pub mod endpoints;
 pub mod json;

@@ -2,6 +2,7 @@
 //! reached through remote read with streamed XOR chunks passed through untouched, its
 //! external labels (from the Prometheus config) added to every series.
 
+pub mod apis;
 pub mod http_client;
 pub mod prometheus;
 pub mod prompb;

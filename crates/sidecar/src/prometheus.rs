@@ -84,7 +84,7 @@ impl PrometheusStore {
             .unwrap_or_default()
     }
 
-    async fn get(&self, path: &str) -> Result<String, Status> {
+    pub(crate) async fn get(&self, path: &str) -> Result<String, Status> {
         let url = format!("{}{path}", self.url);
         let resp = self
             .client
@@ -334,6 +334,14 @@ impl SeriesStore for PrometheusStore {
                 max_time: i64::MAX,
                 supports_without_replica_labels: false,
                 ..Default::default()
+            }),
+            // Served beside the StoreAPI over Prometheus's own APIs (see `apis`).
+            rules: Some(pb::info::RulesInfo {}),
+            metric_metadata: Some(pb::info::MetricMetadataInfo {}),
+            targets: Some(pb::info::TargetsInfo {}),
+            exemplars: Some(pb::info::ExemplarsInfo {
+                min_time: lowest,
+                max_time: i64::MAX,
             }),
             ..Default::default()
         })

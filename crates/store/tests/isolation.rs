@@ -42,9 +42,15 @@ async fn serve(
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    tokio::spawn(storeapi::server::serve(store, listener, None, async {
-        let _ = stopped.await;
-    }));
+    tokio::spawn(storeapi::server::serve(
+        store,
+        None,
+        listener,
+        None,
+        async {
+            let _ = stopped.await;
+        },
+    ));
     (GrpcStore::new(&addr.to_string()).unwrap(), stop)
 }
 

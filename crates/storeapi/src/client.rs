@@ -49,6 +49,11 @@ impl GrpcStore {
         })
     }
 
+    /// The endpoint's Rules, Targets, Metadata and Exemplars APIs, over the same connection.
+    pub fn apis(&self) -> crate::apis::GrpcApis {
+        crate::apis::GrpcApis(self.channel.clone())
+    }
+
     fn store(&self) -> StoreClient<Channel> {
         StoreClient::new(self.channel.clone())
             .max_decoding_message_size(MAX_MESSAGE_SIZE)

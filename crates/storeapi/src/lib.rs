@@ -13,6 +13,7 @@ pub mod pb {
     }
 }
 
+pub mod apis;
 pub mod client;
 pub mod convert;
 pub mod grpc_metrics;

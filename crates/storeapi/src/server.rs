@@ -108,18 +108,29 @@ pub fn services(
     )
 }
 
-/// Serves `store` on `listener` (over TLS with `tls`) until `shutdown` resolves.
+/// Serves `store` (and `apis`, the Rules, Targets, Metadata and Exemplars services, when
+/// given) on `listener`, over TLS with `tls`, until `shutdown` resolves.
 pub async fn serve(
     store: Arc<dyn SeriesStore>,
+    apis: Option<Arc<dyn crate::apis::PromApis>>,
     listener: tokio::net::TcpListener,
     tls: Option<Arc<rustls::ServerConfig>>,
     shutdown: impl std::future::Future<Output = ()> + Send,
 ) -> Result<(), tonic::transport::Error> {
     grpc_metrics::initialize_server_metrics();
     let (s, i) = services(store);
-    tonic::transport::Server::builder()
+    let mut router = tonic::transport::Server::builder()
         .add_service(s)
-        .add_service(i)
+        .add_service(i);
+    if let Some(apis) = apis {
+        let svc = || crate::apis::Services(apis.clone());
+        router = router
+            .add_service(pb::rules_server::RulesServer::new(svc()))
+            .add_service(pb::targets_server::TargetsServer::new(svc()))
+            .add_service(pb::metadata_server::MetadataServer::new(svc()))
+            .add_service(pb::exemplars_server::ExemplarsServer::new(svc()));
+    }
+    router
         .serve_with_incoming_shutdown(crate::tls::incoming(listener, tls, "gRPC"), shutdown)
         .await
 }

@@ -221,9 +221,15 @@ async fn grpc_round_trip_and_stacked_proxies() {
     let addr = listener.local_addr().unwrap();
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
     let inner: Arc<dyn SeriesStore> = Arc::new(Proxy::new(stores()));
-    let server = tokio::spawn(storeapi::server::serve(inner, listener, None, async {
-        let _ = rx.await;
-    }));
+    let server = tokio::spawn(storeapi::server::serve(
+        inner,
+        None,
+        listener,
+        None,
+        async {
+            let _ = rx.await;
+        },
+    ));
     let client = GrpcStore::new(&addr.to_string()).unwrap();
     let info = client.info().await.unwrap();
     assert_eq!(info.label_sets.len(), 2);
