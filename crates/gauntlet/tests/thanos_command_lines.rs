@@ -272,7 +272,6 @@ fn helm_and_kube_thanos_command_lines_start_unchanged() {
             .count()
     };
     for (log, flag) in [
-        (&sidecar_log, "--reloader.config-file"),
         (&sidecar_log, "--tracing.config-file"),
         (&store_log, "--chunk-pool-size"),
         (&store_log, "--store.enable-index-header-lazy-reader"),
@@ -282,6 +281,15 @@ fn helm_and_kube_thanos_command_lines_start_unchanged() {
     ] {
         assert_eq!(said(log, flag), 1, "{flag}: {}", testkit::log_tail(log));
     }
+
+    // The reloader is at work: the chart's config path does not exist here, and it says so.
+    assert!(
+        std::fs::read_to_string(&sidecar_log)
+            .unwrap()
+            .contains("/etc/prometheus/config/prometheus.yaml.gz"),
+        "{}",
+        testkit::log_tail(&sidecar_log)
+    );
 
     // Security settings are acted on: one that cannot be honoured stops the process,
     // naming the flag (TLS and auth themselves: tests/security.rs).
