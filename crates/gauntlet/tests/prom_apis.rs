@@ -3,8 +3,6 @@
 //! exemplar): answers carry the external labels, HA replicas are deduplicated, and what the
 //! querier returns matches what each Prometheus says itself.
 
-use std::io::{Read, Write};
-use std::net::TcpListener;
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Duration;
@@ -13,47 +11,11 @@ use serde_json::Value;
 use testkit::prometheus::Prometheus;
 use testkit::{free_port, http_get, wait_until, Process};
 
-/// Serves an OpenMetrics page with a counter and an exemplar on a free port.
-fn exemplar_target() -> u16 {
-    let l = TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = l.local_addr().unwrap().port();
-    std::thread::spawn(move || {
-        for mut s in l.incoming().flatten() {
-            let mut buf = [0u8; 4096];
-            let _ = s.read(&mut buf);
-            let body = "# TYPE test_requests counter\n# HELP test_requests Requests served.\ntest_requests_total 5 # {trace_id=\"abc123\"} 1.0\n# EOF\n";
-            let _ = write!(
-                s,
-                "HTTP/1.1 200 OK\r\nContent-Type: application/openmetrics-text; version=1.0.0; charset=utf-8\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-                body.len()
-            );
-        }
-    });
-    port
-}
-
 fn prometheus(d: &Path, replica: &str, target: u16) -> Prometheus {
-    let dir = d.join(replica);
-    std::fs::create_dir_all(&dir).unwrap();
     // The same rule file path on both replicas, as an HA pair is deployed.
     let rules = d.join("rules.yml");
-    std::fs::write(
-        &rules,
-        "groups:\n- name: example\n  interval: 1s\n  rules:\n  - record: job:up:sum\n    expr: sum by (job) (up)\n  - alert: AlwaysFiring\n    expr: vector(1)\n    labels:\n      severity: page\n    annotations:\n      summary: it fires\n",
-    )
-    .unwrap();
-    Prometheus::start(
-        &dir,
-        &dir.join("data"),
-        |_| {
-            format!(
-                "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\n  external_labels:\n    cluster: eu\n    replica: {replica}\nrule_files:\n  - {}\nscrape_configs:\n  - job_name: app\n    static_configs:\n      - targets: ['127.0.0.1:{target}']\n",
-                rules.display()
-            )
-        },
-        &["--enable-feature=exemplar-storage"],
-    )
-    .unwrap()
+    std::fs::write(&rules, testkit::prometheus::RULES_YAML).unwrap();
+    testkit::prometheus::start_with_rules(d, replica, &rules, target).unwrap()
 }
 
 fn gauntlet(d: &Path, name: &str, args: Vec<String>) -> Process {
@@ -77,7 +39,7 @@ fn get(port: u16, path: &str) -> Value {
 fn rules_alerts_targets_metadata_and_exemplars_through_the_querier() {
     let tmp = tempfile::tempdir().unwrap();
     let d = tmp.path();
-    let target = exemplar_target();
+    let target = testkit::prometheus::exemplar_target();
     let proms = [prometheus(d, "a", target), prometheus(d, "b", target)];
     let mut grpc = Vec::new();
     let mut sidecars = Vec::new();

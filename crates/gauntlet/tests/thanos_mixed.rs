@@ -395,3 +395,116 @@ fn thanos_and_gauntlet_components_mix_in_one_deployment() {
     }
     println!("{total} calls matched across the mixes");
 }
+
+/// What stays equal between two answers of the rules, alerts, targets, metadata and
+/// exemplars APIs taken moments apart: timings and evaluation times are dropped.
+fn without_timings(mut v: Value) -> Value {
+    fn walk(v: &mut Value) {
+        match v {
+            Value::Object(m) => {
+                for k in [
+                    "evaluationTime",
+                    "lastEvaluation",
+                    "activeAt",
+                    "lastScrape",
+                    "lastScrapeDuration",
+                    "timestamp",
+                ] {
+                    m.remove(k);
+                }
+                m.values_mut().for_each(walk);
+            }
+            Value::Array(a) => a.iter_mut().for_each(walk),
+            _ => {}
+        }
+    }
+    walk(&mut v);
+    v
+}
+
+#[test]
+fn rules_targets_metadata_and_exemplars_cross_kinds() {
+    let Ok(thanos) = std::env::var("THANOS_BIN") else {
+        println!("skipped: THANOS_BIN is unset (build Thanos by hand and point it at the binary)");
+        return;
+    };
+    let ours = gauntlet_bin();
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let target = testkit::prometheus::exemplar_target();
+    let rules = d.join("rules.yml");
+    std::fs::write(&rules, testkit::prometheus::RULES_YAML).unwrap();
+    let proms = [
+        testkit::prometheus::start_with_rules(d, "a", &rules, target).unwrap(),
+        testkit::prometheus::start_with_rules(d, "b", &rules, target).unwrap(),
+    ];
+    for p in &proms {
+        wait_until(
+            "rules evaluated and exemplar scraped",
+            Duration::from_secs(30),
+            || {
+                p.get_any("/api/v1/alerts").contains("firing")
+                    && p.get_any(
+                        "/api/v1/query_exemplars?query=test_requests_total&start=0&end=9999999999",
+                    )
+                    .contains("abc123")
+            },
+        )
+        .unwrap();
+    }
+    let t_sides: Vec<Component> = proms
+        .iter()
+        .map(|p| sidecar(&thanos, p, "thanos sidecar"))
+        .collect();
+    let g_sides: Vec<Component> = proms
+        .iter()
+        .map(|p| sidecar(&ours, p, "gauntlet sidecar"))
+        .collect();
+    let grpc = |c: &[Component]| c.iter().map(|c| c.grpc).collect::<Vec<_>>();
+    let paths = [
+        "/api/v1/rules",
+        "/api/v1/rules?type=alert",
+        "/api/v1/alerts",
+        "/api/v1/targets",
+        "/api/v1/targets?state=active",
+        "/api/v1/metadata",
+        "/api/v1/metadata?metric=test_requests",
+        "/api/v1/query_exemplars?query=test_requests_total&start=0&end=9999999999",
+    ];
+    let mut matched = 0;
+    let mut by_kind: Vec<Vec<Value>> = Vec::new();
+    for (bin, kind) in [(&thanos, "thanos"), (&ours, "gauntlet")] {
+        let mut answers = Vec::new();
+        let over_thanos = querier(
+            bin,
+            &grpc(&t_sides),
+            &format!("{kind} query over thanos sidecars"),
+        );
+        let over_ours = querier(
+            bin,
+            &grpc(&g_sides),
+            &format!("{kind} query over gauntlet sidecars"),
+        );
+        for path in paths {
+            let a = without_timings(get_json(over_thanos.http, path));
+            let b = without_timings(get_json(over_ours.http, path));
+            assert_eq!(a["status"], "success", "{kind} {path}: {a}");
+            assert_eq!(
+                a, b,
+                "{kind} query, {path}: over Thanos's sidecars vs over ours"
+            );
+            answers.push(a);
+            matched += 1;
+        }
+        by_kind.push(answers);
+    }
+    // No PromQL here, so the two queriers must answer alike too.
+    for (i, path) in paths.iter().enumerate() {
+        assert_eq!(
+            by_kind[0][i], by_kind[1][i],
+            "{path}: Thanos's querier vs ours"
+        );
+        matched += 1;
+    }
+    println!("{matched} rules/targets/metadata/exemplars calls matched");
+}

@@ -89,7 +89,9 @@ fn rule(v: &Value, ext: &Labels) -> Option<pb::Rule> {
                 .into_iter()
                 .flatten()
                 .map(|a| pb::AlertInstance {
-                    labels: Some(label_set(&a["labels"], ext)),
+                    // As Thanos's sidecar: the rule's labels get the external labels, the
+                    // alerts' own do not.
+                    labels: Some(label_set(&a["labels"], &Labels::empty())),
                     annotations: Some(label_set(&a["annotations"], &Labels::empty())),
                     state: alert_state(a["state"].as_str().unwrap_or("")) as i32,
                     active_at: timestamp(&a["activeAt"]),
@@ -164,7 +166,8 @@ impl PromApis for PrometheusStore {
                 evaluation_duration_seconds: g["evaluationTime"].as_f64().unwrap_or(0.0),
                 last_evaluation: timestamp(&g["lastEvaluation"]),
                 limit: g["limit"].as_i64().unwrap_or(0),
-                partial_response_strategy: req.partial_response_strategy,
+                // Prometheus has no partial responses: its groups abort, as Thanos marks them.
+                partial_response_strategy: pb::PartialResponseStrategy::Abort as i32,
             };
             let rules: Vec<pb::Rule> = g["rules"]
                 .as_array()
@@ -336,7 +339,7 @@ mod tests {
         };
         assert_eq!(alert.state, pb::AlertState::Firing as i32);
         assert_eq!(alert.alerts[0].value, "1e+00");
-        assert_eq!(alert.alerts[0].labels.as_ref().unwrap().labels.len(), 2);
+        assert_eq!(alert.alerts[0].labels.as_ref().unwrap().labels.len(), 1);
         assert_eq!(alert.duration_seconds, 60.0);
         assert!(data(r#"{"status":"error","error":"bad"}"#, "rules").is_err());
         assert_eq!(query_escape("up{a=\"b\"}"), "up%7Ba%3D%22b%22%7D");

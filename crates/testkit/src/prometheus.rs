@@ -152,3 +152,51 @@ fn block_dirs(dir: &Path) -> Result<Vec<PathBuf>> {
     }
     Ok(out)
 }
+
+/// A rule file with a recording rule and an alert that fires at once, evaluated every
+/// second.
+pub const RULES_YAML: &str = "groups:\n- name: example\n  interval: 1s\n  rules:\n  - record: job:up:sum\n    expr: sum by (job) (up)\n  - alert: AlwaysFiring\n    expr: vector(1)\n    labels:\n      severity: page\n    annotations:\n      summary: it fires\n";
+
+/// Serves an OpenMetrics page with a counter `test_requests_total` and an exemplar
+/// (`trace_id="abc123"`) on a free loopback port, for the life of the test.
+pub fn exemplar_target() -> u16 {
+    use std::io::{Read, Write};
+    let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
+    let port = l.local_addr().map(|a| a.port()).unwrap_or(0);
+    std::thread::spawn(move || {
+        for mut s in l.incoming().flatten() {
+            let mut buf = [0u8; 4096];
+            let _ = s.read(&mut buf);
+            let body = "# TYPE test_requests counter\n# HELP test_requests Requests served.\ntest_requests_total 5 # {trace_id=\"abc123\"} 1.0\n# EOF\n";
+            let _ = write!(
+                s,
+                "HTTP/1.1 200 OK\r\nContent-Type: application/openmetrics-text; version=1.0.0; charset=utf-8\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                body.len()
+            );
+        }
+    });
+    port
+}
+
+/// A Prometheus HA replica (`replica` external label, `cluster: eu`) loading `rules` and
+/// scraping the exemplar target every second, with exemplar storage on.
+pub fn start_with_rules(
+    dir: &Path,
+    replica: &str,
+    rules: &Path,
+    target: u16,
+) -> Result<Prometheus> {
+    let home = dir.join(format!("prom-{replica}"));
+    std::fs::create_dir_all(&home)?;
+    let (replica, rules) = (replica.to_string(), rules.display().to_string());
+    Prometheus::start(
+        &home,
+        &home.join("data"),
+        move |_| {
+            format!(
+                "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\n  external_labels:\n    cluster: eu\n    replica: {replica}\nrule_files:\n  - {rules}\nscrape_configs:\n  - job_name: app\n    static_configs:\n      - targets: ['127.0.0.1:{target}']\n"
+            )
+        },
+        &["--enable-feature=exemplar-storage"],
+    )
+}
