@@ -244,13 +244,14 @@ pub fn run(mut a: QueryArgs, flags: std::collections::BTreeMap<String, String>) 
         discovery.step(true, true).await;
         tokio::spawn(discovery.run());
         let store = Arc::new(query::endpoints::SetStore(set.clone()));
+        let apis: Arc<dyn storeapi::apis::PromApis> = store.clone();
         let info_status = status.clone();
         run_component(
             http,
             app,
             grpc,
             store,
-            None,
+            Some(apis),
             security,
             move |mut stop| async move {
                 loop {

@@ -12,6 +12,11 @@
 //! evaluation times off the sample grid, over the read-path corpus: instant and range
 //! queries, series, labels and label values. `/api/v1/stores` lists every endpoint healthy
 //! with the labels and time ranges that the other kind lists.
+//!
+//! The rules, alerts, targets, metadata and exemplars APIs are checked the same way over two
+//! Prometheus replicas with rules and an exemplar-bearing target: each querier kind over
+//! Thanos's sidecars, over ours, and stacked on the other kind answers alike, and (no PromQL
+//! being involved) the two kinds answer alike, timings aside.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -497,6 +502,24 @@ fn rules_targets_metadata_and_exemplars_cross_kinds() {
             matched += 1;
         }
         by_kind.push(answers);
+    }
+    // Stacked: each kind of querier over the other kind's querier answers as over sidecars.
+    let t_base = querier(&thanos, &grpc(&t_sides), "thanos query (stack base)");
+    let g_base = querier(&ours, &grpc(&g_sides), "gauntlet query (stack base)");
+    let t_on_g = querier(&thanos, &[g_base.grpc], "thanos query stacked on ours");
+    let g_on_t = querier(&ours, &[t_base.grpc], "gauntlet query stacked on thanos");
+    for (i, path) in paths.iter().enumerate() {
+        let stacked = without_timings(get_json(t_on_g.http, path));
+        assert_eq!(
+            stacked, by_kind[0][i],
+            "{path}: Thanos's querier stacked on ours"
+        );
+        let stacked = without_timings(get_json(g_on_t.http, path));
+        assert_eq!(
+            stacked, by_kind[1][i],
+            "{path}: our querier stacked on Thanos's"
+        );
+        matched += 2;
     }
     // No PromQL here, so the two queriers must answer alike too.
     for (i, path) in paths.iter().enumerate() {

@@ -318,7 +318,16 @@ impl SeriesStore for SetStore {
             .filter(|e| e.healthy())
             .map(|e| e.store.clone())
             .collect();
-        storeapi::proxy::Proxy::new(all).info().await
+        let mut info = storeapi::proxy::Proxy::new(all).info().await?;
+        // As Thanos's querier: the other APIs are proxied to the endpoints offering them.
+        info.rules = Some(storeapi::pb::info::RulesInfo {});
+        info.targets = Some(storeapi::pb::info::TargetsInfo {});
+        info.metric_metadata = Some(storeapi::pb::info::MetricMetadataInfo {});
+        info.exemplars = Some(storeapi::pb::info::ExemplarsInfo {
+            min_time: info.store.as_ref().map_or(i64::MIN, |s| s.min_time),
+            max_time: info.store.as_ref().map_or(i64::MAX, |s| s.max_time),
+        });
+        Ok(info)
     }
 
     async fn series(
@@ -351,5 +360,103 @@ impl SeriesStore for SetStore {
             .select(req.start, req.end, &[])
             .label_values(req)
             .await
+    }
+}
+
+impl SetStore {
+    /// Every healthy endpoint's answer to an API call, gathered; a failing endpoint is a
+    /// warning under the request's partial response strategy WARN, else the call fails.
+    async fn gather<T, F, Fut>(
+        &self,
+        offered: Offered,
+        strategy: i32,
+        call: F,
+    ) -> Result<storeapi::apis::Answer<T>, tonic::Status>
+    where
+        F: Fn(Arc<dyn PromApis>) -> Fut,
+        Fut: std::future::Future<Output = Result<storeapi::apis::Answer<T>, tonic::Status>>,
+    {
+        let targets: Vec<(String, Arc<dyn PromApis>)> = self
+            .0
+            .all()
+            .into_iter()
+            .filter_map(|e| e.offered(offered).map(|a| (e.address.clone(), a)))
+            .collect();
+        let results = futures::future::join_all(targets.iter().map(|(addr, a)| {
+            let fut = call(a.clone());
+            async move { (addr, fut.await) }
+        }))
+        .await;
+        let warn = strategy == storeapi::pb::PartialResponseStrategy::Warn as i32;
+        let (mut items, mut warnings) = (Vec::new(), Vec::new());
+        for (addr, r) in results {
+            match r {
+                Ok((i, w)) => {
+                    items.extend(i);
+                    warnings.extend(w);
+                }
+                Err(e) if warn => warnings.push(format!("{addr}: {}", e.message())),
+                Err(e) => {
+                    return Err(tonic::Status::new(
+                        e.code(),
+                        format!("{addr}: {}", e.message()),
+                    ))
+                }
+            }
+        }
+        Ok((items, warnings))
+    }
+}
+
+/// The querier's Rules, Targets, Metadata and Exemplars services for queriers stacked on it:
+/// its endpoints' answers passed through.
+#[async_trait::async_trait]
+impl PromApis for SetStore {
+    async fn rules(
+        &self,
+        req: storeapi::pb::RulesRequest,
+    ) -> Result<storeapi::apis::Answer<storeapi::pb::RuleGroup>, tonic::Status> {
+        let strategy = req.partial_response_strategy;
+        self.gather(Offered::Rules, strategy, |a| {
+            let req = req.clone();
+            async move { a.rules(req).await }
+        })
+        .await
+    }
+
+    async fn targets(
+        &self,
+        req: storeapi::pb::TargetsRequest,
+    ) -> Result<storeapi::apis::Answer<storeapi::pb::TargetDiscovery>, tonic::Status> {
+        self.gather(
+            Offered::Targets,
+            req.partial_response_strategy,
+            |a| async move { a.targets(req).await },
+        )
+        .await
+    }
+
+    async fn metric_metadata(
+        &self,
+        req: storeapi::pb::MetricMetadataRequest,
+    ) -> Result<storeapi::apis::Answer<storeapi::pb::MetricMetadata>, tonic::Status> {
+        let strategy = req.partial_response_strategy;
+        self.gather(Offered::Metadata, strategy, |a| {
+            let req = req.clone();
+            async move { a.metric_metadata(req).await }
+        })
+        .await
+    }
+
+    async fn exemplars(
+        &self,
+        req: storeapi::pb::ExemplarsRequest,
+    ) -> Result<storeapi::apis::Answer<storeapi::pb::ExemplarData>, tonic::Status> {
+        let strategy = req.partial_response_strategy;
+        self.gather(Offered::Exemplars, strategy, |a| {
+            let req = req.clone();
+            async move { a.exemplars(req).await }
+        })
+        .await
     }
 }
