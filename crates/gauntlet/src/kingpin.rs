@@ -291,6 +291,22 @@ const TOOLS: &[Inert] = &[
     inert("auto-gomemlimit.ratio", true, GO_RUNTIME),
     inert("tracing.config", true, TRACING),
     inert("tracing.config-file", true, TRACING),
+    inert("http-grace-period", true, GRACE),
+    inert(
+        "objstore-backup.config",
+        true,
+        "verify --repair is not supported, so nothing is backed up",
+    ),
+    inert(
+        "objstore-backup.config-file",
+        true,
+        "verify --repair is not supported, so nothing is backed up",
+    ),
+    inert(
+        "delete-delay",
+        true,
+        "verify --repair is not supported, so nothing is deleted",
+    ),
 ];
 
 /// Flags we refuse: accepting them without acting would leave the process less safe than the

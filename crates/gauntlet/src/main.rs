@@ -117,8 +117,9 @@ fn main() {
 
 #[cfg(test)]
 mod thanos_flags {
-    //! Every flag of `thanos sidecar|store|query|compact` (v0.42), with its default or a
-    //! sample value, is accepted: implemented, or accepted and said to have no effect.
+    //! Every flag of `thanos sidecar|store|query|compact` and of the `thanos tools bucket`
+    //! subcommands we have (v0.42), with its default or a sample value, is accepted:
+    //! implemented, or accepted and said to have no effect.
     use super::*;
 
     const SIDECAR: &str = "log.level=info log.format=logfmt tracing.config-file=/t.yaml \
@@ -209,6 +210,56 @@ mod thanos_flags {
         selector.relabel-config=[] web.route-prefix= web.external-prefix= web.prefix-header= \
         [no-]web.disable-cors bucket-web-label=x [no-]disable-admin-operations";
 
+    /// `thanos tools bucket` subcommands (v0.42) that Gauntlet has, with arguments they
+    /// require, and their flags.
+    const TOOLS_BUCKET: &[(&str, &str)] = &[
+        (
+            "tools bucket ls",
+            "objstore.config=x selector.relabel-config-file=/r.yaml selector.relabel-config=[] \
+             output= [no-]exclude-delete min-time=0000-01-01T00:00:00Z \
+             max-time=9999-12-31T23:59:59Z timeout=5m",
+        ),
+        (
+            "tools bucket inspect",
+            "objstore.config=x selector=a=\"b\" sort-by=FROM timeout=5m output=table",
+        ),
+        (
+            "tools bucket verify",
+            "objstore.config=x objstore-backup.config-file=/b.yaml objstore-backup.config=x \
+             [no-]repair issues=index_known_issues id=01ARZ3NDEKTSV4RRFFQ69G5FAV delete-delay=0s",
+        ),
+        (
+            "tools bucket upload-blocks",
+            "objstore.config=x path=./data label=a=\"b\" [no-]shipper.upload-compacted \
+             shipper.upload-concurrency=5",
+        ),
+        (
+            "tools bucket mark --id=01ARZ3NDEKTSV4RRFFQ69G5FAV --marker=deletion-mark.json --details=x",
+            "objstore.config=x id=01ARZ3NDEKTSV4RRFFQ69G5FAV [no-]remove",
+        ),
+        (
+            "tools bucket cleanup",
+            "objstore.config=x delete-delay=48h consistency-delay=30m block-sync-concurrency=20 \
+             selector.relabel-config-file=/r.yaml selector.relabel-config=[]",
+        ),
+        (
+            "tools bucket retention",
+            "objstore.config=x delete-delay=48h consistency-delay=30m block-sync-concurrency=20 \
+             selector.relabel-config-file=/r.yaml selector.relabel-config=[] \
+             retention.resolution-raw=0d retention.resolution-5m=0d retention.resolution-1h=0d",
+        ),
+        (
+            "tools bucket downsample",
+            "objstore.config=x http-address=0.0.0.0:10902 http-grace-period=2m http.config= \
+             wait-interval=5m downsample.concurrency=1 block-files-concurrency=1 data-dir=./data \
+             hash-func=",
+        ),
+    ];
+
+    const TOOLS_COMMON: &str = "log.level=info log.format=logfmt tracing.config-file=/t.yaml \
+             tracing.config= [no-]enable-auto-gomemlimit auto-gomemlimit.ratio=0.9 \
+             objstore.config-file=/o.yaml";
+
     fn parses(args: &[String]) -> Result<(), String> {
         let mut all = vec![std::ffi::OsString::from("gauntlet")];
         all.extend(args.iter().map(std::ffi::OsString::from));
@@ -221,19 +272,25 @@ mod thanos_flags {
     #[test]
     fn every_thanos_flag_is_accepted() {
         let mut refused = Vec::new();
-        for (cmd, table) in [
-            ("sidecar", SIDECAR),
-            ("store", STORE),
-            ("query", QUERY),
-            ("compact", COMPACT),
-        ] {
+        let mut tables = vec![
+            ("sidecar", SIDECAR.to_string()),
+            ("store", STORE.to_string()),
+            ("query", QUERY.to_string()),
+            ("compact", COMPACT.to_string()),
+        ];
+        for (cmd, flags) in TOOLS_BUCKET {
+            tables.push((cmd, format!("{TOOLS_COMMON} {flags}")));
+        }
+        for (cmd, table) in tables {
             for item in table.split_whitespace() {
                 let forms: Vec<String> = match item.strip_prefix("[no-]") {
                     Some(b) => vec![format!("--{b}"), format!("--no-{b}")],
                     None => vec![format!("--{item}")],
                 };
                 for f in forms {
-                    if let Err(e) = parses(&[cmd.to_string(), f.clone()]) {
+                    let mut args: Vec<String> = cmd.split_whitespace().map(String::from).collect();
+                    args.push(f.clone());
+                    if let Err(e) = parses(&args) {
                         refused.push(format!("{cmd} {f}: {e}"));
                     }
                 }

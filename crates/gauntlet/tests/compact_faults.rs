@@ -581,6 +581,7 @@ fn bucket_tools_mark_retain_clean_and_downsample() {
         "downsample",
         &os,
         "--once",
+        "--http-address=127.0.0.1:0",
         &format!("--data-dir={}", dir.path().join("ds").display()),
     ]);
     assert!(
@@ -594,6 +595,28 @@ fn bucket_tools_mark_retain_clean_and_downsample() {
         .filter(|e| BlockMeta::read_from_dir(&e.path()).is_ok_and(|m| m.resolution() == 300_000))
         .count();
     assert_eq!(five, 1, "one 5m block");
+    // Left running, the downsampler serves its health and metrics.
+    let port = testkit::free_port();
+    let mut running = testkit::spawn_quiet(
+        env!("CARGO_BIN_EXE_gauntlet"),
+        &[
+            "tools".into(),
+            "bucket".into(),
+            "downsample".into(),
+            os.clone(),
+            format!("--http-address=127.0.0.1:{port}"),
+            format!("--data-dir={}", dir.path().join("ds2").display()),
+        ],
+    );
+    testkit::wait_until(
+        "downsampler ready",
+        std::time::Duration::from_secs(30),
+        || matches!(testkit::http_get(port, "/-/ready"), Ok((200, _))),
+    )
+    .unwrap();
+    let (_, metrics) = testkit::http_get(port, "/metrics").unwrap();
+    assert!(metrics.contains("thanos_build_info"), "{metrics}");
+    running.kill();
 
     // retention: the history is from 2023, older than a day: everything gets marked...
     let out = tool(&[

@@ -57,6 +57,13 @@ struct LsArgs {
     /// Timeout to download metadata from remote storage.
     #[arg(long = "timeout", default_value = "5m", value_parser = parse_duration_flag)]
     timeout: Duration,
+    /// Path to a YAML file with relabeling configuration selecting the blocks to list, by
+    /// their external labels and `__block_id`.
+    #[arg(long = "selector.relabel-config-file")]
+    relabel_config_file: Option<std::path::PathBuf>,
+    /// Alternative to selector.relabel-config-file: the relabeling configuration in YAML.
+    #[arg(long = "selector.relabel-config")]
+    relabel_config: Option<String>,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -160,11 +167,19 @@ async fn ls(store: &bucket::Bucket, a: LsArgs) -> Result<()> {
         parse_time_flag("min-time", &a.min_time)?,
         parse_time_flag("max-time", &a.max_time)?,
     );
+    let relabel = crate::compact_cmd::relabel_from(&a.relabel_config_file, &a.relabel_config)?;
     let mut out = String::new();
     let mut count = 0;
     for m in fetch_metas(store, a.timeout).await? {
         if m.max_time < min_t || m.min_time > max_t {
             continue;
+        }
+        if !relabel.is_empty() {
+            let mut labels = m.external_labels();
+            labels.insert("__block_id".into(), m.ulid.clone());
+            if !relabel.keeps(&labels) {
+                continue;
+            }
         }
         if a.exclude_delete {
             let id = m

@@ -91,9 +91,11 @@ pub struct DownsampleArgs {
     /// Data directory in which to cache blocks and process downsamplings.
     #[arg(long = "data-dir", default_value = "./data")]
     data_dir: PathBuf,
-    /// Listen host:port for HTTP endpoints (accepted; metrics are logged).
+    /// Listen host:port for HTTP endpoints (`/metrics`, `/-/healthy`, `/-/ready`).
     #[arg(long = "http-address", default_value = "0.0.0.0:10902")]
     http_address: String,
+    #[command(flatten)]
+    http_config: crate::security::HttpConfigFlag,
     /// Hash function for uploaded files (accepted).
     #[arg(long = "hash-func", default_value = "")]
     hash_func: String,
@@ -178,11 +180,30 @@ pub async fn retention(bucket: &bucket::Bucket, a: RetentionArgs) -> Result<()> 
     Ok(())
 }
 
+/// Stops a spawned task when dropped.
+struct AbortOnDrop<T>(tokio::task::JoinHandle<T>);
+
+impl<T> Drop for AbortOnDrop<T> {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
 pub async fn downsample(bucket: &bucket::Bucket, a: DownsampleArgs) -> Result<()> {
     if !matches!(a.hash_func.as_str(), "" | "SHA256") {
         bail!("invalid --hash-func {:?}: want \"\" or SHA256", a.hash_func);
     }
-    let _ = (&a.http_address, a.block_files_concurrency);
+    let _ = a.block_files_concurrency;
+    let web = a.http_config.load()?;
+    let status = crate::server::Status::new("downsample");
+    let http = crate::server::bind(&a.http_address, "--http-address").await?;
+    tracing::info!(http = %http.local_addr()?, "serving metrics");
+    let app = crate::server::router(status.clone(), axum::Router::new());
+    let server = tokio::spawn(std::future::IntoFuture::into_future(axum::serve(
+        crate::http_edge::EdgeListener::new(http, web.tls.clone())?,
+        web.apply(app),
+    )));
+    let _stop_server = AbortOnDrop(server);
     let cfg = compact::Config {
         data_dir: a.data_dir.clone(),
         downsample_concurrency: a.downsample_concurrency.max(1),
@@ -198,6 +219,9 @@ pub async fn downsample(bucket: &bucket::Bucket, a: DownsampleArgs) -> Result<()
                 .map_err(|e| anyhow::anyhow!("{pass} pass of downsampling failed: {e}"))?;
         }
         tracing::info!("downsampling iterations done");
+        status
+            .ready
+            .store(true, std::sync::atomic::Ordering::Release);
         if a.once {
             return Ok(());
         }
