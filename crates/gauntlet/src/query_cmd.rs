@@ -70,7 +70,8 @@ pub struct QueryArgs {
     /// Step of range queries that give none: the larger of this and a 250th of the range.
     #[arg(long = "query.default-step", default_value = "1s", value_parser = parse_duration_flag)]
     default_step: Duration,
-    /// How HA replicas are merged: `penalty` (the default); `chain` is not implemented.
+    /// How HA replicas are merged: `penalty` (the default), or `chain` (every replica's
+    /// samples, one per timestamp).
     #[arg(long = "deduplication.func", default_value = "penalty")]
     dedup_func: String,
     /// Pick the data resolution automatically from the query step.
@@ -153,12 +154,16 @@ pub fn run(mut a: QueryArgs, flags: std::collections::BTreeMap<String, String>) 
              --endpoint.sd-files"
         );
     }
-    if !matches!(a.dedup_func.as_str(), "" | "penalty") {
-        bail!(
-            "--deduplication.func={:?} is not supported: use penalty (the default)",
-            a.dedup_func
-        );
-    }
+    let chain_dedup = match a.dedup_func.as_str() {
+        "" | "penalty" => false,
+        "chain" => {
+            if a.replica_labels.is_empty() {
+                bail!("--deduplication.func=chain needs at least one --query.replica-label");
+            }
+            true
+        }
+        other => bail!("--deduplication.func={other:?}: want penalty or chain"),
+    };
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -201,6 +206,7 @@ pub fn run(mut a: QueryArgs, flags: std::collections::BTreeMap<String, String>) 
             default_step: a.default_step,
             flags,
             cors: !a.disable_cors,
+            chain_dedup,
         },
     ));
     tracing::info!(

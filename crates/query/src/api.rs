@@ -50,6 +50,8 @@ pub struct Config {
     pub flags: BTreeMap<String, String>,
     /// Send CORS headers (Thanos's default; `--web.disable-cors` turns them off).
     pub cors: bool,
+    /// `--deduplication.func=chain`: replicas' samples chained, one per timestamp.
+    pub chain_dedup: bool,
 }
 
 pub struct Api {
@@ -270,6 +272,7 @@ impl Api {
             replica_labels: o.replica_labels,
             strategy: o.strategy,
             max_resolution_ms: self.max_resolution(form, step_ms)?,
+            chain_dedup: self.cfg.chain_dedup,
         })
     }
 

@@ -24,6 +24,9 @@ pub struct ReadSettings {
     pub strategy: pb::PartialResponseStrategy,
     /// Highest downsampling resolution to read (ms); 0 reads raw data only.
     pub max_resolution_ms: i64,
+    /// Deduplicate by chaining the replicas' samples (one per timestamp) instead of by
+    /// penalty (`--deduplication.func=chain`).
+    pub chain_dedup: bool,
 }
 
 /// Selects through the endpoints chosen per selector. Must be used from a blocking thread
@@ -123,6 +126,7 @@ impl Queryable for ProxyQueryable {
             cancel: self.cancel.clone(),
             stream,
             dedup,
+            chain: s.chain_dedup,
             counter: is_counter_function(hints.func.as_deref()),
             aggregates,
             warnings: Vec::new(),
@@ -138,6 +142,7 @@ struct ProxySeriesSet {
     cancel: promql::CancelToken,
     stream: SeriesStream,
     dedup: bool,
+    chain: bool,
     counter: bool,
     /// What downsampled chunks are read as.
     aggregates: &'static [pb::Aggr],
@@ -216,7 +221,7 @@ impl ProxySeriesSet {
                 })?;
             }
         }
-        let merged = if self.dedup {
+        let merged = if self.dedup && !self.chain {
             dedup_replicas(&self.groups[..groups.len()], self.counter)
         } else {
             merge_by_time(&self.groups[..groups.len()])

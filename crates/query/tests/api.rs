@@ -58,6 +58,7 @@ fn config(timeout: Duration, max_concurrent: usize) -> Config {
         default_step: Duration::from_secs(1),
         flags: Default::default(),
         cors: true,
+        chain_dedup: false,
     }
 }
 
@@ -376,4 +377,117 @@ async fn limit_status_cors_and_gzip() {
     .await;
     let r = get(no_cors, "/api/v1/labels", &[]).await;
     assert_eq!(r.header("access-control-allow-origin"), None);
+}
+
+/// One replica of `up{job="a"}`: a label `replica`, samples of `value` at `times` (s).
+struct Replica {
+    replica: &'static str,
+    times: &'static [i64],
+    value: f64,
+}
+
+#[async_trait::async_trait]
+impl SeriesStore for Replica {
+    fn name(&self) -> String {
+        self.replica.into()
+    }
+    async fn info(&self) -> Result<pb::info::InfoResponse, Status> {
+        Hung.info().await
+    }
+    async fn series(&self, _req: pb::SeriesRequest) -> Result<SeriesStream, Status> {
+        use futures::StreamExt;
+        let mut app = tsdb::chunkenc::XorAppender::new();
+        for t in self.times {
+            app.append(t * 1000, self.value);
+        }
+        let label = |n: &str, v: &str| pb::Label {
+            name: n.into(),
+            value: v.into(),
+        };
+        let series = pb::Series {
+            labels: vec![
+                label("__name__", "up"),
+                label("job", "a"),
+                label("replica", self.replica),
+            ],
+            chunks: vec![pb::AggrChunk {
+                min_time: self.times[0] * 1000,
+                max_time: self.times[self.times.len() - 1] * 1000,
+                raw: Some(pb::Chunk {
+                    r#type: 0,
+                    data: app.into_bytes(),
+                    hash: 0,
+                }),
+                ..Default::default()
+            }],
+        };
+        Ok(futures::stream::iter([Ok(storeapi::store::series_frame(series))]).boxed())
+    }
+    async fn label_names(
+        &self,
+        r: pb::LabelNamesRequest,
+    ) -> Result<pb::LabelNamesResponse, Status> {
+        Sparse.label_names(r).await
+    }
+    async fn label_values(
+        &self,
+        r: pb::LabelValuesRequest,
+    ) -> Result<pb::LabelValuesResponse, Status> {
+        Sparse.label_values(r).await
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn chain_deduplication_keeps_every_replicas_samples() {
+    let replicas = || async {
+        let a = Endpoint::new(
+            "a",
+            Arc::new(Replica {
+                replica: "a",
+                times: &[0, 20, 40],
+                value: 1.0,
+            }),
+        );
+        let b = Endpoint::new(
+            "b",
+            Arc::new(Replica {
+                replica: "b",
+                times: &[10, 30],
+                value: 2.0,
+            }),
+        );
+        a.refresh().await;
+        b.refresh().await;
+        vec![a, b]
+    };
+    let cfg = |chain: bool| Config {
+        replica_labels: vec!["replica".into()],
+        chain_dedup: chain,
+        ..config(Duration::from_secs(5), 4)
+    };
+    let path = "/api/v1/query_range?query=up&start=0&end=40&step=10";
+    let penalty = get(serve(replicas().await, cfg(false)).await, path, &[]).await;
+    let chain = get(serve(replicas().await, cfg(true)).await, path, &[]).await;
+    let values = |a: &testkit::HttpAnswer| -> Vec<String> {
+        let v: serde_json::Value = serde_json::from_str(&a.text()).unwrap();
+        v["data"]["result"][0]["values"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| p[1].as_str().unwrap().to_string())
+            .collect()
+    };
+    // Penalty follows one replica at a time; chain interleaves both.
+    assert_eq!(
+        values(&penalty),
+        ["1", "2", "2", "2", "2"],
+        "{}",
+        penalty.text()
+    );
+    assert_eq!(
+        values(&chain),
+        ["1", "2", "1", "2", "1"],
+        "{}",
+        chain.text()
+    );
 }
