@@ -257,16 +257,6 @@ const QUERY: &[Inert] = &[
         "the querier's Info advertises its endpoints' label sets",
     ),
     inert(
-        "selector.relabel-config",
-        true,
-        "endpoints are not filtered by their label sets",
-    ),
-    inert(
-        "selector.relabel-config-file",
-        true,
-        "endpoints are not filtered by their label sets",
-    ),
-    inert(
         "endpoint.sd-config-reload-interval",
         true,
         "--endpoint.sd-files are watched for changes",

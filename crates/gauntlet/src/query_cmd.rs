@@ -77,6 +77,13 @@ pub struct QueryArgs {
     /// Pick the data resolution automatically from the query step.
     #[arg(long = "query.auto-downsampling")]
     auto_downsampling: bool,
+    /// Path to a YAML file with relabeling rules (keep, drop, hashmod) selecting the
+    /// endpoint label sets (external labels) this querier serves.
+    #[arg(long = "selector.relabel-config-file")]
+    relabel_config_file: Option<std::path::PathBuf>,
+    /// Alternative to selector.relabel-config-file: the relabeling rules in YAML.
+    #[arg(long = "selector.relabel-config")]
+    relabel_config: Option<String>,
     /// Do not send CORS headers (sent by default, as Thanos does, so browser apps on other
     /// origins can query).
     #[arg(long = "web.disable-cors")]
@@ -176,10 +183,16 @@ pub fn run(mut a: QueryArgs, flags: std::collections::BTreeMap<String, String>) 
             .map_err(anyhow::Error::msg)
             .with_context(|| format!("--endpoint {spec}"))?;
     }
+    let relabel = crate::compact_cmd::relabel_from(&a.relabel_config_file, &a.relabel_config)?;
+    let selector: Option<query::endpoints::Selector> = (!relabel.is_empty()).then(|| {
+        Arc::new(move |labels: &std::collections::BTreeMap<String, String>| relabel.keeps(labels))
+            as _
+    });
     let set = Arc::new(
         query::endpoints::EndpointSet::new(Vec::new())
             .with_response_timeout(response_timeout)
-            .with_tls(client_tls),
+            .with_tls(client_tls)
+            .with_selector(selector),
     );
     let mut engine_opts = promql::EngineOptions {
         timeout: a.timeout,

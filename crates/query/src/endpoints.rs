@@ -3,6 +3,7 @@
 //! it answers again. Per query, endpoints whose time range or label sets cannot match are
 //! pruned.
 
+use std::collections::BTreeMap;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
@@ -132,6 +133,21 @@ impl Endpoint {
         }
     }
 
+    /// The external label sets of the last healthy Info.
+    pub fn label_sets(&self) -> Vec<BTreeMap<String, String>> {
+        let st = self.state.read().unwrap_or_else(|e| e.into_inner());
+        st.info
+            .iter()
+            .flat_map(|i| i.label_sets.iter())
+            .map(|s| {
+                s.labels
+                    .iter()
+                    .map(|l| (l.name.clone(), l.value.clone()))
+                    .collect()
+            })
+            .collect()
+    }
+
     pub fn healthy(&self) -> bool {
         self.state.read().map(|s| s.info.is_some()).unwrap_or(false)
     }
@@ -223,7 +239,12 @@ pub struct EndpointSet {
     /// Given to the endpoints discovered later.
     response_timeout: Option<Duration>,
     tls: Option<TlsConnector>,
+    /// Which external label sets the querier serves (`--selector.relabel-config`).
+    selector: Option<Selector>,
 }
+
+/// Keeps an external label set or not.
+pub type Selector = Arc<dyn Fn(&BTreeMap<String, String>) -> bool + Send + Sync>;
 
 impl EndpointSet {
     pub fn new(endpoints: Vec<Arc<Endpoint>>) -> Self {
@@ -231,12 +252,19 @@ impl EndpointSet {
             endpoints: RwLock::new(endpoints),
             response_timeout: None,
             tls: None,
+            selector: None,
         }
     }
 
     /// Sets the response timeout of discovered endpoints (see [`Endpoint::grpc`]).
     pub fn with_response_timeout(mut self, limit: Option<Duration>) -> Self {
         self.response_timeout = limit;
+        self
+    }
+
+    /// Limits the endpoints and series to the external label sets `selector` keeps.
+    pub fn with_selector(mut self, selector: Option<Selector>) -> Self {
+        self.selector = selector;
         self
     }
 
@@ -279,12 +307,25 @@ impl EndpointSet {
     }
 
     /// A proxy over the healthy endpoints that may hold data for the query; unhealthy ones
-    /// that might have held some are named in the proxy's warnings (and counted).
+    /// that might have held some are named in the proxy's warnings (and counted). With a
+    /// selector, endpoints none of whose label sets it keeps are left out, and the series
+    /// asked for are limited to the label sets it keeps.
     pub fn select(&self, min_t: i64, max_t: i64, matchers: &[Matcher]) -> Proxy {
         let mut stores = Vec::new();
         let mut warnings = Vec::new();
+        let mut kept_sets: Vec<BTreeMap<String, String>> = Vec::new();
         for e in self.all() {
             if e.matches(min_t, max_t, matchers) {
+                if let Some(selector) = &self.selector {
+                    let sets = e.label_sets();
+                    if !sets.is_empty() {
+                        let kept: Vec<_> = sets.into_iter().filter(|s| selector(s)).collect();
+                        if kept.is_empty() {
+                            continue;
+                        }
+                        kept_sets.extend(kept);
+                    }
+                }
                 stores.push(e.store.clone());
             } else if let Some(w) = e.left_out(min_t, max_t, matchers) {
                 telemetry::counter(
@@ -296,8 +337,37 @@ impl EndpointSet {
                 warnings.push(w);
             }
         }
-        Proxy::new(stores).with_warnings(warnings)
+        Proxy::new(stores)
+            .with_warnings(warnings)
+            .with_matchers(matchers_for_label_sets(&kept_sets))
     }
+}
+
+/// Matchers that keep only series of the given external label sets, as Thanos's querier
+/// adds them for its selector: per label name, a regex of the values seen (and the empty
+/// value when some set lacks the label).
+fn matchers_for_label_sets(sets: &[BTreeMap<String, String>]) -> Vec<storeapi::pb::LabelMatcher> {
+    let mut values: BTreeMap<&str, std::collections::BTreeSet<String>> = BTreeMap::new();
+    let mut counts: BTreeMap<&str, usize> = BTreeMap::new();
+    for set in sets {
+        for (k, v) in set {
+            *counts.entry(k).or_default() += 1;
+            values.entry(k).or_default().insert(regex::escape(v));
+        }
+    }
+    values
+        .into_iter()
+        .map(|(name, mut vals)| {
+            if counts[name] < sets.len() {
+                vals.insert(String::new());
+            }
+            storeapi::pb::LabelMatcher {
+                r#type: storeapi::pb::label_matcher::Type::Re as i32,
+                name: name.to_string(),
+                value: vals.into_iter().collect::<Vec<_>>().join("|"),
+            }
+        })
+        .collect()
 }
 
 /// The endpoint set as one store: each call fans out to the endpoints selected for it. The

@@ -491,3 +491,130 @@ async fn chain_deduplication_keeps_every_replicas_samples() {
         chain.text()
     );
 }
+
+/// A store whose Info offers the given `cluster` label sets and that records the matchers
+/// it is asked with; its series are `up{cluster=…}` for each.
+struct Clustered {
+    clusters: &'static [&'static str],
+    asked: std::sync::Mutex<Vec<Vec<pb::LabelMatcher>>>,
+}
+
+#[async_trait::async_trait]
+impl SeriesStore for Clustered {
+    fn name(&self) -> String {
+        self.clusters.join(",")
+    }
+    async fn info(&self) -> Result<pb::info::InfoResponse, Status> {
+        let mut info = Hung.info().await?;
+        info.label_sets = self
+            .clusters
+            .iter()
+            .map(|c| pb::ZLabelSet {
+                labels: vec![pb::Label {
+                    name: "cluster".into(),
+                    value: c.to_string(),
+                }],
+            })
+            .collect();
+        Ok(info)
+    }
+    async fn series(&self, req: pb::SeriesRequest) -> Result<SeriesStream, Status> {
+        use futures::StreamExt;
+        self.asked.lock().unwrap().push(req.matchers.clone());
+        // Matchers on `cluster` apply, as a real store applies them.
+        let allowed = |c: &str| {
+            req.matchers
+                .iter()
+                .filter(|m| m.name == "cluster")
+                .all(|m| {
+                    regex::Regex::new(&format!("^(?:{})$", m.value)).is_ok_and(|r| r.is_match(c))
+                })
+        };
+        let frames: Vec<Result<pb::SeriesResponse, Status>> = self
+            .clusters
+            .iter()
+            .filter(|c| allowed(c))
+            .map(|c| {
+                let mut app = tsdb::chunkenc::XorAppender::new();
+                app.append(0, 1.0);
+                Ok(storeapi::store::series_frame(pb::Series {
+                    labels: vec![
+                        pb::Label {
+                            name: "__name__".into(),
+                            value: "up".into(),
+                        },
+                        pb::Label {
+                            name: "cluster".into(),
+                            value: c.to_string(),
+                        },
+                    ],
+                    chunks: vec![pb::AggrChunk {
+                        min_time: 0,
+                        max_time: 0,
+                        raw: Some(pb::Chunk {
+                            r#type: 0,
+                            data: app.into_bytes(),
+                            hash: 0,
+                        }),
+                        ..Default::default()
+                    }],
+                }))
+            })
+            .collect();
+        Ok(futures::stream::iter(frames).boxed())
+    }
+    async fn label_names(
+        &self,
+        r: pb::LabelNamesRequest,
+    ) -> Result<pb::LabelNamesResponse, Status> {
+        Sparse.label_names(r).await
+    }
+    async fn label_values(
+        &self,
+        r: pb::LabelValuesRequest,
+    ) -> Result<pb::LabelValuesResponse, Status> {
+        Sparse.label_values(r).await
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_selector_limits_endpoints_and_series_to_the_label_sets_it_keeps() {
+    let us = Arc::new(Clustered {
+        clusters: &["us"],
+        asked: Default::default(),
+    });
+    let both = Arc::new(Clustered {
+        clusters: &["eu", "us"],
+        asked: Default::default(),
+    });
+    let eps = vec![
+        Endpoint::new("us", us.clone()),
+        Endpoint::new("both", both.clone()),
+    ];
+    for e in &eps {
+        e.refresh().await;
+    }
+    let selector: query::endpoints::Selector =
+        Arc::new(|l: &std::collections::BTreeMap<String, String>| {
+            l.get("cluster").map(String::as_str) == Some("eu")
+        });
+    let set = EndpointSet::new(eps).with_selector(Some(selector));
+    let api = Arc::new(Api::new(Arc::new(set), config(Duration::from_secs(5), 4)));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    tokio::spawn(async move { axum::serve(listener, router(api)).await });
+    let r = get(port, "/api/v1/query?query=up&time=0", &[]).await;
+    assert!(r.text().contains(r#""cluster":"eu""#), "{}", r.text());
+    assert!(!r.text().contains(r#""cluster":"us""#), "{}", r.text());
+    assert!(
+        us.asked.lock().unwrap().is_empty(),
+        "the us-only endpoint is not asked"
+    );
+    let asked = both.asked.lock().unwrap();
+    assert!(
+        asked[0]
+            .iter()
+            .any(|m| m.name == "cluster" && m.value == "eu"),
+        "{asked:?}"
+    );
+}

@@ -18,6 +18,8 @@ pub struct Proxy {
     stores: Vec<Arc<dyn SeriesStore>>,
     /// Warnings every answer carries (e.g. stores left out because they are unhealthy).
     warnings: Vec<String>,
+    /// Matchers added to every request (the querier's selector over external labels).
+    matchers: Vec<pb::LabelMatcher>,
 }
 
 impl Proxy {
@@ -25,7 +27,14 @@ impl Proxy {
         Proxy {
             stores,
             warnings: Vec::new(),
+            matchers: Vec::new(),
         }
+    }
+
+    /// Adds matchers to every Series, LabelNames and LabelValues request.
+    pub fn with_matchers(mut self, matchers: Vec<pb::LabelMatcher>) -> Self {
+        self.matchers = matchers;
+        self
     }
 
     /// Adds warnings that every answer of this proxy carries.
@@ -160,7 +169,8 @@ impl SeriesStore for Proxy {
         })
     }
 
-    async fn series(&self, req: pb::SeriesRequest) -> Result<SeriesStream, Status> {
+    async fn series(&self, mut req: pb::SeriesRequest) -> Result<SeriesStream, Status> {
+        req.matchers.extend(self.matchers.iter().cloned());
         let strategy = req.partial_response_strategy;
         self.fail_on_warnings(strategy)?;
         let opened = join_all(self.stores.iter().map(|s| {
@@ -217,8 +227,9 @@ impl SeriesStore for Proxy {
 
     async fn label_names(
         &self,
-        req: pb::LabelNamesRequest,
+        mut req: pb::LabelNamesRequest,
     ) -> Result<pb::LabelNamesResponse, Status> {
+        req.matchers.extend(self.matchers.iter().cloned());
         let (results, mut warnings) = self
             .fan_out(req.partial_response_strategy, |s| {
                 let req = req.clone();
@@ -242,8 +253,9 @@ impl SeriesStore for Proxy {
 
     async fn label_values(
         &self,
-        req: pb::LabelValuesRequest,
+        mut req: pb::LabelValuesRequest,
     ) -> Result<pb::LabelValuesResponse, Status> {
+        req.matchers.extend(self.matchers.iter().cloned());
         let (results, mut warnings) = self
             .fan_out(req.partial_response_strategy, |s| {
                 let req = req.clone();
