@@ -273,8 +273,17 @@ pub fn run(mut a: QueryArgs, flags: std::collections::BTreeMap<String, String>) 
             Some(apis),
             security,
             move |mut stop| async move {
+                let mut reported = std::collections::BTreeSet::new();
                 loop {
                     set.refresh().await;
+                    let counts = set.connection_counts();
+                    for key in reported.iter().filter(|k| !counts.contains_key(*k)) {
+                        connections_gauge(key).set(0.0);
+                    }
+                    for (key, n) in &counts {
+                        connections_gauge(key).set(*n as f64);
+                    }
+                    reported.extend(counts.into_keys());
                     let healthy = set.all().iter().filter(|e| e.healthy()).count();
                     info_status
                         .ready
@@ -292,6 +301,15 @@ pub fn run(mut a: QueryArgs, flags: std::collections::BTreeMap<String, String>) 
         tracing::info!("querier stopped");
         Ok(())
     })
+}
+
+/// `thanos_store_nodes_grpc_connections{external_labels, store_type}`.
+fn connections_gauge((ext, kind): &(String, String)) -> telemetry::Gauge {
+    telemetry::gauge(
+        "thanos_store_nodes_grpc_connections",
+        "Number of gRPC connection to Store APIs. Opened connection means healthy store APIs available for Querier.",
+        &[("external_labels", ext), ("store_type", kind)],
+    )
 }
 
 /// Where the querier's endpoints come from: the flags and endpoint config (`specs`) and the

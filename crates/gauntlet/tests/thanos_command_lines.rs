@@ -258,6 +258,17 @@ fn helm_and_kube_thanos_command_lines_start_unchanged() {
         }
     }
     println!("thanos-mixin metrics missing: {missing:?}");
+    // Beyond the mixin: the querier counts its connections per store type, as Thanos.
+    let (_, text) = http_get(q_http, "/metrics").unwrap();
+    for kind in ["sidecar", "store"] {
+        assert!(
+            text.lines()
+                .any(|l| l.starts_with("thanos_store_nodes_grpc_connections{")
+                    && l.contains(&format!("store_type=\"{kind}\""))
+                    && l.ends_with(" 1")),
+            "{kind}: {text}"
+        );
+    }
     assert_eq!(
         missing, NOT_YET,
         "metrics that thanos-mixin reads are missing"

@@ -298,6 +298,34 @@ impl EndpointSet {
         Ok(())
     }
 
+    /// Healthy endpoints per (external label sets as Thanos writes them, component type), for
+    /// `thanos_store_nodes_grpc_connections`.
+    pub fn connection_counts(&self) -> BTreeMap<(String, String), usize> {
+        let mut out = BTreeMap::new();
+        for e in self.all() {
+            let st = e.status();
+            if st.last_error.is_some() || !e.healthy() {
+                continue;
+            }
+            let sets: Vec<String> = st
+                .label_sets
+                .iter()
+                .map(|set| {
+                    let pairs: Vec<String> =
+                        set.iter().map(|(k, v)| format!("{k}={v:?}")).collect();
+                    format!("{{{}}}", pairs.join(", "))
+                })
+                .collect();
+            let ext = if sets.is_empty() {
+                "no_external_labels".to_string()
+            } else {
+                sets.join(",")
+            };
+            *out.entry((ext, st.component)).or_default() += 1;
+        }
+        out
+    }
+
     pub fn all(&self) -> Vec<Arc<Endpoint>> {
         self.endpoints.read().map(|e| e.clone()).unwrap_or_default()
     }
