@@ -846,6 +846,28 @@ fn at_target_start(tokens: &[Token], at: usize) -> usize {
 }
 
 /// Lexes `input` as Prometheus 2.42 would and checks its literals.
+/// Where the number token `i` stands in place of a duration: after `offset` (signed or
+/// not), or as a subquery's step; the parser's context and expectation for the error.
+fn duration_expected(input: &[u8], tokens: &[Token], i: usize) -> Option<&'static str> {
+    let text = |k: usize| &input[tokens[k].start..tokens[k].end];
+    let is_offset =
+        |k: usize| tokens[k].kind == Kind::Ident && text(k).eq_ignore_ascii_case(b"offset");
+    let signed = i >= 2 && tokens[i - 1].kind == Kind::Op && matches!(text(i - 1), b"-" | b"+");
+    if (i >= 1 && is_offset(i - 1)) || (signed && is_offset(i - 2)) {
+        return Some("offset, expected duration");
+    }
+    let after_colon = i >= 1 && tokens[i - 1].kind == Kind::Other && text(i - 1) == b":";
+    let in_brackets = tokens[..i]
+        .iter()
+        .rev()
+        .find(|t| matches!(t.kind, Kind::LBracket | Kind::RBracket))
+        .is_some_and(|t| t.kind == Kind::LBracket);
+    if after_colon && in_brackets {
+        return Some("subquery selector, expected duration or \"]\"");
+    }
+    None
+}
+
 pub fn lex(input: &[u8]) -> Result<Lexed, LexError> {
     let mut l = Lexer {
         b: input,
@@ -864,6 +886,16 @@ pub fn lex(input: &[u8]) -> Result<Lexed, LexError> {
             Kind::Op | Kind::LParen | Kind::LBracket => nesting += 1,
             Kind::Number => {
                 let s = std::str::from_utf8(text).unwrap_or_default();
+                if let Some(context) = duration_expected(input, &tokens, i) {
+                    // Prometheus's parser wants a duration here; it names the number as its
+                    // `Item.String` does (ten characters at most).
+                    let shown = if s.len() > 10 {
+                        format!("{}...", quote_bytes(&text[..10]))
+                    } else {
+                        quote_bytes(text)
+                    };
+                    return err(t.start, format!("unexpected number {shown} in {context}"));
+                }
                 if let Some(e) = go_float_error(s) {
                     return err(t.start, format!("error parsing number: {e}"));
                 }
@@ -955,6 +987,13 @@ mod tests {
             (b"sum(up", "1:7: parse error: unclosed left parenthesis"),
             (b"up)", "1:4: parse error: unexpected right parenthesis ')'"),
             (b"x offset 1h2y", "1:10: parse error: bad number or duration syntax: \"1h2\""),
+            (b"m[5m:10]", "1:6: parse error: unexpected number \"10\" in subquery selector, expected duration or \"]\""),
+            (
+                b"m[5m:4444444444444444444444444444444444444444440]",
+                "1:6: parse error: unexpected number \"4444444444\"... in subquery selector, expected duration or \"]\"",
+            ),
+            (b"m offset 10", "1:10: parse error: unexpected number \"10\" in offset, expected duration"),
+            (b"m offset -1e80", "1:11: parse error: unexpected number \"1e80\" in offset, expected duration"),
             (b"1_000", "1:1: parse error: bad number or duration syntax: \"1\""),
             (b"x[5]", "1:3: parse error: missing unit character in duration"),
             (b"x[0s]", "1:3: parse error: duration must be greater than 0"),
