@@ -848,7 +848,12 @@ fn at_target_start(tokens: &[Token], at: usize) -> usize {
 /// Lexes `input` as Prometheus 2.42 would and checks its literals.
 /// Where the number token `i` stands in place of a duration: after `offset` (signed or
 /// not), or as a subquery's step; the parser's context and expectation for the error.
-fn duration_expected(input: &[u8], tokens: &[Token], i: usize) -> Option<&'static str> {
+fn duration_expected(
+    input: &[u8],
+    tokens: &[Token],
+    i: usize,
+    in_brackets: bool,
+) -> Option<&'static str> {
     let text = |k: usize| &input[tokens[k].start..tokens[k].end];
     let is_offset =
         |k: usize| tokens[k].kind == Kind::Ident && text(k).eq_ignore_ascii_case(b"offset");
@@ -857,11 +862,6 @@ fn duration_expected(input: &[u8], tokens: &[Token], i: usize) -> Option<&'stati
         return Some("offset, expected duration");
     }
     let after_colon = i >= 1 && tokens[i - 1].kind == Kind::Other && text(i - 1) == b":";
-    let in_brackets = tokens[..i]
-        .iter()
-        .rev()
-        .find(|t| matches!(t.kind, Kind::LBracket | Kind::RBracket))
-        .is_some_and(|t| t.kind == Kind::LBracket);
     if after_colon && in_brackets {
         return Some("subquery selector, expected duration or \"]\"");
     }
@@ -880,13 +880,19 @@ pub fn lex(input: &[u8]) -> Result<Lexed, LexError> {
     l.run()?;
     let tokens = l.tokens;
     let mut nesting = 0;
+    let mut in_brackets = false;
     for (i, t) in tokens.iter().enumerate() {
         let text = &input[t.start..t.end];
         match t.kind {
-            Kind::Op | Kind::LParen | Kind::LBracket => nesting += 1,
+            Kind::LBracket => {
+                nesting += 1;
+                in_brackets = true;
+            }
+            Kind::RBracket => in_brackets = false,
+            Kind::Op | Kind::LParen => nesting += 1,
             Kind::Number => {
                 let s = std::str::from_utf8(text).unwrap_or_default();
-                if let Some(context) = duration_expected(input, &tokens, i) {
+                if let Some(context) = duration_expected(input, &tokens, i, in_brackets) {
                     // Prometheus's parser wants a duration here; it names the number as its
                     // `Item.String` does (ten characters at most).
                     let shown = if s.len() > 10 {

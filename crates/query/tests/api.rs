@@ -189,6 +189,33 @@ async fn range_queries_without_step_use_thanos_default_step() {
     }
 }
 
+/// A series with the given labels and samples in one raw XOR chunk.
+fn xor_series(labels: &[(&str, &str)], samples: &[(i64, f64)]) -> pb::Series {
+    let mut app = tsdb::chunkenc::XorAppender::new();
+    for &(t, v) in samples {
+        app.append(t, v);
+    }
+    pb::Series {
+        labels: labels
+            .iter()
+            .map(|(n, v)| pb::Label {
+                name: n.to_string(),
+                value: v.to_string(),
+            })
+            .collect(),
+        chunks: vec![pb::AggrChunk {
+            min_time: samples.first().map_or(0, |s| s.0),
+            max_time: samples.last().map_or(0, |s| s.0),
+            raw: Some(pb::Chunk {
+                r#type: 0,
+                data: app.into_bytes(),
+                hash: 0,
+            }),
+            ..Default::default()
+        }],
+    }
+}
+
 /// A store with one series, `up{job="a"}`, with a sample of 1 every 10 minutes over an
 /// hour, and the label names `a`…`e`.
 struct Sparse;
@@ -203,32 +230,8 @@ impl SeriesStore for Sparse {
     }
     async fn series(&self, _req: pb::SeriesRequest) -> Result<SeriesStream, Status> {
         use futures::StreamExt;
-        let mut app = tsdb::chunkenc::XorAppender::new();
-        for i in 0..7 {
-            app.append(i * 600_000, 1.0);
-        }
-        let series = pb::Series {
-            labels: vec![
-                pb::Label {
-                    name: "__name__".into(),
-                    value: "up".into(),
-                },
-                pb::Label {
-                    name: "job".into(),
-                    value: "a".into(),
-                },
-            ],
-            chunks: vec![pb::AggrChunk {
-                min_time: 0,
-                max_time: 3_600_000,
-                raw: Some(pb::Chunk {
-                    r#type: 0,
-                    data: app.into_bytes(),
-                    hash: 0,
-                }),
-                ..Default::default()
-            }],
-        };
+        let samples: Vec<(i64, f64)> = (0..7).map(|i| (i * 600_000, 1.0)).collect();
+        let series = xor_series(&[("__name__", "up"), ("job", "a")], &samples);
         Ok(futures::stream::iter([Ok(storeapi::store::series_frame(series))]).boxed())
     }
     async fn label_names(
@@ -396,31 +399,11 @@ impl SeriesStore for Replica {
     }
     async fn series(&self, _req: pb::SeriesRequest) -> Result<SeriesStream, Status> {
         use futures::StreamExt;
-        let mut app = tsdb::chunkenc::XorAppender::new();
-        for t in self.times {
-            app.append(t * 1000, self.value);
-        }
-        let label = |n: &str, v: &str| pb::Label {
-            name: n.into(),
-            value: v.into(),
-        };
-        let series = pb::Series {
-            labels: vec![
-                label("__name__", "up"),
-                label("job", "a"),
-                label("replica", self.replica),
-            ],
-            chunks: vec![pb::AggrChunk {
-                min_time: self.times[0] * 1000,
-                max_time: self.times[self.times.len() - 1] * 1000,
-                raw: Some(pb::Chunk {
-                    r#type: 0,
-                    data: app.into_bytes(),
-                    hash: 0,
-                }),
-                ..Default::default()
-            }],
-        };
+        let samples: Vec<(i64, f64)> = self.times.iter().map(|t| (t * 1000, self.value)).collect();
+        let series = xor_series(
+            &[("__name__", "up"), ("job", "a"), ("replica", self.replica)],
+            &samples,
+        );
         Ok(futures::stream::iter([Ok(storeapi::store::series_frame(series))]).boxed())
     }
     async fn label_names(
@@ -535,30 +518,10 @@ impl SeriesStore for Clustered {
             .iter()
             .filter(|c| allowed(c))
             .map(|c| {
-                let mut app = tsdb::chunkenc::XorAppender::new();
-                app.append(0, 1.0);
-                Ok(storeapi::store::series_frame(pb::Series {
-                    labels: vec![
-                        pb::Label {
-                            name: "__name__".into(),
-                            value: "up".into(),
-                        },
-                        pb::Label {
-                            name: "cluster".into(),
-                            value: c.to_string(),
-                        },
-                    ],
-                    chunks: vec![pb::AggrChunk {
-                        min_time: 0,
-                        max_time: 0,
-                        raw: Some(pb::Chunk {
-                            r#type: 0,
-                            data: app.into_bytes(),
-                            hash: 0,
-                        }),
-                        ..Default::default()
-                    }],
-                }))
+                Ok(storeapi::store::series_frame(xor_series(
+                    &[("__name__", "up"), ("cluster", c)],
+                    &[(0, 1.0)],
+                )))
             })
             .collect();
         Ok(futures::stream::iter(frames).boxed())
