@@ -13,16 +13,7 @@ use testkit::certs::Pki;
 use testkit::{free_port, http_get, http_request, wait_until, Process};
 
 fn gauntlet(dir: &Path, name: &str, args: &[String]) -> (Process, PathBuf) {
-    let log = dir.join(format!("{name}.log"));
-    let p = Process::spawn(
-        name,
-        Command::new(env!("CARGO_BIN_EXE_gauntlet"))
-            .args(args)
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(&log).unwrap()),
-    )
-    .unwrap();
-    (p, log)
+    testkit::spawn_logged(env!("CARGO_BIN_EXE_gauntlet"), dir, name, args)
 }
 
 /// A blocking HTTPS request trusting `ca` (and presenting `client` as `(cert, key)`).

@@ -6,23 +6,14 @@
 //! metric that thanos-mixin's alerts and dashboards read for these components is exported.
 
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 
 use testkit::prometheus::Prometheus;
 use testkit::{free_port, http_get, wait_until, Process};
 
 fn spawn_logged(dir: &Path, name: &str, args: &[String]) -> (Process, std::path::PathBuf) {
-    let log = dir.join(format!("{name}.log"));
-    let p = Process::spawn(
-        name,
-        Command::new(env!("CARGO_BIN_EXE_gauntlet"))
-            .args(args)
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(&log).unwrap()),
-    )
-    .unwrap();
-    (p, log)
+    testkit::spawn_logged(env!("CARGO_BIN_EXE_gauntlet"), dir, name, args)
 }
 
 fn ready(port: u16, what: &str, log: &Path) {

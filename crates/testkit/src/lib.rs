@@ -385,3 +385,19 @@ pub fn peak_rss(pid: u32) -> Option<u64> {
     let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
     Some(kb * 1024)
 }
+
+/// Starts `binary` with `args`, its stderr in `<dir>/<name>.log`; killed on drop.
+pub fn spawn_logged(binary: &str, dir: &Path, name: &str, args: &[String]) -> (Process, PathBuf) {
+    let log = dir.join(format!("{name}.log"));
+    let stderr =
+        std::fs::File::create(&log).unwrap_or_else(|e| panic!("create {}: {e}", log.display()));
+    let p = Process::spawn(
+        name,
+        Command::new(binary)
+            .args(args)
+            .stdout(Stdio::null())
+            .stderr(stderr),
+    )
+    .unwrap_or_else(|e| panic!("{e:#}"));
+    (p, log)
+}
