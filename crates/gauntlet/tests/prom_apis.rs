@@ -120,12 +120,13 @@ fn rules_alerts_targets_metadata_and_exemplars_through_the_querier() {
     let bad = http_get(q, "/api/v1/rules?type=bogus").unwrap();
     assert_eq!(bad.0, 400);
 
-    // Alerts: one firing alert with the external labels; both replicas' without dedup.
+    // Alerts: one firing alert (its own labels, as Thanos's sidecar leaves them); both
+    // replicas' without dedup.
     let alerts = get(q, "/api/v1/alerts");
     let list = alerts["data"]["alerts"].as_array().unwrap();
     assert_eq!(list.len(), 1, "{alerts}");
     assert_eq!(list[0]["labels"]["alertname"], "AlwaysFiring");
-    assert_eq!(list[0]["labels"]["cluster"], "eu");
+    assert_eq!(list[0]["labels"]["severity"], "page");
     assert_eq!(list[0]["state"], "firing");
     assert_eq!(list[0]["value"], "1e+00");
     let both = get(q, "/api/v1/alerts?dedup=false");
