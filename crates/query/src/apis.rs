@@ -28,8 +28,10 @@ fn internal(msg: String) -> ApiError {
     }
 }
 
-/// Calls `call` on every healthy endpoint offering `api`, at once, within the query timeout.
-/// A failing endpoint is a warning with partial response, else the whole answer fails.
+/// Calls `call` on every healthy endpoint offering `api` (see [`EndpointSet::gather`]),
+/// within the query timeout; a failure is Thanos's internal error naming the endpoint.
+///
+/// [`EndpointSet::gather`]: crate::endpoints::EndpointSet::gather
 async fn fan_out<T, F, Fut>(
     api: &Api,
     offered: Offered,
@@ -41,38 +43,11 @@ where
     F: Fn(Arc<dyn PromApis>) -> Fut,
     Fut: std::future::Future<Output = Result<Answer<T>, Status>>,
 {
-    let targets: Vec<(String, Arc<dyn PromApis>)> = api
-        .endpoints
-        .all()
-        .into_iter()
-        .filter_map(|e| e.offered(offered).map(|a| (e.address.clone(), a)))
-        .collect();
-    let calls = targets.iter().map(|(addr, a)| {
-        let fut = call(a.clone());
-        async move { (addr.clone(), fut.await) }
-    });
-    let all = tokio::time::timeout(api.cfg.timeout, futures::future::join_all(calls))
+    let gathered = api.endpoints.gather(offered, strategy as i32, call);
+    tokio::time::timeout(api.cfg.timeout, gathered)
         .await
-        .map_err(|_| internal(format!("error retrieving {what}: timed out")))?;
-    let (mut items, mut warnings) = (Vec::new(), Vec::new());
-    for (addr, r) in all {
-        match r {
-            Ok((i, w)) => {
-                items.extend(i);
-                warnings.extend(w);
-            }
-            Err(e) if strategy == pb::PartialResponseStrategy::Warn => {
-                warnings.push(format!("fetching {what} from {addr}: {}", e.message()))
-            }
-            Err(e) => {
-                return Err(internal(format!(
-                    "error retrieving {what}: fetching from {addr}: {}",
-                    e.message()
-                )))
-            }
-        }
-    }
-    Ok((items, warnings))
+        .map_err(|_| internal(format!("error retrieving {what}: timed out")))?
+        .map_err(|e| internal(format!("error retrieving {what}: {}", e.message())))
 }
 
 /// A label set as Prometheus writes one: an object in label order.

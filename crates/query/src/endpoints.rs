@@ -326,6 +326,48 @@ impl EndpointSet {
         out
     }
 
+    /// Every healthy endpoint's answer to an API call, gathered; a failing endpoint is a
+    /// warning under the request's partial response strategy WARN, else the call fails.
+    pub async fn gather<T, F, Fut>(
+        &self,
+        offered: Offered,
+        strategy: i32,
+        call: F,
+    ) -> Result<storeapi::apis::Answer<T>, tonic::Status>
+    where
+        F: Fn(Arc<dyn PromApis>) -> Fut,
+        Fut: std::future::Future<Output = Result<storeapi::apis::Answer<T>, tonic::Status>>,
+    {
+        let targets: Vec<(String, Arc<dyn PromApis>)> = self
+            .all()
+            .into_iter()
+            .filter_map(|e| e.offered(offered).map(|a| (e.address.clone(), a)))
+            .collect();
+        let results = futures::future::join_all(targets.iter().map(|(addr, a)| {
+            let fut = call(a.clone());
+            async move { (addr, fut.await) }
+        }))
+        .await;
+        let warn = strategy == storeapi::pb::PartialResponseStrategy::Warn as i32;
+        let (mut items, mut warnings) = (Vec::new(), Vec::new());
+        for (addr, r) in results {
+            match r {
+                Ok((i, w)) => {
+                    items.extend(i);
+                    warnings.extend(w);
+                }
+                Err(e) if warn => warnings.push(format!("endpoint {addr}: {}", e.message())),
+                Err(e) => {
+                    return Err(tonic::Status::new(
+                        e.code(),
+                        format!("endpoint {addr}: {}", e.message()),
+                    ))
+                }
+            }
+        }
+        Ok((items, warnings))
+    }
+
     pub fn all(&self) -> Vec<Arc<Endpoint>> {
         self.endpoints.read().map(|e| e.clone()).unwrap_or_default()
     }
@@ -461,51 +503,6 @@ impl SeriesStore for SetStore {
     }
 }
 
-impl SetStore {
-    /// Every healthy endpoint's answer to an API call, gathered; a failing endpoint is a
-    /// warning under the request's partial response strategy WARN, else the call fails.
-    async fn gather<T, F, Fut>(
-        &self,
-        offered: Offered,
-        strategy: i32,
-        call: F,
-    ) -> Result<storeapi::apis::Answer<T>, tonic::Status>
-    where
-        F: Fn(Arc<dyn PromApis>) -> Fut,
-        Fut: std::future::Future<Output = Result<storeapi::apis::Answer<T>, tonic::Status>>,
-    {
-        let targets: Vec<(String, Arc<dyn PromApis>)> = self
-            .0
-            .all()
-            .into_iter()
-            .filter_map(|e| e.offered(offered).map(|a| (e.address.clone(), a)))
-            .collect();
-        let results = futures::future::join_all(targets.iter().map(|(addr, a)| {
-            let fut = call(a.clone());
-            async move { (addr, fut.await) }
-        }))
-        .await;
-        let warn = strategy == storeapi::pb::PartialResponseStrategy::Warn as i32;
-        let (mut items, mut warnings) = (Vec::new(), Vec::new());
-        for (addr, r) in results {
-            match r {
-                Ok((i, w)) => {
-                    items.extend(i);
-                    warnings.extend(w);
-                }
-                Err(e) if warn => warnings.push(format!("{addr}: {}", e.message())),
-                Err(e) => {
-                    return Err(tonic::Status::new(
-                        e.code(),
-                        format!("{addr}: {}", e.message()),
-                    ))
-                }
-            }
-        }
-        Ok((items, warnings))
-    }
-}
-
 /// The querier's Rules, Targets, Metadata and Exemplars services for queriers stacked on it:
 /// its endpoints' answers passed through.
 #[async_trait::async_trait]
@@ -515,23 +512,25 @@ impl PromApis for SetStore {
         req: storeapi::pb::RulesRequest,
     ) -> Result<storeapi::apis::Answer<storeapi::pb::RuleGroup>, tonic::Status> {
         let strategy = req.partial_response_strategy;
-        self.gather(Offered::Rules, strategy, |a| {
-            let req = req.clone();
-            async move { a.rules(req).await }
-        })
-        .await
+        self.0
+            .gather(Offered::Rules, strategy, |a| {
+                let req = req.clone();
+                async move { a.rules(req).await }
+            })
+            .await
     }
 
     async fn targets(
         &self,
         req: storeapi::pb::TargetsRequest,
     ) -> Result<storeapi::apis::Answer<storeapi::pb::TargetDiscovery>, tonic::Status> {
-        self.gather(
-            Offered::Targets,
-            req.partial_response_strategy,
-            |a| async move { a.targets(req).await },
-        )
-        .await
+        self.0
+            .gather(
+                Offered::Targets,
+                req.partial_response_strategy,
+                |a| async move { a.targets(req).await },
+            )
+            .await
     }
 
     async fn metric_metadata(
@@ -539,11 +538,12 @@ impl PromApis for SetStore {
         req: storeapi::pb::MetricMetadataRequest,
     ) -> Result<storeapi::apis::Answer<storeapi::pb::MetricMetadata>, tonic::Status> {
         let strategy = req.partial_response_strategy;
-        self.gather(Offered::Metadata, strategy, |a| {
-            let req = req.clone();
-            async move { a.metric_metadata(req).await }
-        })
-        .await
+        self.0
+            .gather(Offered::Metadata, strategy, |a| {
+                let req = req.clone();
+                async move { a.metric_metadata(req).await }
+            })
+            .await
     }
 
     async fn exemplars(
@@ -551,10 +551,11 @@ impl PromApis for SetStore {
         req: storeapi::pb::ExemplarsRequest,
     ) -> Result<storeapi::apis::Answer<storeapi::pb::ExemplarData>, tonic::Status> {
         let strategy = req.partial_response_strategy;
-        self.gather(Offered::Exemplars, strategy, |a| {
-            let req = req.clone();
-            async move { a.exemplars(req).await }
-        })
-        .await
+        self.0
+            .gather(Offered::Exemplars, strategy, |a| {
+                let req = req.clone();
+                async move { a.exemplars(req).await }
+            })
+            .await
     }
 }

@@ -170,14 +170,20 @@ impl Reloader {
     /// Watches until `stop` changes: checks every second for changes (and re-reads everything
     /// every `watch_interval`), reloading Prometheus once after start and after each change.
     pub async fn run(self, mut stop: tokio::sync::watch::Receiver<bool>) {
+        let this = std::sync::Arc::new(self);
         let counters = Counters::new();
         let mut applied: Option<Fingerprint> = None;
         let mut pending: Option<Fingerprint> = None;
-        let poll = Duration::from_secs(1).min(self.watch_interval.max(Duration::from_millis(100)));
-        let mut last_retry = tokio::time::Instant::now() - self.retry_interval;
+        let poll = Duration::from_secs(1).min(this.watch_interval.max(Duration::from_millis(100)));
+        let mut last_retry = tokio::time::Instant::now() - this.retry_interval;
         loop {
             counters.apply_total.inc();
-            match self.apply() {
+            // Reading and hashing files blocks: off the async threads.
+            let applying = this.clone();
+            let applied_now = tokio::task::spawn_blocking(move || applying.apply())
+                .await
+                .unwrap_or_else(|e| Err(format!("config apply task failed: {e}")));
+            match applied_now {
                 Ok(fp) if Some(fp) != applied => pending = Some(fp),
                 Ok(_) => {}
                 Err(e) => {
@@ -186,10 +192,10 @@ impl Reloader {
                 }
             }
             if let Some(fp) = pending {
-                if last_retry.elapsed() >= self.retry_interval {
+                if last_retry.elapsed() >= this.retry_interval {
                     last_retry = tokio::time::Instant::now();
                     counters.reloads.inc();
-                    match self.reload().await {
+                    match this.reload().await {
                         Ok(()) => {
                             applied = Some(fp);
                             pending = None;
@@ -198,16 +204,16 @@ impl Reloader {
                                 .last_success_time
                                 .set(tsdb::time::now_ms() as f64 / 1000.0);
                             tracing::info!(
-                                cfg_in = ?self.config_file,
-                                cfg_out = ?self.config_output,
-                                rule_dirs = ?self.rule_dirs,
+                                cfg_in = ?this.config_file,
+                                cfg_out = ?this.config_output,
+                                rule_dirs = ?this.rule_dirs,
                                 "reload triggered"
                             );
                         }
                         Err(e) => {
                             counters.reloads_failed.inc();
                             counters.last_success.set(0.0);
-                            tracing::error!(err = %e, retry_in = ?self.retry_interval, "reloader: reload failed; retrying");
+                            tracing::error!(err = %e, retry_in = ?this.retry_interval, "reloader: reload failed; retrying");
                         }
                     }
                 }
