@@ -6,6 +6,8 @@
 # downsampling the bucket every 5 minutes (HA replicas merged by penalty deduplication).
 # WITH_PROMETHEUS=1 also runs a real Prometheus 2.42 (scraping itself and the Gauntlet
 # components, 2h blocks) with a sidecar serving its recent data and shipping its blocks.
+# A ruler (scripts/rules.example.yml) evaluates through the querier, ships its blocks to the
+# bucket and sends its alerts to an Alertmanager on 127.0.0.1:19093.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -72,6 +74,19 @@ YAML
   endpoints="$endpoints --endpoint=127.0.0.1:10921"
   echo "prometheus: http://127.0.0.1:19090, sidecar: http://127.0.0.1:10922/metrics"
 fi
+mkdir -p "$work/am"
+printf 'route:\n  receiver: none\nreceivers:\n  - name: none\n' > "$work/am/am.yml"
+prometheus-alertmanager --config.file="$work/am/am.yml" --storage.path="$work/am" \
+  --web.listen-address=127.0.0.1:19093 --cluster.listen-address= > "$work/alertmanager.log" 2>&1 &
+pids="$pids $!"
+"$bin/gauntlet" rule --rule-file=scripts/rules.example.yml --query=127.0.0.1:10902 \
+  --alertmanagers.url=http://127.0.0.1:19093 --label='replica="ruler"' --data-dir="$work/rule" \
+  --objstore.config-file="$work/objstore.yml" --alert.query-url=http://127.0.0.1:10902 \
+  --http-address=127.0.0.1:10942 --grpc-address=127.0.0.1:10941 > "$work/rule.log" 2>&1 &
+pids="$pids $!"
+endpoints="$endpoints --endpoint=127.0.0.1:10941"
+echo "ruler: http://127.0.0.1:10942/api/v1/rules, alerts at /api/v1/alerts (log: $work/rule.log)"
+echo "alertmanager: http://127.0.0.1:19093 (amtool alert query --alertmanager.url=http://127.0.0.1:19093)"
 echo
 echo "querier: http://127.0.0.1:10902  (try /api/v1/query?query=up, /api/v1/labels, /api/v1/stores)"
 echo "store gateway: http://127.0.0.1:10912/metrics, gRPC StoreAPI on 127.0.0.1:10911"

@@ -43,6 +43,12 @@ enum Action {
     Keep,
     Drop,
     HashMod { modulus: u64, target: String },
+    Replace { target: String, replacement: String },
+    LabelDrop,
+    LabelKeep,
+    LabelMap { replacement: String },
+    Lowercase { target: String },
+    Uppercase { target: String },
 }
 
 /// One relabel rule, compiled.
@@ -64,6 +70,16 @@ impl Relabel {
     /// Parses a relabel config (a YAML list of rules). Actions other than keep, drop and
     /// hashmod are refused, as Thanos refuses them for selection.
     pub fn parse(yaml: &str) -> Result<Relabel> {
+        Self::parse_with(yaml, false)
+    }
+
+    /// Parses a relabel config that may also rewrite labels (`replace`, `labeldrop`,
+    /// `labelkeep`, `labelmap`, `lowercase`, `uppercase`), as for alerts.
+    pub fn parse_rewriting(yaml: &str) -> Result<Relabel> {
+        Self::parse_with(yaml, true)
+    }
+
+    fn parse_with(yaml: &str, rewriting: bool) -> Result<Relabel> {
         if yaml.trim().is_empty() {
             return Ok(Relabel::default());
         }
@@ -96,13 +112,33 @@ impl Relabel {
                         target: r.target_label,
                     }
                 }
+                "replace" if rewriting => {
+                    if r.target_label.is_empty() {
+                        return Err(at("replace needs a target_label".into()));
+                    }
+                    Action::Replace {
+                        target: r.target_label,
+                        replacement: r.replacement.clone().unwrap_or_else(|| "$1".into()),
+                    }
+                }
+                "labeldrop" if rewriting => Action::LabelDrop,
+                "labelkeep" if rewriting => Action::LabelKeep,
+                "labelmap" if rewriting => Action::LabelMap {
+                    replacement: r.replacement.clone().unwrap_or_else(|| "$1".into()),
+                },
+                "lowercase" if rewriting => Action::Lowercase {
+                    target: r.target_label,
+                },
+                "uppercase" if rewriting => Action::Uppercase {
+                    target: r.target_label,
+                },
+                other if rewriting => return Err(at(format!("unknown relabel action {other:?}"))),
                 other => {
                     return Err(at(format!(
                         "action {other:?} is not allowed for selection; use keep, drop or hashmod"
                     )))
                 }
             };
-            let _ = r.replacement;
             rules.push(Rule {
                 source_labels: r.source_labels,
                 separator: r.separator.unwrap_or_else(|| ";".into()),
@@ -120,6 +156,11 @@ impl Relabel {
     /// Whether the label set survives the rules.
     pub fn keeps(&self, labels: &BTreeMap<String, String>) -> bool {
         let mut labels = labels.clone();
+        self.process(&mut labels)
+    }
+
+    /// Applies the rules to `labels`; false when a rule drops the set (or it ends empty).
+    pub fn process(&self, labels: &mut BTreeMap<String, String>) -> bool {
         for r in &self.rules {
             let value = r
                 .source_labels
@@ -143,6 +184,44 @@ impl Relabel {
                     let n =
                         u64::from_be_bytes([h[8], h[9], h[10], h[11], h[12], h[13], h[14], h[15]]);
                     labels.insert(target.clone(), (n % modulus).to_string());
+                }
+                Action::Replace {
+                    target,
+                    replacement,
+                } => {
+                    if let Some(c) = r.regex.captures(&value) {
+                        let mut t = String::new();
+                        c.expand(target, &mut t);
+                        let mut v = String::new();
+                        c.expand(replacement, &mut v);
+                        if !t.is_empty() {
+                            if v.is_empty() {
+                                labels.remove(&t);
+                            } else {
+                                labels.insert(t, v);
+                            }
+                        }
+                    }
+                }
+                Action::LabelDrop => labels.retain(|k, _| !r.regex.is_match(k)),
+                Action::LabelKeep => labels.retain(|k, _| r.regex.is_match(k)),
+                Action::LabelMap { replacement } => {
+                    let mapped: Vec<(String, String)> = labels
+                        .iter()
+                        .filter_map(|(k, v)| {
+                            let c = r.regex.captures(k)?;
+                            let mut n = String::new();
+                            c.expand(replacement, &mut n);
+                            Some((n, v.clone()))
+                        })
+                        .collect();
+                    labels.extend(mapped);
+                }
+                Action::Lowercase { target } => {
+                    labels.insert(target.clone(), value.to_lowercase());
+                }
+                Action::Uppercase { target } => {
+                    labels.insert(target.clone(), value.to_uppercase());
                 }
             }
         }
@@ -254,5 +333,31 @@ mod tests {
             assert!(s0.keeps(&l) != s1.keeps(&l), "{c}");
         }
         assert!(Relabel::parse("- action: labelmap\n  regex: x\n").is_err());
+    }
+
+    #[test]
+    fn rewriting_actions_for_alerts() {
+        let r = Relabel::parse_rewriting(
+            "- source_labels: [severity]\n  regex: (.*)\n  target_label: level\n  replacement: sev-$1\n- action: labeldrop\n  regex: replica\n- action: labelmap\n  regex: team_(.*)\n- action: uppercase\n  source_labels: [env]\n  target_label: env\n",
+        )
+        .unwrap();
+        let mut l = labels(&[
+            ("severity", "page"),
+            ("replica", "a"),
+            ("team_x", "1"),
+            ("env", "prod"),
+        ]);
+        assert!(r.process(&mut l));
+        assert_eq!(
+            l,
+            labels(&[
+                ("severity", "page"),
+                ("level", "sev-page"),
+                ("team_x", "1"),
+                ("x", "1"),
+                ("env", "PROD")
+            ])
+        );
+        assert!(Relabel::parse_rewriting("- action: bogus\n").is_err());
     }
 }

@@ -79,6 +79,74 @@ const SIDECAR: &[Inert] = &[
     ),
 ];
 
+const RULE: &[Inert] = &[
+    inert(
+        "store.limits.request-series",
+        true,
+        "the ruler's StoreAPI does not limit Series calls",
+    ),
+    inert(
+        "store.limits.request-samples",
+        true,
+        "the ruler's StoreAPI does not limit Series calls",
+    ),
+    inert(
+        "hash-func",
+        true,
+        "uploaded files carry no content hash in meta.json",
+    ),
+    inert(
+        "shipper.upload-concurrency",
+        true,
+        "the shipper uploads one block at a time, its files in parallel",
+    ),
+    inert(
+        "shipper.meta-file-name",
+        true,
+        "the shipper keeps its state in thanos.shipper.json",
+    ),
+    inert(
+        "query.default-step",
+        true,
+        "alert state is restored from the ruler's own TSDB, without range queries",
+    ),
+    inert(
+        "tsdb.no-lockfile",
+        false,
+        "no lock file is taken on the data directory",
+    ),
+    inert(
+        "tsdb.wal-compression",
+        false,
+        "WAL records are always snappy-compressed, as Prometheus's default",
+    ),
+    inert(
+        "tsdb.enable-native-histograms",
+        false,
+        "deprecated in Thanos, where it has no effect either",
+    ),
+    inert(
+        "restore-ignored-label",
+        true,
+        "alert state is restored by the alert's exact label set",
+    ),
+    inert(
+        "grpc-query-endpoint",
+        true,
+        "the gRPC Query API is not used; give the querier's HTTP address with --query",
+    ),
+    inert(
+        "query.enable-x-functions",
+        false,
+        "the x-functions (xrate, xincrease, xdelta) are not implemented",
+    ),
+    inert(
+        "enable-feature",
+        true,
+        "no experimental PromQL features are switched by this flag",
+    ),
+];
+
 const STORE: &[Inert] = &[
     inert("block-discovery-strategy", true, DISCOVERY),
     inert(
@@ -301,10 +369,20 @@ const TOOLS: &[Inert] = &[
 
 /// Flags we refuse: accepting them without acting would leave the process less safe than the
 /// operator asked for.
-const REFUSED: &[(&str, &str)] = &[(
-    "http.config",
-    "TLS and basic auth are not implemented for this command's HTTP server",
-)];
+const REFUSED: &[(&str, &str)] = &[
+    (
+        "http.config",
+        "TLS and basic auth are not implemented for this command's HTTP server",
+    ),
+    (
+        "remote-write.config",
+        "the stateless ruler (remote write) is not implemented; rule results would not be stored",
+    ),
+    (
+        "remote-write.config-file",
+        "the stateless ruler (remote write) is not implemented; rule results would not be stored",
+    ),
+];
 
 const fn inert(name: &'static str, takes_value: bool, why: &'static str) -> Inert {
     Inert {
@@ -328,6 +406,7 @@ fn inert_table(path: &[String]) -> Vec<&'static [Inert]> {
         Some("store") => STORE,
         Some("query") => QUERY,
         Some("compact") => COMPACT,
+        Some("rule") => RULE,
         Some("tools") => return vec![TOOLS],
         _ => return Vec::new(),
     };

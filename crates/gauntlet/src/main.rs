@@ -8,6 +8,7 @@ mod http_edge;
 mod kingpin;
 mod logging;
 mod query_cmd;
+mod rule_cmd;
 mod security;
 mod server;
 mod sidecar_cmd;
@@ -35,6 +36,8 @@ enum Command {
     Compact(compact_cmd::CompactArgs),
     /// Querier: Prometheus HTTP API over every StoreAPI endpoint, deduplicating HA replicas.
     Query(query_cmd::QueryArgs),
+    /// Ruler: evaluates recording and alerting rules through the query API.
+    Rule(rule_cmd::RuleArgs),
     /// Sidecar: serves the StoreAPI over the Prometheus next to it (remote read).
     Sidecar(sidecar_cmd::SidecarArgs),
     /// Store gateway: serves the StoreAPI over the blocks in object storage.
@@ -104,6 +107,7 @@ fn main() {
     let result = match cli.command {
         Command::Compact(args) => compact_cmd::run(args),
         Command::Query(args) => query_cmd::run(args, flags),
+        Command::Rule(args) => rule_cmd::run(args),
         Command::Sidecar(args) => sidecar_cmd::run(args),
         Command::Store(args) => store_cmd::run(args),
         Command::Tools(args) => tools::run(args),
@@ -256,6 +260,31 @@ mod thanos_flags {
         ),
     ];
 
+    const RULE: &str = "log.level=info log.format=logfmt tracing.config-file=/t.yaml \
+        tracing.config= [no-]enable-auto-gomemlimit auto-gomemlimit.ratio=0.9 \
+        http-address=0.0.0.0:10902 http-grace-period=2m http.config= \
+        grpc-address=0.0.0.0:10901 grpc-server-tls-cert= grpc-server-tls-key= \
+        grpc-server-tls-client-ca= grpc-server-tls-min-version=1.3 \
+        grpc-server-tls-ciphers=X grpc-server-tls-curves=X grpc-server-max-connection-age=60m \
+        grpc-grace-period=2m web.route-prefix= web.external-prefix= web.prefix-header= \
+        [no-]web.disable-cors [no-]shipper.upload-compacted hash-func= \
+        shipper.meta-file-name=thanos.shipper.json shipper.upload-concurrency=0 \
+        query=127.0.0.1:1 query.config-file=/q.yaml query.config= query.sd-files=/sd.yml \
+        query.sd-interval=5m query.sd-dns-interval=30s query.http-method=POST \
+        query.default-step=1s alertmanagers.config-file=/a.yaml alertmanagers.config= \
+        alertmanagers.url=http://am:9093 alertmanagers.send-timeout=10s \
+        alertmanagers.sd-dns-interval=30s alert.query-url=http://q alert.label-drop=replica \
+        alert.relabel-config-file=/r.yaml alert.relabel-config= \
+        alert.query-template=/graph?g0.expr={{.Expr}}&g0.tab=1 \
+        store.limits.request-series=0 store.limits.request-samples=0 label=replica=\"a\" \
+        tsdb.block-duration=2h tsdb.retention=48h [no-]tsdb.no-lockfile \
+        [no-]tsdb.wal-compression data-dir=data/ rule-file=rules/ resend-delay=1m \
+        eval-interval=1m rule-query-offset=0s for-outage-tolerance=1h for-grace-period=10m \
+        restore-ignored-label=x rule-concurrent-evaluation=1 grpc-query-endpoint=q:10901 \
+        [no-]query.enable-x-functions enable-feature=x [no-]tsdb.enable-native-histograms \
+        remote-write.config-file= remote-write.config= objstore.config-file=/o.yaml \
+        objstore.config=x request.logging-config-file=/l.yaml request.logging-config=x";
+
     const TOOLS_COMMON: &str = "log.level=info log.format=logfmt tracing.config-file=/t.yaml \
              tracing.config= [no-]enable-auto-gomemlimit auto-gomemlimit.ratio=0.9 \
              objstore.config-file=/o.yaml";
@@ -277,6 +306,7 @@ mod thanos_flags {
             ("store", STORE.to_string()),
             ("query", QUERY.to_string()),
             ("compact", COMPACT.to_string()),
+            ("rule", RULE.to_string()),
         ];
         for (cmd, flags) in TOOLS_BUCKET {
             tables.push((cmd, format!("{TOOLS_COMMON} {flags}")));

@@ -531,3 +531,98 @@ fn rules_targets_metadata_and_exemplars_cross_kinds() {
     }
     println!("{matched} rules/targets/metadata/exemplars calls matched");
 }
+
+/// Our ruler and Thanos's, loaded with the same rule file and querying the same querier:
+/// queriers of both kinds list the same rules and alerts from either, and serve the series
+/// either recorded.
+#[test]
+fn rulers_of_both_kinds_behind_queriers_of_both_kinds() {
+    let Ok(thanos) = std::env::var("THANOS_BIN") else {
+        println!("skipped: THANOS_BIN is unset (build Thanos by hand and point it at the binary)");
+        return;
+    };
+    let ours = gauntlet_bin();
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let rules = d.join("rules.yml");
+    std::fs::write(
+        &rules,
+        "groups:\n  - name: g\n    interval: 1s\n    partial_response_strategy: warn\n    rules:\n      - record: eval:three\n        expr: vector(3)\n        labels:\n          origin: rule\n      - alert: Always\n        expr: vector(1)\n        labels:\n          severity: page\n        annotations:\n          summary: 'value {{ $value }}'\n",
+    )
+    .unwrap();
+    // The query API the rulers evaluate through (no stores needed for these rules).
+    let q0 = component(&thanos, vec!["query".into()], "thanos query api");
+    let ruler = |bin: &str, replica: &str| {
+        component(
+            bin,
+            vec![
+                "rule".into(),
+                format!("--rule-file={}", rules.display()),
+                format!("--query=127.0.0.1:{}", q0.http),
+                format!("--label=replica=\"{replica}\""),
+                format!("--data-dir={}", d.join(format!("rule-{replica}")).display()),
+                "--eval-interval=1s".into(),
+            ],
+            &format!("{replica} ruler"),
+        )
+    };
+    let (t_rule, g_rule) = (ruler(&thanos, "t"), ruler(&ours, "g"));
+    for r in [&t_rule, &g_rule] {
+        wait_until("rules evaluated", Duration::from_secs(30), || {
+            http_get(r.http, "/api/v1/alerts").is_ok_and(|(_, b)| b.contains("firing"))
+        })
+        .unwrap();
+    }
+    let mut matched = 0;
+    for (kind, bin) in [("thanos", &thanos), ("gauntlet", &ours)] {
+        let over_t = querier(
+            bin,
+            &[t_rule.grpc],
+            &format!("{kind} query over thanos rule"),
+        );
+        let over_g = querier(
+            bin,
+            &[g_rule.grpc],
+            &format!("{kind} query over gauntlet rule"),
+        );
+        for path in [
+            "/api/v1/rules",
+            "/api/v1/alerts",
+            "/api/v1/rules?type=record",
+        ] {
+            let a = without_timings(get_json(over_t.http, path));
+            let b = without_timings(get_json(over_g.http, path));
+            let want = if path.contains("record") {
+                "eval:three"
+            } else {
+                "Always"
+            };
+            assert!(a.to_string().contains(want), "{kind} querier, {path}: {a}");
+            assert_eq!(
+                a, b,
+                "{kind} querier, {path}: over Thanos's ruler vs over ours"
+            );
+            matched += 1;
+        }
+        for (c, name) in [(&over_t, "thanos"), (&over_g, "gauntlet")] {
+            let v = get_json(c.http, "/api/v1/query?query=eval:three");
+            assert_eq!(
+                v["data"]["result"][0]["value"][1], "3",
+                "{kind} querier over {name}'s ruler: {v}"
+            );
+            assert_eq!(v["data"]["result"][0]["metric"]["origin"], "rule", "{v}");
+        }
+        let kinds = |c: &Component| {
+            get_json(c.http, "/api/v1/stores")["data"]
+                .as_object()
+                .map(|m| m.keys().cloned().collect::<Vec<_>>())
+                .unwrap_or_default()
+        };
+        assert_eq!(
+            kinds(&over_t),
+            kinds(&over_g),
+            "{kind} querier: component types"
+        );
+    }
+    println!("rulers of both kinds: {matched} API answers matched");
+}

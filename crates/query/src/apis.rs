@@ -309,18 +309,20 @@ async fn rule_groups(
 
 pub(crate) async fn rules(State(api): State<Arc<Api>>, req: Request) -> Result<Response, ApiError> {
     let (groups, warnings) = rule_groups(&api, req).await?;
-    let data = json!({ "groups": groups.iter().map(group_json).collect::<Vec<_>>() });
-    Ok(json_response(json::success(
-        |out| out.extend_from_slice(data.to_string().as_bytes()),
-        &warnings,
-    )))
+    Ok(json_response(rules_body(&groups, &warnings)))
 }
 
-pub(crate) async fn alerts(
-    State(api): State<Arc<Api>>,
-    req: Request,
-) -> Result<Response, ApiError> {
-    let (groups, warnings) = rule_groups(&api, req).await?;
+/// The `/api/v1/rules` answer for `groups`, as Prometheus (and Thanos's ruler) writes it.
+pub fn rules_body(groups: &[pb::RuleGroup], warnings: &[String]) -> Vec<u8> {
+    let data = json!({ "groups": groups.iter().map(group_json).collect::<Vec<_>>() });
+    json::success(
+        |out| out.extend_from_slice(data.to_string().as_bytes()),
+        warnings,
+    )
+}
+
+/// The `/api/v1/alerts` answer: the alert instances of every alerting rule of `groups`.
+pub fn alerts_body(groups: &[pb::RuleGroup], warnings: &[String]) -> Vec<u8> {
     let alerts: Vec<Value> = groups
         .iter()
         .flat_map(|g| g.rules.iter())
@@ -331,10 +333,18 @@ pub(crate) async fn alerts(
         .flatten()
         .collect();
     let data = json!({ "alerts": alerts });
-    Ok(json_response(json::success(
+    json::success(
         |out| out.extend_from_slice(data.to_string().as_bytes()),
-        &warnings,
-    )))
+        warnings,
+    )
+}
+
+pub(crate) async fn alerts(
+    State(api): State<Arc<Api>>,
+    req: Request,
+) -> Result<Response, ApiError> {
+    let (groups, warnings) = rule_groups(&api, req).await?;
+    Ok(json_response(alerts_body(&groups, &warnings)))
 }
 
 pub(crate) async fn targets(

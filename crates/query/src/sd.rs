@@ -23,54 +23,6 @@ pub fn read_targets(path: &Path) -> Result<Vec<String>, String> {
     Ok(groups.into_iter().flat_map(|g| g.targets).collect())
 }
 
-/// Whether `name` matches a glob of `*` (any run) and `?` (one character).
-fn glob_match(pattern: &[u8], name: &[u8]) -> bool {
-    let (mut p, mut n) = (0, 0);
-    let mut star: Option<(usize, usize)> = None;
-    while n < name.len() {
-        if p < pattern.len() && (pattern[p] == b'?' || pattern[p] == name[n]) {
-            p += 1;
-            n += 1;
-        } else if p < pattern.len() && pattern[p] == b'*' {
-            star = Some((p, n));
-            p += 1;
-        } else if let Some((sp, sn)) = star {
-            p = sp + 1;
-            n = sn + 1;
-            star = Some((sp, sn + 1));
-        } else {
-            return false;
-        }
-    }
-    pattern[p..].iter().all(|&c| c == b'*')
-}
-
-/// The files a pattern names now: itself, or, with `*`/`?` in its last element (as
-/// Prometheus allows), the matching files of its directory, sorted.
-fn expand(pattern: &Path) -> Vec<PathBuf> {
-    let name = pattern
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    if !name.contains(['*', '?']) {
-        return vec![pattern.to_path_buf()];
-    }
-    let dir = match pattern.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
-        _ => PathBuf::from("."),
-    };
-    let mut out: Vec<PathBuf> = std::fs::read_dir(&dir)
-        .map(|rd| {
-            rd.flatten()
-                .filter(|e| glob_match(name.as_bytes(), e.file_name().as_encoded_bytes()))
-                .map(|e| e.path())
-                .collect()
-        })
-        .unwrap_or_default();
-    out.sort();
-    out
-}
-
 /// Watches SD files (patterns may hold globs) by modification time.
 pub struct SdFiles {
     patterns: Vec<PathBuf>,
@@ -90,7 +42,11 @@ impl SdFiles {
     /// `force`), else `None`. A file that cannot be read is reported in `errors` and keeps
     /// its last good targets, like Prometheus's file SD.
     pub fn poll(&mut self, force: bool, errors: &mut Vec<String>) -> Option<Vec<String>> {
-        let current: Vec<PathBuf> = self.patterns.iter().flat_map(|p| expand(p)).collect();
+        let current: Vec<PathBuf> = self
+            .patterns
+            .iter()
+            .flat_map(|p| tsdb::glob::expand(p))
+            .collect();
         let mut changed = force || current.len() != self.files.len();
         self.files.retain(|f, _| current.contains(f));
         for f in &current {
@@ -155,10 +111,6 @@ mod tests {
 
     #[test]
     fn globs_pick_up_files_that_appear_and_drop_ones_that_go() {
-        assert!(glob_match(b"*.yml", b"a.yml"));
-        assert!(glob_match(b"s?-*.json", b"s1-x.json"));
-        assert!(!glob_match(b"*.yml", b"a.json"));
-        assert!(glob_match(b"*", b""));
         let dir = tempfile::tempdir().unwrap();
         let mut sd = SdFiles::new(vec![dir.path().join("*.yml")]);
         let mut errs = Vec::new();

@@ -53,6 +53,14 @@ fn read_state(path: &Path) -> State {
     }
 }
 
+/// ULIDs of the blocks of `tsdb_dir` shipped so far (from the shipper's state file).
+pub fn shipped(tsdb_dir: &Path) -> std::collections::HashSet<String> {
+    read_state(&tsdb_dir.join(SHIPPER_FILENAME))
+        .uploaded
+        .into_iter()
+        .collect()
+}
+
 fn write_state(path: &Path, st: &State) -> std::io::Result<()> {
     let tmp = path.with_extension("json.tmp");
     let body = serde_json::to_vec_pretty(st).map_err(std::io::Error::other)?;

@@ -17,6 +17,7 @@ pub mod apis;
 pub mod client;
 pub mod convert;
 pub mod grpc_metrics;
+pub mod local;
 pub mod proxy;
 pub mod server;
 pub mod store;

@@ -16,6 +16,8 @@ pub mod chunks;
 pub mod dedup;
 pub mod encoding;
 pub mod error;
+pub mod glob;
+pub mod head;
 pub mod index;
 pub mod labels;
 pub mod matchers;
@@ -23,6 +25,7 @@ pub mod meta;
 pub mod time;
 pub mod tombstones;
 pub mod verify;
+pub mod wal;
 
 pub use error::{Error, Result};
 pub use labels::{Label, Labels};

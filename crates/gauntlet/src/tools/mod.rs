@@ -2,6 +2,7 @@
 
 mod bucket;
 mod bucket_admin;
+mod rules_check;
 mod table;
 
 use anyhow::Result;
@@ -17,10 +18,14 @@ pub struct ToolsArgs {
 enum ToolsCommand {
     /// Bucket utility commands.
     Bucket(bucket::BucketArgs),
+    /// Check that the rule files are valid (Thanos's rules-check).
+    #[command(name = "rules-check")]
+    RulesCheck(rules_check::RulesCheckArgs),
 }
 
 pub fn run(args: ToolsArgs) -> Result<()> {
     match args.command {
         ToolsCommand::Bucket(a) => bucket::run(a),
+        ToolsCommand::RulesCheck(a) => rules_check::run(a),
     }
 }
