@@ -62,6 +62,10 @@ const SIDECAR: &[Inert] = &[
         true,
         "the sidecar does not limit Series calls; Prometheus's remote-read limits apply",
     ),
+];
+
+/// The shipper's flags (sidecar and ruler).
+const SHIPPER: &[Inert] = &[
     inert(
         "hash-func",
         true,
@@ -89,21 +93,6 @@ const RULE: &[Inert] = &[
         "store.limits.request-samples",
         true,
         "the ruler's StoreAPI does not limit Series calls",
-    ),
-    inert(
-        "hash-func",
-        true,
-        "uploaded files carry no content hash in meta.json",
-    ),
-    inert(
-        "shipper.upload-concurrency",
-        true,
-        "the shipper uploads one block at a time, its files in parallel",
-    ),
-    inert(
-        "shipper.meta-file-name",
-        true,
-        "the shipper keeps its state in thanos.shipper.json",
     ),
     inert(
         "query.default-step",
@@ -402,11 +391,11 @@ pub struct Normalized {
 fn inert_table(path: &[String]) -> Vec<&'static [Inert]> {
     let first = path.first().map(String::as_str);
     let own: &'static [Inert] = match first {
-        Some("sidecar") => SIDECAR,
+        Some("sidecar") => return vec![COMMON, SIDECAR, SHIPPER],
         Some("store") => STORE,
         Some("query") => QUERY,
         Some("compact") => COMPACT,
-        Some("rule") => RULE,
+        Some("rule") => return vec![COMMON, RULE, SHIPPER],
         Some("tools") => return vec![TOOLS],
         _ => return Vec::new(),
     };

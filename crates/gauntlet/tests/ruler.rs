@@ -35,14 +35,7 @@ const RULES: &str = r#"groups:
 "#;
 
 fn gauntlet(d: &Path, name: &str, args: Vec<String>) -> Process {
-    Process::spawn(
-        name,
-        Command::new(env!("CARGO_BIN_EXE_gauntlet"))
-            .args(args)
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(d.join(format!("{name}.log"))).unwrap()),
-    )
-    .unwrap()
+    testkit::spawn_logged(env!("CARGO_BIN_EXE_gauntlet"), d, name, &args).0
 }
 
 fn get(port: u16, path: &str) -> Value {

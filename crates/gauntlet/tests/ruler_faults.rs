@@ -4,7 +4,7 @@
 
 use std::collections::BTreeSet;
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 
 use serde_json::Value;
@@ -12,20 +12,7 @@ use testkit::promapi::url_encode;
 use testkit::{free_port, http_get, http_request, wait_until, Process};
 
 fn gauntlet(d: &Path, name: &str, args: &[String]) -> Process {
-    Process::spawn(
-        name,
-        Command::new(env!("CARGO_BIN_EXE_gauntlet"))
-            .args(args)
-            .stdout(Stdio::null())
-            .stderr(
-                std::fs::OpenOptions::new()
-                    .create(true)
-                    .append(true)
-                    .open(d.join(format!("{name}.log")))
-                    .unwrap(),
-            ),
-    )
-    .unwrap()
+    testkit::spawn_logged(env!("CARGO_BIN_EXE_gauntlet"), d, name, args).0
 }
 
 fn log(d: &Path, name: &str) -> String {

@@ -158,20 +158,10 @@ impl PrometheusStore {
         Ok(v as i64)
     }
 
-    /// Splits matchers into a verdict on the external labels and those to send to Prometheus.
     /// The matchers left for Prometheus once those on external labels are checked here;
     /// `None` when an external label does not match.
     fn beyond_external<'m>(&self, ms: &'m [Matcher]) -> Option<Vec<&'m Matcher>> {
-        let ext = self.external_labels();
-        let mut out = Vec::with_capacity(ms.len());
-        for m in ms {
-            match ext.get(&m.name) {
-                Some(v) if !m.matches(v) => return None,
-                Some(_) => {}
-                None => out.push(m),
-            }
-        }
-        Some(out)
+        storeapi::store::beyond_external(&self.external_labels(), ms)
     }
 
     /// `&match[]={…}` for Prometheus's label APIs: empty without matchers, `None` when the

@@ -173,15 +173,8 @@ impl LocalTsdb {
     /// The matchers left once those on external labels are decided; `None` when an
     /// external label rules every series out.
     fn beyond_external(&self, ms: Vec<Matcher>) -> Option<Vec<Matcher>> {
-        let mut out = Vec::with_capacity(ms.len());
-        for m in ms {
-            match self.external.get(&m.name) {
-                Some(v) if !m.matches(v) => return None,
-                Some(_) => {}
-                None => out.push(m),
-            }
-        }
-        Some(out)
+        crate::store::beyond_external(&self.external, &ms)
+            .map(|kept| kept.into_iter().cloned().collect())
     }
 
     fn time_range(&self) -> Option<(i64, i64)> {

@@ -43,3 +43,20 @@ pub fn warning_frame(w: impl Into<String>) -> pb::SeriesResponse {
         result: Some(pb::series_response::Result::Warning(w.into())),
     }
 }
+
+/// The matchers left once those on external labels are decided by the store that owns
+/// them; `None` when an external label rules every series out.
+pub fn beyond_external<'m>(
+    external: &tsdb::Labels,
+    matchers: &'m [tsdb::Matcher],
+) -> Option<Vec<&'m tsdb::Matcher>> {
+    let mut out = Vec::with_capacity(matchers.len());
+    for m in matchers {
+        match external.get(&m.name) {
+            Some(v) if !m.matches(v) => return None,
+            Some(_) => {}
+            None => out.push(m),
+        }
+    }
+    Some(out)
+}

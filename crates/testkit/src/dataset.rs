@@ -3,6 +3,7 @@
 //! histograms, sparse series that come and go, several jobs and instances. One seed gives
 //! the same data every time; a replica name shifts nothing but can punch gaps.
 
+use crate::Rng;
 use std::fmt::Write as _;
 
 #[derive(Clone, Debug)]
@@ -18,21 +19,6 @@ pub struct Dataset {
     pub seed: u64,
     /// Time ranges `[from, to)` (ms) in which this replica has no samples.
     pub gaps: Vec<(i64, i64)>,
-}
-
-/// xorshift64*: small, deterministic, good enough for test data.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
-    }
-    fn unit(&mut self) -> f64 {
-        (self.next() >> 11) as f64 / (1u64 << 53) as f64
-    }
 }
 
 const JOBS: [&str; 2] = ["api", "db"];

@@ -7,25 +7,11 @@ use super::reader::read_segment;
 use super::*;
 use crate::error::Error;
 
-/// A small deterministic generator (xorshift64*).
-struct Rng(u64);
+use testkit::Rng;
 
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
-    }
-
-    /// Incompressible bytes, none of them zero (so a zeroed byte is always a change).
-    fn record(&mut self, len: usize) -> Vec<u8> {
-        (0..len).map(|_| (self.next() >> 24) as u8 | 1).collect()
-    }
+/// Incompressible bytes, none of them zero (so a zeroed byte is always a change).
+fn record(rng: &mut Rng, len: usize) -> Vec<u8> {
+    (0..len).map(|_| (rng.next() >> 24) as u8 | 1).collect()
 }
 
 /// Every record of a replay, and the replay summary. Empty records are refused as a
@@ -94,7 +80,7 @@ fn fragments_follow_the_page_layout() {
         logged.push(r);
     };
 
-    let a = rng.record(100);
+    let a = record(&mut rng, 100);
     log(&mut w, a.clone());
     let b = std::fs::read(&s0).unwrap();
     assert_eq!(b.len(), 107, "the partial page is written at once");
@@ -104,10 +90,10 @@ fn fragments_follow_the_page_layout() {
     assert_eq!(&b[7..], &a[..]);
 
     // Leave exactly one header's worth of room in the page.
-    log(&mut w, rng.record(PAGE_SIZE - 107 - 2 * HEADER_SIZE));
+    log(&mut w, record(&mut rng, PAGE_SIZE - 107 - 2 * HEADER_SIZE));
     assert_eq!(file_len(&s0), (PAGE_SIZE - HEADER_SIZE) as u64);
     // The next record starts with an empty first fragment there.
-    log(&mut w, rng.record(50));
+    log(&mut w, record(&mut rng, 50));
     let b = std::fs::read(&s0).unwrap();
     assert_eq!(b.len(), PAGE_SIZE + HEADER_SIZE + 50);
     assert_eq!(&b[PAGE_SIZE - 7..PAGE_SIZE], &[FIRST, 0, 0, 0, 0, 0, 0]);
@@ -115,13 +101,13 @@ fn fragments_follow_the_page_layout() {
     assert_eq!(&b[PAGE_SIZE + 1..PAGE_SIZE + 3], &50u16.to_be_bytes());
 
     // Leave three bytes: too few for a header, so the page is padded.
-    log(&mut w, rng.record(PAGE_SIZE - 57 - HEADER_SIZE - 3));
+    log(&mut w, record(&mut rng, PAGE_SIZE - 57 - HEADER_SIZE - 3));
     let b = std::fs::read(&s0).unwrap();
     assert_eq!(b.len(), 2 * PAGE_SIZE);
     assert_eq!(&b[2 * PAGE_SIZE - 3..], &[0, 0, 0]);
 
     // 2.5 pages do not fit in the two pages left: a new segment, first/middle/last.
-    let big = rng.record(5 * PAGE_SIZE / 2);
+    let big = record(&mut rng, 5 * PAGE_SIZE / 2);
     log(&mut w, big.clone());
     assert_eq!(w.current_segment(), 1);
     assert_eq!(file_len(&s0), 2 * PAGE_SIZE as u64);
@@ -135,7 +121,7 @@ fn fragments_follow_the_page_layout() {
 
     // A batch is written by one call; an empty batch writes nothing.
     w.log(&[]).unwrap();
-    let (x, y) = (rng.record(10), rng.record(20));
+    let (x, y) = (record(&mut rng, 10), record(&mut rng, 20));
     w.log(&[&x, &y]).unwrap();
     logged.push(x);
     logged.push(y);
@@ -181,7 +167,7 @@ fn many_records_cross_pages_and_segments() {
                             .copied()
                             .collect()
                     } else {
-                        rng.record(len)
+                        record(&mut rng, len)
                     }
                 })
                 .collect();
@@ -203,11 +189,11 @@ fn many_records_cross_pages_and_segments() {
             }
         }
         // A record larger than a segment goes alone into a fresh one.
-        let huge = rng.record(5 * PAGE_SIZE);
+        let huge = record(&mut rng, 5 * PAGE_SIZE);
         w.log(&[&huge]).unwrap();
         let huge_seg = w.current_segment();
         logged.push(huge);
-        let tail = rng.record(10);
+        let tail = record(&mut rng, 10);
         w.log(&[&tail]).unwrap();
         logged.push(tail);
         assert_eq!(w.current_segment(), huge_seg + 1);
@@ -238,7 +224,7 @@ fn compressed_records_are_flagged_and_restored() {
     let d = tempfile::tempdir().unwrap();
     let mut w = Writer::open(d.path()).unwrap();
     let text: Vec<u8> = b"up{job=\"prometheus\"} ".repeat(3000);
-    let noise = Rng(3).record(500);
+    let noise = record(&mut Rng(3), 500);
     w.log(&[&text, &noise]).unwrap();
     let b = std::fs::read(seg(d.path(), 0)).unwrap();
     assert_eq!(b[0], FULL | SNAPPY);
@@ -318,7 +304,7 @@ fn two_segments(dir: &Path, seed: u64) -> (Vec<Vec<u8>>, Vec<Vec<u8>>) {
     let mut s1 = Vec::new();
     for _ in 0..40 {
         let len = 1 + rng.below(2000);
-        let r = rng.record(len);
+        let r = record(&mut rng, len);
         w.log(&[&r]).unwrap();
         s0.push(r);
     }
@@ -329,7 +315,7 @@ fn two_segments(dir: &Path, seed: u64) -> (Vec<Vec<u8>>, Vec<Vec<u8>>) {
         } else {
             1 + rng.below(700)
         };
-        let r = rng.record(len);
+        let r = record(&mut rng, len);
         w.log(&[&r]).unwrap();
         s1.push(r);
     }
@@ -412,7 +398,7 @@ fn check_repair(wal: &Path, scratch: &Path, before: &[Vec<u8>], corruption: Opti
     assert!(r.corruption.is_none(), "{:?}", r.corruption);
     assert!(got == before);
     let mut w = Writer::open(&dir).unwrap();
-    let new = [b"new one".to_vec(), Rng(5).record(40_000)];
+    let new = [b"new one".to_vec(), record(&mut Rng(5), 40_000)];
     w.log(&[&new[0], &new[1]]).unwrap();
     let (got, r) = replay_all(&dir);
     assert!(r.corruption.is_none(), "{:?}", r.corruption);
@@ -709,7 +695,7 @@ fn arbitrary_segment_bytes_never_panic() {
             match rng.below(6) {
                 0 => {
                     let n = rng.below(100);
-                    b.extend(rng.record(n));
+                    b.extend(record(&mut rng, n));
                 }
                 1 => b.extend(std::iter::repeat_n(0u8, rng.below(PAGE_SIZE))),
                 _ => {
@@ -717,7 +703,7 @@ fn arbitrary_segment_bytes_never_panic() {
                         0 => rng.below(PAGE_SIZE),
                         _ => rng.below(300),
                     };
-                    let mut data = rng.record(len);
+                    let mut data = record(&mut rng, len);
                     if let Some(first) = data.first_mut() {
                         *first = rng.below(0x80) as u8;
                     }
