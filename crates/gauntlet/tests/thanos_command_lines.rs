@@ -308,3 +308,26 @@ fn helm_and_kube_thanos_command_lines_start_unchanged() {
         assert!(!out.status.success() && err.contains(name), "{flag}: {err}");
     }
 }
+
+/// As Thanos's querier, ours starts with no endpoints (a ruler's query API may be one) and
+/// answers queries that need no series.
+#[test]
+fn querier_starts_without_endpoints() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    let q = free_port();
+    let (_p, log) = spawn_logged(
+        d,
+        "query",
+        &[
+            "query".into(),
+            format!("--http-address=127.0.0.1:{q}"),
+            format!("--grpc-address=127.0.0.1:{}", free_port()),
+        ],
+    );
+    ready(q, "querier without endpoints", &log);
+    let (code, body) = http_get(q, "/api/v1/query?query=vector(2)&time=100").unwrap();
+    assert_eq!(code, 200, "{body}");
+    assert!(body.contains(r#""value":[100,"2"]"#), "{body}");
+    assert!(testkit::log_tail(&log).contains("no endpoints given"));
+}
