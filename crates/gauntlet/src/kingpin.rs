@@ -115,11 +115,6 @@ const RULE: &[Inert] = &[
         "deprecated in Thanos, where it has no effect either",
     ),
     inert(
-        "restore-ignored-label",
-        true,
-        "alert state is restored by the alert's exact label set",
-    ),
-    inert(
         "grpc-query-endpoint",
         true,
         "the gRPC Query API is not used; give the querier's HTTP address with --query",

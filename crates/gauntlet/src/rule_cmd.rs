@@ -101,6 +101,9 @@ pub struct RuleArgs {
     /// Minimum time between an alert's restore and its firing.
     #[arg(long = "for-grace-period", default_value = "10m", value_parser = parse_duration_flag)]
     for_grace_period: Duration,
+    /// Labels ignored when restoring alerts' `for` state after a restart (repeatable).
+    #[arg(long = "restore-ignored-label")]
+    restore_ignored_label: Vec<String>,
     /// How many rules of a group may be evaluated at once.
     #[arg(long = "rule-concurrent-evaluation", default_value_t = 1)]
     rule_concurrent_evaluation: usize,
@@ -296,6 +299,7 @@ pub fn run(a: RuleArgs) -> Result<()> {
             resend_delay_ms: ms(a.resend_delay),
             outage_tolerance_ms: ms(a.for_outage_tolerance),
             for_grace_period_ms: ms(a.for_grace_period),
+            restore_ignored_labels: a.restore_ignored_label.clone(),
             default_interval_ms: ms(a.eval_interval),
             default_query_offset_ms: ms(a.rule_query_offset),
         });

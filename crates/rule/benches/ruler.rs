@@ -103,6 +103,7 @@ fn evaluations() {
         resend_delay_ms: 60_000,
         outage_tolerance_ms: 3_600_000,
         for_grace_period_ms: 600_000,
+        restore_ignored_labels: Vec::new(),
         default_interval_ms: 15_000,
         default_query_offset_ms: 0,
     };

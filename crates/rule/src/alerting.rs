@@ -185,19 +185,23 @@ impl Active {
     /// the restart (`(sample time, active_at seconds)` per alert label set), as Prometheus
     /// does: firing alerts keep their start; alerts that were pending continue where they
     /// stopped, but get at least `grace_ms` before firing.
+    /// Labels in `ignored` (`--restore-ignored-label`) are left out when matching alerts
+    /// to `found`, whose keys must already be without them.
     pub fn restore(
         &mut self,
         ts: i64,
         hold_ms: i64,
         grace_ms: i64,
         found: &HashMap<Labels, (i64, f64)>,
+        ignored: &[String],
     ) {
         self.restored = true;
         if hold_ms < grace_ms {
             return;
         }
         for a in self.alerts.values_mut() {
-            let Some(&(down_at, active_s)) = found.get(&a.labels) else {
+            let key = without(&a.labels, ignored);
+            let Some(&(down_at, active_s)) = found.get(&key) else {
                 continue;
             };
             let down_at = down_at / 1000 * 1000;
@@ -213,6 +217,20 @@ impl Active {
             a.active_at = active_at;
         }
     }
+}
+
+/// `labels` without the labels named in `ignored`.
+pub fn without(labels: &Labels, ignored: &[String]) -> Labels {
+    if ignored.is_empty() {
+        return labels.clone();
+    }
+    Labels::from_sorted(
+        labels
+            .iter()
+            .filter(|l| !ignored.contains(&l.name))
+            .cloned()
+            .collect(),
+    )
 }
 
 /// Turns a query result into alerts' labels and values (label templates expanded by
@@ -331,12 +349,23 @@ mod tests {
         ]
         .into_iter()
         .collect();
-        a.restore(now, 600_000, 300_000, &found);
+        a.restore(now, 600_000, 300_000, &found, &[]);
         assert_eq!(a.alerts[&l(0)].active_at, now - 60_000 - 1_200_000);
         assert_eq!(a.alerts[&l(1)].active_at, now - 60_000);
         assert_eq!(a.alerts[&l(2)].active_at, now + 300_000 - 600_000);
         a.update(now + 1000, cur(3), 600_000, 0).unwrap();
         assert_eq!(a.alerts[&l(0)].state, State::Firing);
         assert_eq!(a.alerts[&l(1)].state, State::Pending);
+
+        // An ignored label (here `i`) does not take part in matching.
+        let mut b = Active::default();
+        b.update(now, cur(1), 600_000, 0).unwrap();
+        let key = without(&l(0), &["i".to_string()]);
+        let found: HashMap<Labels, (i64, f64)> =
+            [(key, (now - 60_000, ((now - 1_800_000) / 1000) as f64))]
+                .into_iter()
+                .collect();
+        b.restore(now, 600_000, 300_000, &found, &["i".to_string()]);
+        assert_eq!(b.alerts[&l(0)].active_at, now - 1_800_000);
     }
 }

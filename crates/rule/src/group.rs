@@ -30,6 +30,8 @@ pub struct Context {
     pub resend_delay_ms: i64,
     pub outage_tolerance_ms: i64,
     pub for_grace_period_ms: i64,
+    /// Labels left out when matching alerts to their saved state (`--restore-ignored-label`).
+    pub restore_ignored_labels: Vec<String>,
     pub default_interval_ms: i64,
     pub default_query_offset_ms: i64,
 }
@@ -458,13 +460,19 @@ impl Group {
                     s.labels
                         .iter()
                         .filter(|l| l.name != "__name__")
+                        .filter(|l| !ctx.restore_ignored_labels.contains(&l.name))
                         .map(|l| (l.name.clone(), l.value.clone())),
                 );
                 last.insert(l, (t, v));
             }
             let mut st = lock(&rule.state);
-            st.active
-                .restore(ts, rule.spec.for_ms, ctx.for_grace_period_ms, &last);
+            st.active.restore(
+                ts,
+                rule.spec.for_ms,
+                ctx.for_grace_period_ms,
+                &last,
+                &ctx.restore_ignored_labels,
+            );
             if !last.is_empty() {
                 tracing::info!(rule = %rule.spec.name, restored = last.len(), "alert state restored from ALERTS_FOR_STATE");
             }
