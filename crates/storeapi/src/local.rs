@@ -251,6 +251,23 @@ impl LocalTsdb {
     }
 }
 
+impl LocalTsdb {
+    /// [`LocalTsdb::select`] off the async threads (it reads blocks and decodes chunks).
+    async fn select_blocking(
+        self: &Arc<Self>,
+        ms: Vec<Matcher>,
+        mint: i64,
+        maxt: i64,
+        skip_chunks: bool,
+    ) -> Result<Vec<pb::Series>, Status> {
+        let this = self.clone();
+        tokio::task::spawn_blocking(move || this.select(&ms, mint, maxt, skip_chunks))
+            .await
+            .map_err(internal)?
+            .map_err(internal)
+    }
+}
+
 #[async_trait::async_trait]
 impl SeriesStore for Arc<LocalTsdb> {
     fn name(&self) -> String {
@@ -281,13 +298,9 @@ impl SeriesStore for Arc<LocalTsdb> {
         let Some(ms) = self.beyond_external(ms) else {
             return Ok(futures::stream::empty().boxed());
         };
-        let this = self.clone();
-        let series = tokio::task::spawn_blocking(move || {
-            this.select(&ms, req.min_time, req.max_time, req.skip_chunks)
-        })
-        .await
-        .map_err(internal)?
-        .map_err(internal)?;
+        let series = self
+            .select_blocking(ms, req.min_time, req.max_time, req.skip_chunks)
+            .await?;
         Ok(futures::stream::iter(series.into_iter().map(|s| Ok(series_frame(s)))).boxed())
     }
 
@@ -299,9 +312,7 @@ impl SeriesStore for Arc<LocalTsdb> {
         let Some(ms) = self.beyond_external(ms) else {
             return Ok(pb::LabelNamesResponse::default());
         };
-        let series = self
-            .select(&ms, req.start, req.end, true)
-            .map_err(internal)?;
+        let series = self.select_blocking(ms, req.start, req.end, true).await?;
         let mut names: Vec<String> = series
             .iter()
             .flat_map(|s| s.labels.iter().map(|l| l.name.clone()))
@@ -322,9 +333,7 @@ impl SeriesStore for Arc<LocalTsdb> {
         let Some(ms) = self.beyond_external(ms) else {
             return Ok(pb::LabelValuesResponse::default());
         };
-        let series = self
-            .select(&ms, req.start, req.end, true)
-            .map_err(internal)?;
+        let series = self.select_blocking(ms, req.start, req.end, true).await?;
         let mut values: Vec<String> = series
             .iter()
             .filter_map(|s| s.labels.iter().find(|l| l.name == req.label))

@@ -206,6 +206,7 @@ impl Head {
         let mut inner = self.inner.write().map_err(poisoned)?;
         let mut stats = AppendStats::default();
         let mut new_series: Vec<RefSeries> = Vec::new();
+        let mut new_refs: HashMap<&Labels, u64> = HashMap::new();
         let mut accepted: Vec<RefSample> = Vec::with_capacity(samples.len());
         // Latest time per series within this batch, so the batch itself is ordered.
         let mut pending: HashMap<u64, (i64, f64)> = HashMap::new();
@@ -216,17 +217,14 @@ impl Head {
             }
             let series_ref = match inner.refs.get(labels) {
                 Some(r) => *r,
-                None => match new_series.iter().find(|s| &s.labels == labels) {
-                    Some(s) => s.series_ref,
-                    None => {
-                        let r = inner.next_ref + new_series.len() as u64;
-                        new_series.push(RefSeries {
-                            series_ref: r,
-                            labels: labels.clone(),
-                        });
-                        r
-                    }
-                },
+                None => *new_refs.entry(labels).or_insert_with(|| {
+                    let r = inner.next_ref + new_series.len() as u64;
+                    new_series.push(RefSeries {
+                        series_ref: r,
+                        labels: labels.clone(),
+                    });
+                    r
+                }),
             };
             let last = pending
                 .get(&series_ref)
