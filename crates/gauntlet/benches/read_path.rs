@@ -202,6 +202,70 @@ fn main() {
             ),
         ),
         (
+            "instant one series",
+            format!(
+                "query={}&time={}",
+                url_encode("http_requests_total{instance=\"host-7\",job=\"job-3\",code=\"200\"}"),
+                s(end)
+            ),
+        ),
+        (
+            "instant sum by inst",
+            format!(
+                "query={}&time={}",
+                url_encode("sum by (instance) (rate(http_requests_total[5m]))"),
+                s(end)
+            ),
+        ),
+        (
+            "range 1d avg 1h",
+            format!(
+                "query={}&start={}&end={}&step=300",
+                url_encode("avg_over_time(http_requests_total{job=\"job-2\"}[1h])"),
+                s(end - 24 * HOUR),
+                s(end)
+            ),
+        ),
+        (
+            "range 1d rate 1h",
+            format!(
+                "query={}&start={}&end={}&step=300",
+                url_encode("sum(rate(http_requests_total{job=\"job-2\"}[1h]))"),
+                s(end - 24 * HOUR),
+                s(end)
+            ),
+        ),
+        (
+            "range 1d max 1h",
+            format!(
+                "query={}&start={}&end={}&step=300",
+                url_encode("max_over_time(http_requests_total{job=\"job-2\"}[1h])"),
+                s(end - 24 * HOUR),
+                s(end)
+            ),
+        ),
+        (
+            "range 6h subquery",
+            format!(
+                "query={}&start={}&end={}&step=300",
+                url_encode("max_over_time(rate(http_requests_total{job=\"job-2\"}[5m])[1h:1m])"),
+                s(end - 6 * HOUR),
+                s(end)
+            ),
+        ),
+        (
+            "range 6h group_left",
+            format!(
+                "query={}&start={}&end={}&step=120",
+                url_encode(
+                    "rate(http_requests_total{job=\"job-2\"}[5m]) / on(instance) group_left \
+                     sum by (instance) (rate(http_requests_total{job=\"job-2\"}[5m]))"
+                ),
+                s(end - 6 * HOUR),
+                s(end)
+            ),
+        ),
+        (
             "range 6h topk",
             format!(
                 "query={}&start={}&end={}&step=120",

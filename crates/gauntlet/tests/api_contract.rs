@@ -252,6 +252,42 @@ fn difference(c: &Case, theirs: &HttpAnswer, ours: &HttpAnswer) -> Option<String
         if let Some(d) = same {
             return Some(format!("data: {d}"));
         }
+        if let Some(d) = stats_difference(&t["data"]["stats"], &o["data"]["stats"]) {
+            return Some(format!("stats: {d}"));
+        }
+    }
+    None
+}
+
+/// The `stats` of a query answer: the same keys, the same `totalQueryableSamples`, and a
+/// `peakSamples` of samples that were read (our engine streams, so it may hold fewer).
+fn stats_difference(theirs: &serde_json::Value, ours: &serde_json::Value) -> Option<String> {
+    let keys = |v: &serde_json::Value, at: &str| -> Vec<String> {
+        v.pointer(at)
+            .and_then(|o| o.as_object())
+            .map(|o| o.keys().cloned().collect())
+            .unwrap_or_default()
+    };
+    for at in ["", "/timings", "/samples"] {
+        if keys(theirs, at) != keys(ours, at) {
+            return Some(format!("keys at {at:?}: {theirs} vs {ours}"));
+        }
+    }
+    if theirs.is_null() {
+        return None;
+    }
+    for (name, v) in ours["timings"].as_object()? {
+        if !v.as_f64().is_some_and(|s| s >= 0.0) {
+            return Some(format!("timing {name} is {v}"));
+        }
+    }
+    let (t, o) = (&theirs["samples"], &ours["samples"]);
+    if t["totalQueryableSamples"] != o["totalQueryableSamples"] {
+        return Some(format!("totalQueryableSamples {t} vs {o}"));
+    }
+    let peak = o["peakSamples"].as_u64()?;
+    if (peak == 0) != (t["peakSamples"].as_u64() == Some(0)) {
+        return Some(format!("peakSamples {t} vs {o}"));
     }
     None
 }

@@ -3,7 +3,7 @@
 //! Throughput is in raw samples of the selected series per second.
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
-use promql::{Engine, MemStorage, RawSample};
+use promql::{Engine, EngineOptions, MemStorage, RawSample};
 use tsdb::labels::Labels;
 
 const INTERVAL: i64 = 15_000;
@@ -78,6 +78,37 @@ fn bench(c: &mut Criterion) {
             "http_requests_total / on(job, instance) group_left http_requests_total",
             10_000,
         ),
+        // Hour-long windows: the work should grow with the samples, not with the window.
+        (
+            "rate_1h_1k",
+            "rate(http_requests_total{job=\"job-1\"}[1h])",
+            1_000,
+        ),
+        (
+            "avg_over_time_1h_1k",
+            "avg_over_time(http_requests_total{job=\"job-1\"}[1h])",
+            1_000,
+        ),
+        (
+            "max_over_time_1h_1k",
+            "max_over_time(http_requests_total{job=\"job-1\"}[1h])",
+            1_000,
+        ),
+        (
+            "stddev_over_time_1h_1k",
+            "stddev_over_time(http_requests_total{job=\"job-1\"}[1h])",
+            1_000,
+        ),
+        (
+            "quantile_over_time_1h_1k",
+            "quantile_over_time(0.9, http_requests_total{job=\"job-1\"}[1h])",
+            1_000,
+        ),
+        (
+            "subquery_1h_1k",
+            "max_over_time(rate(http_requests_total{job=\"job-1\"}[5m])[1h:15s])",
+            1_000,
+        ),
     ];
     let mut g = c.benchmark_group("range_2h_step_60s");
     g.sample_size(10);
@@ -86,6 +117,42 @@ fn bench(c: &mut Criterion) {
         g.bench_function(name, |b| {
             b.iter(|| engine.range_query(&st, q, 0, end, 60_000).unwrap())
         });
+    }
+    g.finish();
+
+    // Each incremental range function against rescanning every window: 1h windows over
+    // 2h at a 15 s step (a new window per sample), 1,000 series.
+    let rescanning = Engine::new(EngineOptions {
+        incremental_windows: false,
+        ..Default::default()
+    });
+    let mut g = c.benchmark_group("window_1h_step_15s");
+    g.sample_size(10);
+    for f in [
+        "rate",
+        "increase",
+        "resets",
+        "changes",
+        "sum_over_time",
+        "avg_over_time",
+        "min_over_time",
+        "max_over_time",
+        "stddev_over_time",
+        "stdvar_over_time",
+        "quantile_over_time",
+    ] {
+        let arg = if f == "quantile_over_time" {
+            "0.9, "
+        } else {
+            ""
+        };
+        let q = format!("{f}({arg}http_requests_total{{job=\"job-1\"}}[1h])");
+        g.throughput(Throughput::Elements(1_000 * SAMPLES as u64));
+        for (kind, e) in [("incremental", &engine), ("rescanning", &rescanning)] {
+            g.bench_function(format!("{f}/{kind}"), |b| {
+                b.iter(|| e.range_query(&st, &q, 0, end, INTERVAL).unwrap())
+            });
+        }
     }
     g.finish();
 }

@@ -6,7 +6,8 @@ use crate::error::{Error, Result};
 use crate::functions::{self, RangeFn, VectorFn};
 use crate::parse::parse_with;
 use crate::storage::{Queryable, RawSample, SelectHints, SeriesSet};
-use crate::value::{Point, QueryResult, Sample, Series, Value};
+use crate::value::{Point, QueryResult, QueryStats, Sample, Series, Value};
+use crate::windows::SlidingWindows;
 use promql_parser::label::MatchOp;
 use promql_parser::parser::token::{self, TokenType};
 use promql_parser::parser::value::ValueType;
@@ -37,6 +38,9 @@ pub struct EngineOptions {
     pub timeout: Duration,
     /// Step of subqueries without one (the default evaluation interval).
     pub no_step_subquery_interval_ms: i64,
+    /// Range functions keep state from one window to the next instead of rescanning
+    /// each window (off only to compare the two in benchmarks and tests).
+    pub incremental_windows: bool,
 }
 
 impl Default for EngineOptions {
@@ -46,6 +50,7 @@ impl Default for EngineOptions {
             max_samples: 50_000_000,
             timeout: Duration::from_secs(120),
             no_step_subquery_interval_ms: 60_000,
+            incremental_windows: true,
         }
     }
 }
@@ -212,6 +217,8 @@ impl Engine {
             lookback: self.opts.lookback_delta_ms,
             max_samples: self.opts.max_samples,
             samples: Cell::new(0),
+            peak_samples: Cell::new(0),
+            total_samples: Cell::new(0),
             deadline,
             cancel,
             warnings: RefCell::new(Vec::new()),
@@ -219,6 +226,7 @@ impl Engine {
             query_end: end,
             no_step_subquery_interval: self.opts.no_step_subquery_interval_ms,
             stream_collision: Cell::new(false),
+            incremental_windows: self.opts.incremental_windows,
         };
         let instant = step == 0;
         let range = StepRange {
@@ -227,8 +235,10 @@ impl Engine {
             interval: if instant { 1 } else { step },
         };
         let ev = Evaluator { ctx: &ctx, range };
+        let began = Instant::now();
         let val = ev.eval(expr)?;
         ctx.check("expression evaluation")?;
+        let inner_eval = began.elapsed();
         let value = match val {
             Val::Str(s) => Value::String { t: start, s },
             Val::Scalar(v) if instant => Value::Scalar { t: start, v: v[0] },
@@ -258,8 +268,20 @@ impl Engine {
                 Value::Matrix(series)
             }
         };
+        let eval_total = began.elapsed();
+        let stats = QueryStats {
+            total_samples: ctx.total_samples.get(),
+            peak_samples: ctx.peak_samples.get(),
+            eval_total,
+            inner_eval,
+            result_sort: eval_total.saturating_sub(inner_eval),
+        };
         let warnings = ctx.warnings.take();
-        Ok(QueryResult { value, warnings })
+        Ok(QueryResult {
+            value,
+            warnings,
+            stats,
+        })
     }
 }
 
@@ -278,6 +300,9 @@ struct Ctx<'a> {
     lookback: i64,
     max_samples: usize,
     samples: Cell<usize>,
+    peak_samples: Cell<usize>,
+    /// Samples read, counted as Prometheus's `totalQueryableSamples`.
+    total_samples: Cell<u64>,
     deadline: Option<Instant>,
     cancel: &'a CancelToken,
     warnings: RefCell<Vec<String>>,
@@ -286,6 +311,7 @@ struct Ctx<'a> {
     no_step_subquery_interval: i64,
     /// Set when a streamed evaluation meets colliding label sets and must be redone.
     stream_collision: Cell<bool>,
+    incremental_windows: bool,
 }
 
 impl Ctx<'_> {
@@ -322,7 +348,15 @@ impl Ctx<'_> {
             return Err(Error::TooManySamples("query execution"));
         }
         self.samples.set(total);
+        if total > self.peak_samples.get() {
+            self.peak_samples.set(total);
+        }
         Ok(())
+    }
+
+    /// Counts samples read for the query's statistics.
+    fn count_read(&self, n: usize) {
+        self.total_samples.set(self.total_samples.get() + n as u64);
     }
 
     fn release_samples(&self, n: usize) {
@@ -628,7 +662,9 @@ impl<'a, 'c> Evaluator<'a, 'c> {
                 )?))
             }
             Expr::Subquery(sq) => {
-                let (series, _) = self.subquery(sq)?;
+                let (series, _, read) = self.subquery(sq)?;
+                // Prometheus counts what a subquery read only when it is the result.
+                self.ctx.count_read(read);
                 Ok(Val::Range(series))
             }
             Expr::Unary(u) => match self.eval(&u.expr)? {
@@ -745,6 +781,7 @@ impl<'a, 'c> Evaluator<'a, 'c> {
             }
             if !points.is_empty() {
                 self.ctx.add_samples(points.len() - counted)?;
+                self.ctx.count_read(points.len());
                 if timestamps {
                     labels.remove(METRIC_NAME);
                 }
@@ -858,6 +895,7 @@ impl<'a, 'c> Evaluator<'a, 'c> {
                 .collect();
             if !points.is_empty() {
                 self.ctx.add_samples(points.len())?;
+                self.ctx.count_read(points.len());
                 out.push(Series { labels, points });
             }
         }
@@ -866,8 +904,9 @@ impl<'a, 'c> Evaluator<'a, 'c> {
     }
 
     /// Evaluates a subquery's inner expression over the steps it needs for this
-    /// evaluator's range; returns the series and the reference-time shift (@ and offset).
-    fn subquery(&self, sq: &SubqueryExpr) -> Result<(Vec<Series>, i64)> {
+    /// evaluator's range; returns the series, the reference-time shift (@ and offset) and
+    /// the samples the inner expression read (not counted in the query's total).
+    fn subquery(&self, sq: &SubqueryExpr) -> Result<(Vec<Series>, i64, usize)> {
         let at = self.at_ms(&sq.at);
         let offset = offset_ms(&sq.offset);
         let (first, last) = self.ref_bounds(at, offset);
@@ -887,9 +926,12 @@ impl<'a, 'c> Evaluator<'a, 'c> {
             interval,
         });
         if start > last {
-            return Ok((Vec::new(), offset));
+            return Ok((Vec::new(), offset, 0));
         }
-        let series = match inner.eval(&sq.expr)? {
+        let read_before = self.ctx.total_samples.get();
+        let evaluated = inner.eval(&sq.expr);
+        let read = (self.ctx.total_samples.replace(read_before) - read_before) as usize;
+        let series = match evaluated? {
             Val::Vector(s) => s,
             Val::Scalar(v) => vec![Series {
                 labels: Labels::default(),
@@ -904,7 +946,7 @@ impl<'a, 'c> Evaluator<'a, 'c> {
             }],
             _ => return Err(Error::exec("subquery is only allowed on instant vector")),
         };
-        Ok((series, offset))
+        Ok((series, offset, read))
     }
 
     fn binary(&self, b: &BinaryExpr) -> Result<Val> {
@@ -1241,6 +1283,7 @@ impl<'a, 'c> Evaluator<'a, 'c> {
         let mut groups: FxMap<Labels, usize> = FxMap::default();
         let mut accs: Vec<(Labels, Vec<StepAcc>)> = Vec::new();
         let range = self.range;
+        let read_before = self.ctx.total_samples.get();
         let streamed = self.stream_series(inner, &mut |s| {
             let key = crate::functions::group_labels(&s.labels, grouping, without);
             let g = match groups.get(&key) {
@@ -1260,7 +1303,11 @@ impl<'a, 'c> Evaluator<'a, 'c> {
             Ok(())
         });
         let streamed = match streamed {
-            Err(_) if self.ctx.stream_collision.replace(false) => return Ok(None),
+            Err(_) if self.ctx.stream_collision.replace(false) => {
+                // Evaluated again, materialized: what the stream read is read again.
+                self.ctx.total_samples.set(read_before);
+                return Ok(None);
+            }
             r => r?,
         };
         if !streamed {
@@ -1356,6 +1403,11 @@ impl<'a, 'c> Evaluator<'a, 'c> {
         let steps = self.range.steps();
         let keep_name = rf == RangeFn::LastOverTime;
         let mut args_at = vec![0.0; scalars.len()];
+        let mut windows = if self.ctx.incremental_windows {
+            SlidingWindows::new(rf)
+        } else {
+            SlidingWindows::rescanning(rf)
+        };
         let mut eval_series = |labels: &Labels,
                                samples: &[RawSample],
                                at: Option<i64>,
@@ -1364,6 +1416,8 @@ impl<'a, 'c> Evaluator<'a, 'c> {
          -> Result<()> {
             let mut points = Vec::new();
             let (mut lo, mut hi) = (0usize, 0usize);
+            let mut read = 0;
+            windows.reset(samples);
             for step in 0..steps {
                 self.ctx.check_every(step)?;
                 let ts = self.range.ts(step);
@@ -1381,15 +1435,15 @@ impl<'a, 'c> Evaluator<'a, 'c> {
                 if lo >= hi {
                     continue;
                 }
+                read += hi - lo;
                 for (k, s) in scalars.iter().enumerate() {
                     args_at[k] = s[step];
                 }
-                if let Some(v) =
-                    functions::range_fn(rf, &samples[lo..hi], mint, rt, range, ts, &args_at)?
-                {
+                if let Some(v) = windows.eval(samples, lo, hi, mint, rt, range, ts, &args_at)? {
                     points.push(Point { t: ts, v });
                 }
             }
+            self.ctx.count_read(read);
             if !points.is_empty() {
                 self.ctx.add_samples(points.len())?;
                 let mut l = labels.clone();
@@ -1419,7 +1473,7 @@ impl<'a, 'c> Evaluator<'a, 'c> {
             Expr::Subquery(sq) => {
                 let at = self.at_ms(&sq.at);
                 let range = sq.range.as_millis() as i64;
-                let (inner, offset) = self.subquery(sq)?;
+                let (inner, offset, _) = self.subquery(sq)?;
                 let inner_points: usize = inner.iter().map(|s| s.points.len()).sum();
                 self.ctx.add_samples(inner_points)?;
                 let mut buf: Vec<RawSample> = Vec::new();

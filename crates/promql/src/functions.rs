@@ -203,7 +203,7 @@ fn go_min(a: f64, b: f64) -> f64 {
     }
 }
 
-fn kahan_inc(inc: f64, sum: f64, c: f64) -> (f64, f64) {
+pub(crate) fn kahan_inc(inc: f64, sum: f64, c: f64) -> (f64, f64) {
     let t = sum + inc;
     let c = if sum.abs() >= inc.abs() {
         c + ((sum - t) + inc)
@@ -352,6 +352,30 @@ fn extrapolated_rate(
             prev = s.v;
         }
     }
+    extrapolate(
+        w,
+        result,
+        range_start,
+        range_end,
+        range_ms,
+        is_counter,
+        is_rate,
+    )
+}
+
+/// Extrapolates the change `result` seen over window `w` (two samples at least) to the
+/// whole range, as Prometheus's `rate`, `increase` and `delta` do.
+pub(crate) fn extrapolate(
+    w: &[RawSample],
+    result: f64,
+    range_start: i64,
+    range_end: i64,
+    range_ms: i64,
+    is_counter: bool,
+    is_rate: bool,
+) -> Option<f64> {
+    let first = w[0];
+    let last = w[w.len() - 1];
     let mut duration_to_start = (first.t - range_start) as f64 / 1000.0;
     let duration_to_end = (range_end - last.t) as f64 / 1000.0;
     let sampled_interval = (last.t - first.t) as f64 / 1000.0;
@@ -481,6 +505,20 @@ fn go_sort<T>(v: &mut [T], less: impl Fn(&T, &T) -> bool) {
 
 /// The q-quantile of values (Prometheus's `quantile`), sorting `values` in place.
 pub(crate) fn quantile(q: f64, values: &mut [f64]) -> f64 {
+    if values.is_empty() || q.is_nan() || !(0.0..=1.0).contains(&q) {
+        return quantile_sorted(q, values);
+    }
+    go_sort(values, quantile_order);
+    quantile_sorted(q, values)
+}
+
+/// The order of values for quantiles: NaN first, then ascending.
+pub(crate) fn quantile_order(a: &f64, b: &f64) -> bool {
+    a.is_nan() || a < b
+}
+
+/// The `q` quantile of values sorted by [`quantile_order`] (`q` within 0 and 1 or NaN).
+pub(crate) fn quantile_sorted(q: f64, values: &[f64]) -> f64 {
     if values.is_empty() || q.is_nan() {
         return f64::NAN;
     }
@@ -490,7 +528,6 @@ pub(crate) fn quantile(q: f64, values: &mut [f64]) -> f64 {
     if q > 1.0 {
         return f64::INFINITY;
     }
-    go_sort(values, |a, b| a.is_nan() || a < b);
     let n = values.len() as f64;
     let rank = q * (n - 1.0);
     let lower = rank.floor().max(0.0);

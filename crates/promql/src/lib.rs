@@ -15,10 +15,11 @@ pub mod lex;
 mod parse;
 pub mod storage;
 pub mod value;
+mod windows;
 
 pub use blocks::BlockStorage;
 pub use engine::{CancelToken, Engine, EngineOptions};
 pub use error::{Error, Result};
 pub use parse::{nesting_bound, parse, parse_bytes_with, parse_with, pre_lex, MAX_NESTING};
 pub use storage::{MemStorage, Queryable, RawSample, SelectHints, SeriesSet};
-pub use value::{format_value, Point, QueryResult, Sample, Series, Value};
+pub use value::{format_value, Point, QueryResult, QueryStats, Sample, Series, Value};

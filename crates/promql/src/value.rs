@@ -45,10 +45,35 @@ impl Value {
 }
 
 /// A query's answer with the warnings the storage gave.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug)]
 pub struct QueryResult {
     pub value: Value,
     pub warnings: Vec<String>,
+    pub stats: QueryStats,
+}
+
+/// Results are equal when their values and warnings are: statistics are not the answer.
+impl PartialEq for QueryResult {
+    fn eq(&self, other: &Self) -> bool {
+        self.value == other.value && self.warnings == other.warnings
+    }
+}
+
+/// What evaluating a query took, as Prometheus reports it with the API's `stats` parameter.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct QueryStats {
+    /// Samples read, each counted once per step that uses it: an instant selector counts
+    /// one per series and step, a range selector under a function the samples of each
+    /// window (Prometheus's `totalQueryableSamples`).
+    pub total_samples: u64,
+    /// Most samples held at once during the evaluation.
+    pub peak_samples: usize,
+    /// The whole evaluation, from the parsed expression to the sorted result.
+    pub eval_total: std::time::Duration,
+    /// Evaluating the expression tree (selection included: series are read lazily).
+    pub inner_eval: std::time::Duration,
+    /// Sorting the result.
+    pub result_sort: std::time::Duration,
 }
 
 /// Formats a float the way Prometheus's JSON API does (Go's `strconv.FormatFloat(v, 'f', -1, 64)`

@@ -308,6 +308,10 @@ struct PromQuery {
     /// The lookback delta of this query (the `lookback_delta` parameter, or Thanos's
     /// dynamic one for its `max_source_resolution`).
     lookback_ms: i64,
+    /// The `stats` parameter was given: the answer carries the query's statistics.
+    stats: bool,
+    /// When the request arrived (for `execTotalTime`).
+    arrived: Instant,
 }
 
 /// Thanos's dynamic lookback delta: a query allowed to read data coarser than the lookback
@@ -431,6 +435,7 @@ impl Api {
             telemetry::DEFAULT_BUCKETS,
         )
         .observe(now.elapsed().as_secs_f64());
+        let queued = now.elapsed();
         let permit = (permit, InFlight::enter());
         let cancel = promql::CancelToken::with_deadline(q.deadline);
         let queryable = ProxyQueryable {
@@ -458,15 +463,21 @@ impl Api {
         drop(guard);
         // The slot is for evaluation, as in Prometheus: writing the answer does not hold it.
         drop(permit);
-        Ok(stream_result(result))
+        let times = q.stats.then(|| json::ExecTimes {
+            queue: queued,
+            total: q.arrived.elapsed(),
+        });
+        Ok(stream_result(result, times))
     }
 }
 
 /// Streams a query's JSON answer, encoded on a blocking thread as the client reads it.
-fn stream_result(result: promql::QueryResult) -> Response {
+fn stream_result(result: promql::QueryResult, stats: Option<json::ExecTimes>) -> Response {
     let (tx, rx) = tokio::sync::mpsc::channel::<Result<Vec<u8>, std::io::Error>>(4);
     tokio::task::spawn_blocking(move || {
-        json::write_query_result(result, &mut |piece| tx.blocking_send(Ok(piece)).is_ok());
+        json::write_query_result(result, stats, &mut |piece| {
+            tx.blocking_send(Ok(piece)).is_ok()
+        });
     });
     let body = Body::from_stream(tokio_stream_from(rx));
     let mut resp = Response::new(body);
@@ -484,6 +495,7 @@ fn tokio_stream_from(
 }
 
 async fn query(State(api): State<Arc<Api>>, req: Request) -> Result<Response, ApiError> {
+    let arrived = Instant::now();
     let r = read_request(req).await;
     let time = time_param(&r.form, "time", GoTime::from_ms(tsdb::time::now_ms()))?;
     let timeout = timeout_param(&r.form)?;
@@ -496,6 +508,8 @@ async fn query(State(api): State<Arc<Api>>, req: Request) -> Result<Response, Ap
         text,
         deadline: api.deadline(&r, timeout),
         lookback_ms: api.lookback(&r.form, &settings)?,
+        stats: !r.form.get("stats").is_empty(),
+        arrived,
         settings,
     };
     let t = time.engine_ms();
@@ -506,6 +520,7 @@ async fn query(State(api): State<Arc<Api>>, req: Request) -> Result<Response, Ap
 }
 
 async fn query_range(State(api): State<Arc<Api>>, req: Request) -> Result<Response, ApiError> {
+    let arrived = Instant::now();
     let r = read_request(req).await;
     let f = &r.form;
     let start = params::parse_time(f.get("start"))
@@ -564,6 +579,8 @@ async fn query_range(State(api): State<Arc<Api>>, req: Request) -> Result<Respon
         text,
         deadline: api.deadline(&r, timeout),
         lookback_ms: api.lookback(f, &settings)?,
+        stats: !f.get("stats").is_empty(),
+        arrived,
         settings,
     };
     let (s, e) = (start.engine_ms(), end.engine_ms());

@@ -110,6 +110,18 @@ pub fn write_scalar_value(out: &mut Vec<u8>, v: f64) {
 
 fn write_float(out: &mut Vec<u8>, v: f64, exponent: bool) {
     out.push(b'"');
+    write_number(out, v, exponent);
+    out.push(b'"');
+}
+
+/// A JSON number as Prometheus's encoder writes a float: plain, or with an exponent when
+/// `|v| < 1e-6` or `|v| >= 1e21` (`8.11e-07`).
+fn write_json_float(out: &mut Vec<u8>, v: f64) {
+    let abs = v.abs();
+    write_number(out, v, abs != 0.0 && !(1e-6..1e21).contains(&abs));
+}
+
+fn write_number(out: &mut Vec<u8>, v: f64, exponent: bool) {
     if v.is_nan() {
         out.extend_from_slice(b"NaN");
     } else if v.is_infinite() {
@@ -134,7 +146,6 @@ fn write_float(out: &mut Vec<u8>, v: f64, exponent: bool) {
         // Rust's shortest round-trip digits in plain notation equal Go's 'f' with -1.
         let _ = write!(Hex(out), "{v}");
     }
-    out.push(b'"');
 }
 
 /// Appends a scalar result `[<t>,"<v>"]`.
@@ -220,8 +231,16 @@ pub fn write_str_array<'a>(out: &mut Vec<u8>, items: impl IntoIterator<Item = &'
 /// Writes a query's answer, consuming it, and hands `emit` a piece whenever [`PIECE`] bytes
 /// have gathered (and the rest at the end). `emit` returns false when the reader is gone,
 /// which stops the writing.
-pub fn write_query_result(result: QueryResult, emit: &mut dyn FnMut(Vec<u8>) -> bool) {
-    let QueryResult { value, warnings } = result;
+pub fn write_query_result(
+    result: QueryResult,
+    stats: Option<ExecTimes>,
+    emit: &mut dyn FnMut(Vec<u8>) -> bool,
+) {
+    let QueryResult {
+        value,
+        warnings,
+        stats: engine_stats,
+    } = result;
     let mut out = Vec::with_capacity(PIECE + 4096);
     out.extend_from_slice(b"{\"status\":\"success\",\"data\":{\"resultType\":\"");
     out.extend_from_slice(value.type_name().as_bytes());
@@ -285,10 +304,50 @@ pub fn write_query_result(result: QueryResult, emit: &mut dyn FnMut(Vec<u8>) -> 
             out.push(b']');
         }
     }
+    if let Some(exec) = stats {
+        write_stats(&mut out, &engine_stats, &exec);
+    }
     out.push(b'}');
     write_warnings(&mut out, &warnings);
     out.push(b'}');
     emit(out);
+}
+
+/// What the querier measured around the engine for the `stats` parameter.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct ExecTimes {
+    /// Waiting for a concurrency slot.
+    pub queue: std::time::Duration,
+    /// From the request's arrival to the end of the evaluation.
+    pub total: std::time::Duration,
+}
+
+/// Appends `,"stats":{…}` as Prometheus's `stats` parameter shows it (its per-step counts
+/// are behind a Prometheus feature flag and absent by default, as here).
+fn write_stats(out: &mut Vec<u8>, s: &promql::QueryStats, exec: &ExecTimes) {
+    let timings = [
+        ("evalTotalTime", s.eval_total),
+        ("resultSortTime", s.result_sort),
+        ("queryPreparationTime", std::time::Duration::ZERO),
+        ("innerEvalTime", s.inner_eval),
+        ("execQueueTime", exec.queue),
+        ("execTotalTime", exec.total),
+    ];
+    out.extend_from_slice(b",\"stats\":{\"timings\":{");
+    for (i, (name, d)) in timings.iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        write_str(out, name);
+        out.push(b':');
+        write_json_float(out, d.as_secs_f64());
+    }
+    let mut buf = itoa_buf();
+    out.extend_from_slice(b"},\"samples\":{\"totalQueryableSamples\":");
+    out.extend_from_slice(fmt_u64(&mut buf, s.total_samples));
+    out.extend_from_slice(b",\"peakSamples\":");
+    out.extend_from_slice(fmt_u64(&mut buf, s.peak_samples as u64));
+    out.extend_from_slice(b"}}");
 }
 
 #[cfg(test)]
@@ -356,9 +415,10 @@ mod tests {
         let result = QueryResult {
             value: Value::Matrix(series),
             warnings: vec!["w".into()],
+            stats: Default::default(),
         };
         let mut pieces = Vec::new();
-        write_query_result(result, &mut |p| {
+        write_query_result(result, None, &mut |p| {
             pieces.push(p);
             true
         });
@@ -379,15 +439,40 @@ mod tests {
                 v: 2.0,
             }]),
             warnings: vec![],
+            stats: Default::default(),
         };
         let mut all = Vec::new();
-        write_query_result(r, &mut |p| {
+        write_query_result(r.clone(), None, &mut |p| {
             all.extend(p);
             true
         });
         assert_eq!(
             String::from_utf8(all).unwrap(),
             r#"{"status":"success","data":{"resultType":"vector","result":[{"metric":{"a":"b"},"value":[1,"2"]}]}}"#
+        );
+        let mut r = r;
+        r.stats = promql::QueryStats {
+            total_samples: 12,
+            peak_samples: 3,
+            eval_total: std::time::Duration::from_nanos(153_629),
+            inner_eval: std::time::Duration::from_nanos(152_818),
+            result_sort: std::time::Duration::from_nanos(811),
+        };
+        let exec = ExecTimes {
+            queue: std::time::Duration::from_micros(2),
+            total: std::time::Duration::from_secs(1),
+        };
+        let mut all = Vec::new();
+        write_query_result(r, Some(exec), &mut |p| {
+            all.extend(p);
+            true
+        });
+        let text = String::from_utf8(all).unwrap();
+        assert!(
+            text.ends_with(
+                r#""stats":{"timings":{"evalTotalTime":0.000153629,"resultSortTime":8.11e-07,"queryPreparationTime":0,"innerEvalTime":0.000152818,"execQueueTime":0.000002,"execTotalTime":1},"samples":{"totalQueryableSamples":12,"peakSamples":3}}}}"#
+            ),
+            "{text}"
         );
     }
 }

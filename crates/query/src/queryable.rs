@@ -130,6 +130,7 @@ impl Queryable for ProxyQueryable {
             counter: is_counter_function(hints.func.as_deref()),
             aggregates,
             warnings: Vec::new(),
+            histogram_series: 0,
             groups: Vec::new(),
             spans: Vec::new(),
         }))
@@ -147,6 +148,8 @@ struct ProxySeriesSet {
     /// What downsampled chunks are read as.
     aggregates: &'static [pb::Aggr],
     warnings: Vec<String>,
+    /// Series that had native histogram chunks, which the engine does not evaluate yet.
+    histogram_series: usize,
     /// Scratch buffers, one per group of non-overlapping chunks.
     groups: Vec<Vec<(i64, f64)>>,
     /// Scratch: the current series' chunk spans.
@@ -171,6 +174,9 @@ impl SeriesSet for ProxySeriesSet {
             match frame.result {
                 Some(pb::series_response::Result::Series(s)) => {
                     let labels = storeapi::convert::labels_from_pb(&s.labels);
+                    if s.chunks.iter().any(is_histogram) {
+                        self.histogram_series += 1;
+                    }
                     if let Err(e) = self.decode(&s.chunks, samples) {
                         return Some(Err(Error::Storage(format!("series {labels}: {e}"))));
                     }
@@ -186,8 +192,22 @@ impl SeriesSet for ProxySeriesSet {
     }
 
     fn warnings(&mut self) -> Vec<String> {
+        if self.histogram_series > 0 {
+            self.warnings.push(format!(
+                "native histogram samples of {} series were left out: this querier does not \
+                 evaluate native histograms yet",
+                std::mem::take(&mut self.histogram_series)
+            ));
+        }
         std::mem::take(&mut self.warnings)
     }
+}
+
+/// A raw chunk of native histogram samples (integer or float).
+fn is_histogram(c: &pb::AggrChunk) -> bool {
+    c.raw
+        .as_ref()
+        .is_some_and(|raw| raw.r#type != pb::chunk::Encoding::Xor as i32)
 }
 
 impl ProxySeriesSet {

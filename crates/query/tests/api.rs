@@ -581,3 +581,80 @@ async fn a_selector_limits_endpoints_and_series_to_the_label_sets_it_keeps() {
         "{asked:?}"
     );
 }
+
+/// A store that answers every Series call with its series of the metric name asked for
+/// (all of them when the name is not given).
+struct Fixed(Vec<pb::Series>);
+
+#[async_trait::async_trait]
+impl SeriesStore for Fixed {
+    fn name(&self) -> String {
+        "fixed".into()
+    }
+    async fn info(&self) -> Result<pb::info::InfoResponse, Status> {
+        Hung.info().await
+    }
+    async fn series(&self, req: pb::SeriesRequest) -> Result<SeriesStream, Status> {
+        use futures::StreamExt;
+        let name = req
+            .matchers
+            .iter()
+            .find(|m| m.name == "__name__" && m.r#type == pb::label_matcher::Type::Eq as i32)
+            .map(|m| m.value.clone());
+        let frames: Vec<_> = self
+            .0
+            .iter()
+            .filter(|s| {
+                name.as_ref().is_none_or(|n| {
+                    s.labels
+                        .iter()
+                        .any(|l| l.name == "__name__" && &l.value == n)
+                })
+            })
+            .cloned()
+            .map(|s| Ok(storeapi::store::series_frame(s)))
+            .collect();
+        Ok(futures::stream::iter(frames).boxed())
+    }
+    async fn label_names(
+        &self,
+        _req: pb::LabelNamesRequest,
+    ) -> Result<pb::LabelNamesResponse, Status> {
+        Ok(Default::default())
+    }
+    async fn label_values(
+        &self,
+        _req: pb::LabelValuesRequest,
+    ) -> Result<pb::LabelValuesResponse, Status> {
+        Ok(Default::default())
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn native_histograms_left_out_are_named_in_the_warnings() {
+    let floats = xor_series(
+        &[("__name__", "a"), ("job", "x")],
+        &[(0, 1.0), (15_000, 2.0)],
+    );
+    let mut histograms = xor_series(&[("__name__", "h"), ("job", "x")], &[(0, 1.0)]);
+    for c in &mut histograms.chunks {
+        if let Some(raw) = &mut c.raw {
+            raw.r#type = pb::chunk::Encoding::Histogram as i32;
+        }
+    }
+    let ep = Endpoint::new("fixed", Arc::new(Fixed(vec![floats, histograms])));
+    ep.refresh().await;
+    let port = serve(vec![ep], config(Duration::from_secs(5), 4)).await;
+    let answer = get(port, "/api/v1/query?query=%7Bjob%3D%22x%22%7D&time=20", &[]).await;
+    let v: serde_json::Value = serde_json::from_slice(&answer.body).unwrap();
+    assert_eq!(v["status"], "success", "{}", answer.text());
+    assert_eq!(v["data"]["result"].as_array().unwrap().len(), 1);
+    assert_eq!(
+        v["warnings"][0],
+        "native histogram samples of 1 series were left out: this querier does not evaluate \
+         native histograms yet"
+    );
+    // Without histograms, no warning.
+    let plain = get(port, "/api/v1/query?query=a&time=20", &[]).await;
+    assert!(!plain.text().contains("warnings"), "{}", plain.text());
+}
