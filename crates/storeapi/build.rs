@@ -3,9 +3,12 @@
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     println!("cargo:rerun-if-changed=proto");
-    tonic_prost_build::configure().compile_protos(
-        &["proto/rpc.proto", "proto/info.proto", "proto/apis.proto"],
-        &["proto"],
-    )?;
+    // Chunk bytes are slices of what was read or received, never copied.
+    tonic_prost_build::configure()
+        .bytes(".thanos.Chunk")
+        .compile_protos(
+            &["proto/rpc.proto", "proto/info.proto", "proto/apis.proto"],
+            &["proto"],
+        )?;
     Ok(())
 }

@@ -495,6 +495,56 @@ pub async fn get_range(
     Ok(bytes)
 }
 
+/// Reads several byte ranges of one object in one call (a local filesystem opens the file
+/// once and reads each range exactly); ranges that run past the object's end are cut there.
+/// Counted as one range read.
+pub async fn get_ranges(
+    bucket: &dyn ObjectStore,
+    path: &ObjectPath,
+    ranges: &[std::ops::Range<u64>],
+) -> Result<Vec<Bytes>> {
+    let failed = |source: object_store::Error| Error::Store {
+        op: "read ranges of",
+        path: path.to_string(),
+        range: None,
+        source: Box::new(source),
+    };
+    let got = match bucket.get_ranges(path, ranges).await {
+        Ok(got) => got,
+        Err(e @ object_store::Error::NotFound { .. }) => return Err(failed(e)),
+        Err(_) => {
+            // A range past the end (the last chunk of a segment read by estimate).
+            let size = bucket.head(path).await.map_err(failed)?.size;
+            let cut: Vec<_> = ranges
+                .iter()
+                .map(|r| r.start.min(size)..r.end.min(size))
+                .collect();
+            bucket.get_ranges(path, &cut).await.map_err(failed)?
+        }
+    };
+    crate::stats::record_get_range(covered_bytes(ranges, &got));
+    Ok(got)
+}
+
+/// Bytes read for `ranges` answered by `got`: overlapping ranges are read once.
+fn covered_bytes(ranges: &[std::ops::Range<u64>], got: &[Bytes]) -> usize {
+    let mut spans: Vec<(u64, u64)> = ranges
+        .iter()
+        .zip(got)
+        .map(|(r, b)| (r.start, r.start + b.len() as u64))
+        .collect();
+    spans.sort_unstable();
+    let (mut total, mut end) = (0u64, 0u64);
+    for (start, stop) in spans {
+        let from = start.max(end);
+        if stop > from {
+            total += stop - from;
+        }
+        end = end.max(stop);
+    }
+    total as usize
+}
+
 /// Deletes block `id` in Thanos's order: meta.json first (the block turns into a partial
 /// upload for readers), then every other object, the deletion mark last.
 pub async fn delete_block(bucket: &dyn ObjectStore, id: Ulid) -> Result<()> {
@@ -552,6 +602,25 @@ mod tests {
             data.len() as u64
         );
         assert_eq!(std::fs::read(out).unwrap(), data);
+    }
+
+    #[tokio::test]
+    async fn range_reads_in_one_call_are_cut_at_the_end() {
+        let d = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(d.path().join("bkt/b")).unwrap();
+        std::fs::write(d.path().join("bkt/b/chunks"), b"0123456789").unwrap();
+        let store =
+            object_store::local::LocalFileSystem::new_with_prefix(d.path().join("bkt")).unwrap();
+        let path = ObjectPath::from("b/chunks");
+        let got = get_ranges(&store, &path, &[2..4, 8..100, 0..1])
+            .await
+            .unwrap();
+        assert_eq!(got, vec![&b"23"[..], &b"89"[..], &b"0"[..]]);
+        assert_eq!(covered_bytes(&[2..4, 8..100, 0..1], &got), 5);
+        let four = Bytes::from_static(b"abcd");
+        assert_eq!(covered_bytes(&[0..4, 2..6], &[four.clone(), four]), 6);
+        let missing = get_ranges(&store, &ObjectPath::from("b/none"), &[0..1, 2..3]).await;
+        assert!(missing.unwrap_err().to_string().contains("b/none"));
     }
 
     #[tokio::test]

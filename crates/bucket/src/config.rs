@@ -675,6 +675,12 @@ pub fn bucket_from_yaml(yaml: &str) -> Result<Bucket> {
     ObjstoreConfig::parse(&expand_env(yaml)?)?.build()
 }
 
+/// Whether an objstore configuration is a local directory (type FILESYSTEM).
+pub fn is_filesystem(yaml: &str) -> Result<bool> {
+    let cfg = ObjstoreConfig::parse(&expand_env(yaml)?)?;
+    Ok(matches!(cfg.backend, Backend::Filesystem { .. }))
+}
+
 /// [`bucket_from_yaml`] for readers that must not create anything: a filesystem bucket
 /// whose directory does not exist is an error rather than a new empty directory.
 pub fn existing_bucket_from_yaml(yaml: &str) -> Result<Bucket> {

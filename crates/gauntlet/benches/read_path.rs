@@ -3,6 +3,8 @@
 //! cold latency (first run after start), warm latency (median of 5), object-store range
 //! reads and bytes; at the end, peak RSS of each process. Run with `bench/read-path`.
 //!
+//! `READ_PATH_HOLD=<seconds>` keeps the processes up after the table, for profiling.
+//!
 //! Data: 4,000 counters and a 200-instance classic histogram over 2 days at 30 s, written as
 //! 12 h blocks; Prometheus runs with compaction off (min = max block duration = 2h).
 
@@ -329,6 +331,21 @@ fn main() {
         "median warm speedup (prometheus time / ours): {:.2}x",
         ratios[ratios.len() / 2]
     );
+    if let Some(secs) = std::env::var("READ_PATH_HOLD")
+        .ok()
+        .and_then(|v| v.parse::<u64>().ok())
+    {
+        // For profiling: keep the stack up (attach `perf record -p PID` and send queries).
+        eprintln!(
+            "holding {secs}s: query http://127.0.0.1:{q_http} (pid {}), store pid {}, \
+             prometheus http://127.0.0.1:{} (pid {})",
+            query.pid(),
+            store.pid(),
+            prom.port,
+            prom.pid()
+        );
+        std::thread::sleep(Duration::from_secs(secs));
+    }
     let mb = |b: Option<u64>| b.map_or("?".to_string(), |b| format!("{} MiB", b >> 20));
     println!(
         "peak RSS: store gateway {}, querier {}, prometheus {}",

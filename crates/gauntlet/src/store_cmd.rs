@@ -95,6 +95,12 @@ pub fn run(a: StoreArgs) -> Result<()> {
         request_matchers_limit: a.request_matchers_limit,
         regex_bytes_limit: a.regex_bytes_limit as usize,
         relabel: crate::compact_cmd::relabel_from(&a.relabel_config_file, &a.relabel_config)?,
+        // A local directory reads exactly what is needed; remote stores merge nearby reads.
+        range_gap: if bucket::config::is_filesystem(&yaml)? {
+            0
+        } else {
+            store::ranges::MAX_GAP
+        },
         ..Default::default()
     };
     std::fs::create_dir_all(&a.data_dir)

@@ -1408,7 +1408,7 @@ impl<'a, 'c> Evaluator<'a, 'c> {
         } else {
             SlidingWindows::rescanning(rf)
         };
-        let mut eval_series = |labels: &Labels,
+        let mut eval_series = |mut labels: Labels,
                                samples: &[RawSample],
                                at: Option<i64>,
                                offset: i64,
@@ -1446,11 +1446,10 @@ impl<'a, 'c> Evaluator<'a, 'c> {
             self.ctx.count_read(read);
             if !points.is_empty() {
                 self.ctx.add_samples(points.len())?;
-                let mut l = labels.clone();
                 if !keep_name {
-                    l.remove(METRIC_NAME);
+                    labels.remove(METRIC_NAME);
                 }
-                sink(Series { labels: l, points })?;
+                sink(Series { labels, points })?;
             }
             Ok(())
         };
@@ -1466,7 +1465,7 @@ impl<'a, 'c> Evaluator<'a, 'c> {
                     let labels = next?;
                     self.ctx.check("expression evaluation")?;
                     buf.retain(|s| !is_stale(s.v));
-                    eval_series(&labels, &buf, at, offset, range)?;
+                    eval_series(labels, &buf, at, offset, range)?;
                 }
                 self.ctx.add_warnings(set.as_mut());
             }
@@ -1477,11 +1476,11 @@ impl<'a, 'c> Evaluator<'a, 'c> {
                 let inner_points: usize = inner.iter().map(|s| s.points.len()).sum();
                 self.ctx.add_samples(inner_points)?;
                 let mut buf: Vec<RawSample> = Vec::new();
-                for s in &inner {
+                for s in inner {
                     self.ctx.check("expression evaluation")?;
                     buf.clear();
                     buf.extend(s.points.iter().map(|p| RawSample { t: p.t, v: p.v }));
-                    eval_series(&s.labels, &buf, at, offset, range)?;
+                    eval_series(s.labels, &buf, at, offset, range)?;
                 }
                 self.ctx.release_samples(inner_points);
             }

@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 
-use futures::StreamExt;
+use futures::{FutureExt, StreamExt};
 use promql::{Error, Queryable, RawSample, SelectHints, SeriesSet};
 use storeapi::convert::matcher_to_pb;
 use storeapi::dedup::{dedup_replicas, split_overlapping, ChunkSpan};
@@ -125,6 +125,8 @@ impl Queryable for ProxyQueryable {
             deadline: self.deadline,
             cancel: self.cancel.clone(),
             stream,
+            ready: std::collections::VecDeque::new(),
+            ended: false,
             dedup,
             chain: s.chain_dedup,
             counter: is_counter_function(hints.func.as_deref()),
@@ -142,6 +144,10 @@ struct ProxySeriesSet {
     deadline: tokio::time::Instant,
     cancel: promql::CancelToken,
     stream: SeriesStream,
+    /// Frames already received, not yet handed out.
+    ready: std::collections::VecDeque<Result<pb::SeriesResponse, tonic::Status>>,
+    /// The stream returned its end (it must not be polled again).
+    ended: bool,
     dedup: bool,
     chain: bool,
     counter: bool,
@@ -159,25 +165,44 @@ struct ProxySeriesSet {
 impl SeriesSet for ProxySeriesSet {
     fn next_series(&mut self, samples: &mut Vec<RawSample>) -> Option<promql::Result<Labels>> {
         loop {
-            let next = wait(
-                &self.handle,
-                self.deadline,
-                &self.cancel,
-                self.stream.next(),
-            );
-            let frame = match next {
-                Err(e) => return Some(Err(e)),
-                Ok(None) => return None,
-                Ok(Some(Ok(f))) => f,
-                Ok(Some(Err(e))) => return Some(Err(Error::Storage(e.message().to_string()))),
+            if self.ready.is_empty() && !self.ended {
+                // Everything that has arrived at once: one wake-up of this thread per batch
+                // of frames rather than per series.
+                let (stream, ready, ended) = (&mut self.stream, &mut self.ready, &mut self.ended);
+                let received = wait(&self.handle, self.deadline, &self.cancel, async {
+                    let Some(first) = stream.next().await else {
+                        *ended = true;
+                        return;
+                    };
+                    ready.push_back(first);
+                    while ready.len() < 64 {
+                        match stream.next().now_or_never() {
+                            Some(Some(frame)) => ready.push_back(frame),
+                            Some(None) => {
+                                *ended = true;
+                                break;
+                            }
+                            None => break,
+                        }
+                    }
+                });
+                if let Err(e) = received {
+                    return Some(Err(e));
+                }
+            }
+            let frame = match self.ready.pop_front() {
+                None => return None,
+                Some(Ok(f)) => f,
+                Some(Err(e)) => return Some(Err(Error::Storage(e.message().to_string()))),
             };
             match frame.result {
                 Some(pb::series_response::Result::Series(s)) => {
-                    let labels = storeapi::convert::labels_from_pb(&s.labels);
-                    if s.chunks.iter().any(is_histogram) {
+                    let chunks = s.chunks;
+                    let labels = storeapi::convert::labels_from_pb_owned(s.labels);
+                    if chunks.iter().any(is_histogram) {
                         self.histogram_series += 1;
                     }
-                    if let Err(e) = self.decode(&s.chunks, samples) {
+                    if let Err(e) = self.decode(&chunks, samples) {
                         return Some(Err(Error::Storage(format!("series {labels}: {e}"))));
                     }
                     if samples.is_empty() {

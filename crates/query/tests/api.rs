@@ -208,7 +208,7 @@ fn xor_series(labels: &[(&str, &str)], samples: &[(i64, f64)]) -> pb::Series {
             max_time: samples.last().map_or(0, |s| s.0),
             raw: Some(pb::Chunk {
                 r#type: 0,
-                data: app.into_bytes(),
+                data: app.into_bytes().into(),
                 hash: 0,
             }),
             ..Default::default()

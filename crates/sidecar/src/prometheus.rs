@@ -229,7 +229,7 @@ fn to_pb(s: prompb::ChunkedSeries, ext: &Labels) -> pb::Series {
                 max_time: c.max_time_ms,
                 raw: Some(pb::Chunk {
                     r#type: wire as i32,
-                    data: c.data,
+                    data: c.data.into(),
                     hash: 0,
                 }),
                 ..Default::default()

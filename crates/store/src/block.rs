@@ -15,7 +15,7 @@ use tsdb::meta::BlockMeta;
 use tsdb::{Labels, Matcher};
 
 use crate::cache::{IndexCache, Key, Kind};
-use crate::ranges::{partition, MAX_GAP};
+use crate::ranges::partition;
 use crate::{Error, Result};
 
 /// Runs CPU-heavy work of a request on the blocking pool, so one expensive request cannot
@@ -30,8 +30,38 @@ pub async fn blocking<T: Send + 'static>(
 
 /// A series entry is assumed to take at most this much; longer ones are read again whole.
 const SERIES_SIZE_ESTIMATE: u64 = 64 * 1024;
-/// A chunk is assumed to take at most this much (Thanos's estimate).
+/// A chunk is assumed to take at most this much (Thanos's estimate) when nothing better is
+/// known.
 const CHUNK_SIZE_ESTIMATE: u64 = 16_000;
+
+/// A chunk to read: its meta and how many bytes its record takes at most.
+#[derive(Clone, Copy, Debug)]
+pub struct ChunkToRead {
+    pub meta: ChunkMeta,
+    pub max_len: u32,
+}
+
+/// Upper bounds of the records of a series' chunks (all of them, in file order): up to the
+/// next chunk of the series in the same segment, else twice the largest record seen in the
+/// series plus some slack, else [`CHUNK_SIZE_ESTIMATE`]. A bound that is short is found
+/// when parsing and the chunk read again whole.
+fn chunk_record_bounds(chunks: &[ChunkMeta]) -> Vec<u32> {
+    let exact = |i: usize| -> Option<u32> {
+        let (a, b) = (chunks[i].chunk_ref, chunks.get(i + 1)?.chunk_ref);
+        (a.segment() == b.segment() && b.offset() > a.offset()).then(|| b.offset() - a.offset())
+    };
+    let known: Vec<Option<u32>> = (0..chunks.len()).map(exact).collect();
+    let largest = known.iter().flatten().copied().max();
+    known
+        .into_iter()
+        .map(|k| {
+            k.unwrap_or_else(|| match largest {
+                Some(l) => (2 * l + 256).min(CHUNK_SIZE_ESTIMATE as u32),
+                None => CHUNK_SIZE_ESTIMATE as u32,
+            })
+        })
+        .collect()
+}
 
 pub struct BucketBlock {
     pub meta: BlockMeta,
@@ -40,10 +70,14 @@ pub struct BucketBlock {
     header: IndexReader,
     bucket: bucket::Bucket,
     cache: Arc<IndexCache>,
+    /// Ranges of one object closer than this are read together; 0 reads them exactly, in
+    /// one call.
+    range_gap: u64,
 }
 
-/// A block's series selected for a query: labels (external ones added) and chunk metas.
-pub type Selection = Vec<(Labels, Vec<ChunkMeta>)>;
+/// A block's series selected for a query: labels as sent (external ones set over the
+/// series' own) and chunks to read.
+pub type Selection = Vec<(Vec<pb::Label>, Vec<ChunkToRead>)>;
 
 /// What a Series call asks of one block.
 pub struct BlockQuery<'a> {
@@ -58,6 +92,7 @@ impl BucketBlock {
         header: IndexReader,
         bucket: bucket::Bucket,
         cache: Arc<IndexCache>,
+        range_gap: u64,
     ) -> Self {
         let ext_labels = Labels::from_pairs(meta.external_labels());
         BucketBlock {
@@ -67,6 +102,7 @@ impl BucketBlock {
             header,
             bucket,
             cache,
+            range_gap,
         }
     }
 
@@ -142,8 +178,11 @@ impl BucketBlock {
     /// Reads byte ranges of one object, merging nearby ones; returns the bytes of each range.
     async fn read_ranges(&self, file: &str, ranges: &[Range<u64>]) -> Result<Vec<bytes::Bytes>> {
         let path = object_path(&self.id, file);
+        if self.range_gap == 0 {
+            return Ok(bucket::block::get_ranges(self.bucket.as_ref(), &path, ranges).await?);
+        }
         let mut out = vec![bytes::Bytes::new(); ranges.len()];
-        let parts = partition(ranges, MAX_GAP);
+        let parts = partition(ranges, self.range_gap);
         let fetched = futures::future::try_join_all(
             parts
                 .iter()
@@ -244,10 +283,11 @@ impl BucketBlock {
         Ok(out)
     }
 
-    /// Fetches the chunks at `refs`: (encoding on disk, data) for each.
-    async fn chunks(&self, refs: &[ChunkRef]) -> Result<Vec<(u8, bytes::Bytes)>> {
+    /// Fetches the chunks at `refs` (each with its record's length bound): (encoding on
+    /// disk, data) for each.
+    async fn chunks(&self, refs: &[(ChunkRef, u32)]) -> Result<Vec<(u8, bytes::Bytes)>> {
         let mut by_segment: BTreeMap<u32, Vec<usize>> = BTreeMap::new();
-        for (i, r) in refs.iter().enumerate() {
+        for (i, (r, _)) in refs.iter().enumerate() {
             by_segment.entry(r.segment()).or_default().push(i);
         }
         let mut out = vec![(0u8, bytes::Bytes::new()); refs.len()];
@@ -256,7 +296,8 @@ impl BucketBlock {
             let ranges: Vec<Range<u64>> = idx
                 .iter()
                 .map(|&i| {
-                    u64::from(refs[i].offset())..u64::from(refs[i].offset()) + CHUNK_SIZE_ESTIMATE
+                    let (r, len) = refs[i];
+                    u64::from(r.offset())..u64::from(r.offset()) + u64::from(len)
                 })
                 .collect();
             let data = self.read_ranges(&file, &ranges).await?;
@@ -288,17 +329,20 @@ impl BucketBlock {
         let entries = self.series_entries(&refs).await?;
         let mut selected = Vec::with_capacity(entries.len());
         for e in entries {
-            let chunks: Vec<ChunkMeta> = e
+            let bounds = chunk_record_bounds(&e.chunks);
+            let chunks: Vec<ChunkToRead> = e
                 .chunks
                 .iter()
-                .filter(|c| c.max_time >= q.min_time && c.min_time <= q.max_time)
-                .copied()
+                .zip(bounds)
+                .filter(|(c, _)| c.max_time >= q.min_time && c.min_time <= q.max_time)
+                .map(|(&meta, max_len)| ChunkToRead { meta, max_len })
                 .collect();
             if chunks.is_empty() {
                 continue;
             }
-            let labels = self.header.labels_of(&e.label_refs)?;
-            selected.push((labels.merge_overriding(&self.ext_labels), chunks));
+            let labels = wire_labels(self.header.label_pairs(&e.label_refs), &self.ext_labels)
+                .map_err(|e| self.err(e.to_string()))?;
+            selected.push((labels, chunks));
         }
         Ok(selected)
     }
@@ -308,13 +352,16 @@ impl BucketBlock {
     /// carry the sub-chunks of `aggregates` (count and sum when none are asked for).
     pub async fn fetch_chunks(
         &self,
-        metas: &[ChunkMeta],
+        chunks: &[ChunkToRead],
         aggregates: &[pb::Aggr],
     ) -> Result<Vec<Option<pb::AggrChunk>>> {
-        let refs: Vec<ChunkRef> = metas.iter().map(|m| m.chunk_ref).collect();
+        let refs: Vec<(ChunkRef, u32)> = chunks
+            .iter()
+            .map(|c| (c.meta.chunk_ref, c.max_len))
+            .collect();
         let data = self.chunks(&refs).await?;
-        let mut out = Vec::with_capacity(metas.len());
-        for (m, (enc, bytes)) in metas.iter().zip(data) {
+        let mut out = Vec::with_capacity(chunks.len());
+        for (m, (enc, bytes)) in chunks.iter().map(|c| &c.meta).zip(data) {
             let mut c = pb::AggrChunk {
                 min_time: m.min_time,
                 max_time: m.max_time,
@@ -332,7 +379,7 @@ impl BucketBlock {
             };
             c.raw = Some(pb::Chunk {
                 r#type: wire as i32,
-                data: bytes.to_vec(),
+                data: bytes,
                 hash: 0,
             });
             out.push(Some(c));
@@ -345,7 +392,7 @@ impl BucketBlock {
     fn fill_aggregates(
         &self,
         c: &mut pb::AggrChunk,
-        data: &[u8],
+        data: &bytes::Bytes,
         aggregates: &[pb::Aggr],
     ) -> Result<()> {
         use tsdb::chunkenc::aggr::{self, AggrType};
@@ -378,7 +425,7 @@ impl BucketBlock {
                 .ok_or_else(|| fail(format!("aggregate {} has encoding {enc}", t.name())))?;
             *slot = Some(pb::Chunk {
                 r#type: wire as i32,
-                data: bytes.to_vec(),
+                data: data.slice_ref(bytes),
                 hash: 0,
             });
         }
@@ -410,6 +457,37 @@ fn decode_postings(b: &[u8], offset: u64, what: &str) -> Result<(Vec<u32>, usize
     Ok((list, used))
 }
 
+/// A series' labels for the wire: its own, sorted by name as the index keeps them, with the
+/// external labels set over them; each string copied once.
+fn wire_labels<'a>(
+    own: impl Iterator<Item = tsdb::Result<(&'a str, &'a str)>>,
+    ext: &Labels,
+) -> std::result::Result<Vec<pb::Label>, String> {
+    let label = |name: &str, value: &str| pb::Label {
+        name: name.to_string(),
+        value: value.to_string(),
+    };
+    let mut out = Vec::with_capacity(8);
+    let mut ext = ext.iter().peekable();
+    let mut last: Option<&str> = None;
+    for pair in own {
+        let (name, value) = pair.map_err(|e| e.to_string())?;
+        if last.is_some_and(|l| l >= name) {
+            return Err("series labels not sorted by name".into());
+        }
+        last = Some(name);
+        while let Some(e) = ext.next_if(|e| e.name.as_str() < name) {
+            out.push(label(&e.name, &e.value));
+        }
+        match ext.next_if(|e| e.name == name) {
+            Some(e) => out.push(label(&e.name, &e.value)),
+            None => out.push(label(name, value)),
+        }
+    }
+    out.extend(ext.map(|e| label(&e.name, &e.value)));
+    Ok(out)
+}
+
 /// Parses a chunk record fetched at `offset`, checking its CRC.
 fn parse_chunk(b: &bytes::Bytes, offset: u64, what: &str) -> Result<(u8, bytes::Bytes)> {
     let mut d = Decbuf::new(b, offset, what);
@@ -427,3 +505,45 @@ fn parse_chunk(b: &bytes::Bytes, offset: u64, what: &str) -> Result<(u8, bytes::
 
 /// A shared block.
 pub type SharedBlock = Arc<BucketBlock>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn meta(segment: u32, offset: u32) -> ChunkMeta {
+        ChunkMeta {
+            min_time: 0,
+            max_time: 0,
+            chunk_ref: ChunkRef::new(segment, offset),
+        }
+    }
+
+    #[test]
+    fn wire_labels_set_external_labels_over_the_series() {
+        let own = [("a", "1"), ("job", "x"), ("replica", "own"), ("z", "9")];
+        let ext = Labels::from_pairs([("b", "2"), ("replica", "r1"), ("zz", "3")]);
+        let got = wire_labels(own.iter().map(|&p| Ok(p)), &ext).unwrap();
+        let want = Labels::from_pairs(own).merge_overriding(&ext);
+        assert_eq!(got, storeapi::convert::labels_to_pb(&want));
+        let unsorted = [("b", "1"), ("a", "2")];
+        assert!(wire_labels(unsorted.iter().map(|&p| Ok(p)), &ext).is_err());
+    }
+
+    #[test]
+    fn chunk_bounds_come_from_the_next_chunk_or_the_series_largest() {
+        // Two chunks in segment 0, the third starts segment 1.
+        let chunks = [meta(0, 8), meta(0, 108), meta(0, 408), meta(1, 8)];
+        assert_eq!(chunk_record_bounds(&chunks), vec![100, 300, 856, 856]);
+        // Nothing known: Thanos's estimate.
+        assert_eq!(
+            chunk_record_bounds(&[meta(0, 8)]),
+            vec![CHUNK_SIZE_ESTIMATE as u32]
+        );
+        // Large records cap at the estimate.
+        let big = [meta(0, 8), meta(0, 12_008), meta(0, 30_000)];
+        assert_eq!(
+            chunk_record_bounds(&big),
+            vec![12_000, 17_992, CHUNK_SIZE_ESTIMATE as u32]
+        );
+    }
+}

@@ -11,11 +11,10 @@ use storeapi::convert::{compare_pb_labels, labels_to_pb, matchers_from_pb};
 use storeapi::pb;
 use storeapi::store::{series_frame, warning_frame, SeriesStore, SeriesStream};
 use tonic::Status;
-use tsdb::chunks::ChunkMeta;
 use tsdb::meta::BlockMeta;
 use tsdb::Labels;
 
-use crate::block::{BlockQuery, BucketBlock, Selection};
+use crate::block::{BlockQuery, BucketBlock, ChunkToRead, Selection};
 use crate::cache::IndexCache;
 use crate::{header, Error, Result};
 
@@ -66,6 +65,10 @@ pub struct Config {
     pub regex_bytes_limit: usize,
     /// Selects the blocks served by external labels and `__block_id`.
     pub relabel: bucket::relabel::Relabel,
+    /// Byte ranges of one object closer than this are read with one GET (Thanos's
+    /// partitioner: 512 KiB). 0 reads each range exactly, in one call per object: for a
+    /// local filesystem bucket, where a read costs little and bytes not needed cost most.
+    pub range_gap: u64,
 }
 
 impl Default for Config {
@@ -86,6 +89,7 @@ impl Default for Config {
             request_matchers_limit: 1_000,
             regex_bytes_limit: 1 << 20,
             relabel: bucket::relabel::Relabel::default(),
+            range_gap: crate::ranges::MAX_GAP,
         }
     }
 }
@@ -161,6 +165,7 @@ impl BucketStore {
             reader,
             self.bucket.clone(),
             self.cache.clone(),
+            self.cfg.range_gap,
         ))
     }
 
@@ -367,16 +372,16 @@ fn fill_from_levels(
 /// (index into the call's block list), the metas of its chunks there.
 struct PlannedSeries {
     labels: Vec<pb::Label>,
-    parts: Vec<(usize, Vec<ChunkMeta>)>,
+    parts: Vec<(usize, Vec<ChunkToRead>)>,
 }
 
 /// Orders the blocks' selections by labels (after dropping `without` labels) and joins equal
 /// label sets across blocks into one series.
 fn plan_series(selections: Vec<(usize, Selection)>, without: &[String]) -> Vec<PlannedSeries> {
-    let mut all: Vec<(Vec<pb::Label>, usize, Vec<ChunkMeta>)> = Vec::new();
+    let mut all: Vec<(Vec<pb::Label>, usize, Vec<ChunkToRead>)> = Vec::new();
     for (block, list) in selections {
         for (labels, metas) in list {
-            let mut labels = labels_to_pb(&labels);
+            let mut labels = labels;
             if !without.is_empty() {
                 labels.retain(|l| !without.contains(&l.name));
             }
@@ -495,7 +500,7 @@ impl SeriesBatches {
             return;
         }
         // Per block, the metas of the batch's series in order.
-        let mut per_block: BTreeMap<usize, Vec<ChunkMeta>> = BTreeMap::new();
+        let mut per_block: BTreeMap<usize, Vec<ChunkToRead>> = BTreeMap::new();
         for s in &batch {
             for (b, metas) in &s.parts {
                 if !self.failed.contains(b) {

@@ -183,12 +183,22 @@ async fn series_equal_local_reads() {
         },
     );
     small_steps.sync().await.unwrap();
+    // A store reading exact ranges (as for a local directory) must answer the same.
+    let exact_reads = BucketStore::new(
+        bucket.clone(),
+        Config {
+            data_dir: dir.path().join("data-exact"),
+            range_gap: 0,
+            ..Config::default()
+        },
+    );
+    exact_reads.sync().await.unwrap();
     // Twice: the second round is served from the index cache and must not change answers.
-    for round in 0..3 {
-        let s: &dyn SeriesStore = if round < 2 {
-            store.as_ref()
-        } else {
-            &small_steps
+    for round in 0..4 {
+        let s: &dyn SeriesStore = match round {
+            0 | 1 => store.as_ref(),
+            2 => &small_steps,
+            _ => &exact_reads,
         };
         for (ms, min_t, max_t) in &cases {
             let got = query(s, ms, *min_t, *max_t).await;

@@ -22,6 +22,21 @@ pub fn labels_from_pb(v: &[pb::Label]) -> Labels {
     Labels::from_pairs(v.iter().map(|l| (l.name.clone(), l.value.clone())))
 }
 
+/// [`labels_from_pb`] taking the strings over instead of copying them.
+pub fn labels_from_pb_owned(v: Vec<pb::Label>) -> Labels {
+    if v.windows(2).all(|w| w[0].name < w[1].name) {
+        return Labels::from_sorted(
+            v.into_iter()
+                .map(|l| Label {
+                    name: l.name,
+                    value: l.value,
+                })
+                .collect(),
+        );
+    }
+    Labels::from_pairs(v.into_iter().map(|l| (l.name, l.value)))
+}
+
 pub fn matcher_to_pb(m: &Matcher) -> pb::LabelMatcher {
     let t = match m.kind {
         MatchType::Equal => pb::label_matcher::Type::Eq,
@@ -95,6 +110,7 @@ mod tests {
     fn round_trips() {
         let l = Labels::from_pairs([("b", "2"), ("a", "1")]);
         assert_eq!(labels_from_pb(&labels_to_pb(&l)), l);
+        assert_eq!(labels_from_pb_owned(labels_to_pb(&l)), l);
         let m = Matcher::new(MatchType::RegexNoMatch, "job", "a|b").unwrap();
         assert_eq!(matchers_from_pb(&[matcher_to_pb(&m)]).unwrap(), vec![m]);
         assert_eq!(encoding_to_pb(Encoding::XOR).map(|e| e as i32), Some(0));

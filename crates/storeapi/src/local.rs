@@ -201,7 +201,7 @@ impl LocalTsdb {
                 max_time: maxt,
                 raw: Some(pb::Chunk {
                     r#type: wire as i32,
-                    data: data.to_vec(),
+                    data: prost::bytes::Bytes::copy_from_slice(data),
                     hash: 0,
                 }),
                 ..Default::default()

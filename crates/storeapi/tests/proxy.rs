@@ -30,7 +30,7 @@ fn chunk(min: i64, max: i64, data: &[u8]) -> pb::AggrChunk {
         max_time: max,
         raw: Some(pb::Chunk {
             r#type: 0,
-            data: data.to_vec(),
+            data: data.to_vec().into(),
             hash: 0,
         }),
         ..Default::default()
