@@ -1280,17 +1280,38 @@ impl<'a, 'c> Evaluator<'a, 'c> {
             return Ok(None);
         };
         let steps = self.range.steps();
-        let mut groups: FxMap<Labels, usize> = FxMap::default();
+        // Groups by a hash of the grouping labels, compared on a hit: no key is built for
+        // a series whose group exists.
+        let mut groups: FxMap<u64, Vec<usize>> = FxMap::default();
         let mut accs: Vec<(Labels, Vec<StepAcc>)> = Vec::new();
         let range = self.range;
         let read_before = self.ctx.total_samples.get();
+        let kept = |x: &Label| {
+            if without {
+                x.name != METRIC_NAME && !grouping.contains(&x.name)
+            } else {
+                grouping.contains(&x.name)
+            }
+        };
         let streamed = self.stream_series(inner, &mut |s| {
-            let key = crate::functions::group_labels(&s.labels, grouping, without);
-            let g = match groups.get(&key) {
-                Some(&g) => g,
+            let mut h = FxHasher::default();
+            for x in s.labels.iter().filter(|x| kept(x)) {
+                h.write(x.name.as_bytes());
+                h.write_u8(0xff);
+                h.write(x.value.as_bytes());
+                h.write_u8(0xff);
+            }
+            let same = groups.entry(h.finish()).or_default();
+            let found = same
+                .iter()
+                .copied()
+                .find(|&g| accs[g].0.iter().eq(s.labels.iter().filter(|x| kept(x))));
+            let g = match found {
+                Some(g) => g,
                 None => {
                     let g = accs.len();
-                    groups.insert(key.clone(), g);
+                    same.push(g);
+                    let key = crate::functions::group_labels(&s.labels, grouping, without);
                     accs.push((key, vec![StepAcc::default(); steps]));
                     g
                 }

@@ -393,6 +393,10 @@ impl Drop for CancelOnDrop {
 async fn check_query(
     text: &[u8],
 ) -> Result<promql_parser::parser::value::ValueType, promql::Error> {
+    // A short query parses in microseconds: a thread hop would cost more.
+    if text.len() <= 2048 {
+        return promql::parse_bytes_with(text, |e| Ok(e.value_type()));
+    }
     let text = text.to_vec();
     tokio::task::spawn_blocking(move || promql::parse_bytes_with(&text, |e| Ok(e.value_type())))
         .await
@@ -473,13 +477,28 @@ impl Api {
 
 /// Streams a query's JSON answer, encoded on a blocking thread as the client reads it.
 fn stream_result(result: promql::QueryResult, stats: Option<json::ExecTimes>) -> Response {
-    let (tx, rx) = tokio::sync::mpsc::channel::<Result<Vec<u8>, std::io::Error>>(4);
-    tokio::task::spawn_blocking(move || {
+    let points = match &result.value {
+        promql::Value::Vector(v) => v.len(),
+        promql::Value::Matrix(m) => m.iter().map(|s| s.points.len()).sum(),
+        _ => 1,
+    };
+    // A small answer is written here: a thread hop would take longer than the writing.
+    let body = if points <= 2048 {
+        let mut all = Vec::new();
         json::write_query_result(result, stats, &mut |piece| {
-            tx.blocking_send(Ok(piece)).is_ok()
+            all.extend_from_slice(&piece);
+            true
         });
-    });
-    let body = Body::from_stream(tokio_stream_from(rx));
+        Body::from(all)
+    } else {
+        let (tx, rx) = tokio::sync::mpsc::channel::<Result<Vec<u8>, std::io::Error>>(4);
+        tokio::task::spawn_blocking(move || {
+            json::write_query_result(result, stats, &mut |piece| {
+                tx.blocking_send(Ok(piece)).is_ok()
+            });
+        });
+        Body::from_stream(tokio_stream_from(rx))
+    };
     let mut resp = Response::new(body);
     resp.headers_mut().insert(
         header::CONTENT_TYPE,

@@ -28,6 +28,19 @@ pub async fn blocking<T: Send + 'static>(
         .unwrap_or_else(|e| Err(Error::Limit(format!("request work failed: {e}"))))
 }
 
+/// [`blocking`], or right here when the caller knows the work is small (a thread hop costs
+/// more than a few microseconds of work).
+async fn blocking_unless<T: Send + 'static>(
+    small: bool,
+    f: impl FnOnce() -> Result<T> + Send + 'static,
+) -> Result<T> {
+    if small {
+        f()
+    } else {
+        blocking(f).await
+    }
+}
+
 /// A series entry is assumed to take at most this much; longer ones are read again whole.
 const SERIES_SIZE_ESTIMATE: u64 = 64 * 1024;
 /// A chunk is assumed to take at most this much (Thanos's estimate) when nothing better is
@@ -204,8 +217,12 @@ impl BucketBlock {
     /// Matching label values and intersecting lists run on a blocking thread.
     pub async fn postings(self: &Arc<Self>, matchers: &[Matcher]) -> Result<Vec<u32>> {
         let (this, owned) = (self.clone(), matchers.to_vec());
-        let plan =
-            blocking(move || plan_matchers(&this.header, &owned).map_err(Error::from)).await?;
+        // Equality matchers are lookups; others may scan many label values.
+        let lookups = matchers.iter().all(|m| m.kind == tsdb::MatchType::Equal);
+        let plan = blocking_unless(lookups, move || {
+            plan_matchers(&this.header, &owned).map_err(Error::from)
+        })
+        .await?;
         let Some(plan) = plan else {
             return Ok(Vec::new());
         };
@@ -227,7 +244,8 @@ impl BucketBlock {
         }
         let data = self.read_index_cached(Kind::Postings, &ranges).await?;
         let this = self.clone();
-        blocking(move || {
+        let bytes: usize = data.iter().map(|(b, _)| b.len()).sum();
+        blocking_unless(bytes <= 64 * 1024, move || {
             let what = format!("{}/index", this.id);
             let mut lists: Vec<Vec<u32>> = Vec::with_capacity(data.len());
             for ((bytes, fetched), r) in data.iter().zip(&ranges) {
