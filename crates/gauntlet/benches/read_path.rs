@@ -3,7 +3,8 @@
 //! cold latency (first run after start), warm latency (median of 5), object-store range
 //! reads and bytes; at the end, peak RSS of each process. Run with `bench/read-path`.
 //!
-//! `READ_PATH_HOLD=<seconds>` keeps the processes up after the table, for profiling.
+//! `READ_PATH_SCALE=10` writes ten times the series (the same queries over a bucket ten
+//! times as large). `READ_PATH_HOLD=<seconds>` keeps the processes up after the table, for profiling.
 //!
 //! Data: 4,000 counters and a 200-instance classic histogram over 2 days at 30 s, written as
 //! 12 h blocks; Prometheus runs with compaction off (min = max block duration = 2h).
@@ -23,12 +24,28 @@ const INTERVAL: i64 = 30_000;
 const HOUR: i64 = 3_600_000;
 const DAYS: i64 = 2;
 
+/// `READ_PATH_SCALE` (default 1) multiplies the series: the bucket grows, what the queries
+/// select stays (the added series have other metric names).
+fn scale() -> u32 {
+    std::env::var("READ_PATH_SCALE")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1)
+        .max(1)
+}
+
 fn series() -> Vec<(Labels, u32)> {
     let mut out = Vec::new();
-    for i in 0..4_000u32 {
+    for i in 0..4_000 * scale() {
+        let name = if i < 4_000 {
+            "http_requests_total".to_string()
+        } else {
+            format!("background_{}_total", i / 4_000)
+        };
+        let i = i % 4_000;
         out.push((
             Labels::from_pairs(vec![
-                ("__name__", "http_requests_total".to_string()),
+                ("__name__", name),
                 ("code", if i % 20 == 0 { "500" } else { "200" }.to_string()),
                 ("instance", format!("host-{}", i / 8)),
                 ("job", format!("job-{}", i % 8)),
@@ -36,11 +53,17 @@ fn series() -> Vec<(Labels, u32)> {
             i,
         ));
     }
-    for i in 0..200u32 {
+    for i in 0..200 * scale() {
+        let name = if i < 200 {
+            "latency_seconds_bucket".to_string()
+        } else {
+            format!("background_{}_seconds_bucket", i / 200)
+        };
+        let i = i % 200;
         for (b, le) in ["0.1", "0.5", "1", "5", "+Inf"].iter().enumerate() {
             out.push((
                 Labels::from_pairs(vec![
-                    ("__name__", "latency_seconds_bucket".to_string()),
+                    ("__name__", name.clone()),
                     ("instance", format!("host-{i}")),
                     ("le", le.to_string()),
                 ]),
@@ -68,6 +91,21 @@ fn write_blocks(dir: &Path) {
         }
         w.finish().unwrap();
     }
+}
+
+/// Bytes of the files under `dir`.
+fn dir_size(dir: &Path) -> u64 {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return 0;
+    };
+    entries
+        .flatten()
+        .map(|e| match e.metadata() {
+            Ok(m) if m.is_dir() => dir_size(&e.path()),
+            Ok(m) => m.len(),
+            Err(_) => 0,
+        })
+        .sum()
 }
 
 fn gauntlet(args: &[String]) -> Process {
@@ -151,9 +189,12 @@ fn main() {
     })
     .unwrap();
 
-    eprintln!(
-        "store gateway peak RSS before queries: {:?} MiB",
-        peak_rss(store.pid()).map(|b| b >> 20)
+    let headers = dir_size(&dir.path().join("store"));
+    println!(
+        "idle store gateway: RSS {} MiB, index-headers {} KiB, bucket {} MiB",
+        testkit::rss(store.pid()) >> 20,
+        headers >> 10,
+        dir_size(&bucket) >> 20
     );
     let end = START + DAYS * 24 * HOUR - INTERVAL;
     let s = |ms: i64| ms / 1000;
