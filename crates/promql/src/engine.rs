@@ -1460,7 +1460,13 @@ impl<'a, 'c> Evaluator<'a, 'c> {
                 for (k, s) in scalars.iter().enumerate() {
                     args_at[k] = s[step];
                 }
-                if let Some(v) = windows.eval(samples, lo, hi, mint, rt, range, ts, &args_at)? {
+                let at = functions::Window {
+                    start: mint,
+                    end: rt,
+                    range_ms: range,
+                    ts,
+                };
+                if let Some(v) = windows.eval(samples, lo, hi, &at, &args_at)? {
                     points.push(Point { t: ts, v });
                 }
             }

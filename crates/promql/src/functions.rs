@@ -213,22 +213,32 @@ pub(crate) fn kahan_inc(inc: f64, sum: f64, c: f64) -> (f64, f64) {
     (t, c)
 }
 
+/// Where one window of a range function lies.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Window {
+    /// First and last time (ms) the window covers.
+    pub start: i64,
+    pub end: i64,
+    /// The range as written in the query (ms).
+    pub range_ms: i64,
+    /// The evaluation step's time.
+    pub ts: i64,
+}
+
 /// Evaluates a range function on one window of samples (non-empty, stale markers removed).
 /// `args` are the scalar arguments in call order, without the range vector.
 pub(crate) fn range_fn(
     f: RangeFn,
     w: &[RawSample],
-    range_start: i64,
-    range_end: i64,
-    range_ms: i64,
-    ts: i64,
+    at: &Window,
     args: &[f64],
 ) -> Result<Option<f64>> {
+    let ts = at.ts;
     use RangeFn::*;
     Ok(match f {
-        Rate => extrapolated_rate(w, range_start, range_end, range_ms, true, true),
-        Increase => extrapolated_rate(w, range_start, range_end, range_ms, true, false),
-        Delta => extrapolated_rate(w, range_start, range_end, range_ms, false, false),
+        Rate => extrapolated_rate(w, at, true, true),
+        Increase => extrapolated_rate(w, at, true, false),
+        Delta => extrapolated_rate(w, at, false, false),
         Irate => instant_value(w, true),
         Idelta => instant_value(w, false),
         Deriv => {
@@ -329,14 +339,7 @@ fn variance_over_time(w: &[RawSample]) -> f64 {
     (aux + c_aux) / count
 }
 
-fn extrapolated_rate(
-    w: &[RawSample],
-    range_start: i64,
-    range_end: i64,
-    range_ms: i64,
-    is_counter: bool,
-    is_rate: bool,
-) -> Option<f64> {
+fn extrapolated_rate(w: &[RawSample], at: &Window, is_counter: bool, is_rate: bool) -> Option<f64> {
     if w.len() < 2 {
         return None;
     }
@@ -352,15 +355,7 @@ fn extrapolated_rate(
             prev = s.v;
         }
     }
-    extrapolate(
-        w,
-        result,
-        range_start,
-        range_end,
-        range_ms,
-        is_counter,
-        is_rate,
-    )
+    extrapolate(w, result, at, is_counter, is_rate)
 }
 
 /// Extrapolates the change `result` seen over window `w` (two samples at least) to the
@@ -368,16 +363,14 @@ fn extrapolated_rate(
 pub(crate) fn extrapolate(
     w: &[RawSample],
     result: f64,
-    range_start: i64,
-    range_end: i64,
-    range_ms: i64,
+    at: &Window,
     is_counter: bool,
     is_rate: bool,
 ) -> Option<f64> {
     let first = w[0];
     let last = w[w.len() - 1];
-    let mut duration_to_start = (first.t - range_start) as f64 / 1000.0;
-    let duration_to_end = (range_end - last.t) as f64 / 1000.0;
+    let mut duration_to_start = (first.t - at.start) as f64 / 1000.0;
+    let duration_to_end = (at.end - last.t) as f64 / 1000.0;
     let sampled_interval = (last.t - first.t) as f64 / 1000.0;
     let avg_between = sampled_interval / (w.len() - 1) as f64;
     if is_counter && result > 0.0 && first.v >= 0.0 {
@@ -400,7 +393,7 @@ pub(crate) fn extrapolate(
     };
     let mut factor = extrapolate_to / sampled_interval;
     if is_rate {
-        factor /= range_ms as f64 / 1000.0;
+        factor /= at.range_ms as f64 / 1000.0;
     }
     Some(result * factor)
 }

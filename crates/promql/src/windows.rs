@@ -10,7 +10,7 @@
 
 use crate::error::Result;
 use crate::functions::{
-    extrapolate, kahan_inc, quantile_order, quantile_sorted, range_fn, RangeFn,
+    extrapolate, kahan_inc, quantile_order, quantile_sorted, range_fn, RangeFn, Window,
 };
 use crate::storage::RawSample;
 use std::collections::VecDeque;
@@ -139,16 +139,12 @@ impl SlidingWindows {
 
     /// The function's value over samples `[lo, hi)` (non-empty). Windows must not move
     /// backwards between calls for one series.
-    #[allow(clippy::too_many_arguments)]
     pub(crate) fn eval(
         &mut self,
         samples: &[RawSample],
         lo: usize,
         hi: usize,
-        range_start: i64,
-        range_end: i64,
-        range_ms: i64,
-        ts: i64,
+        window: &Window,
         args: &[f64],
     ) -> Result<Option<f64>> {
         debug_assert!(lo < hi && lo >= self.lo && hi >= self.hi);
@@ -158,7 +154,7 @@ impl SlidingWindows {
         self.hi = hi;
         let f = self.f;
         match &mut self.state {
-            State::Fresh => range_fn(f, w, range_start, range_end, range_ms, ts, args),
+            State::Fresh => range_fn(f, w, window, args),
             State::Events { at, first, end } => {
                 // Events strictly inside the window: a drop or change at `lo` compares with
                 // a sample before it.
@@ -181,15 +177,7 @@ impl SlidingWindows {
                         for &i in inside {
                             result += samples[i - 1].v;
                         }
-                        extrapolate(
-                            w,
-                            result,
-                            range_start,
-                            range_end,
-                            range_ms,
-                            true,
-                            f == RangeFn::Rate,
-                        )
+                        extrapolate(w, result, window, true, f == RangeFn::Rate)
                     }
                 })
             }
@@ -211,7 +199,7 @@ impl SlidingWindows {
                 Ok(Some(deque.front().map_or(f64::NAN, |&j| samples[j].v)))
             }
             State::Sums(s) => {
-                let fresh = || range_fn(f, w, range_start, range_end, range_ms, ts, args);
+                let fresh = || range_fn(f, w, window, args);
                 let n = w.len();
                 // Rebase when nothing carries over, or after enough traffic that rounding
                 // could add up: a pass over the window, amortized over as many moves.
@@ -372,8 +360,14 @@ mod tests {
                 while end <= s.len() {
                     let lo = end.saturating_sub(width);
                     let (rs, re) = (s[lo].t - 1000, s[end - 1].t + 3000);
-                    let want = range_fn(f, &s[lo..end], rs, re, re - rs, re, &args).unwrap();
-                    let got = win.eval(&s, lo, end, rs, re, re - rs, re, &args).unwrap();
+                    let at = Window {
+                        start: rs,
+                        end: re,
+                        range_ms: re - rs,
+                        ts: re,
+                    };
+                    let want = range_fn(f, &s[lo..end], &at, &args).unwrap();
+                    let got = win.eval(&s, lo, end, &at, &args).unwrap();
                     let same = match (want, got) {
                         (Some(a), Some(b)) if exact => a.to_bits() == b.to_bits() || a == b,
                         (Some(a), Some(b)) => {
@@ -451,7 +445,13 @@ mod tests {
         let mut win = SlidingWindows::new(RangeFn::StdvarOverTime);
         win.reset(&s);
         for (lo, hi) in [(0, 3), (1, 4), (2, 5)] {
-            let got = win.eval(&s, lo, hi, 0, 1, 1, 1, &[]).unwrap();
+            let at = Window {
+                start: 0,
+                end: 1,
+                range_ms: 1,
+                ts: 1,
+            };
+            let got = win.eval(&s, lo, hi, &at, &[]).unwrap();
             if (lo, hi) == (2, 5) {
                 assert_eq!(got, Some(0.0));
             }

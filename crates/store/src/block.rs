@@ -213,6 +213,35 @@ impl BucketBlock {
         Ok(out)
     }
 
+    /// Reads length-prefixed records again whole, after a first read (`partial`, starting at
+    /// `start`) that was too short: `(index, start, partial)` each. The length comes from the
+    /// uvarint at the start of what was read when it holds it (else from a small read), and
+    /// a record takes `extra` bytes besides its length prefix and data.
+    async fn read_whole_records(
+        &self,
+        file: &str,
+        short: &[(usize, u64, bytes::Bytes)],
+        extra: u64,
+    ) -> Result<Vec<bytes::Bytes>> {
+        let what = format!("{}/{file}", self.id);
+        let record_len = |b: &[u8], start: u64| -> Result<u64> {
+            let mut d = Decbuf::new(b, start, &what);
+            Ok(d.uvarint()? + d.position() as u64 + extra)
+        };
+        let mut ranges = Vec::with_capacity(short.len());
+        for (_, start, partial) in short {
+            let len = match record_len(partial, *start) {
+                Ok(len) => len,
+                Err(_) => record_len(&self.read_range(file, *start..*start + 10).await?, *start)?,
+            };
+            ranges.push(*start..*start + len);
+        }
+        if ranges.is_empty() {
+            return Ok(Vec::new());
+        }
+        self.read_ranges(file, &ranges).await
+    }
+
     /// The block's series references selected by `matchers` (external labels already removed).
     /// Matching label values and intersecting lists run on a blocking thread.
     pub async fn postings(self: &Arc<Self>, matchers: &[Matcher]) -> Result<Vec<u32>> {
@@ -279,7 +308,8 @@ impl BucketBlock {
         let data = self.read_index_cached(Kind::Series, &ranges).await?;
         let what = format!("{}/index", self.id);
         let mut out = Vec::with_capacity(refs.len());
-        for (((bytes, fetched), r), &sref) in data.iter().zip(&ranges).zip(refs) {
+        let mut short = Vec::new();
+        for (i, (((bytes, fetched), r), &sref)) in data.iter().zip(&ranges).zip(refs).enumerate() {
             let mut e = SeriesEntry::default();
             if let Ok(used) = decode_series(bytes, r.start, sref, &what, &mut e) {
                 if *fetched {
@@ -289,14 +319,19 @@ impl BucketBlock {
                     );
                 }
             } else {
-                // Longer than the estimate (or cut at the end of the part): read it exactly.
-                let head = self.read_range("index", r.start..r.start + 10).await?;
-                let mut d = Decbuf::new(&head, r.start, &what);
-                let len = d.uvarint()? + d.position() as u64 + 4;
-                let exact = self.read_range("index", r.start..r.start + len).await?;
-                decode_series(&exact, r.start, sref, &what, &mut e)?;
+                short.push((i, r.start, bytes.clone()));
             }
             out.push(e);
+        }
+        // Entries longer than the estimate (or cut at the end of a part): read them again
+        // whole, together. A series entry ends with a CRC32.
+        let whole = self.read_whole_records("index", &short, 4).await?;
+        for ((i, start, _), bytes) in short.iter().zip(whole) {
+            let used = decode_series(&bytes, *start, refs[*i], &what, &mut out[*i])?;
+            self.cache.put(
+                self.key(Kind::Series, *start),
+                bytes::Bytes::copy_from_slice(&bytes[..used]),
+            );
         }
         Ok(out)
     }
@@ -319,17 +354,19 @@ impl BucketBlock {
                 })
                 .collect();
             let data = self.read_ranges(&file, &ranges).await?;
+            let mut short = Vec::new();
             for ((bytes, r), &i) in data.iter().zip(&ranges).zip(&idx) {
-                out[i] = match parse_chunk(bytes, r.start, &file) {
-                    Ok(c) => c,
-                    Err(_) => {
-                        let head = self.read_range(&file, r.start..r.start + 6).await?;
-                        let mut d = Decbuf::new(&head, r.start, &file);
-                        let len = d.uvarint()? + d.position() as u64 + 1 + 4;
-                        let exact = self.read_range(&file, r.start..r.start + len).await?;
-                        parse_chunk(&exact, r.start, &file).map_err(|e| self.err(e.to_string()))?
-                    }
-                };
+                match parse_chunk(bytes, r.start, &file) {
+                    Ok(c) => out[i] = c,
+                    Err(_) => short.push((i, r.start, bytes.clone())),
+                }
+            }
+            // Records longer than their bound: read them again whole, together. A chunk
+            // record ends with its encoding byte before the data and a CRC32 after it.
+            let whole = self.read_whole_records(&file, &short, 1 + 4).await?;
+            for ((i, start, _), bytes) in short.iter().zip(whole) {
+                out[*i] =
+                    parse_chunk(&bytes, *start, &file).map_err(|e| self.err(e.to_string()))?;
             }
         }
         Ok(out)
