@@ -475,7 +475,8 @@ impl Api {
     }
 }
 
-/// Streams a query's JSON answer, encoded on a blocking thread as the client reads it.
+/// A query's JSON answer: written at once when small, else streamed, encoded on a blocking
+/// thread as the client reads it.
 fn stream_result(result: promql::QueryResult, stats: Option<json::ExecTimes>) -> Response {
     let points = match &result.value {
         promql::Value::Vector(v) => v.len(),
