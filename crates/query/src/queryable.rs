@@ -131,6 +131,7 @@ impl Queryable for ProxyQueryable {
             chain: s.chain_dedup,
             counter: is_counter_function(hints.func.as_deref()),
             aggregates,
+            range: hints.start..=hints.end,
             warnings: Vec::new(),
             histogram_series: 0,
             groups: Vec::new(),
@@ -153,6 +154,8 @@ struct ProxySeriesSet {
     counter: bool,
     /// What downsampled chunks are read as.
     aggregates: &'static [pb::Aggr],
+    /// Samples the engine may read (chunks run past it).
+    range: std::ops::RangeInclusive<i64>,
     warnings: Vec<String>,
     /// Series that had native histogram chunks, which the engine does not evaluate yet.
     histogram_series: usize,
@@ -247,10 +250,17 @@ impl ProxySeriesSet {
         self.spans.extend(chunks.iter().map(chunk_span));
         let groups = split_overlapping(&self.spans);
         if groups.len() <= 1 {
+            // One replica: samples outside the range are of no use. (Replicas are merged
+            // whole: the penalty algorithm looks at the samples around the range too.)
+            let range = &self.range;
             let mut sink = SampleSink::new(counter_aggregates);
             for c in chunks {
                 decode_chunk(c, self.aggregates, &mut |t, v| {
-                    sink.push(t, v, &mut |t, v| out.push(RawSample { t, v }))
+                    sink.push(t, v, &mut |t, v| {
+                        if range.contains(&t) {
+                            out.push(RawSample { t, v })
+                        }
+                    })
                 })?;
             }
             return Ok(());

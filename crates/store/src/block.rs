@@ -58,27 +58,23 @@ pub struct ChunkToRead {
 /// next chunk of the series in the same segment, else twice the largest record seen in the
 /// series plus some slack, else [`CHUNK_SIZE_ESTIMATE`]. A bound that is short is found
 /// when parsing and the chunk read again whole.
-fn chunk_record_bounds(chunks: &[ChunkMeta]) -> Vec<u32> {
-    let exact = |i: usize| -> Option<u32> {
+fn chunk_record_bounds(chunks: &[ChunkMeta]) -> impl Iterator<Item = u32> + '_ {
+    let exact = move |i: usize| -> Option<u32> {
         let (a, b) = (chunks[i].chunk_ref, chunks.get(i + 1)?.chunk_ref);
         (a.segment() == b.segment() && b.offset() > a.offset()).then(|| b.offset() - a.offset())
     };
-    let known: Vec<Option<u32>> = (0..chunks.len()).map(exact).collect();
-    let largest = known.iter().flatten().copied().max();
-    known
-        .into_iter()
-        .map(|k| {
-            k.unwrap_or_else(|| match largest {
-                Some(l) => (2 * l + 256).min(CHUNK_SIZE_ESTIMATE as u32),
-                None => CHUNK_SIZE_ESTIMATE as u32,
-            })
-        })
-        .collect()
+    let fallback = match (0..chunks.len()).filter_map(exact).max() {
+        Some(l) => (2 * l + 256).min(CHUNK_SIZE_ESTIMATE as u32),
+        None => CHUNK_SIZE_ESTIMATE as u32,
+    };
+    (0..chunks.len()).map(move |i| exact(i).unwrap_or(fallback))
 }
 
 pub struct BucketBlock {
     pub meta: BlockMeta,
     pub id: String,
+    /// The ULID as a number: the index cache's key.
+    ulid: u128,
     pub ext_labels: Labels,
     header: IndexReader,
     bucket: bucket::Bucket,
@@ -109,6 +105,7 @@ impl BucketBlock {
     ) -> Self {
         let ext_labels = Labels::from_pairs(meta.external_labels());
         BucketBlock {
+            ulid: cache_id(&meta.ulid),
             id: meta.ulid.clone(),
             meta,
             ext_labels,
@@ -121,7 +118,7 @@ impl BucketBlock {
 
     fn key(&self, kind: Kind, offset: u64) -> Key {
         Key {
-            block: self.id.clone(),
+            block: self.ulid,
             kind,
             offset,
         }
@@ -134,10 +131,9 @@ impl BucketBlock {
         kind: Kind,
         ranges: &[Range<u64>],
     ) -> Result<Vec<(bytes::Bytes, bool)>> {
-        let mut out: Vec<Option<bytes::Bytes>> = ranges
-            .iter()
-            .map(|r| self.cache.get(&self.key(kind, r.start)))
-            .collect();
+        let mut out = self
+            .cache
+            .get_many(self.ulid, kind, ranges.iter().map(|r| r.start));
         let missing: Vec<usize> = (0..ranges.len()).filter(|&i| out[i].is_none()).collect();
         let mut fetched_at = vec![false; ranges.len()];
         if !missing.is_empty() {
@@ -299,41 +295,46 @@ impl BucketBlock {
         .await
     }
 
-    /// Fetches and decodes the series entries of `refs` (sorted).
-    async fn series_entries(&self, refs: &[u32]) -> Result<Vec<SeriesEntry>> {
-        let ranges: Vec<Range<u64>> = refs
-            .iter()
-            .map(|&r| u64::from(r) * 16..u64::from(r) * 16 + SERIES_SIZE_ESTIMATE)
-            .collect();
+    /// Fetches the series entries of `refs` (sorted) and passes each, decoded into one
+    /// reused entry, to `each`: in index order, except entries longer than their read
+    /// bound, which come last.
+    async fn for_each_series(
+        &self,
+        refs: &[u32],
+        mut each: impl FnMut(&SeriesEntry) -> Result<()>,
+    ) -> Result<()> {
+        let ranges = series_ranges(refs);
         let data = self.read_index_cached(Kind::Series, &ranges).await?;
         let what = format!("{}/index", self.id);
-        let mut out = Vec::with_capacity(refs.len());
+        let mut entry = SeriesEntry::default();
         let mut short = Vec::new();
+        let mut to_cache = Vec::new();
         for (i, (((bytes, fetched), r), &sref)) in data.iter().zip(&ranges).zip(refs).enumerate() {
-            let mut e = SeriesEntry::default();
-            if let Ok(used) = decode_series(bytes, r.start, sref, &what, &mut e) {
-                if *fetched {
-                    self.cache.put(
-                        self.key(Kind::Series, r.start),
-                        bytes::Bytes::copy_from_slice(&bytes[..used]),
-                    );
-                }
-            } else {
+            let Ok(used) = decode_series(bytes, r.start, sref, &what, &mut entry) else {
                 short.push((i, r.start, bytes.clone()));
+                continue;
+            };
+            if *fetched {
+                to_cache.push((
+                    self.key(Kind::Series, r.start),
+                    bytes::Bytes::copy_from_slice(&bytes[..used]),
+                ));
             }
-            out.push(e);
+            each(&entry)?;
         }
         // Entries longer than the estimate (or cut at the end of a part): read them again
         // whole, together. A series entry ends with a CRC32.
         let whole = self.read_whole_records("index", &short, 4).await?;
         for ((i, start, _), bytes) in short.iter().zip(whole) {
-            let used = decode_series(&bytes, *start, refs[*i], &what, &mut out[*i])?;
-            self.cache.put(
+            let used = decode_series(&bytes, *start, refs[*i], &what, &mut entry)?;
+            to_cache.push((
                 self.key(Kind::Series, *start),
                 bytes::Bytes::copy_from_slice(&bytes[..used]),
-            );
+            ));
+            each(&entry)?;
         }
-        Ok(out)
+        self.cache.put_many(to_cache);
+        Ok(())
     }
 
     /// Fetches the chunks at `refs` (each with its record's length bound): (encoding on
@@ -373,17 +374,16 @@ impl BucketBlock {
     }
 
     /// The block's series for `q` with external labels added and the metas of their chunks
-    /// in the time range, in index order (not necessarily sorted once external labels are
-    /// added). Reads postings and series entries; no chunks.
+    /// in the time range, mostly in index order (not sorted: see [`Self::for_each_series`],
+    /// and external labels may reorder). Reads postings and series entries; no chunks.
     pub async fn select(self: &Arc<Self>, q: &BlockQuery<'_>) -> Result<Selection> {
         let Some(matchers) = self.index_matchers(q.matchers) else {
             return Ok(Vec::new());
         };
         let matchers: Vec<Matcher> = matchers.into_iter().cloned().collect();
         let refs = self.postings(&matchers).await?;
-        let entries = self.series_entries(&refs).await?;
-        let mut selected = Vec::with_capacity(entries.len());
-        for e in entries {
+        let mut selected = Vec::with_capacity(refs.len());
+        self.for_each_series(&refs, |e| {
             let bounds = chunk_record_bounds(&e.chunks);
             let chunks: Vec<ChunkToRead> = e
                 .chunks
@@ -392,13 +392,14 @@ impl BucketBlock {
                 .filter(|(c, _)| c.max_time >= q.min_time && c.min_time <= q.max_time)
                 .map(|(&meta, max_len)| ChunkToRead { meta, max_len })
                 .collect();
-            if chunks.is_empty() {
-                continue;
+            if !chunks.is_empty() {
+                let labels = wire_labels(self.header.label_pairs(&e.label_refs), &self.ext_labels)
+                    .map_err(|e| self.err(e.to_string()))?;
+                selected.push((labels, chunks));
             }
-            let labels = wire_labels(self.header.label_pairs(&e.label_refs), &self.ext_labels)
-                .map_err(|e| self.err(e.to_string()))?;
-            selected.push((labels, chunks));
-        }
+            Ok(())
+        })
+        .await?;
         Ok(selected)
     }
 
@@ -486,6 +487,37 @@ impl BucketBlock {
         }
         Ok(())
     }
+}
+
+/// A block's number in the index cache: its ULID, or for a directory name that is not one
+/// (never loaded from a bucket, but harmless) a hash of it.
+fn cache_id(id: &str) -> u128 {
+    ulid::Ulid::from_string(id).map_or_else(
+        |_| {
+            use std::hash::{Hash, Hasher};
+            let mut h = std::collections::hash_map::DefaultHasher::new();
+            id.hash(&mut h);
+            u128::from(h.finish())
+        },
+        u128::from,
+    )
+}
+
+/// Byte ranges to read for the series entries of `refs` (sorted): an entry starts at its
+/// reference × 16 and ends before the next one starts, so each range ends at the next
+/// selected entry, and the last at [`SERIES_SIZE_ESTIMATE`].
+fn series_ranges(refs: &[u32]) -> Vec<Range<u64>> {
+    let start = |r: u32| u64::from(r) * 16;
+    refs.iter()
+        .enumerate()
+        .map(|(i, &r)| {
+            let estimate = start(r) + SERIES_SIZE_ESTIMATE;
+            let end = refs
+                .get(i + 1)
+                .map_or(estimate, |&n| start(n).min(estimate));
+            start(r)..end
+        })
+        .collect()
 }
 
 /// Decodes a postings list (`len | #refs | refs | CRC`) fetched at `offset`; also returns the
@@ -585,19 +617,27 @@ mod tests {
     }
 
     #[test]
+    fn series_ranges_end_at_the_next_selected_entry() {
+        let r = series_ranges(&[1, 2, 10, 100_000]);
+        assert_eq!(r[0], 16..32);
+        assert_eq!(r[1], 32..160);
+        assert_eq!(r[2], 160..160 + SERIES_SIZE_ESTIMATE);
+        assert_eq!(r[3], 1_600_000..1_600_000 + SERIES_SIZE_ESTIMATE);
+        assert!(series_ranges(&[]).is_empty());
+    }
+
+    #[test]
     fn chunk_bounds_come_from_the_next_chunk_or_the_series_largest() {
         // Two chunks in segment 0, the third starts segment 1.
         let chunks = [meta(0, 8), meta(0, 108), meta(0, 408), meta(1, 8)];
-        assert_eq!(chunk_record_bounds(&chunks), vec![100, 300, 856, 856]);
+        let bounds = |c: &[ChunkMeta]| chunk_record_bounds(c).collect::<Vec<_>>();
+        assert_eq!(bounds(&chunks), vec![100, 300, 856, 856]);
         // Nothing known: Thanos's estimate.
-        assert_eq!(
-            chunk_record_bounds(&[meta(0, 8)]),
-            vec![CHUNK_SIZE_ESTIMATE as u32]
-        );
+        assert_eq!(bounds(&[meta(0, 8)]), vec![CHUNK_SIZE_ESTIMATE as u32]);
         // Large records cap at the estimate.
         let big = [meta(0, 8), meta(0, 12_008), meta(0, 30_000)];
         assert_eq!(
-            chunk_record_bounds(&big),
+            bounds(&big),
             vec![12_000, 17_992, CHUNK_SIZE_ESTIMATE as u32]
         );
     }

@@ -1,8 +1,9 @@
 //! The in-memory index cache: postings lists and series entries by block and offset, least
 //! recently used evicted first once the total size passes the limit (`--index-cache-size`).
-//! Counted under Thanos's `thanos_store_index_cache_*` names, by `item_type`.
+//! Counted under Thanos's `thanos_store_index_cache_*` names, by `item_type`. Keys are small
+//! and `Copy` (the block's ULID as a number), and a query's lookups take the lock once.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 
@@ -14,16 +15,17 @@ pub enum Kind {
     Series,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Key {
-    pub block: String,
+    /// The block's ULID.
+    pub block: u128,
     pub kind: Kind,
     pub offset: u64,
 }
 
 #[derive(Default)]
 struct Inner {
-    entries: HashMap<Key, (Bytes, u64)>,
+    entries: rustc_hash::FxHashMap<Key, (Bytes, u64)>,
     order: BTreeMap<u64, Key>,
     tick: u64,
     size: u64,
@@ -83,6 +85,20 @@ impl Kind {
     }
 }
 
+impl Inner {
+    /// The entry at `key`, marked as used now.
+    fn touch(&mut self, key: &Key) -> Option<Bytes> {
+        self.tick += 1;
+        let tick = self.tick;
+        let (bytes, used) = self.entries.get_mut(key)?;
+        let old = std::mem::replace(used, tick);
+        let bytes = bytes.clone();
+        self.order.remove(&old);
+        self.order.insert(tick, *key);
+        Some(bytes)
+    }
+}
+
 /// Bookkeeping cost of an entry besides its bytes.
 const ENTRY_OVERHEAD: u64 = 96;
 
@@ -98,57 +114,82 @@ impl IndexCache {
     }
 
     pub fn get(&self, key: &Key) -> Option<Bytes> {
-        let m = &self.metrics[key.kind.index()];
-        m.requests.inc();
-        let mut g = self.inner.lock().unwrap_or_else(|e| e.into_inner());
-        g.tick += 1;
-        let tick = g.tick;
-        let found = match g.entries.get_mut(key) {
-            Some((b, t)) => {
-                let old = std::mem::replace(t, tick);
-                Some((b.clone(), old))
-            }
-            None => None,
-        };
-        match found {
-            Some((b, old)) => {
-                g.order.remove(&old);
-                g.order.insert(tick, key.clone());
-                self.hits.fetch_add(1, Ordering::Relaxed);
-                m.hits.inc();
-                Some(b)
-            }
-            None => {
-                self.misses.fetch_add(1, Ordering::Relaxed);
-                None
+        self.get_many(key.block, key.kind, std::iter::once(key.offset))
+            .pop()
+            .flatten()
+    }
+
+    /// Looks up the entries of one block and kind at `offsets`, under one lock.
+    pub fn get_many(
+        &self,
+        block: u128,
+        kind: Kind,
+        offsets: impl ExactSizeIterator<Item = u64>,
+    ) -> Vec<Option<Bytes>> {
+        let mut out = Vec::with_capacity(offsets.len());
+        let mut hits = 0u64;
+        {
+            let mut g = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+            for offset in offsets {
+                let key = Key {
+                    block,
+                    kind,
+                    offset,
+                };
+                out.push(g.touch(&key));
+                hits += u64::from(out.last().is_some_and(Option::is_some));
             }
         }
+        let m = &self.metrics[kind.index()];
+        m.requests.add(out.len() as f64);
+        m.hits.add(hits as f64);
+        self.hits.fetch_add(hits, Ordering::Relaxed);
+        self.misses
+            .fetch_add(out.len() as u64 - hits, Ordering::Relaxed);
+        out
     }
 
     pub fn put(&self, key: Key, value: Bytes) {
-        let cost = value.len() as u64 + ENTRY_OVERHEAD;
-        if cost > self.max_bytes / 2 {
-            return;
-        }
-        self.metrics[key.kind.index()].added.inc();
-        let mut g = self.inner.lock().unwrap_or_else(|e| e.into_inner());
-        g.tick += 1;
-        let tick = g.tick;
-        if let Some((old, t)) = g.entries.insert(key.clone(), (value, tick)) {
-            g.order.remove(&t);
-            g.size -= old.len() as u64 + ENTRY_OVERHEAD;
-        }
-        g.order.insert(tick, key);
-        g.size += cost;
-        while g.size > self.max_bytes {
-            let Some((&t, _)) = g.order.iter().next() else {
-                break;
-            };
-            if let Some(k) = g.order.remove(&t) {
-                if let Some((b, _)) = g.entries.remove(&k) {
-                    g.size -= b.len() as u64 + ENTRY_OVERHEAD;
-                    self.metrics[k.kind.index()].evicted.inc();
+        self.put_many(std::iter::once((key, value)));
+    }
+
+    /// Adds entries under one lock, evicting the least recently used past the limit.
+    pub fn put_many(&self, items: impl IntoIterator<Item = (Key, Bytes)>) {
+        let mut added = [0u64; 2];
+        let mut evicted = [0u64; 2];
+        {
+            let mut g = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+            for (key, value) in items {
+                let cost = value.len() as u64 + ENTRY_OVERHEAD;
+                if cost > self.max_bytes / 2 {
+                    continue;
                 }
+                added[key.kind.index()] += 1;
+                g.tick += 1;
+                let tick = g.tick;
+                if let Some((old, t)) = g.entries.insert(key, (value, tick)) {
+                    g.order.remove(&t);
+                    g.size -= old.len() as u64 + ENTRY_OVERHEAD;
+                }
+                g.order.insert(tick, key);
+                g.size += cost;
+                while g.size > self.max_bytes {
+                    let Some((_, k)) = g.order.pop_first() else {
+                        break;
+                    };
+                    if let Some((b, _)) = g.entries.remove(&k) {
+                        g.size -= b.len() as u64 + ENTRY_OVERHEAD;
+                        evicted[k.kind.index()] += 1;
+                    }
+                }
+            }
+        }
+        for (m, (a, e)) in self.metrics.iter().zip(added.into_iter().zip(evicted)) {
+            if a > 0 {
+                m.added.add(a as f64);
+            }
+            if e > 0 {
+                m.evicted.add(e as f64);
             }
         }
     }
@@ -164,7 +205,7 @@ mod tests {
 
     fn key(o: u64) -> Key {
         Key {
-            block: "b".into(),
+            block: 7,
             kind: Kind::Postings,
             offset: o,
         }

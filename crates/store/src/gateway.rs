@@ -368,40 +368,42 @@ fn fill_from_levels(
     fill_from_levels(finer, start, max_t, out);
 }
 
-/// One series of a Series answer before its chunks are read: its labels and, per block
-/// (index into the call's block list), the metas of its chunks there.
-struct PlannedSeries {
+/// One block's part of a series of a Series answer, before its chunks are read: the labels
+/// as sent, the block (index into the call's block list) and the metas of its chunks there.
+/// A plan lists parts in label order; consecutive parts with equal labels are one series.
+struct PlannedPart {
     labels: Vec<pb::Label>,
-    parts: Vec<(usize, Vec<ChunkToRead>)>,
+    block: usize,
+    metas: Vec<ChunkToRead>,
 }
 
-/// Orders the blocks' selections by labels (after dropping `without` labels) and joins equal
-/// label sets across blocks into one series.
-fn plan_series(selections: Vec<(usize, Selection)>, without: &[String]) -> Vec<PlannedSeries> {
-    let mut all: Vec<(Vec<pb::Label>, usize, Vec<ChunkToRead>)> = Vec::new();
+/// Orders the blocks' selections by labels (after dropping `without` labels), a series'
+/// parts in block order; also returns how many series that makes.
+fn plan_series(
+    selections: Vec<(usize, Selection)>,
+    without: &[String],
+) -> (Vec<PlannedPart>, usize) {
+    let mut all: Vec<PlannedPart> =
+        Vec::with_capacity(selections.iter().map(|(_, l)| l.len()).sum());
     for (block, list) in selections {
-        for (labels, metas) in list {
-            let mut labels = labels;
+        for (mut labels, metas) in list {
             if !without.is_empty() {
                 labels.retain(|l| !without.contains(&l.name));
             }
-            all.push((labels, block, metas));
-        }
-    }
-    all.sort_by(|a, b| compare_pb_labels(&a.0, &b.0).then(a.1.cmp(&b.1)));
-    let mut out: Vec<PlannedSeries> = Vec::new();
-    for (labels, block, metas) in all {
-        match out.last_mut() {
-            Some(last) if compare_pb_labels(&last.labels, &labels).is_eq() => {
-                last.parts.push((block, metas))
-            }
-            _ => out.push(PlannedSeries {
+            all.push(PlannedPart {
                 labels,
-                parts: vec![(block, metas)],
-            }),
+                block,
+                metas,
+            });
         }
     }
-    out
+    all.sort_by(|a, b| compare_pb_labels(&a.labels, &b.labels).then(a.block.cmp(&b.block)));
+    let series = all
+        .iter()
+        .enumerate()
+        .filter(|(i, p)| *i == 0 || !compare_pb_labels(&all[i - 1].labels, &p.labels).is_eq())
+        .count();
+    (all, series)
 }
 
 /// The chunk-reading half of a Series call: walks the planned series in batches, reading
@@ -409,7 +411,7 @@ fn plan_series(selections: Vec<(usize, Selection)>, without: &[String]) -> Vec<P
 /// one batch of chunks at a time.
 struct SeriesBatches {
     blocks: Vec<Arc<BucketBlock>>,
-    plan: std::vec::IntoIter<PlannedSeries>,
+    plan: std::iter::Peekable<std::vec::IntoIter<PlannedPart>>,
     ready: std::collections::VecDeque<Result<pb::SeriesResponse, Status>>,
     skip_chunks: bool,
     aggregates: Vec<pb::Aggr>,
@@ -472,14 +474,18 @@ impl Drop for SentStats {
 impl SeriesBatches {
     async fn next_frame(&mut self) -> Option<Result<pb::SeriesResponse, Status>> {
         while self.ready.is_empty() {
-            let mut batch = Vec::new();
+            // Whole series up to about `batch_chunks` chunks.
+            let mut batch: Vec<PlannedPart> = Vec::new();
             let mut chunks = 0;
-            for s in self.plan.by_ref() {
-                chunks += s.parts.iter().map(|p| p.1.len()).sum::<usize>();
-                batch.push(s);
-                if chunks >= self.batch_chunks {
+            while let Some(part) = self.plan.peek() {
+                let same_series = batch
+                    .last()
+                    .is_some_and(|last| compare_pb_labels(&last.labels, &part.labels).is_eq());
+                if chunks >= self.batch_chunks && !same_series {
                     break;
                 }
+                chunks += part.metas.len();
+                batch.extend(self.plan.next());
             }
             if batch.is_empty() {
                 return None;
@@ -489,23 +495,30 @@ impl SeriesBatches {
         self.ready.pop_front()
     }
 
-    async fn read_batch(&mut self, batch: Vec<PlannedSeries>) {
+    /// Sends one frame per series of `batch` (parts in plan order), with its chunks read.
+    async fn read_batch(&mut self, batch: Vec<PlannedPart>) {
         if self.skip_chunks {
-            self.ready.extend(batch.into_iter().map(|s| {
-                Ok(series_frame(pb::Series {
-                    labels: s.labels,
+            let mut last: Option<&[pb::Label]> = None;
+            for part in &batch {
+                if last.is_some_and(|l| compare_pb_labels(l, &part.labels).is_eq()) {
+                    continue;
+                }
+                last = Some(&part.labels);
+                self.ready.push_back(Ok(series_frame(pb::Series {
+                    labels: part.labels.clone(),
                     chunks: Vec::new(),
-                }))
-            }));
+                })));
+            }
             return;
         }
         // Per block, the metas of the batch's series in order.
         let mut per_block: BTreeMap<usize, Vec<ChunkToRead>> = BTreeMap::new();
-        for s in &batch {
-            for (b, metas) in &s.parts {
-                if !self.failed.contains(b) {
-                    per_block.entry(*b).or_default().extend_from_slice(metas);
-                }
+        for part in &batch {
+            if !self.failed.contains(&part.block) {
+                per_block
+                    .entry(part.block)
+                    .or_default()
+                    .extend_from_slice(&part.metas);
             }
         }
         let (blocks, aggregates) = (&self.blocks, &self.aggregates);
@@ -525,7 +538,7 @@ impl SeriesBatches {
                     tracing::warn!(block = %id, err = %e, "reading chunks failed");
                     if self.abort {
                         self.ready.push_back(Err(status(e)));
-                        self.plan = Vec::new().into_iter();
+                        self.plan = Vec::new().into_iter().peekable();
                         return;
                     }
                     self.failed.insert(b);
@@ -534,12 +547,19 @@ impl SeriesBatches {
                 }
             }
         }
-        for s in batch {
+        let mut parts = batch.into_iter().peekable();
+        while let Some(first) = parts.next() {
             let mut chunks = Vec::new();
-            for (b, metas) in &s.parts {
-                if let Some(it) = fetched.get_mut(b) {
-                    chunks.extend(it.by_ref().take(metas.len()).flatten());
+            let mut take = |part: &PlannedPart| {
+                if let Some(it) = fetched.get_mut(&part.block) {
+                    chunks.extend(it.by_ref().take(part.metas.len()).flatten());
                 }
+            };
+            take(&first);
+            while let Some(part) =
+                parts.next_if(|p| compare_pb_labels(&p.labels, &first.labels).is_eq())
+            {
+                take(&part);
             }
             if chunks.is_empty() {
                 continue;
@@ -553,7 +573,7 @@ impl SeriesBatches {
                 .sum();
             self.stats.chunk_size.observe(bytes as f64);
             self.ready.push_back(Ok(series_frame(pb::Series {
-                labels: s.labels,
+                labels: first.labels,
                 chunks,
             })));
         }
@@ -660,7 +680,7 @@ impl SeriesStore for BucketStore {
         }
         let without = req.without_replica_labels.clone();
         let selected: usize = selections.iter().map(|(_, l)| l.len()).sum();
-        let plan = if selected <= 1024 {
+        let (plan, series_count) = if selected <= 1024 {
             // Sorting a few series is quicker than a thread hop.
             plan_series(selections, &without)
         } else {
@@ -679,7 +699,7 @@ impl SeriesStore for BucketStore {
             "Number of series observed in the final result of a query.",
             COUNTS,
         )
-        .observe(plan.len() as f64);
+        .observe(series_count as f64);
         series_histogram(
             "thanos_bucket_store_series_get_all_duration_seconds",
             "Time it takes until all per-block prepares and loads for a query are finished.",
@@ -687,18 +707,14 @@ impl SeriesStore for BucketStore {
         )
         .observe(started.elapsed().as_secs_f64());
         let series_limit = self.cfg.request_series_limit;
-        if series_limit > 0 && plan.len() as u64 > series_limit {
+        if series_limit > 0 && series_count as u64 > series_limit {
             return Err(Status::resource_exhausted(format!(
-                "exceeded series limit: limit {series_limit} violated (got {})",
-                plan.len()
+                "exceeded series limit: limit {series_limit} violated (got {series_count})"
             )));
         }
         let samples_limit = self.cfg.request_samples_limit;
         if samples_limit > 0 && !req.skip_chunks {
-            let chunks: u64 = plan
-                .iter()
-                .flat_map(|s| s.parts.iter().map(|p| p.1.len() as u64))
-                .sum();
+            let chunks: u64 = plan.iter().map(|p| p.metas.len() as u64).sum();
             if chunks * SAMPLES_PER_CHUNK as u64 > samples_limit {
                 return Err(Status::resource_exhausted(format!(
                     "exceeded samples limit: limit {samples_limit} violated (got {})",
@@ -707,10 +723,7 @@ impl SeriesStore for BucketStore {
             }
         }
         if self.cfg.series_sample_limit > 0 && !req.skip_chunks {
-            let chunks: i64 = plan
-                .iter()
-                .flat_map(|s| s.parts.iter().map(|p| p.1.len() as i64))
-                .sum();
+            let chunks: i64 = plan.iter().map(|p| p.metas.len() as i64).sum();
             if chunks * SAMPLES_PER_CHUNK > self.cfg.series_sample_limit {
                 return Err(Status::resource_exhausted(format!(
                     "exceeded samples limit: {} chunks × {SAMPLES_PER_CHUNK} samples > limit {}",
@@ -720,7 +733,7 @@ impl SeriesStore for BucketStore {
         }
         let batches = SeriesBatches {
             blocks,
-            plan: plan.into_iter(),
+            plan: plan.into_iter().peekable(),
             ready,
             skip_chunks: req.skip_chunks,
             aggregates: req.aggregates().collect(),

@@ -337,49 +337,26 @@ impl MergeState {
         if !self.warnings.is_empty() {
             return Some(Ok(warning_frame(self.warnings.remove(0))));
         }
-        // The smallest head; the sources holding a series with exactly those labels.
-        let min = self
+        // The smallest head, then every head with exactly its labels. A store may send one
+        // series as several frames (Thanos's store gateway does when replica labels are
+        // removed): take heads with these labels until none is left.
+        let first = self
             .sources
             .iter()
-            .filter_map(|s| s.head.as_ref())
-            .min_by(|a, b| compare_pb_labels(&a.labels, &b.labels))?
-            .labels
-            .clone();
-        // A store may send one series as several frames (Thanos's store gateway does when
-        // replica labels are removed): take heads with these labels until none is left.
-        let mut parts = Vec::new();
-        loop {
-            let mut advancing: Vec<&mut Source> = Vec::new();
-            for s in self.sources.iter_mut() {
-                if s.head
-                    .as_ref()
-                    .is_some_and(|h| compare_pb_labels(&h.labels, &min).is_eq())
-                {
-                    if let Some(h) = s.head.take() {
-                        parts.push(h);
-                    }
-                    advancing.push(s);
-                }
+            .enumerate()
+            .filter_map(|(i, s)| s.head.as_ref().map(|h| (i, h)))
+            .min_by(|a, b| compare_pb_labels(&a.1.labels, &b.1.labels))?
+            .0;
+        let mut parts = Vec::with_capacity(1);
+        parts.extend(self.sources[first].head.take());
+        let mut advancing = vec![first];
+        self.take_equal_heads(&mut parts, &mut advancing);
+        while !advancing.is_empty() {
+            if let Err(e) = self.advance_sources(&advancing).await {
+                return Some(Err(e));
             }
-            if advancing.is_empty() {
-                break;
-            }
-            let results = join_all(advancing.into_iter().map(|s| async {
-                let mut w = Vec::new();
-                let r = s.advance(&mut w).await;
-                (r, w)
-            }))
-            .await;
-            for (r, w) in results {
-                self.warnings.extend(w);
-                if let Err(e) = r {
-                    if abort(self.strategy) {
-                        self.failed = true;
-                        return Some(Err(e));
-                    }
-                    self.warnings.push(e.message().to_string());
-                }
-            }
+            advancing.clear();
+            self.take_equal_heads(&mut parts, &mut advancing);
         }
         // Chunks go out sorted by time, as every reader of a series expects.
         let merged = if parts.len() == 1 {
@@ -392,6 +369,55 @@ impl MergeState {
             merge_series(parts)
         };
         Some(Ok(series_frame(merged)))
+    }
+}
+
+impl MergeState {
+    /// Moves every head with the labels of `parts[0]` into `parts`, noting its source.
+    fn take_equal_heads(&mut self, parts: &mut Vec<pb::Series>, taken: &mut Vec<usize>) {
+        for (i, s) in self.sources.iter_mut().enumerate() {
+            let same = s
+                .head
+                .as_ref()
+                .is_some_and(|h| compare_pb_labels(&h.labels, &parts[0].labels).is_eq());
+            if same {
+                parts.extend(s.head.take());
+                taken.push(i);
+            }
+        }
+    }
+
+    /// Moves the sources at `which` to their next series: one directly, several
+    /// concurrently. Their warnings are kept; an error fails the merge under ABORT.
+    async fn advance_sources(&mut self, which: &[usize]) -> Result<(), Status> {
+        let results = if let [one] = which {
+            let mut w = Vec::new();
+            let r = self.sources[*one].advance(&mut w).await;
+            vec![(r, w)]
+        } else {
+            let picked = self
+                .sources
+                .iter_mut()
+                .enumerate()
+                .filter(|(i, _)| which.contains(i));
+            join_all(picked.map(|(_, s)| async {
+                let mut w = Vec::new();
+                let r = s.advance(&mut w).await;
+                (r, w)
+            }))
+            .await
+        };
+        for (r, w) in results {
+            self.warnings.extend(w);
+            if let Err(e) = r {
+                if abort(self.strategy) {
+                    self.failed = true;
+                    return Err(e);
+                }
+                self.warnings.push(e.message().to_string());
+            }
+        }
+        Ok(())
     }
 }
 

@@ -322,3 +322,72 @@ async fn a_store_that_stops_sending_hits_the_response_timeout() {
         .unwrap_err();
     assert!(err.message().contains("500ms"), "{}", err.message());
 }
+
+/// The merge equals a reference that gathers every store's series, sorts them by labels and
+/// joins equal ones (chunks sorted, identical chunks once), for random stores whose series
+/// overlap and that send one series as several frames.
+mod merge_property {
+    use super::*;
+    use proptest::prelude::*;
+    use storeapi::convert::compare_pb_labels;
+    use storeapi::proxy::sort_and_dedup_chunks;
+
+    /// Per store: (job index, chunk start, chunk byte) in any order.
+    fn store_contents() -> impl Strategy<Value = Vec<Vec<(u8, u8, u8)>>> {
+        proptest::collection::vec(
+            proptest::collection::vec((0u8..6, 0u8..4, 0u8..3), 0..12),
+            1..5,
+        )
+    }
+
+    /// A store's frames in label order; a series may be split over consecutive frames.
+    fn frames(contents: &[(u8, u8, u8)]) -> Vec<pb::Series> {
+        let mut sorted = contents.to_vec();
+        sorted.sort_by_key(|&(job, ..)| job);
+        sorted
+            .into_iter()
+            .map(|(job, start, byte)| {
+                let t = i64::from(start) * 10;
+                series(&format!("job-{job}"), vec![chunk(t, t + 9, &[byte])])
+            })
+            .collect()
+    }
+
+    fn reference(stores: &[Vec<pb::Series>]) -> Vec<pb::Series> {
+        let mut all: Vec<pb::Series> = stores.iter().flatten().cloned().collect();
+        all.sort_by(|a, b| compare_pb_labels(&a.labels, &b.labels));
+        let mut out: Vec<pb::Series> = Vec::new();
+        for s in all {
+            match out.last_mut() {
+                Some(last) if compare_pb_labels(&last.labels, &s.labels).is_eq() => {
+                    last.chunks.extend(s.chunks)
+                }
+                _ => out.push(s),
+            }
+        }
+        for s in &mut out {
+            sort_and_dedup_chunks(&mut s.chunks);
+        }
+        out
+    }
+
+    proptest! {
+        #[test]
+        fn merge_equals_sorting_everything(contents in store_contents()) {
+            let per_store: Vec<Vec<pb::Series>> = contents.iter().map(|c| frames(c)).collect();
+            let stores: Vec<Arc<dyn SeriesStore>> = per_store
+                .iter()
+                .map(|series| {
+                    Arc::new(Fixed { name: "s", series: series.clone(), fail: None })
+                        as Arc<dyn SeriesStore>
+                })
+                .collect();
+            let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
+            let (got, warnings) = rt
+                .block_on(collect(&Proxy::new(stores), pb::PartialResponseStrategy::Abort))
+                .unwrap();
+            prop_assert!(warnings.is_empty());
+            prop_assert_eq!(got, reference(&per_store));
+        }
+    }
+}
