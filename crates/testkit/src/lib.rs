@@ -6,6 +6,7 @@ use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
@@ -79,7 +80,34 @@ pub fn spawn_quiet(binary: &str, args: &[String]) -> Process {
 }
 
 /// A port that was free a moment ago on 127.0.0.1.
+///
+/// Ports come from below the kernel's ephemeral range when there is room, so the outgoing
+/// connections of the processes under test cannot take a port between this pick and the
+/// server's bind (an ephemeral pick lost that race in CI). Each test process walks its own
+/// stretch of that range (offset by its pid), one port per call, skipping ports in use.
 pub fn free_port() -> u16 {
+    static NEXT: AtomicU32 = AtomicU32::new(u32::MAX);
+    let ephemeral_low = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|s| s.split_whitespace().next()?.parse::<u32>().ok())
+        .unwrap_or(32768);
+    const LOW: u32 = 10_000;
+    if ephemeral_low < LOW + 2_000 {
+        return ephemeral_port();
+    }
+    let span = ephemeral_low - LOW;
+    let start = (std::process::id().wrapping_mul(2_654_435_761)) % span;
+    let _ = NEXT.compare_exchange(u32::MAX, start, Ordering::SeqCst, Ordering::SeqCst);
+    for _ in 0..span {
+        let port = (LOW + NEXT.fetch_add(1, Ordering::SeqCst) % span) as u16;
+        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+    ephemeral_port()
+}
+
+fn ephemeral_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .map(|a| a.port())
