@@ -6,7 +6,7 @@
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use serde_json::Value;
 use testkit::promapi::url_encode;
@@ -304,8 +304,8 @@ fn ruler_records_alerts_and_matches_prometheus() {
         .contains("/graph?g0.expr="));
 
     // The ruler's alert state agrees with Prometheus's (same rule, same wall clock).
-    let ours = get(ruler_http[0], "/api/v1/alerts");
-    let theirs: Value = serde_json::from_str(&prom.get("/api/v1/alerts").unwrap()).unwrap();
+    // The alert is active 20 s of every 40 s, so sample until both are inside one window
+    // in the same state.
     let active_at = |v: &Value| -> Option<(String, String)> {
         v["data"]["alerts"]
             .as_array()?
@@ -318,7 +318,20 @@ fn ruler_records_alerts_and_matches_prometheus() {
                 )
             })
     };
-    let (o, t) = (active_at(&ours), active_at(&theirs));
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let (ours, theirs, o, t, querier_alerts) = loop {
+        let ours = get(ruler_http[0], "/api/v1/alerts");
+        let theirs: Value = serde_json::from_str(&prom.get("/api/v1/alerts").unwrap()).unwrap();
+        let querier_alerts = get(q, "/api/v1/alerts");
+        let (o, t) = (active_at(&ours), active_at(&theirs));
+        let same_state = matches!((&o, &t), (Some((os, _)), Some((ts, _))) if os == ts);
+        if (same_state && querier_alerts.to_string().contains("Periodic"))
+            || Instant::now() > deadline
+        {
+            break (ours, theirs, o, t, querier_alerts);
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    };
     if let (Some((os, oa)), Some((ts, ta))) = (&o, &t) {
         let secs = |s: &str| tsdb::time::parse_rfc3339(s).unwrap() as f64 / 1000.0;
         assert!(
@@ -349,8 +362,10 @@ fn ruler_records_alerts_and_matches_prometheus() {
     // The querier gathers the rulers' rules and alerts.
     let rules = get(q, "/api/v1/rules");
     assert!(rules.to_string().contains("\"ruler-only\""), "{rules}");
-    let alerts = get(q, "/api/v1/alerts");
-    assert!(alerts.to_string().contains("Periodic"), "{alerts}");
+    assert!(
+        querier_alerts.to_string().contains("Periodic"),
+        "{querier_alerts}"
+    );
     let ruler_rules = get(ruler_http[0], "/api/v1/rules");
     assert_eq!(
         ruler_rules["data"]["groups"].as_array().unwrap().len(),
