@@ -7,7 +7,7 @@ use std::sync::Arc;
 use futures::{FutureExt, StreamExt};
 use promql::{Error, Queryable, RawSample, SelectHints, SeriesSet};
 use storeapi::convert::matcher_to_pb;
-use storeapi::dedup::{dedup_replicas, split_overlapping, ChunkSpan};
+use storeapi::dedup::{dedup_replicas, split_replicas};
 use storeapi::pb;
 use storeapi::{SeriesStore, SeriesStream};
 use tokio::runtime::Handle;
@@ -135,7 +135,9 @@ impl Queryable for ProxyQueryable {
             warnings: Vec::new(),
             histogram_series: 0,
             groups: Vec::new(),
-            spans: Vec::new(),
+            decoded: Vec::new(),
+            chunk_ranges: Vec::new(),
+            chunk_ts: Vec::new(),
         }))
     }
 }
@@ -159,10 +161,13 @@ struct ProxySeriesSet {
     warnings: Vec<String>,
     /// Series that had native histogram chunks, which the engine does not evaluate yet.
     histogram_series: usize,
-    /// Scratch buffers, one per group of non-overlapping chunks.
+    /// Scratch buffers, one per pseudo-replica.
     groups: Vec<Vec<(i64, f64)>>,
-    /// Scratch: the current series' chunk spans.
-    spans: Vec<ChunkSpan>,
+    /// Scratch for overlapping chunks: their samples as decoded, each one's range in it,
+    /// and their timestamps.
+    decoded: Vec<(i64, f64)>,
+    chunk_ranges: Vec<std::ops::Range<usize>>,
+    chunk_ts: Vec<i64>,
 }
 
 impl SeriesSet for ProxySeriesSet {
@@ -239,20 +244,15 @@ fn is_histogram(c: &pb::AggrChunk) -> bool {
 }
 
 impl ProxySeriesSet {
-    /// Decodes a series' chunks (sorted by time) into `out`: chunks that overlap are
-    /// separate replicas (or copies) and are merged by the penalty algorithm when
-    /// deduplicating, by timestamp otherwise.
+    /// Decodes a series' chunks (sorted by time) into `out`. Overlapping chunks are split
+    /// into pseudo-replicas (copies of one replica from several sources join it); several
+    /// are merged by the penalty algorithm when deduplicating, by timestamp otherwise.
     fn decode(&mut self, chunks: &[pb::AggrChunk], out: &mut Vec<RawSample>) -> Result<(), String> {
         out.clear();
         // Downsampled counters need Thanos's reset handling across chunks.
         let counter_aggregates = self.counter && chunks.iter().any(|c| c.raw.is_none());
-        self.spans.clear();
-        self.spans.extend(chunks.iter().map(chunk_span));
-        let groups = split_overlapping(&self.spans);
-        if groups.len() <= 1 {
-            // One replica: samples outside the range are of no use. (Replicas are merged
-            // whole: the penalty algorithm looks at the samples around the range too.)
-            let range = &self.range;
+        let range = &self.range;
+        if chunks.windows(2).all(|w| w[1].min_time > w[0].max_time) {
             let mut sink = SampleSink::new(counter_aggregates);
             for c in chunks {
                 decode_chunk(c, self.aggregates, &mut |t, v| {
@@ -265,16 +265,50 @@ impl ProxySeriesSet {
             }
             return Ok(());
         }
-        self.groups.resize_with(groups.len(), Vec::new);
-        for (g, members) in groups.iter().enumerate() {
-            let buf = &mut self.groups[g];
-            buf.clear();
+        self.decoded.clear();
+        self.chunk_ranges.clear();
+        for c in chunks {
+            let start = self.decoded.len();
+            let decoded = &mut self.decoded;
+            decode_chunk(c, self.aggregates, &mut |t, v| decoded.push((t, v)))?;
+            self.chunk_ranges.push(start..self.decoded.len());
+        }
+        let decoded = &self.decoded;
+        // By first sample (chunks that decode to nothing last).
+        self.chunk_ranges
+            .sort_by_key(|r| decoded.get(r.start).map_or(i64::MAX, |s| s.0));
+        self.chunk_ts.clear();
+        self.chunk_ts.extend(decoded.iter().map(|s| s.0));
+        let ts: Vec<&[i64]> = self
+            .chunk_ranges
+            .iter()
+            .map(|r| &self.chunk_ts[r.clone()])
+            .collect();
+        let groups = split_replicas(&ts);
+        let replica = |members: &[usize], emit: &mut dyn FnMut(i64, f64)| {
             let mut sink = SampleSink::new(counter_aggregates);
             for &i in members {
-                decode_chunk(&chunks[i], self.aggregates, &mut |t, v| {
-                    sink.push(t, v, &mut |t, v| buf.push((t, v)))
-                })?;
+                for &(t, v) in &decoded[self.chunk_ranges[i].clone()] {
+                    sink.push(t, v, &mut |t, v| emit(t, v));
+                }
             }
+        };
+        if groups.len() <= 1 {
+            // One replica: samples outside the range are of no use. (Replicas are merged
+            // whole: the penalty algorithm looks at the samples around the range too.)
+            if let Some(members) = groups.first() {
+                replica(members, &mut |t, v| {
+                    if range.contains(&t) {
+                        out.push(RawSample { t, v })
+                    }
+                });
+            }
+            return Ok(());
+        }
+        self.groups.resize_with(groups.len(), Vec::new);
+        for (buf, members) in self.groups.iter_mut().zip(&groups) {
+            buf.clear();
+            replica(members, &mut |t, v| buf.push((t, v)));
         }
         let merged = if self.dedup && !self.chain {
             dedup_replicas(&self.groups[..groups.len()], self.counter)
@@ -329,21 +363,6 @@ impl SampleSink {
         } else if t == self.last_t {
             self.last_v = v;
         }
-    }
-}
-
-/// A chunk's time range and, for raw XOR data, its sample count (the first two bytes).
-fn chunk_span(c: &pb::AggrChunk) -> ChunkSpan {
-    let samples = match &c.raw {
-        Some(raw) if raw.r#type == pb::chunk::Encoding::Xor as i32 => {
-            u32::from(tsdb::chunkenc::num_samples(&raw.data))
-        }
-        _ => 0,
-    };
-    ChunkSpan {
-        min_time: c.min_time,
-        max_time: c.max_time,
-        samples,
     }
 }
 

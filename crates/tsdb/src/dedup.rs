@@ -165,44 +165,84 @@ pub fn dedup_replicas(replicas: &[Vec<Sample>], counter: bool) -> Vec<Sample> {
     acc
 }
 
-/// A chunk's time range and sample count (0 when unknown), as [`split_overlapping`] sees it.
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub struct ChunkSpan {
-    pub min_time: i64,
-    pub max_time: i64,
-    pub samples: u32,
+/// A pseudo-replica being built by [`split_replicas`]: its merged timestamps and chunks.
+struct ReplicaGroup {
+    ts: Vec<i64>,
+    members: Vec<usize>,
 }
 
-impl ChunkSpan {
-    /// The mean step between samples, when the chunk has at least two.
+impl ReplicaGroup {
+    fn last(&self) -> i64 {
+        self.ts.last().copied().unwrap_or(i64::MIN)
+    }
+
+    /// The last step between two of its samples.
     fn step(&self) -> Option<i64> {
-        (self.samples >= 2).then(|| (self.max_time - self.min_time) / (self.samples as i64 - 1))
+        let n = self.ts.len();
+        (n >= 2).then(|| self.ts[n - 1] - self.ts[n - 2])
+    }
+
+    fn take(&mut self, index: usize, chunk: &[i64]) {
+        let last = self.last();
+        let new = chunk.partition_point(|&t| t <= last);
+        self.ts.extend_from_slice(&chunk[new..]);
+        self.members.push(index);
     }
 }
 
-/// Splits time-sorted chunks into groups whose members do not overlap: each group is a
-/// pseudo-replica (Thanos's overlap split). When a chunk could continue several groups, it
-/// joins the one it continues at the scrape step (the gap to the group's last chunk closest
-/// to the step); where replicas overlap, never one it would continue less than half a step
-/// after its last sample or off its scrape phase by more than a quarter step. So a group
-/// follows one replica's scrape phase rather than alternating between replicas at chunk
-/// boundaries, and the chunks of a lone series stay one group. Returns group indices.
-pub fn split_overlapping(chunks: &[ChunkSpan]) -> Vec<Vec<usize>> {
-    // Per group: its last chunk and its members.
-    let mut groups: Vec<(ChunkSpan, Vec<usize>)> = Vec::new();
+/// The mean step between a chunk's samples, when it has at least two.
+fn chunk_step(chunk: &[i64]) -> Option<i64> {
+    match chunk {
+        [first, .., last] => Some((last - first) / (chunk.len() as i64 - 1)),
+        _ => None,
+    }
+}
+
+/// Splits one series' chunks, given by their sample timestamps and sorted by their first,
+/// into pseudo-replicas (Thanos's overlap split), returning each one's chunk indices.
+///
+/// A chunk that overlaps a group and starts at one of its timestamps is a copy of that
+/// replica (the same samples from another source, cut into chunks elsewhere) and joins it.
+/// Otherwise it continues the group it follows at the scrape step (the gap to the group's
+/// last sample closest to the step); where replicas run side by side, never one it would
+/// continue less than half a step after its last sample or off its scrape phase by more than
+/// a quarter step. So a group follows one replica rather than alternating between replicas
+/// at chunk boundaries, and the chunks of a lone series stay one group. Empty chunks join
+/// no group.
+pub fn split_replicas(chunks: &[&[i64]]) -> Vec<Vec<usize>> {
+    // For chunks of one sample: the series' scrape step, the smallest any chunk shows.
+    let series_step = chunks
+        .iter()
+        .filter_map(|c| chunk_step(c))
+        .filter(|&s| s > 0)
+        .min();
+    let mut groups: Vec<ReplicaGroup> = Vec::new();
     for (i, c) in chunks.iter().enumerate() {
-        // Where replicas run side by side (this chunk overlaps the next one or a group's
-        // last), a continuation must also keep the group's scrape phase; elsewhere any
-        // group may continue (a lone series' chunks must stay one group).
-        let side_by_side = chunks.get(i + 1).is_some_and(|n| n.min_time <= c.max_time)
-            || groups.iter().any(|(last, _)| last.max_time >= c.min_time);
+        let (Some(&first), Some(&last)) = (c.first(), c.last()) else {
+            continue;
+        };
+        if let Some(g) = groups
+            .iter_mut()
+            .find(|g| first <= g.last() && g.ts.binary_search(&first).is_ok())
+        {
+            g.take(i, c);
+            continue;
+        }
+        // Where replicas run side by side (this chunk overlaps the next one or a group),
+        // a continuation must also keep the group's scrape phase; elsewhere any group may
+        // continue (a lone series' chunks must stay one group).
+        let side_by_side = chunks
+            .get(i + 1)
+            .and_then(|n| n.first())
+            .is_some_and(|&n| n <= last)
+            || groups.iter().any(|g| g.last() >= first);
         let mut best: Option<(usize, i64)> = None;
-        for (g, (last, _)) in groups.iter().enumerate() {
-            if last.max_time >= c.min_time {
+        for (g, group) in groups.iter().enumerate() {
+            if group.last() >= first {
                 continue;
             }
-            let gap = c.min_time - last.max_time;
-            let step = last.step().or(c.step());
+            let gap = first - group.last();
+            let step = group.step().or(chunk_step(c)).or(series_step);
             // Closer than half a step, or off the group's scrape phase by more than a
             // quarter step: another replica's samples, not this one's next ones.
             if let Some(step) = step.filter(|&s| s > 0 && side_by_side) {
@@ -218,14 +258,18 @@ pub fn split_overlapping(chunks: &[ChunkSpan]) -> Vec<Vec<usize>> {
             }
         }
         match best {
-            Some((g, _)) => {
-                groups[g].0 = *c;
-                groups[g].1.push(i);
+            Some((g, _)) => groups[g].take(i, c),
+            None => {
+                let mut group = ReplicaGroup {
+                    ts: Vec::with_capacity(c.len()),
+                    members: Vec::new(),
+                };
+                group.take(i, c);
+                groups.push(group);
             }
-            None => groups.push((*c, vec![i])),
         }
     }
-    groups.into_iter().map(|(_, m)| m).collect()
+    groups.into_iter().map(|g| g.members).collect()
 }
 
 #[cfg(test)]
@@ -272,16 +316,11 @@ mod tests {
     fn a_chunk_half_a_step_after_another_is_another_replica() {
         // Replica a's first block holds one sample; b's first chunk starts 545 ms after it,
         // a's next chunk one step (1 s) after it.
-        let span = |min: i64, n: u32| ChunkSpan {
-            min_time: min,
-            max_time: min + (n as i64 - 1) * 1_000,
-            samples: n,
-        };
-        let chunks = [span(0, 1), span(545, 120), span(1_000, 120)];
-        assert_eq!(split_overlapping(&chunks), vec![vec![0, 2], vec![1]]);
+        let chunks = [run(0, 1), run(545, 120), run(1_000, 120)];
+        assert_eq!(split(&chunks), vec![vec![0, 2], vec![1]]);
         // A lone series with irregular gaps stays one group.
-        let lone = [span(0, 3), span(2_545, 3), span(9_100, 5)];
-        assert_eq!(split_overlapping(&lone), vec![vec![0, 1, 2]]);
+        let lone = [run(0, 3), run(2_545, 3), run(9_100, 5)];
+        assert_eq!(split(&lone), vec![vec![0, 1, 2]]);
     }
 
     #[test]
@@ -379,38 +418,140 @@ mod tests {
         assert!(raw.windows(2).any(|w| w[1].1 < w[0].1));
     }
 
-    fn spans(s: &[(i64, i64, u32)]) -> Vec<ChunkSpan> {
-        s.iter()
-            .map(|&(min_time, max_time, samples)| ChunkSpan {
-                min_time,
-                max_time,
-                samples,
-            })
-            .collect()
+    /// `n` timestamps a second apart from `from`.
+    fn run(from: i64, n: i64) -> Vec<i64> {
+        (0..n).map(|i| from + i * 1_000).collect()
+    }
+
+    fn split(chunks: &[Vec<i64>]) -> Vec<Vec<usize>> {
+        let refs: Vec<&[i64]> = chunks.iter().map(Vec::as_slice).collect();
+        split_replicas(&refs)
     }
 
     #[test]
     fn overlap_split() {
-        let g = split_overlapping(&spans(&[
-            (0, 10, 0),
-            (5, 15, 0),
-            (11, 20, 0),
-            (16, 30, 0),
-            (21, 25, 0),
-        ]));
+        // Replica a at .000, b at .500, each cut into chunks at other times.
+        let g = split(&[
+            run(0, 10),
+            run(5_500, 6),
+            run(10_000, 6),
+            run(11_500, 10),
+            run(16_000, 3),
+        ]);
         assert_eq!(g, vec![vec![0, 2, 4], vec![1, 3]]);
+    }
+
+    #[test]
+    fn copies_of_a_replica_cut_elsewhere_join_it() {
+        // Replica a from two sources (a block and a head, cut at other samples), b between.
+        let g = split(&[
+            run(0, 30),
+            run(10_000, 40),
+            run(10_300, 40),
+            run(30_000, 30),
+        ]);
+        assert_eq!(g, vec![vec![0, 1, 3], vec![2]]);
+        // Without the copy check the head chunk (1) would have to be its own group.
     }
 
     #[test]
     fn overlap_split_follows_each_replicas_scrape_phase() {
         // Replica a scrapes every second at .841, b at .617; both cut chunks at 130 000.
         // b's second chunk starts after a's first ends, but continues b's first at the step.
-        let g = split_overlapping(&spans(&[
-            (125_841, 129_841, 5),  // a
-            (126_617, 129_617, 4),  // b
-            (130_617, 140_617, 11), // b
-            (130_841, 140_841, 11), // a
-        ]));
+        let g = split(&[
+            run(125_841, 5),  // a
+            run(126_617, 4),  // b
+            run(130_617, 11), // b
+            run(130_841, 11), // a
+        ]);
         assert_eq!(g, vec![vec![0, 3], vec![1, 2]]);
+    }
+
+    /// Cuts `samples` into chunks of the given sizes (cycled).
+    fn cut(samples: &[Sample], sizes: &[usize]) -> Vec<Vec<Sample>> {
+        let mut out = Vec::new();
+        let mut i = 0;
+        for size in sizes.iter().cycle() {
+            if i >= samples.len() {
+                break;
+            }
+            let end = (i + size.max(&1)).min(samples.len());
+            out.push(samples[i..end].to_vec());
+            i = end;
+        }
+        out
+    }
+
+    /// The querier's path for one deduplicated series: chunks sorted by time, split into
+    /// pseudo-replicas, each decoded forward in time, merged by the penalty algorithm.
+    fn dedup_chunks(mut chunks: Vec<Vec<Sample>>) -> Vec<Sample> {
+        chunks.sort_by_key(|c| (c[0].0, c[c.len() - 1].0));
+        chunks.dedup();
+        let ts: Vec<Vec<i64>> = chunks
+            .iter()
+            .map(|c| c.iter().map(|s| s.0).collect())
+            .collect();
+        let groups: Vec<Vec<Sample>> = split(&ts)
+            .into_iter()
+            .map(|members| {
+                let mut out: Vec<Sample> = Vec::new();
+                for s in members.iter().flat_map(|&i| &chunks[i]) {
+                    if out.last().is_none_or(|l| s.0 > l.0) {
+                        out.push(*s);
+                    }
+                }
+                out
+            })
+            .collect();
+        dedup_replicas(&groups, false)
+    }
+
+    proptest::proptest! {
+        /// Two complete replicas of one series, each served by two sources that cut its
+        /// samples into chunks differently (a block in the bucket and the sidecar's head),
+        /// deduplicate to exactly one replica's samples, however close their scrape phases.
+        #[test]
+        fn complete_replicas_served_twice_dedup_to_one_of_them(
+            phase_b in 10i64..990,
+            jitter in proptest::collection::vec(-3i64..=3, 64),
+            sizes in proptest::collection::vec(
+                // Chunks of one sample only (no step to tell) are left out: one chunk
+                // size of each source is at least two.
+                (2usize..130, proptest::collection::vec(1usize..130, 0..5), 0usize..200),
+                4,
+            ),
+        ) {
+            let replica = |phase: i64, seed: usize| -> Vec<Sample> {
+                (0..240i64)
+                    .map(|i| {
+                        let j = jitter[(i as usize * 7 + seed) % jitter.len()];
+                        (1_000_000 + i * 1_000 + phase + j, 1.0)
+                    })
+                    .collect()
+            };
+            let (a, b) = (replica(0, 0), replica(phase_b, 3));
+            let mut chunks = Vec::new();
+            for (k, (first, rest, from)) in sizes.iter().enumerate() {
+                let cuts: Vec<usize> = std::iter::once(*first).chain(rest.iter().copied()).collect();
+                let r = if k < 2 { &a } else { &b };
+                // The second source of each replica may cover only its later part.
+                let from = if k % 2 == 1 { *from } else { 0 };
+                chunks.extend(cut(&r[from..], &cuts));
+            }
+            let out = dedup_chunks(chunks);
+            let diverges = |r: &[Sample]| {
+                let i = out.iter().zip(r).position(|(x, y)| x != y).unwrap_or(out.len().min(r.len()));
+                format!("at {i}: {:?} vs {:?}", &out[i.saturating_sub(2)..(i + 3).min(out.len())], &r[i.saturating_sub(2)..(i + 3).min(r.len())])
+            };
+            // One replica throughout; where it ends first, some of the other's later
+            // samples may follow.
+            let one_of = |r: &[Sample], other: &[Sample]| {
+                let end = r[r.len() - 1].0;
+                out.len() >= r.len()
+                    && out[..r.len()] == *r
+                    && out[r.len()..].iter().all(|s| s.0 > end && other.contains(s))
+            };
+            proptest::prop_assert!(one_of(&a, &b) || one_of(&b, &a), "a {}; b {}", diverges(&a), diverges(&b));
+        }
     }
 }
