@@ -6,8 +6,9 @@
 //! `READ_PATH_SCALE=10` writes ten times the series (the same queries over a bucket ten
 //! times as large). `READ_PATH_HOLD=<seconds>` keeps the processes up after the table, for profiling.
 //!
-//! Data: 4,000 counters and a 200-instance classic histogram over 2 days at 30 s, written as
-//! 12 h blocks; Prometheus runs with compaction off (min = max block duration = 2h).
+//! Data: 4,000 counters and a 200-instance classic histogram over 2 days at 30 s, and 200
+//! counters over the 7 days up to the same end, written as 12 h blocks; Prometheus runs with
+//! compaction off (min = max block duration = 2h).
 
 use std::path::Path;
 use std::process::Command;
@@ -23,6 +24,9 @@ const START: i64 = 1_699_920_000_000; // 12h-aligned
 const INTERVAL: i64 = 30_000;
 const HOUR: i64 = 3_600_000;
 const DAYS: i64 = 2;
+/// The long-range series (`long_requests_total`) start this many days before the end.
+const LONG_DAYS: i64 = 7;
+const LONG_SERIES: u32 = 200;
 
 /// `READ_PATH_SCALE` (default 1) multiplies the series: the bucket grows, what the queries
 /// select stays (the added series have other metric names).
@@ -71,19 +75,37 @@ fn series() -> Vec<(Labels, u32)> {
             ));
         }
     }
+    for i in 0..LONG_SERIES {
+        out.push((
+            Labels::from_pairs(vec![
+                ("__name__", "long_requests_total".to_string()),
+                ("instance", format!("host-{}", i / 4)),
+                ("job", format!("job-{}", i % 4)),
+            ]),
+            20_000 + i,
+        ));
+    }
     out.sort();
     out
+}
+
+fn is_long(labels: &Labels) -> bool {
+    labels.get("__name__") == Some("long_requests_total")
 }
 
 fn write_blocks(dir: &Path) {
     let all = series();
     let block = 12 * HOUR;
-    for b in 0..(DAYS * 24 * HOUR / block) {
-        let (min, max) = (START + b * block, START + (b + 1) * block);
+    let first = START + (DAYS - LONG_DAYS) * 24 * HOUR;
+    for b in 0..(LONG_DAYS * 24 * HOUR / block) {
+        let (min, max) = (first + b * block, first + (b + 1) * block);
         let mut w = BlockWriter::new(dir, min, max).unwrap();
         for (labels, seed) in &all {
+            if min < START && !is_long(labels) {
+                continue;
+            }
             let samples = (min..max).step_by(INTERVAL as usize).map(|t| {
-                let k = (t - START) / INTERVAL;
+                let k = (t - first) / INTERVAL;
                 let v = (k * (*seed as i64 % 13 + 1)) as f64 + (*seed % 7) as f64;
                 (t, v)
             });
@@ -305,6 +327,23 @@ fn main() {
                      sum by (instance) (rate(http_requests_total{job=\"job-2\"}[5m]))"
                 ),
                 s(end - 6 * HOUR),
+                s(end)
+            ),
+        ),
+        (
+            "range 7d rate 1h",
+            format!(
+                "query={}&start={}&end={}&step=3600",
+                url_encode("sum by (job) (rate(long_requests_total[1h]))"),
+                s(end - LONG_DAYS * 24 * HOUR + HOUR),
+                s(end)
+            ),
+        ),
+        (
+            "instant regex",
+            format!(
+                "query={}&time={}",
+                url_encode("sum by (job) (rate(http_requests_total{instance=~\"host-1.*\"}[5m]))"),
                 s(end)
             ),
         ),
