@@ -4,14 +4,15 @@
 # external labels into a filesystem bucket under ./.gauntlet/bucket, verified, then served
 # by a store gateway and a querier on 127.0.0.1 until Ctrl-C, with a compactor merging and
 # downsampling the bucket every 5 minutes (HA replicas merged by penalty deduplication).
-# WITH_PROMETHEUS=1 also runs a real Prometheus 2.42 (scraping itself and the Gauntlet
-# components, 2h blocks) with a sidecar serving its recent data and shipping its blocks.
+# Beside it a real Prometheus 2.42 (scraping itself and the Gauntlet components, 2h blocks)
+# runs with a sidecar serving its recent data and shipping its blocks; WITH_PROMETHEUS=0
+# leaves those two out.
 # A ruler (scripts/rules.example.yml) evaluates through the querier, ships its blocks to the
 # bucket and sends its alerts to an Alertmanager on 127.0.0.1:19093.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-scripts/install-deps.sh
+scripts/install-deps.sh run
 export PATH="$HOME/.cargo/bin:$PATH"
 cargo build --release -q -p gauntlet -p testkit
 
@@ -50,7 +51,7 @@ pids="$pids $!"
 trap 'kill $pids 2>/dev/null' EXIT
 endpoints="--endpoint=127.0.0.1:10911"
 
-if [ "${WITH_PROMETHEUS:-0}" = 1 ]; then
+if [ "${WITH_PROMETHEUS:-1}" = 1 ]; then
   mkdir -p "$work/prometheus"
   cat > "$work/prometheus.yml" <<YAML
 global:
