@@ -52,8 +52,10 @@ pub struct Config {
     pub index_cache_size: u64,
     /// Series calls served at once; further calls wait.
     pub series_max_concurrency: usize,
-    /// Chunks a Series call reads per step; its memory follows this, not the answer's size.
-    pub series_batch_chunks: usize,
+    /// Chunk bytes (as estimated before reading) a Series call reads per step, from every
+    /// block at once: its memory follows this, not the answer's size, and each step costs
+    /// a read per block.
+    pub series_batch_bytes: u64,
     /// Most series one Series call may return (`--store.limits.request-series`); 0 = no limit.
     pub request_series_limit: u64,
     /// Most samples one Series call may return, counted as chunks × 120
@@ -83,7 +85,7 @@ impl Default for Config {
             series_sample_limit: 0,
             index_cache_size: 250_000_000,
             series_max_concurrency: 20,
-            series_batch_chunks: 8_192,
+            series_batch_bytes: 4 << 20,
             request_series_limit: 0,
             request_samples_limit: 0,
             request_matchers_limit: 1_000,
@@ -415,7 +417,7 @@ struct SeriesBatches {
     ready: std::collections::VecDeque<Result<pb::SeriesResponse, Status>>,
     skip_chunks: bool,
     aggregates: Vec<pb::Aggr>,
-    batch_chunks: usize,
+    batch_bytes: u64,
     abort: bool,
     failed: BTreeSet<usize>,
     _slot: tokio::sync::OwnedSemaphorePermit,
@@ -474,17 +476,17 @@ impl Drop for SentStats {
 impl SeriesBatches {
     async fn next_frame(&mut self) -> Option<Result<pb::SeriesResponse, Status>> {
         while self.ready.is_empty() {
-            // Whole series up to about `batch_chunks` chunks.
+            // Whole series up to about `batch_bytes` of chunks.
             let mut batch: Vec<PlannedPart> = Vec::new();
-            let mut chunks = 0;
+            let mut bytes = 0u64;
             while let Some(part) = self.plan.peek() {
                 let same_series = batch
                     .last()
                     .is_some_and(|last| compare_pb_labels(&last.labels, &part.labels).is_eq());
-                if chunks >= self.batch_chunks && !same_series {
+                if bytes >= self.batch_bytes && !same_series {
                     break;
                 }
-                chunks += part.metas.len();
+                bytes += part.metas.iter().map(|m| u64::from(m.max_len)).sum::<u64>();
                 batch.extend(self.plan.next());
             }
             if batch.is_empty() {
@@ -737,7 +739,7 @@ impl SeriesStore for BucketStore {
             ready,
             skip_chunks: req.skip_chunks,
             aggregates: req.aggregates().collect(),
-            batch_chunks: self.cfg.series_batch_chunks.max(1),
+            batch_bytes: self.cfg.series_batch_bytes.max(1),
             abort,
             failed: BTreeSet::new(),
             _slot: slot,

@@ -178,7 +178,7 @@ async fn series_equal_local_reads() {
         bucket.clone(),
         Config {
             data_dir: dir.path().join("data-small"),
-            series_batch_chunks: 5,
+            series_batch_bytes: 1_000,
             ..Config::default()
         },
     );
