@@ -279,12 +279,7 @@ impl ProxySeriesSet {
             .sort_by_key(|r| decoded.get(r.start).map_or(i64::MAX, |s| s.0));
         self.chunk_ts.clear();
         self.chunk_ts.extend(decoded.iter().map(|s| s.0));
-        let ts: Vec<&[i64]> = self
-            .chunk_ranges
-            .iter()
-            .map(|r| &self.chunk_ts[r.clone()])
-            .collect();
-        let groups = split_replicas(&ts);
+        let groups = split_replicas(&self.chunk_ts, &self.chunk_ranges);
         let replica = |members: &[usize], emit: &mut dyn FnMut(i64, f64)| {
             let mut sink = SampleSink::new(counter_aggregates);
             for &i in members {

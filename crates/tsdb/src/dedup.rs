@@ -198,8 +198,8 @@ fn chunk_step(chunk: &[i64]) -> Option<i64> {
     }
 }
 
-/// Splits one series' chunks, given by their sample timestamps and sorted by their first,
-/// into pseudo-replicas (Thanos's overlap split), returning each one's chunk indices.
+/// Splits one series' chunks, given by the ranges of their sample timestamps in `ts` and
+/// sorted by their first, into pseudo-replicas (Thanos's overlap split), returning each one's chunk indices.
 ///
 /// A chunk that overlaps a group and starts at one of its timestamps is a copy of that
 /// replica (the same samples from another source, cut into chunks elsewhere) and joins it.
@@ -209,15 +209,16 @@ fn chunk_step(chunk: &[i64]) -> Option<i64> {
 /// a quarter step. So a group follows one replica rather than alternating between replicas
 /// at chunk boundaries, and the chunks of a lone series stay one group. Empty chunks join
 /// no group.
-pub fn split_replicas(chunks: &[&[i64]]) -> Vec<Vec<usize>> {
+pub fn split_replicas(ts: &[i64], chunk_ranges: &[std::ops::Range<usize>]) -> Vec<Vec<usize>> {
+    let chunk = |i: usize| &ts[chunk_ranges[i].clone()];
     // For chunks of one sample: the series' scrape step, the smallest any chunk shows.
-    let series_step = chunks
-        .iter()
-        .filter_map(|c| chunk_step(c))
+    let series_step = (0..chunk_ranges.len())
+        .filter_map(|i| chunk_step(chunk(i)))
         .filter(|&s| s > 0)
         .min();
     let mut groups: Vec<ReplicaGroup> = Vec::new();
-    for (i, c) in chunks.iter().enumerate() {
+    for i in 0..chunk_ranges.len() {
+        let c = chunk(i);
         let (Some(&first), Some(&last)) = (c.first(), c.last()) else {
             continue;
         };
@@ -231,9 +232,9 @@ pub fn split_replicas(chunks: &[&[i64]]) -> Vec<Vec<usize>> {
         // Where replicas run side by side (this chunk overlaps the next one or a group),
         // a continuation must also keep the group's scrape phase; elsewhere any group may
         // continue (a lone series' chunks must stay one group).
-        let side_by_side = chunks
-            .get(i + 1)
-            .and_then(|n| n.first())
+        let side_by_side = (i + 1 < chunk_ranges.len())
+            .then(|| chunk(i + 1).first())
+            .flatten()
             .is_some_and(|&n| n <= last)
             || groups.iter().any(|g| g.last() >= first);
         let mut best: Option<(usize, i64)> = None;
@@ -424,8 +425,13 @@ mod tests {
     }
 
     fn split(chunks: &[Vec<i64>]) -> Vec<Vec<usize>> {
-        let refs: Vec<&[i64]> = chunks.iter().map(Vec::as_slice).collect();
-        split_replicas(&refs)
+        let mut ts = Vec::new();
+        let mut ranges = Vec::new();
+        for c in chunks {
+            ranges.push(ts.len()..ts.len() + c.len());
+            ts.extend_from_slice(c);
+        }
+        split_replicas(&ts, &ranges)
     }
 
     #[test]
