@@ -89,8 +89,10 @@ endpoints="$endpoints --endpoint=127.0.0.1:10941"
 echo "ruler: http://127.0.0.1:10942/api/v1/rules, alerts at /api/v1/alerts (log: $work/rule.log)"
 echo "alertmanager: http://127.0.0.1:19093 (amtool alert query --alertmanager.url=http://127.0.0.1:19093)"
 echo
-echo "querier: http://127.0.0.1:10902  (try /api/v1/query?query=up, /api/v1/labels, /api/v1/stores)"
-echo "store gateway: http://127.0.0.1:10912/metrics, gRPC StoreAPI on 127.0.0.1:10911"
-echo "compactor: http://127.0.0.1:10932/metrics (log: $work/compact.log)"
+echo "store gateway: http://127.0.0.1:10912 (loaded blocks), gRPC StoreAPI on 127.0.0.1:10911"
+echo "compactor: http://127.0.0.1:10932 (block viewer; log: $work/compact.log)"
+echo
+echo "UI: open http://127.0.0.1:10902 (graph, stores, rules, alerts; API at /api/v1/...)"
+echo
 "$bin/gauntlet" query $endpoints --query.replica-label=replica \
   --http-address=127.0.0.1:10902 --grpc-address=127.0.0.1:10901

@@ -111,9 +111,20 @@ pub struct CompactArgs {
     /// Hash function for uploaded block files ("" or SHA256); accepted, files are not hashed.
     #[arg(long = "hash-func", default_value = "")]
     hash_func: String,
-    /// Disable the block viewer UI (accepted; there is none yet).
+    /// Disable the block viewer UI.
     #[arg(long = "web.disable")]
     web_disable: bool,
+    #[command(flatten)]
+    web: crate::flags::WebPrefixFlags,
+    /// External block label to use as group title in the block viewer.
+    #[arg(long = "bucket-web-label", default_value = "")]
+    bucket_web_label: String,
+    /// How often the block viewer lists the bucket.
+    #[arg(long = "block-viewer.global.sync-block-interval", default_value = "1m", value_parser = parse_duration_flag)]
+    viewer_interval: Duration,
+    /// Maximum time for one listing of the bucket by the block viewer.
+    #[arg(long = "block-viewer.global.sync-block-timeout", default_value = "5m", value_parser = parse_duration_flag)]
+    viewer_timeout: Duration,
 }
 
 /// A one-line progress bar on a terminal.
@@ -212,7 +223,6 @@ pub fn run(a: CompactArgs) -> Result<()> {
     std::fs::create_dir_all(&a.data_dir)
         .with_context(|| format!("create --data-dir {}", a.data_dir.display()))?;
     let _ = a.block_files_concurrency;
-    let _ = a.web_disable;
     let halt_on_error = a.halt_on_error && !a.no_halt_on_error;
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -223,8 +233,24 @@ pub fn run(a: CompactArgs) -> Result<()> {
         let web = a.http_config.load()?;
         let http = bind(&a.http_address, "--http-address").await?;
         tracing::info!(http = %http.local_addr()?, wait = a.wait, "starting compactor");
-        let app = router(status.clone(), axum::Router::new());
         let (stop_tx, mut stop_rx) = tokio::sync::watch::channel(false);
+        let app = if a.web_disable {
+            router(status.clone(), axum::Router::new())
+        } else {
+            let blocks = Arc::new(webui::BlocksApi::new(&a.bucket_web_label));
+            crate::server::spawn_block_viewer_sync(
+                blocks.clone(),
+                bucket.clone(),
+                bucket::fetcher::Filters::default(),
+                a.viewer_interval,
+                a.viewer_timeout,
+                stop_rx.clone(),
+            );
+            router(
+                status.clone(),
+                webui::bucket_routes(a.web.prefixes(), blocks),
+            )
+        };
         let mut http_stop = stop_rx.clone();
         let http_task = tokio::spawn(std::future::IntoFuture::into_future(
             axum::serve(

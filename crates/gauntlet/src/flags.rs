@@ -33,6 +33,31 @@ impl ObjstoreFlags {
     }
 }
 
+/// Thanos's web prefix flags of components with a UI.
+#[derive(Args, Clone, Debug)]
+pub struct WebPrefixFlags {
+    /// Prefix for API and UI endpoints (a sub-path); defaults to --web.external-prefix.
+    #[arg(long = "web.route-prefix", default_value = "")]
+    pub route_prefix: String,
+    /// Static prefix for links and redirects in the UI, behind a path-stripping proxy.
+    #[arg(long = "web.external-prefix", default_value = "")]
+    pub external_prefix: String,
+    /// Request header giving the prefix of UI links when --web.external-prefix is unset (set
+    /// it only behind a proxy that always sets the header, e.g. X-Forwarded-Prefix).
+    #[arg(long = "web.prefix-header", default_value = "")]
+    pub prefix_header: String,
+}
+
+impl WebPrefixFlags {
+    pub fn prefixes(&self) -> webui::Prefixes {
+        webui::Prefixes::new(
+            &self.route_prefix,
+            &self.external_prefix,
+            &self.prefix_header,
+        )
+    }
+}
+
 /// Parses Thanos's `--label=name="value"` flags into sorted pairs.
 pub fn parse_flag_labels(flags: &[String]) -> Result<tsdb::Labels> {
     let mut pairs = Vec::with_capacity(flags.len());

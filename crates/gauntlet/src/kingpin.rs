@@ -20,10 +20,9 @@ const TRACING: &str = "tracing is not implemented; no spans are exported";
 const REQUEST_LOG: &str = "request logging is not configurable; requests are logged at debug level";
 const GRACE: &str = "servers stop accepting at once on shutdown and finish the requests in flight";
 const CONN_AGE: &str = "gRPC connections are kept until the client closes them";
-const WEB_UI: &str = "the web UI is served at / and the API at /api/v1; no prefix is applied";
+const WEB_UI: &str = "this component serves no web UI";
 const CORS: &str = "CORS headers are not sent";
 const ADMIN: &str = "there are no admin operations to disable";
-const BUCKET_WEB: &str = "the bucket web UI is not implemented";
 const TENANCY: &str = "multi-tenancy is not implemented; every request sees every tenant";
 const TELEMETRY: &str = "query telemetry histograms use fixed buckets";
 const STORE_INDEX: &str =
@@ -138,7 +137,6 @@ const STORE: &[Inert] = &[
         true,
         "metas are fetched with --block-sync-concurrency",
     ),
-    inert("bucket-web-label", true, BUCKET_WEB),
     inert("cache-index-header", false, STORE_INDEX),
     inert(
         "chunk-pool-size",
@@ -201,7 +199,6 @@ const STORE: &[Inert] = &[
         true,
         "use --store.limits.request-samples",
     ),
-    inert("web.disable", false, BUCKET_WEB),
     inert("experimental.enable-index-header", false, STORE_INDEX),
     inert(
         "store.caching-bucket.config",
@@ -317,10 +314,6 @@ const QUERY: &[Inert] = &[
 
 const COMPACT: &[Inert] = &[
     inert("block-discovery-strategy", true, DISCOVERY),
-    inert("block-viewer.global.sync-block-interval", true, BUCKET_WEB),
-    inert("block-viewer.global.sync-block-timeout", true, BUCKET_WEB),
-    inert("bucket-web-label", true, BUCKET_WEB),
-    inert("web.disable", false, BUCKET_WEB),
     inert(
         "hash-func",
         true,
@@ -329,6 +322,11 @@ const COMPACT: &[Inert] = &[
 ];
 
 const TOOLS: &[Inert] = &[
+    inert(
+        "disable-admin-operations",
+        false,
+        "the block viewer offers no admin operations",
+    ),
     inert("enable-auto-gomemlimit", false, GO_RUNTIME),
     inert("auto-gomemlimit.ratio", true, GO_RUNTIME),
     inert("tracing.config", true, TRACING),

@@ -88,9 +88,8 @@ pub struct QueryArgs {
     /// origins can query).
     #[arg(long = "web.disable-cors")]
     disable_cors: bool,
-    /// Static prefix for links in the UI behind a path-stripping proxy.
-    #[arg(long = "web.external-prefix", default_value = "")]
-    external_prefix: String,
+    #[command(flatten)]
+    web: crate::flags::WebPrefixFlags,
     /// Listen host:port for HTTP endpoints and the API.
     #[arg(long = "http-address", default_value = "0.0.0.0:10902")]
     http_address: String,
@@ -239,17 +238,14 @@ pub fn run(mut a: QueryArgs, flags: std::collections::BTreeMap<String, String>) 
         let grpc = bind(&a.grpc_address, "--grpc-address").await?;
         tracing::info!(http = %http.local_addr()?, grpc = %grpc.local_addr()?, "listening");
         let api_routes = query::api::router(api.clone());
-        let app = if a.external_prefix.is_empty() || a.external_prefix == "/" {
-            router(status.clone(), api_routes)
-        } else {
-            let prefix = format!("/{}", a.external_prefix.trim_matches('/'));
-            router(
-                status.clone(),
-                axum::Router::new()
-                    .nest(&prefix, api_routes.clone())
-                    .merge(api_routes),
-            )
-        };
+        let prefixes = a.web.prefixes();
+        let mut routes =
+            webui::query_routes(prefixes.clone()).merge(prefixes.mount(api_routes.clone()));
+        if !prefixes.route().is_empty() {
+            // The API stays reachable at the root too, for clients that ignore the prefix.
+            routes = routes.merge(api_routes);
+        }
+        let app = router(status.clone(), routes);
         let mut discovery = Discovery {
             set: set.clone(),
             specs: a.endpoints.clone(),

@@ -5,6 +5,7 @@
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::{Context, Result};
 use axum::http::StatusCode;
@@ -180,6 +181,30 @@ pub fn router(status: Arc<Status>, extra: Router) -> Router {
                 }
             }),
         )
+}
+
+/// Refreshes the block viewer's view of the bucket now and every `every` (each listing
+/// bounded by `timeout`) until `stop` changes.
+pub fn spawn_block_viewer_sync(
+    blocks: Arc<webui::BlocksApi>,
+    bucket: bucket::Bucket,
+    filters: bucket::fetcher::Filters,
+    every: Duration,
+    timeout: Duration,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) {
+    tokio::spawn(async move {
+        loop {
+            let refresh = blocks.refresh(bucket.as_ref(), &filters);
+            if tokio::time::timeout(timeout, refresh).await.is_err() {
+                tracing::warn!(?timeout, "block viewer: listing the bucket timed out");
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(every.max(Duration::from_millis(100))) => {}
+                _ = stop.changed() => return,
+            }
+        }
+    });
 }
 
 /// Binds `addr` as Go's `net.Listen` reads it: `host:port`, `:port` (every interface) or

@@ -74,6 +74,14 @@ pub struct StoreArgs {
     /// Alternative to selector.relabel-config-file: the relabeling configuration in YAML.
     #[arg(long = "selector.relabel-config")]
     relabel_config: Option<String>,
+    /// Disable the block viewer UI.
+    #[arg(long = "web.disable")]
+    web_disable: bool,
+    #[command(flatten)]
+    web: crate::flags::WebPrefixFlags,
+    /// External block label to use as group title in the block viewer.
+    #[arg(long = "bucket-web-label", default_value = "")]
+    bucket_web_label: String,
 }
 
 pub fn run(a: StoreArgs) -> Result<()> {
@@ -115,6 +123,7 @@ pub fn run(a: StoreArgs) -> Result<()> {
         .build()
         .context("start async runtime")?;
     rt.block_on(async move {
+        let viewer_bucket = bucket.clone();
         let gateway = Arc::new(store::gateway::BucketStore::new(bucket, cfg));
         let status = Status::new("store");
         status.metrics.handle("thanos_blocks_meta_syncs_total", "counter", "Total blocks metadata synchronization attempts.");
@@ -128,7 +137,11 @@ pub fn run(a: StoreArgs) -> Result<()> {
         let http = bind(&a.http_address, "--http-address").await?;
         let grpc = bind(&a.grpc_address, "--grpc-address").await?;
         tracing::info!(http = %http.local_addr()?, grpc = %grpc.local_addr()?, "listening");
-        let app = router(status.clone(), axum::Router::new());
+        let viewer = (!a.web_disable).then(|| Arc::new(webui::BlocksApi::new(&a.bucket_web_label)));
+        let app = match &viewer {
+            Some(blocks) => router(status.clone(), webui::store_routes(a.web.prefixes(), blocks.clone())),
+            None => router(status.clone(), axum::Router::new()),
+        };
         let sync_gw = gateway.clone();
         let sync_status = status.clone();
         run_component(http, app, grpc, gateway, None, security, move |mut stop| async move {
@@ -143,6 +156,11 @@ pub fn run(a: StoreArgs) -> Result<()> {
                         sync_status.metrics.add("thanos_bucket_store_block_drops_total", s.removed as f64);
                         sync_status.ready.store(true, std::sync::atomic::Ordering::Release);
                         tracing::info!(loaded = s.loaded, added = s.added, removed = s.removed, failed = s.failed, duration = ?started.elapsed(), "synced blocks");
+                        if let Some(blocks) = &viewer {
+                            let metas: Vec<_> = sync_gw.blocks().iter().map(|b| b.meta.clone()).collect();
+                            blocks.set_loaded(&metas);
+                            blocks.refresh(viewer_bucket.as_ref(), &bucket::fetcher::Filters::default()).await;
+                        }
                     }
                     Err(e) => {
                         sync_status.metrics.add("thanos_blocks_meta_sync_failures_total", 1.0);

@@ -279,7 +279,6 @@ fn helm_and_kube_thanos_command_lines_start_unchanged() {
         (&store_log, "--store.enable-index-header-lazy-reader"),
         (&store_log, "--index-cache.config"),
         (&query_log, "--query.promql-engine"),
-        (&query_log, "--web.prefix-header"),
     ] {
         assert_eq!(said(log, flag), 1, "{flag}: {}", testkit::log_tail(log));
     }

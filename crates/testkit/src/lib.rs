@@ -295,6 +295,7 @@ pub fn run(cmd: &mut Command) -> Result<Output> {
     Ok(out)
 }
 
+pub mod browser;
 pub mod certs;
 pub mod dataset;
 

@@ -38,6 +38,8 @@ enum BucketCommand {
     Retention(super::bucket_admin::RetentionArgs),
     /// Continuously downsamples blocks in an object store bucket.
     Downsample(super::bucket_admin::DownsampleArgs),
+    /// Web interface for the remote storage bucket (the block viewer).
+    Web(Box<super::bucket_web::WebArgs>),
 }
 
 #[derive(Args)]
@@ -125,9 +127,10 @@ pub fn run(args: BucketArgs) -> Result<()> {
     let yaml = args.objstore.yaml()?;
     // Only an upload may create a filesystem bucket's directory; readers report it missing.
     let store = match args.command {
-        BucketCommand::Ls(_) | BucketCommand::Inspect(_) | BucketCommand::Verify(_) => {
-            bucket::config::existing_bucket_from_yaml(&yaml)?
-        }
+        BucketCommand::Ls(_)
+        | BucketCommand::Inspect(_)
+        | BucketCommand::Verify(_)
+        | BucketCommand::Web(_) => bucket::config::existing_bucket_from_yaml(&yaml)?,
         _ => bucket::config::bucket_from_yaml(&yaml)?,
     };
     let rt = tokio::runtime::Builder::new_multi_thread()
@@ -145,6 +148,7 @@ pub fn run(args: BucketArgs) -> Result<()> {
             BucketCommand::Cleanup(a) => super::bucket_admin::cleanup(&store, a).await,
             BucketCommand::Retention(a) => super::bucket_admin::retention(&store, a).await,
             BucketCommand::Downsample(a) => super::bucket_admin::downsample(&store, a).await,
+            BucketCommand::Web(a) => super::bucket_web::web(&store, *a).await,
         }
     })
 }

@@ -2,6 +2,7 @@
 
 mod bucket;
 mod bucket_admin;
+mod bucket_web;
 mod rules_check;
 mod table;
 
