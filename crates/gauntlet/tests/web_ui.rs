@@ -622,3 +622,96 @@ fn large_answers_render_in_the_browser() {
     b.screenshot(&screenshots().join("large-graph.png"))
         .unwrap();
 }
+
+/// The rules and alerts pages show a ruler's groups through the querier, here under a route
+/// prefix, so every link and API call of the pages is checked to carry it.
+#[test]
+fn rules_and_alerts_pages_under_a_route_prefix() {
+    let dir = tempfile::tempdir().unwrap();
+    let rules = dir.path().join("rules.yml");
+    std::fs::write(
+        &rules,
+        "groups:\n  - name: ui\n    interval: 1s\n    rules:\n      - record: ui:one\n        expr: vector(1)\n      - alert: AlwaysFiring\n        expr: vector(1) > 0\n        labels:\n          severity: page\n        annotations:\n          summary: fires at once\n      - alert: NeverFiring\n        expr: vector(1) < 0\n",
+    )
+    .unwrap();
+    let (q, rule_grpc) = (free_port(), free_port());
+    let _query = gauntlet(&[
+        "query".into(),
+        format!("--endpoint=127.0.0.1:{rule_grpc}"),
+        "--endpoint.info-interval=1s".into(),
+        "--web.route-prefix=/gauntlet".into(),
+        format!("--http-address=127.0.0.1:{q}"),
+        format!("--grpc-address=127.0.0.1:{}", free_port()),
+    ]);
+    let _rule = gauntlet(&[
+        "rule".into(),
+        format!("--rule-file={}", rules.display()),
+        format!("--query=http://127.0.0.1:{q}/gauntlet"),
+        "--label=replica=\"r0\"".into(),
+        format!("--data-dir={}", dir.path().join("rule").display()),
+        format!("--http-address=127.0.0.1:{}", free_port()),
+        format!("--grpc-address=127.0.0.1:{rule_grpc}"),
+    ]);
+    wait_ready(q, "query ready");
+    wait_until("the ruler's alert firing", WAIT, || {
+        http_get(q, "/gauntlet/api/v1/alerts")
+            .is_ok_and(|(c, b)| c == 200 && b.contains("\"firing\""))
+    })
+    .unwrap();
+
+    let b = Browser::start(1400, 900).unwrap();
+    let base = format!("http://127.0.0.1:{q}/gauntlet");
+    b.goto(&format!("{base}/")).unwrap();
+    b.wait_for(
+        "the graph page under the prefix",
+        "return location.pathname === '/gauntlet/graph' && document.querySelector('.panel') !== null;",
+        WAIT,
+    )
+    .unwrap();
+    run_query(&b, "ui:one");
+    let rows = table_rows(&b);
+    assert_eq!(rows.len(), 1, "{rows:?}");
+    assert_eq!(rows[0].1, "1");
+    let links = b
+        .eval("return [...document.querySelectorAll('nav a')].map(a => a.getAttribute('href'));")
+        .unwrap();
+    assert!(
+        links
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|l| l.as_str().unwrap().starts_with("/gauntlet/")),
+        "{links}"
+    );
+
+    b.goto(&format!("{base}/rules")).unwrap();
+    let text = b
+        .wait_for(
+            "the rule group",
+            "const g = document.querySelector('.rule-group'); return g ? g.textContent : '';",
+            WAIT,
+        )
+        .unwrap();
+    let text = text.as_str().unwrap();
+    assert!(text.contains("record: ui:one"), "{text}");
+    assert!(text.contains("alert: AlwaysFiring"), "{text}");
+    b.screenshot(&screenshots().join("rules.png")).unwrap();
+
+    b.goto(&format!("{base}/alerts")).unwrap();
+    let firing = b
+        .wait_for(
+            "the firing alert",
+            "const a = document.querySelector('.alert-rule.state-firing'); return a ? a.textContent : '';",
+            WAIT,
+        )
+        .unwrap();
+    let firing = firing.as_str().unwrap();
+    assert!(firing.contains("AlwaysFiring"), "{firing}");
+    assert!(firing.contains("severity=\"page\""), "{firing}");
+    assert!(firing.contains("fires at once"), "{firing}");
+    let inactive = b
+        .eval("return document.querySelectorAll('.alert-rule.state-inactive').length;")
+        .unwrap();
+    assert_eq!(inactive.as_u64(), Some(1));
+    b.screenshot(&screenshots().join("alerts.png")).unwrap();
+}
