@@ -119,6 +119,9 @@ pub struct CompactArgs {
     /// External block label to use as group title in the block viewer.
     #[arg(long = "bucket-web-label", default_value = "")]
     bucket_web_label: String,
+    /// Disable marking blocks for deletion or no compaction from the block viewer.
+    #[arg(long = "disable-admin-operations")]
+    disable_admin_operations: bool,
     /// How often the block viewer lists the bucket.
     #[arg(long = "block-viewer.global.sync-block-interval", default_value = "1m", value_parser = parse_duration_flag)]
     viewer_interval: Duration,
@@ -237,7 +240,11 @@ pub fn run(a: CompactArgs) -> Result<()> {
         let app = if a.web_disable {
             router(status.clone(), axum::Router::new())
         } else {
-            let blocks = Arc::new(webui::BlocksApi::new(&a.bucket_web_label));
+            let mut viewer = webui::BlocksApi::new(&a.bucket_web_label);
+            if !a.disable_admin_operations {
+                viewer = viewer.with_admin(bucket.clone());
+            }
+            let blocks = Arc::new(viewer);
             crate::server::spawn_block_viewer_sync(
                 blocks.clone(),
                 bucket.clone(),

@@ -22,7 +22,7 @@ const GRACE: &str = "servers stop accepting at once on shutdown and finish the r
 const CONN_AGE: &str = "gRPC connections are kept until the client closes them";
 const WEB_UI: &str = "this component serves no web UI";
 const CORS: &str = "CORS headers are not sent";
-const ADMIN: &str = "there are no admin operations to disable";
+const ADMIN: &str = "this component has no admin operations to disable";
 const TENANCY: &str = "multi-tenancy is not implemented; every request sees every tenant";
 const TELEMETRY: &str = "query telemetry histograms use fixed buckets";
 const STORE_INDEX: &str =
@@ -322,11 +322,6 @@ const COMPACT: &[Inert] = &[
 ];
 
 const TOOLS: &[Inert] = &[
-    inert(
-        "disable-admin-operations",
-        false,
-        "the block viewer offers no admin operations",
-    ),
     inert("enable-auto-gomemlimit", false, GO_RUNTIME),
     inert("auto-gomemlimit.ratio", true, GO_RUNTIME),
     inert("tracing.config", true, TRACING),

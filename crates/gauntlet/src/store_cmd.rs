@@ -82,6 +82,9 @@ pub struct StoreArgs {
     /// External block label to use as group title in the block viewer.
     #[arg(long = "bucket-web-label", default_value = "")]
     bucket_web_label: String,
+    /// Disable marking blocks for deletion or no compaction from the block viewer.
+    #[arg(long = "disable-admin-operations")]
+    disable_admin_operations: bool,
 }
 
 pub fn run(a: StoreArgs) -> Result<()> {
@@ -137,7 +140,10 @@ pub fn run(a: StoreArgs) -> Result<()> {
         let http = bind(&a.http_address, "--http-address").await?;
         let grpc = bind(&a.grpc_address, "--grpc-address").await?;
         tracing::info!(http = %http.local_addr()?, grpc = %grpc.local_addr()?, "listening");
-        let viewer = (!a.web_disable).then(|| Arc::new(webui::BlocksApi::new(&a.bucket_web_label)));
+        let viewer = (!a.web_disable).then(|| {
+            let v = webui::BlocksApi::new(&a.bucket_web_label);
+            Arc::new(if a.disable_admin_operations { v } else { v.with_admin(viewer_bucket.clone()) })
+        });
         let app = match &viewer {
             Some(blocks) => router(status.clone(), webui::store_routes(a.web.prefixes(), blocks.clone())),
             None => router(status.clone(), axum::Router::new()),

@@ -369,6 +369,15 @@ fn querier_ui_table_graph_dedup_errors_and_stores() {
         down.as_str(),
         Some(format!("127.0.0.1:{}", grpc[1]).as_str())
     );
+    // It keeps its component type and what it announced last.
+    let kept = b
+        .eval("const r = document.querySelector('tr.store[data-health=down]'); return [r.closest('section').dataset.type, r.cells[2].textContent];")
+        .unwrap();
+    assert_eq!(kept[0], "store", "{kept}");
+    assert!(
+        kept[1].as_str().unwrap().contains("replica=\"b\""),
+        "{kept}"
+    );
     b.screenshot(&shots.join("stores.png")).unwrap();
 
     // Flags and status pages render the API's answers.
@@ -498,6 +507,28 @@ fn block_viewer_shows_the_bucket_by_group_level_and_resolution() {
     assert!(detail.contains(&raw[0]), "sources: {detail}");
     b.screenshot(&shots.join("block-viewer.png")).unwrap();
 
+    // Marking a block for deletion from its details writes the marker to the bucket.
+    b.click(&format!(".block[data-ulid=\"{l3}\"]")).unwrap();
+    b.type_into(".detail input.mark-detail", "from the UI test")
+        .unwrap();
+    b.click(".detail button.mark-deletion").unwrap();
+    b.wait_for(
+        "the deletion mark shown",
+        "const d = document.querySelector('.detail'); return d && d.textContent.includes('deletion') && d.querySelector('button.mark-deletion').disabled;",
+        WAIT,
+    )
+    .unwrap();
+    let mark: Value = serde_json::from_slice(
+        &std::fs::read(bucket.join(&l3).join("deletion-mark.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(mark["id"], l3.as_str());
+    assert_eq!(mark["details"], "from the UI test");
+    assert_eq!(
+        api(web, "/api/v1/blocks")["data"]["marks"][&l3][0],
+        "deletion"
+    );
+
     // The compactor and the store gateway serve the same viewer and API.
     let c = free_port();
     let _compact = gauntlet(&[
@@ -508,6 +539,7 @@ fn block_viewer_shows_the_bucket_by_group_level_and_resolution() {
         "--wait-interval=1h".into(),
         "--compact.enable-vertical-compaction".into(),
         "--consistency-delay=1000h".into(),
+        "--disable-admin-operations".into(),
         format!("--http-address=127.0.0.1:{c}"),
     ]);
     wait_ready(c, "compactor ready");
@@ -517,6 +549,20 @@ fn block_viewer_shows_the_bucket_by_group_level_and_resolution() {
             .is_some_and(|a| a.len() == raw.len() + 3)
     })
     .unwrap();
+    let refused = testkit::http_request(
+        c,
+        "POST",
+        b"/api/v1/blocks/mark",
+        &[("Content-Type", "application/x-www-form-urlencoded")],
+        format!("id={l4}&action=DELETION").as_bytes(),
+    )
+    .unwrap();
+    assert_eq!(refused.status, 400);
+    assert!(
+        refused.text().contains("Admin operations are disabled"),
+        "{}",
+        refused.text()
+    );
     b.goto(&format!("http://127.0.0.1:{c}/blocks")).unwrap();
     b.wait_for(
         "the compactor's timeline",

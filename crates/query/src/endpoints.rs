@@ -203,23 +203,25 @@ fn info_matches(info: &InfoResponse, min_t: i64, max_t: i64, matchers: &[Matcher
 impl Endpoint {
     pub fn status(&self) -> EndpointStatus {
         let st = self.state.read().map(|s| s.clone()).unwrap_or_default();
-        let (label_sets, min_time, max_time, component) = match &st.info {
-            Some(i) => (
-                i.label_sets
-                    .iter()
-                    .map(|s| {
-                        s.labels
-                            .iter()
-                            .map(|l| (l.name.clone(), l.value.clone()))
-                            .collect()
-                    })
-                    .collect(),
-                i.store.as_ref().map_or(0, |s| s.min_time),
-                i.store.as_ref().map_or(0, |s| s.max_time),
-                i.component_type.clone(),
-            ),
-            None => (Vec::new(), 0, 0, "unknown".into()),
-        };
+        // A failing endpoint keeps what it last announced, as Thanos shows it.
+        let (label_sets, min_time, max_time, component) =
+            match st.info.as_ref().or(st.last_info.as_ref()) {
+                Some(i) => (
+                    i.label_sets
+                        .iter()
+                        .map(|s| {
+                            s.labels
+                                .iter()
+                                .map(|l| (l.name.clone(), l.value.clone()))
+                                .collect()
+                        })
+                        .collect(),
+                    i.store.as_ref().map_or(0, |s| s.min_time),
+                    i.store.as_ref().map_or(0, |s| s.max_time),
+                    i.component_type.clone(),
+                ),
+                None => (Vec::new(), 0, 0, "unknown".into()),
+            };
         EndpointStatus {
             name: self.address.clone(),
             last_check: tsdb::time::format_rfc3339(st.last_check_ms),

@@ -21,7 +21,30 @@
     return out;
   }
 
-  function detail(b, marks) {
+  // Buttons writing a deletion or no-compact mark (Thanos's admin operations).
+  function markButtons(b, marks, redraw) {
+    const detailInput = el('input', {class: 'mark-detail', placeholder: 'Detail (optional)'});
+    const status = el('span', {class: 'mark-status muted'});
+    const button = (action, mark, title) => el('button', {
+      class: `mark-${mark}`,
+      disabled: marks.includes(mark),
+      onclick: async () => {
+        status.textContent = 'marking...';
+        try {
+          await api('blocks/mark', {id: b.ulid, action, detail: detailInput.value}, {post: true});
+          marks.push(mark);
+          redraw();
+        } catch (e) {
+          status.textContent = '';
+          status.append(el('span', {class: 'error'}, e.message));
+        }
+      },
+    }, title);
+    return el('div', {class: 'toolbar'}, button('DELETION', 'deletion', 'Mark for deletion'),
+      button('NO_COMPACTION', 'no-compact', 'Mark no compaction'), detailInput, status);
+  }
+
+  function detail(b, marks, redraw) {
     const st = b.stats || {};
     const c = b.compaction || {};
     const fields = [
@@ -42,7 +65,8 @@
       el('table', {}, el('tbody', {}, fields.map(([k, v]) => el('tr', {}, el('th', {}, k), el('td', {class: 'mono'}, String(v)))),
         el('tr', {}, el('th', {}, 'Labels'), el('td', {}, labelChips(labelsOf(b)))),
         el('tr', {}, el('th', {}, `Sources (${(c.sources || []).length})`),
-          el('td', {class: 'mono'}, (c.sources || []).map((s) => el('div', {}, s)))))));
+          el('td', {class: 'mono'}, (c.sources || []).map((s) => el('div', {}, s)))))),
+      redraw ? markButtons(b, marks, redraw) : null);
   }
 
   function axis(min, max) {
@@ -104,7 +128,8 @@
           for (const b of row) {
             const left = ((b.minTime - min) / span) * 100;
             const width = ((b.maxTime - b.minTime) / span) * 100;
-            const m = marks[b.ulid] || [];
+            if (!marks[b.ulid]) marks[b.ulid] = [];
+            const m = marks[b.ulid];
             const node = el('div', {
               class: 'block' + (m.length ? ' marked' : ''),
               'data-ulid': b.ulid, 'data-level': level, 'data-resolution': RESOLUTIONS[res] || res,
@@ -114,7 +139,11 @@
                 if (selected) selected.classList.remove('selected');
                 selected = node;
                 node.classList.add('selected');
-                info_.replaceChildren(detail(b, m));
+                const show = () => {
+                  node.classList.toggle('marked', m.length > 0);
+                  info_.replaceChildren(detail(b, m, view === 'loaded' ? null : show));
+                };
+                show();
               },
             });
             lane.append(node);

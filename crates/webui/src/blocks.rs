@@ -40,6 +40,33 @@ pub struct BlocksApi {
     label: String,
     global: RwLock<Info>,
     loaded: RwLock<Info>,
+    /// The bucket that marks are written to; `None` when admin operations are disabled.
+    admin: Option<bucket::Bucket>,
+}
+
+/// What `POST /api/v1/blocks/mark` may write.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MarkAction {
+    Deletion,
+    NoCompaction,
+}
+
+impl MarkAction {
+    /// Thanos's action names.
+    pub fn parse(s: &str) -> Option<MarkAction> {
+        match s {
+            "DELETION" => Some(MarkAction::Deletion),
+            "NO_COMPACTION" => Some(MarkAction::NoCompaction),
+            _ => None,
+        }
+    }
+
+    fn mark_name(self) -> &'static str {
+        match self {
+            MarkAction::Deletion => "deletion",
+            MarkAction::NoCompaction => "no-compact",
+        }
+    }
 }
 
 fn meta_values(metas: &[BlockMeta]) -> Vec<Value> {
@@ -55,7 +82,50 @@ impl BlocksApi {
             label: label.to_string(),
             global: RwLock::new(Info::default()),
             loaded: RwLock::new(Info::default()),
+            admin: None,
         }
+    }
+
+    /// Enables marking blocks from the viewer (Thanos's default, unless
+    /// `--disable-admin-operations`).
+    pub fn with_admin(mut self, bucket: bucket::Bucket) -> BlocksApi {
+        self.admin = Some(bucket);
+        self
+    }
+
+    /// Writes a deletion or no-compact mark for block `id`; the error is the API's message.
+    pub async fn mark(&self, id: &str, action: &str, detail: &str) -> Result<(), String> {
+        let Some(bucket) = &self.admin else {
+            return Err("Admin operations are disabled".into());
+        };
+        if id.is_empty() {
+            return Err("ID cannot be empty".into());
+        }
+        if action.is_empty() {
+            return Err("Action cannot be empty".into());
+        }
+        let ulid: ulid::Ulid = id
+            .parse()
+            .map_err(|e| format!("ULID {id:?} is not valid: {e}"))?;
+        let action =
+            MarkAction::parse(action).ok_or_else(|| format!("not supported marker {action}"))?;
+        let written = match action {
+            MarkAction::Deletion => {
+                bucket::markers::mark_for_deletion(bucket.as_ref(), ulid, detail).await
+            }
+            MarkAction::NoCompaction => {
+                bucket::markers::mark_no_compact(bucket.as_ref(), ulid, "manual", detail).await
+            }
+        };
+        written.map_err(|e| e.to_string())?;
+        tracing::info!(block = %id, mark = action.mark_name(), "block marked from the block viewer");
+        if let Ok(mut g) = self.global.write() {
+            let marks = g.marks.entry(id.to_string()).or_default();
+            if !marks.contains(&action.mark_name()) {
+                marks.push(action.mark_name());
+            }
+        }
+        Ok(())
     }
 
     /// The bucket's view after a fetch (or why it failed).
@@ -158,5 +228,44 @@ mod tests {
         let l: Value = serde_json::from_str(&api.json(true)).unwrap();
         assert_eq!(l["data"]["blocks"].as_array().map(Vec::len), Some(0));
         assert_eq!(l["data"]["refreshedAt"], "0001-01-01T00:00:00Z");
+    }
+
+    #[tokio::test]
+    async fn marks_need_admin_operations_and_valid_input() {
+        let api = BlocksApi::new("");
+        let id = ulid::Ulid::from_parts(1, 2).to_string();
+        let e = api.mark(&id, "DELETION", "").await.unwrap_err();
+        assert_eq!(e, "Admin operations are disabled");
+        let dir = tempfile::tempdir().unwrap();
+        let store = bucket::config::bucket_from_yaml(&format!(
+            "type: FILESYSTEM\nconfig:\n  directory: {}\n",
+            dir.path().display()
+        ))
+        .unwrap();
+        let api = BlocksApi::new("").with_admin(store);
+        assert_eq!(
+            api.mark("", "DELETION", "").await.unwrap_err(),
+            "ID cannot be empty"
+        );
+        assert!(api
+            .mark("nope", "DELETION", "")
+            .await
+            .unwrap_err()
+            .starts_with("ULID \"nope\" is not valid"));
+        assert_eq!(
+            api.mark(&id, "PURGE", "").await.unwrap_err(),
+            "not supported marker PURGE"
+        );
+        api.mark(&id, "NO_COMPACTION", "why").await.unwrap();
+        let m: Value = serde_json::from_slice(
+            &std::fs::read(dir.path().join(&id).join("no-compact-mark.json")).unwrap(),
+        )
+        .unwrap();
+        assert_eq!(
+            (m["reason"].as_str(), m["details"].as_str()),
+            (Some("manual"), Some("why"))
+        );
+        let v: Value = serde_json::from_str(&api.json(false)).unwrap();
+        assert_eq!(v["data"]["marks"][&id][0], "no-compact");
     }
 }

@@ -171,7 +171,9 @@ fn site_routes(site: Site, home: &'static str, pages: &[&'static str]) -> Router
         r = r.route(p, get(page));
     }
     if has_blocks {
-        r = r.route("/api/v1/blocks", get(blocks_json));
+        r = r
+            .route("/api/v1/blocks", get(blocks_json))
+            .route("/api/v1/blocks/mark", axum::routing::post(blocks_mark));
     }
     if route.is_empty() {
         return r.with_state(site);
@@ -226,6 +228,33 @@ async fn blocks_json(
         api.json(p.view == "loaded"),
     )
         .into_response()
+}
+
+#[derive(serde::Deserialize)]
+struct MarkForm {
+    #[serde(default)]
+    id: String,
+    #[serde(default)]
+    action: String,
+    #[serde(default)]
+    detail: String,
+}
+
+/// Thanos's `POST /api/v1/blocks/mark` (form: id, action DELETION|NO_COMPACTION, detail).
+async fn blocks_mark(State(s): State<Arc<Site>>, axum::Form(f): axum::Form<MarkForm>) -> Response {
+    let Some(api) = &s.blocks else {
+        return StatusCode::NOT_FOUND.into_response();
+    };
+    let json = [(header::CONTENT_TYPE, "application/json")];
+    match api.mark(&f.id, &f.action, &f.detail).await {
+        Ok(()) => (json, r#"{"status":"success"}"#.to_string()).into_response(),
+        Err(e) => (
+            StatusCode::BAD_REQUEST,
+            json,
+            serde_json::json!({"status": "error", "errorType": "bad_data", "error": e}).to_string(),
+        )
+            .into_response(),
+    }
 }
 
 #[cfg(test)]

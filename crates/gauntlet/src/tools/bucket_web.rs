@@ -30,6 +30,9 @@ pub struct WebArgs {
     /// External block label to use as group title.
     #[arg(long = "label", default_value = "")]
     label: String,
+    /// Disable marking blocks for deletion or no compaction from the block viewer.
+    #[arg(long = "disable-admin-operations")]
+    disable_admin_operations: bool,
     /// Path to a YAML file with relabeling configuration selecting the blocks to show.
     #[arg(long = "selector.relabel-config-file")]
     relabel_config_file: Option<std::path::PathBuf>,
@@ -48,7 +51,11 @@ pub async fn web(store: &bucket::Bucket, a: WebArgs) -> Result<()> {
     let status = Status::new("bucket");
     let http = bind(&a.http_address, "--http-address").await?;
     tracing::info!(http = %http.local_addr()?, refresh = ?a.refresh, "starting bucket web");
-    let blocks = Arc::new(webui::BlocksApi::new(&a.label));
+    let mut viewer = webui::BlocksApi::new(&a.label);
+    if !a.disable_admin_operations {
+        viewer = viewer.with_admin(store.clone());
+    }
+    let blocks = Arc::new(viewer);
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     crate::server::spawn_block_viewer_sync(
         blocks.clone(),
