@@ -111,17 +111,8 @@ pub struct CompactArgs {
     /// Hash function for uploaded block files ("" or SHA256); accepted, files are not hashed.
     #[arg(long = "hash-func", default_value = "")]
     hash_func: String,
-    /// Disable the block viewer UI.
-    #[arg(long = "web.disable")]
-    web_disable: bool,
     #[command(flatten)]
-    web: crate::flags::WebPrefixFlags,
-    /// External block label to use as group title in the block viewer.
-    #[arg(long = "bucket-web-label", default_value = "")]
-    bucket_web_label: String,
-    /// Disable marking blocks for deletion or no compaction from the block viewer.
-    #[arg(long = "disable-admin-operations")]
-    disable_admin_operations: bool,
+    viewer: crate::flags::BlockViewerFlags,
     /// How often the block viewer lists the bucket.
     #[arg(long = "block-viewer.global.sync-block-interval", default_value = "1m", value_parser = parse_duration_flag)]
     viewer_interval: Duration,
@@ -237,26 +228,22 @@ pub fn run(a: CompactArgs) -> Result<()> {
         let http = bind(&a.http_address, "--http-address").await?;
         tracing::info!(http = %http.local_addr()?, wait = a.wait, "starting compactor");
         let (stop_tx, mut stop_rx) = tokio::sync::watch::channel(false);
-        let app = if a.web_disable {
-            router(status.clone(), axum::Router::new())
-        } else {
-            let mut viewer = webui::BlocksApi::new(&a.bucket_web_label);
-            if !a.disable_admin_operations {
-                viewer = viewer.with_admin(bucket.clone());
+        let app = match a.viewer.viewer(&bucket) {
+            None => router(status.clone(), axum::Router::new()),
+            Some(blocks) => {
+                crate::server::spawn_block_viewer_sync(
+                    blocks.clone(),
+                    bucket.clone(),
+                    bucket::fetcher::Filters::default(),
+                    a.viewer_interval,
+                    a.viewer_timeout,
+                    stop_rx.clone(),
+                );
+                router(
+                    status.clone(),
+                    webui::bucket_routes(a.viewer.web.prefixes(), blocks),
+                )
             }
-            let blocks = Arc::new(viewer);
-            crate::server::spawn_block_viewer_sync(
-                blocks.clone(),
-                bucket.clone(),
-                bucket::fetcher::Filters::default(),
-                a.viewer_interval,
-                a.viewer_timeout,
-                stop_rx.clone(),
-            );
-            router(
-                status.clone(),
-                webui::bucket_routes(a.web.prefixes(), blocks),
-            )
         };
         let mut http_stop = stop_rx.clone();
         let http_task = tokio::spawn(std::future::IntoFuture::into_future(

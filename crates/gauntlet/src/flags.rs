@@ -58,6 +58,37 @@ impl WebPrefixFlags {
     }
 }
 
+/// The block viewer's flags of the compactor and the store gateway.
+#[derive(Args, Clone, Debug)]
+pub struct BlockViewerFlags {
+    /// Disable the block viewer UI.
+    #[arg(long = "web.disable")]
+    pub disable: bool,
+    #[command(flatten)]
+    pub web: WebPrefixFlags,
+    /// External block label to use as group title in the block viewer.
+    #[arg(long = "bucket-web-label", default_value = "")]
+    pub label: String,
+    /// Disable marking blocks for deletion or no compaction from the block viewer.
+    #[arg(long = "disable-admin-operations")]
+    pub disable_admin_operations: bool,
+}
+
+impl BlockViewerFlags {
+    /// The viewer's API over `bucket`, unless disabled.
+    pub fn viewer(&self, bucket: &bucket::Bucket) -> Option<std::sync::Arc<webui::BlocksApi>> {
+        if self.disable {
+            return None;
+        }
+        let api = webui::BlocksApi::new(&self.label);
+        Some(std::sync::Arc::new(if self.disable_admin_operations {
+            api
+        } else {
+            api.with_admin(bucket.clone())
+        }))
+    }
+}
+
 /// Parses Thanos's `--label=name="value"` flags into sorted pairs.
 pub fn parse_flag_labels(flags: &[String]) -> Result<tsdb::Labels> {
     let mut pairs = Vec::with_capacity(flags.len());

@@ -74,17 +74,8 @@ pub struct StoreArgs {
     /// Alternative to selector.relabel-config-file: the relabeling configuration in YAML.
     #[arg(long = "selector.relabel-config")]
     relabel_config: Option<String>,
-    /// Disable the block viewer UI.
-    #[arg(long = "web.disable")]
-    web_disable: bool,
     #[command(flatten)]
-    web: crate::flags::WebPrefixFlags,
-    /// External block label to use as group title in the block viewer.
-    #[arg(long = "bucket-web-label", default_value = "")]
-    bucket_web_label: String,
-    /// Disable marking blocks for deletion or no compaction from the block viewer.
-    #[arg(long = "disable-admin-operations")]
-    disable_admin_operations: bool,
+    viewer: crate::flags::BlockViewerFlags,
 }
 
 pub fn run(a: StoreArgs) -> Result<()> {
@@ -140,12 +131,9 @@ pub fn run(a: StoreArgs) -> Result<()> {
         let http = bind(&a.http_address, "--http-address").await?;
         let grpc = bind(&a.grpc_address, "--grpc-address").await?;
         tracing::info!(http = %http.local_addr()?, grpc = %grpc.local_addr()?, "listening");
-        let viewer = (!a.web_disable).then(|| {
-            let v = webui::BlocksApi::new(&a.bucket_web_label);
-            Arc::new(if a.disable_admin_operations { v } else { v.with_admin(viewer_bucket.clone()) })
-        });
+        let viewer = a.viewer.viewer(&viewer_bucket);
         let app = match &viewer {
-            Some(blocks) => router(status.clone(), webui::store_routes(a.web.prefixes(), blocks.clone())),
+            Some(blocks) => router(status.clone(), webui::store_routes(a.viewer.web.prefixes(), blocks.clone())),
             None => router(status.clone(), axum::Router::new()),
         };
         let sync_gw = gateway.clone();

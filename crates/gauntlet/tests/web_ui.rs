@@ -46,14 +46,7 @@ fn upload_replica(dir: &Path, bucket: &Path, replica: &str) {
     let om = dir.join(format!("{replica}.om"));
     std::fs::write(&om, d.openmetrics()).unwrap();
     let out = dir.join(format!("blocks-{replica}"));
-    testkit::prometheus::promtool(&[
-        "tsdb",
-        "create-blocks-from",
-        "openmetrics",
-        om.to_str().unwrap(),
-        out.to_str().unwrap(),
-    ])
-    .unwrap();
+    testkit::prometheus::create_blocks_from_openmetrics(&om, &out).unwrap();
     let st = Command::new(env!("CARGO_BIN_EXE_gauntlet"))
         .args(["tools", "bucket", "upload-blocks", &objstore(bucket)])
         .arg(format!("--path={}", out.display()))
