@@ -276,6 +276,18 @@ fn querier_ui_table_graph_dedup_errors_and_stores() {
     );
     b.screenshot(&shots.join("query-graph.png")).unwrap();
 
+    // The range buttons step through the usual ranges; the end time is written in UTC.
+    b.click(".panel .range-more").unwrap();
+    let inputs = b
+        .wait_for(
+            "the longer range",
+            "const p = document.querySelector('.panel'); return p.querySelector('input.range').value === '6h' ? [p.querySelector('input.end').value, p.querySelector('input.partial').checked] : null;",
+            WAIT,
+        )
+        .unwrap();
+    assert_eq!(inputs, serde_json::json!(["2023-11-15 00:00:00", true]));
+    b.click(".panel .range-less").unwrap();
+
     // The panel lives in the URL: a reload shows the same graph.
     let search = b.eval("return location.search;").unwrap();
     let search = search.as_str().unwrap().to_string();

@@ -102,10 +102,18 @@
     return box;
   }
 
+  // Partial response is on unless the user turned it off, remembered as Thanos's UI does.
+  function partialDefault() {
+    try { return JSON.parse(localStorage.getItem('usePartialResponse') ?? 'true') !== false; } catch (e) { return true; }
+  }
+
   function defaults() {
     return {expr: '', tab: 'table', range: 3600000, end: null, moment: null, step: null, stacked: false,
-      dedup: true, partial: false, resolution: 'auto'};
+      dedup: true, partial: partialDefault(), resolution: 'auto'};
   }
+
+  const RANGES = ['1m', '5m', '15m', '30m', '1h', '2h', '6h', '12h', '1d', '2d', '1w', '2w', '4w', '8w', '26w', '1y']
+    .map((r) => parseDuration(r));
 
   function readURL() {
     const params = new URLSearchParams(location.search);
@@ -230,6 +238,7 @@
         [['auto', 'Auto downsampling'], ['0s', 'Only raw data'], ['5m', 'Max 5m downsampling'], ['1h', 'Max 1h downsampling']]
           .map(([v, t]) => el('option', {value: v, selected: s.resolution === v}, t)));
       for (const c of [this.dedup, this.partial, this.resolution]) c.addEventListener('change', () => this.run());
+      this.partial.addEventListener('change', () => localStorage.setItem('usePartialResponse', JSON.stringify(this.partial.checked)));
       this.tabTable = el('button', {class: 'tab-table', onclick: () => this.setTab('table')}, 'Table');
       this.tabGraph = el('button', {class: 'tab-graph', onclick: () => this.setTab('graph')}, 'Graph');
       this.moment = el('input', {class: 'time moment', placeholder: 'Evaluation time (now)', value: s.moment === null ? '' : formatTime(s.moment)});
@@ -242,8 +251,24 @@
         c.addEventListener('keydown', (ev) => { if (ev.key === 'Enter') this.run(); });
       }
       this.tableControls = el('div', {class: 'controls'}, el('label', {}, 'Evaluation time ', this.moment));
+      // Range one notch shorter or longer; end time back or forward by half the range.
+      const zoom = (dir) => {
+        const cur = parseDuration(this.range.value) || this.state.range;
+        const next = dir < 0 ? [...RANGES].reverse().find((r) => r < cur) : RANGES.find((r) => r > cur);
+        if (next) { this.range.value = formatDuration(next); this.run(); }
+      };
+      const shift = (dir) => {
+        const end = this.end.value.trim() ? parseTime(this.end.value) : Date.now();
+        const range = parseDuration(this.range.value) || this.state.range;
+        if (isNaN(end)) return;
+        this.end.value = formatTime(end + dir * range / 2);
+        this.run();
+      };
       this.graphControls = el('div', {class: 'controls'},
-        el('label', {}, 'Range ', this.range), el('label', {}, 'End ', this.end),
+        el('span', {}, el('button', {class: 'range-less', title: 'Shorter range', onclick: () => zoom(-1)}, '\u2212'),
+          ' ', this.range, ' ', el('button', {class: 'range-more', title: 'Longer range', onclick: () => zoom(1)}, '+')),
+        el('span', {}, el('button', {class: 'end-back', title: 'Back by half the range', onclick: () => shift(-1)}, '\u00ab'),
+          ' ', this.end, ' ', el('button', {class: 'end-forward', title: 'Forward by half the range', onclick: () => shift(1)}, '\u00bb')),
         el('label', {}, 'Resolution ', this.step), el('label', {}, this.stacked, ' Stacked'));
       this.messages = el('div', {class: 'messages'});
       this.stats = el('div', {class: 'stats'});
@@ -349,6 +374,10 @@
       const step = this.step.value.trim() ? parseFloat(this.step.value) : null;
       if (step !== null && !(step > 0)) return bad(`Invalid resolution "${this.step.value}": want seconds above 0.`);
       s.step = step;
+      // Times as the UI writes them (UTC), whatever form they were typed in.
+      if (s.end !== null) this.end.value = formatTime(s.end);
+      if (s.moment !== null) this.moment.value = formatTime(s.moment);
+      this.range.value = formatDuration(s.range);
       return true;
     }
 
