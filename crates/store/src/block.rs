@@ -274,7 +274,8 @@ impl BucketBlock {
             let what = format!("{}/index", this.id);
             let mut lists: Vec<Vec<u32>> = Vec::with_capacity(data.len());
             for ((bytes, fetched), r) in data.iter().zip(&ranges) {
-                let (list, used) = decode_postings(bytes, r.start, &what)?;
+                let mut list = Vec::new();
+                let used = tsdb::index::decode_postings(bytes, r.start, &what, &mut list)?;
                 if *fetched {
                     // A copy: a slice would keep the whole merged read alive in the cache.
                     this.cache.put(
@@ -520,30 +521,6 @@ fn series_ranges(refs: &[u32]) -> Vec<Range<u64>> {
         .collect()
 }
 
-/// Decodes a postings list (`len | #refs | refs | CRC`) fetched at `offset`; also returns the
-/// bytes it takes.
-fn decode_postings(b: &[u8], offset: u64, what: &str) -> Result<(Vec<u32>, usize)> {
-    let mut d = Decbuf::new(b, offset, what);
-    let len = d.be_u32()? as usize;
-    let body = d.bytes(len)?;
-    let crc = d.be_u32()?;
-    let used = d.position();
-    if tsdb::encoding::crc32(body) != crc {
-        return Err(tsdb::Error::corrupted(what, offset, "postings list checksum mismatch").into());
-    }
-    let mut d = Decbuf::new(body, offset + 4, what);
-    let n = d.be_u32()? as usize;
-    let refs = d.bytes(
-        n.checked_mul(4)
-            .ok_or_else(|| d.error("postings length overflows"))?,
-    )?;
-    let list = refs
-        .chunks_exact(4)
-        .map(|c| u32::from_be_bytes([c[0], c[1], c[2], c[3]]))
-        .collect();
-    Ok((list, used))
-}
-
 /// A series' labels for the wire: its own, sorted by name as the index keeps them, with the
 /// external labels set over them; each string copied once.
 fn wire_labels<'a>(
@@ -575,19 +552,10 @@ fn wire_labels<'a>(
     Ok(out)
 }
 
-/// Parses a chunk record fetched at `offset`, checking its CRC.
+/// Parses a chunk record fetched at `offset`, checking its CRC: its encoding and data.
 fn parse_chunk(b: &bytes::Bytes, offset: u64, what: &str) -> Result<(u8, bytes::Bytes)> {
-    let mut d = Decbuf::new(b, offset, what);
-    let len = d.uvarint()? as usize;
-    let enc = d.u8()?;
-    let start = d.position();
-    let data = d.bytes(len)?;
-    let crc = d.be_u32()?;
-    let c = tsdb::encoding::crc32_append(tsdb::encoding::crc32(&[enc]), data);
-    if c != crc {
-        return Err(tsdb::Error::corrupted(what, offset, "chunk checksum mismatch").into());
-    }
-    Ok((enc, b.slice(start..start + len)))
+    let (enc, data) = tsdb::chunks::checked_record(b, offset, what)?;
+    Ok((enc.0, b.slice(data)))
 }
 
 /// A shared block.

@@ -14,6 +14,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use crate::chunkenc::Encoding;
+use std::ops::Range;
+
 use crate::encoding::{put_uvarint, Decbuf};
 use crate::error::{Error, Result};
 
@@ -284,18 +286,7 @@ impl ChunkReader {
     pub fn chunk_checked(&self, r: ChunkRef) -> Result<(Encoding, &[u8])> {
         let (name, bytes) = self.segment(r)?;
         let rec = parse_record(bytes, u64::from(r.offset()), name)?;
-        let mut crc = crc32c::crc32c(&[rec.encoding.0]);
-        crc = crc32c::crc32c_append(crc, rec.data);
-        if crc != rec.crc {
-            return Err(Error::corrupted(
-                name,
-                u64::from(r.offset()),
-                format!(
-                    "chunk checksum mismatch: stored {:#010x}, computed {crc:#010x}",
-                    rec.crc
-                ),
-            ));
-        }
+        rec.check_crc(name, u64::from(r.offset()))?;
         Ok((rec.encoding, rec.data))
     }
 
@@ -343,6 +334,47 @@ struct Record<'a> {
     crc: u32,
 }
 
+impl Record<'_> {
+    fn check_crc(&self, name: &str, offset: u64) -> Result<()> {
+        let crc = crc32c::crc32c_append(crc32c::crc32c(&[self.encoding.0]), self.data);
+        if crc != self.crc {
+            return Err(Error::corrupted(
+                name,
+                offset,
+                format!(
+                    "chunk checksum mismatch: stored {:#010x}, computed {crc:#010x}",
+                    self.crc
+                ),
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// The record at the start of `buf`, which sits at `offset` of segment `name`.
+fn record_at<'a>(buf: &'a [u8], offset: u64, name: &'a str) -> Result<Record<'a>> {
+    let mut d = Decbuf::new(buf, offset, name);
+    let len = d.uvarint()?;
+    let len = usize::try_from(len).map_err(|_| d.error("chunk length overflows"))?;
+    let encoding = Encoding(d.u8()?);
+    let data = d.bytes(len)?;
+    let crc = d.be_u32()?;
+    Ok(Record {
+        encoding,
+        data,
+        crc,
+    })
+}
+
+/// A chunk record at the start of `buf` (a byte range fetched from `offset` of segment
+/// `name`), its CRC checked: the encoding and where the data lies in `buf`.
+pub fn checked_record(buf: &[u8], offset: u64, name: &str) -> Result<(Encoding, Range<usize>)> {
+    let rec = record_at(buf, offset, name)?;
+    rec.check_crc(name, offset)?;
+    let start = rec.data.as_ptr() as usize - buf.as_ptr() as usize;
+    Ok((rec.encoding, start..start + rec.data.len()))
+}
+
 fn parse_record<'a>(bytes: &'a [u8], offset: u64, name: &'a str) -> Result<Record<'a>> {
     if offset < SEGMENT_HEADER_SIZE || offset >= bytes.len() as u64 {
         return Err(Error::corrupted(
@@ -354,17 +386,7 @@ fn parse_record<'a>(bytes: &'a [u8], offset: u64, name: &'a str) -> Result<Recor
             ),
         ));
     }
-    let mut d = Decbuf::new(&bytes[offset as usize..], offset, name);
-    let len = d.uvarint()?;
-    let len = usize::try_from(len).map_err(|_| d.error("chunk length overflows"))?;
-    let encoding = Encoding(d.u8()?);
-    let data = d.bytes(len)?;
-    let crc = d.be_u32()?;
-    Ok(Record {
-        encoding,
-        data,
-        crc,
-    })
+    record_at(&bytes[offset as usize..], offset, name)
 }
 
 /// Iterates every record in a segment in file order, checking each CRC: for `verify`.
@@ -381,15 +403,7 @@ pub fn scan_segment(
             break;
         }
         let rec = parse_record(bytes, offset as u64, name)?;
-        let mut crc = crc32c::crc32c(&[rec.encoding.0]);
-        crc = crc32c::crc32c_append(crc, rec.data);
-        if crc != rec.crc {
-            return Err(Error::corrupted(
-                name,
-                offset as u64,
-                "chunk checksum mismatch",
-            ));
-        }
+        rec.check_crc(name, offset as u64)?;
         f(offset as u32, rec.encoding, rec.data);
         let hdr = crate::encoding::uvarint_len(rec.data.len() as u64);
         offset += hdr + 1 + rec.data.len() + 4;
@@ -400,6 +414,30 @@ pub fn scan_segment(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn checked_records_from_fetched_ranges() {
+        let data = [7u8, 8, 9];
+        let mut rec = vec![3u8, 1];
+        rec.extend_from_slice(&data);
+        let crc = crc32c::crc32c_append(crc32c::crc32c(&[1]), &data);
+        rec.extend_from_slice(&crc.to_be_bytes());
+        rec.extend_from_slice(b"next record");
+        let (enc, range) = checked_record(&rec, 4096, "000001").unwrap();
+        assert_eq!((enc, &rec[range]), (Encoding(1), &data[..]));
+        rec[3] ^= 1;
+        let e = checked_record(&rec, 4096, "000001")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("000001") && e.contains("4096") && e.contains("checksum mismatch"),
+            "{e}"
+        );
+        let e = checked_record(&rec[..4], 4096, "000001")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("000001"), "{e}");
+    }
 
     #[test]
     fn write_read_and_cut_segments() {

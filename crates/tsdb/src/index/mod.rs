@@ -21,7 +21,7 @@ pub mod postings;
 mod reader;
 mod writer;
 
-pub use reader::{decode_series, IndexReader, SeriesEntry};
+pub use reader::{crc_section, decode_postings, decode_series, IndexReader, SeriesEntry};
 pub use writer::IndexWriter;
 
 pub const MAGIC_INDEX: u32 = 0xBAAA_D700;

@@ -242,18 +242,7 @@ impl IndexReader {
                 format!("{name} offset out of range"),
             ));
         }
-        let mut d = Decbuf::new(&b[off as usize..end_limit as usize], off, &self.what);
-        let len = d.be_u32()? as usize;
-        let body = d.bytes(len)?;
-        let stored = d.be_u32()?;
-        let crc = crc32(body);
-        if stored != crc {
-            return Err(Error::corrupted(
-                &self.what,
-                off,
-                format!("{name} checksum mismatch: stored {stored:#010x}, computed {crc:#010x}"),
-            ));
-        }
+        let (body, _) = crc_section(&b[off as usize..end_limit as usize], off, &self.what, name)?;
         Ok((body, off + 4))
     }
 
@@ -497,18 +486,7 @@ impl IndexReader {
     /// Appends the series references of the postings list at `off` to `out`.
     pub fn read_postings_at(&self, off: u64, out: &mut Vec<u32>) -> Result<()> {
         let (body, base) = self.section(off, "postings list")?;
-        let mut d = Decbuf::new(body, base, &self.what);
-        let n = d.be_u32()? as usize;
-        let refs = d.bytes(
-            n.checked_mul(4)
-                .ok_or_else(|| d.error("postings length overflows"))?,
-        )?;
-        out.reserve(n);
-        out.extend(
-            refs.chunks_exact(4)
-                .map(|c| u32::from_be_bytes([c[0], c[1], c[2], c[3]])),
-        );
-        Ok(())
+        postings_body(body, base, &self.what, out)
     }
 
     /// The sorted series references having `name="value"` (empty if none).
@@ -573,9 +551,84 @@ impl IndexReader {
     }
 }
 
+/// A `len <4b> | body | CRC32 <4b>` section at the start of `buf`, which sits at `offset` of
+/// file `what`; `name` says which section in errors. Returns the body, CRC checked, and the
+/// bytes the whole section takes.
+pub fn crc_section<'a>(
+    buf: &'a [u8],
+    offset: u64,
+    what: &'a str,
+    name: &str,
+) -> Result<(&'a [u8], usize)> {
+    let mut d = Decbuf::new(buf, offset, what);
+    let len = d.be_u32()? as usize;
+    let body = d.bytes(len)?;
+    let stored = d.be_u32()?;
+    let crc = crc32(body);
+    if stored != crc {
+        return Err(Error::corrupted(
+            what,
+            offset,
+            format!("{name} checksum mismatch: stored {stored:#010x}, computed {crc:#010x}"),
+        ));
+    }
+    Ok((body, d.position()))
+}
+
+/// Appends the series references of a postings list's body (`#refs <4b> | refs`), found at
+/// `offset` of `what`, to `out`.
+fn postings_body(body: &[u8], offset: u64, what: &str, out: &mut Vec<u32>) -> Result<()> {
+    let mut d = Decbuf::new(body, offset, what);
+    let n = d.be_u32()? as usize;
+    let refs = d.bytes(
+        n.checked_mul(4)
+            .ok_or_else(|| d.error("postings length overflows"))?,
+    )?;
+    out.reserve(n);
+    out.extend(
+        refs.chunks_exact(4)
+            .map(|c| u32::from_be_bytes([c[0], c[1], c[2], c[3]])),
+    );
+    Ok(())
+}
+
+/// Decodes a whole postings list (`len | #refs | refs | CRC`) at the start of `buf`, which sits
+/// at `offset` of `what` (a list fetched by byte range), appending its references to `out`;
+/// returns the bytes the list takes.
+pub fn decode_postings(buf: &[u8], offset: u64, what: &str, out: &mut Vec<u32>) -> Result<usize> {
+    let (body, used) = crc_section(buf, offset, what, "postings list")?;
+    postings_body(body, offset + 4, what, out)?;
+    Ok(used)
+}
+
 #[cfg(test)]
 mod tests {
+    use super::{crc32, decode_postings};
     use crate::block::BlockWriter;
+
+    #[test]
+    fn postings_lists_fetched_by_range() {
+        let mut body = 2u32.to_be_bytes().to_vec();
+        body.extend_from_slice(&5u32.to_be_bytes());
+        body.extend_from_slice(&9u32.to_be_bytes());
+        let mut list = (body.len() as u32).to_be_bytes().to_vec();
+        list.extend_from_slice(&body);
+        list.extend_from_slice(&crc32(&body).to_be_bytes());
+        list.extend_from_slice(b"trailing bytes of a merged read");
+        let mut out = vec![1];
+        let used = decode_postings(&list, 640, "b/index", &mut out).unwrap();
+        assert_eq!((out, used), (vec![1, 5, 9], 4 + 12 + 4));
+        list[9] ^= 1;
+        let e = decode_postings(&list, 640, "b/index", &mut Vec::new())
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("b/index")
+                && e.contains("640")
+                && e.contains("postings list checksum mismatch"),
+            "{e}"
+        );
+    }
     use crate::chunks::FileBytes;
     use crate::index::IndexReader;
     use crate::Labels;
