@@ -153,7 +153,8 @@ pub fn run(a: StoreArgs) -> Result<()> {
                         if let Some(blocks) = &viewer {
                             let metas: Vec<_> = sync_gw.blocks().iter().map(|b| b.meta.clone()).collect();
                             blocks.set_loaded(&metas);
-                            blocks.refresh(viewer_bucket.as_ref(), &bucket::fetcher::Filters::default()).await;
+                            // The listing this sync made: the bucket is not listed twice.
+                            blocks.set_global(Ok(&s.view));
                         }
                     }
                     Err(e) => {

@@ -96,12 +96,14 @@ impl Default for Config {
     }
 }
 
-#[derive(Debug, Default, Clone, PartialEq)]
+#[derive(Debug, Default)]
 pub struct SyncStats {
     pub loaded: usize,
     pub added: usize,
     pub removed: usize,
     pub failed: usize,
+    /// The bucket as this sync saw it, after the store's filters (for the block viewer).
+    pub view: bucket::fetcher::View,
 }
 
 pub struct BucketStore {
@@ -190,7 +192,7 @@ impl BucketStore {
         for (id, e) in &view.unreadable {
             tracing::warn!(block = %id, err = %e, "skipping block with unreadable meta.json");
         }
-        let wanted = view.metas;
+        let wanted = view.metas.clone();
         let current: BTreeSet<String> = self
             .blocks
             .read()
@@ -246,6 +248,7 @@ impl BucketStore {
         }
         stats.loaded = blocks.len();
         drop(blocks);
+        stats.view = view;
         self.synced.store(true, Ordering::Release);
         Ok(stats)
     }
