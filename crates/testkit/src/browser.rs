@@ -9,10 +9,7 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context, Result};
 use serde_json::{json, Value};
 
-use std::io::{Read, Write};
-use std::net::TcpStream;
-
-use crate::{find_binary, free_port, Process};
+use crate::{find_binary, free_port, http_request, Process};
 
 const ELEMENT: &str = "element-6066-11e4-a52e-4f735466cecf";
 
@@ -199,47 +196,13 @@ impl Drop for Browser {
     }
 }
 
-/// One HTTP/1.1 exchange with chromedriver, which keeps connections open: the answer is read
-/// up to its Content-Length.
+/// One WebDriver exchange: the status and body.
 fn request(port: u16, method: &str, path: &str, body: &str) -> Result<(u16, Vec<u8>)> {
-    let mut s = TcpStream::connect(("127.0.0.1", port))?;
-    s.set_read_timeout(Some(Duration::from_secs(120)))?;
-    write!(
-        s,
-        "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
-        body.len()
-    )?;
-    let mut buf = Vec::new();
-    let mut chunk = [0u8; 16384];
-    let head_end = loop {
-        if let Some(p) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
-            break p;
-        }
-        let n = s.read(&mut chunk)?;
-        if n == 0 {
-            bail!("connection closed before the answer's head");
-        }
-        buf.extend_from_slice(&chunk[..n]);
+    let headers: &[(&str, &str)] = if method == "POST" {
+        &[("Content-Type", "application/json")]
+    } else {
+        &[]
     };
-    let head = String::from_utf8_lossy(&buf[..head_end]).to_ascii_lowercase();
-    let status: u16 = head
-        .split_whitespace()
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .context("no HTTP status")?;
-    let length: usize = head
-        .lines()
-        .find_map(|l| l.strip_prefix("content-length:"))
-        .and_then(|v| v.trim().parse().ok())
-        .context("no Content-Length")?;
-    let mut body = buf.split_off(head_end + 4);
-    while body.len() < length {
-        let n = s.read(&mut chunk)?;
-        if n == 0 {
-            bail!("connection closed after {} of {length} bytes", body.len());
-        }
-        body.extend_from_slice(&chunk[..n]);
-    }
-    body.truncate(length);
-    Ok((status, body))
+    let a = http_request(port, method, path.as_bytes(), headers, body.as_bytes())?;
+    Ok((a.status, a.body))
 }

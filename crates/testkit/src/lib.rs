@@ -180,8 +180,7 @@ pub fn http_request(
     req.extend_from_slice(body);
     // The server may answer (e.g. 431) before reading everything; keep what it said.
     let _ = s.write_all(&req);
-    let mut buf = Vec::new();
-    let _ = s.read_to_end(&mut buf);
+    let buf = read_answer(&mut s);
     let end = buf
         .windows(4)
         .position(|w| w == b"\r\n\r\n")
@@ -214,6 +213,34 @@ pub fn http_request(
         headers,
         body,
     })
+}
+
+/// Reads an answer until its Content-Length is complete, its last chunk has come, or the
+/// server closes: servers that keep the connection open (chromedriver) answer at once too.
+fn read_answer(s: &mut TcpStream) -> Vec<u8> {
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 16384];
+    loop {
+        if let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+            let head = String::from_utf8_lossy(&buf[..end]).to_ascii_lowercase();
+            let body = buf.len() - end - 4;
+            let length = head
+                .lines()
+                .find_map(|l| l.strip_prefix("content-length:"))
+                .and_then(|v| v.trim().parse::<usize>().ok());
+            let done = match length {
+                Some(n) => body >= n,
+                None => head.contains("transfer-encoding: chunked") && buf.ends_with(b"0\r\n\r\n"),
+            };
+            if done {
+                return buf;
+            }
+        }
+        match s.read(&mut chunk) {
+            Ok(0) | Err(_) => return buf,
+            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+        }
+    }
 }
 
 fn dechunk(mut b: &[u8]) -> Vec<u8> {
