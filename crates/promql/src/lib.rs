@@ -6,6 +6,7 @@
 // Step loops index several per-step arrays at once.
 #![allow(clippy::needless_range_loop)]
 
+mod aggregation;
 pub mod blocks;
 mod engine;
 pub mod error;

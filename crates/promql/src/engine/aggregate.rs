@@ -1,0 +1,133 @@
+//! Aggregation nodes: streamed when the input can be read series by series, otherwise
+//! materialised (see `crate::aggregation`).
+
+use super::*;
+
+impl<'a> Evaluator<'a, '_> {
+    pub(super) fn aggregate(&self, a: &AggregateExpr) -> Result<Val> {
+        let op = a.op.id();
+        let (without, mut grouping): (bool, Vec<String>) = match &a.modifier {
+            Some(LabelModifier::Include(l)) => (false, l.labels.clone()),
+            Some(LabelModifier::Exclude(l)) => (true, l.labels.clone()),
+            None => (false, Vec::new()),
+        };
+        grouping.sort();
+        grouping.dedup();
+        if a.param.is_none() {
+            if let Some(out) = self.stream_aggregate(op, &grouping, without, &a.expr)? {
+                let n = out.iter().map(|s| s.points.len()).sum();
+                self.ctx.add_samples(n)?;
+                return Ok(Val::Vector(out));
+            }
+        }
+        let param = match &a.param {
+            Some(p) => Some(self.eval(p)?),
+            None => None,
+        };
+        let input = match self.eval(&a.expr)? {
+            Val::Vector(s) => s,
+            _ => return Err(Error::exec("aggregation expects an instant vector")),
+        };
+        let used = input.iter().map(|s| s.points.len()).sum::<usize>();
+        let out = crate::aggregation::aggregate(
+            op,
+            &grouping,
+            without,
+            param,
+            &input,
+            self.range.steps(),
+            |i| self.range.ts(i),
+            || self.ctx.check("expression evaluation"),
+        )?;
+        self.ctx.release_samples(used);
+        let n = out.iter().map(|s| s.points.len()).sum();
+        self.ctx.add_samples(n)?;
+        Ok(Val::Vector(out))
+    }
+
+    /// sum/avg/count/min/max/group/stddev/stdvar folded series by series over a streamed
+    /// input: memory is the groups' per-step state, not the input. `None` if not streamable.
+    pub(super) fn stream_aggregate(
+        &self,
+        op: token::TokenId,
+        grouping: &[String],
+        without: bool,
+        inner: &Expr,
+    ) -> Result<Option<Vec<Series>>> {
+        use crate::aggregation::{StepAcc, StreamAgg};
+        let Some(kind) = StreamAgg::from_op(op) else {
+            return Ok(None);
+        };
+        let steps = self.range.steps();
+        // Groups by a hash of the grouping labels, compared on a hit: no key is built for
+        // a series whose group exists.
+        let mut groups: FxMap<u64, Vec<usize>> = FxMap::default();
+        let mut accs: Vec<(Labels, Vec<StepAcc>)> = Vec::new();
+        let range = self.range;
+        let read_before = self.ctx.total_samples.get();
+        let kept = |x: &Label| {
+            if without {
+                x.name != METRIC_NAME && !grouping.contains(&x.name)
+            } else {
+                grouping.contains(&x.name)
+            }
+        };
+        let streamed = self.stream_series(inner, &mut |s| {
+            let mut h = FxHasher::default();
+            for x in s.labels.iter().filter(|x| kept(x)) {
+                h.write(x.name.as_bytes());
+                h.write_u8(0xff);
+                h.write(x.value.as_bytes());
+                h.write_u8(0xff);
+            }
+            let same = groups.entry(h.finish()).or_default();
+            let found = same
+                .iter()
+                .copied()
+                .find(|&g| accs[g].0.iter().eq(s.labels.iter().filter(|x| kept(x))));
+            let g = match found {
+                Some(g) => g,
+                None => {
+                    let g = accs.len();
+                    same.push(g);
+                    let key = crate::aggregation::group_labels(&s.labels, grouping, without);
+                    accs.push((key, vec![StepAcc::default(); steps]));
+                    g
+                }
+            };
+            let acc = &mut accs[g].1;
+            for p in &s.points {
+                acc[range.index_of(p.t)].add(kind, p.v);
+            }
+            self.ctx.release_samples(s.points.len());
+            Ok(())
+        });
+        let streamed = match streamed {
+            Err(_) if self.ctx.stream_collision.replace(false) => {
+                // Evaluated again, materialized: what the stream read is read again.
+                self.ctx.total_samples.set(read_before);
+                return Ok(None);
+            }
+            r => r?,
+        };
+        if !streamed {
+            return Ok(None);
+        }
+        let out = accs
+            .into_iter()
+            .filter_map(|(labels, acc)| {
+                let points: Vec<Point> = acc
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, a)| a.count > 0)
+                    .map(|(i, a)| Point {
+                        t: range.ts(i),
+                        v: a.value(kind),
+                    })
+                    .collect();
+                (!points.is_empty()).then_some(Series { labels, points })
+            })
+            .collect();
+        Ok(Some(out))
+    }
+}

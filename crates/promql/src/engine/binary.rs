@@ -1,0 +1,402 @@
+//! Binary operators: scalar/scalar, vector/scalar and vector/vector with label matching
+//! and set operators.
+
+use super::*;
+
+impl<'a> Evaluator<'a, '_> {
+    pub(super) fn binary(&self, b: &BinaryExpr) -> Result<Val> {
+        let lhs = self.eval(&b.lhs)?;
+        let rhs = self.eval(&b.rhs)?;
+        let op = b.op.id();
+        let return_bool = b.modifier.as_ref().is_some_and(|m| m.return_bool);
+        let used = lhs.points() + rhs.points();
+        let out = match (lhs, rhs) {
+            (Val::Scalar(l), Val::Scalar(r)) => {
+                let v = l
+                    .iter()
+                    .zip(&r)
+                    .map(|(&a, &b)| scalar_binop(op, a, b))
+                    .collect();
+                Val::Scalar(v)
+            }
+            (Val::Vector(l), Val::Scalar(r)) => {
+                Val::Vector(self.vector_scalar(op, l, &r, false, return_bool)?)
+            }
+            (Val::Scalar(l), Val::Vector(r)) => {
+                Val::Vector(self.vector_scalar(op, r, &l, true, return_bool)?)
+            }
+            (Val::Vector(l), Val::Vector(r)) => Val::Vector(self.vector_vector(b, l, r)?),
+            _ => {
+                return Err(Error::exec(
+                    "binary expression must contain only scalar and instant vector types",
+                ))
+            }
+        };
+        self.ctx.release_samples(used);
+        self.ctx.add_samples(out.points())?;
+        Ok(out)
+    }
+
+    pub(super) fn vector_scalar(
+        &self,
+        op: token::TokenId,
+        series: Vec<Series>,
+        scalar: &[f64],
+        swap: bool,
+        return_bool: bool,
+    ) -> Result<Vec<Series>> {
+        let comparison = is_comparison(op);
+        let drop_name = drops_metric_name(op) || return_bool;
+        let mut out = OutBuilder::new();
+        let mut slots = Vec::with_capacity(series.len());
+        for s in &series {
+            let mut l = s.labels.clone();
+            if drop_name {
+                l.remove(METRIC_NAME);
+            }
+            slots.push(out.slot(l));
+        }
+        // Step-major order keeps Prometheus's per-step duplicate check and output order.
+        let steps = self.range.steps();
+        let mut cur = StepCursor::new(series.len());
+        for step in 0..steps {
+            self.ctx.check_every(step)?;
+            let ts = self.range.ts(step);
+            for (i, &slot) in slots.iter().enumerate() {
+                let Some(v) = cur.at(&series, i, ts) else {
+                    continue;
+                };
+                let sv = scalar[step];
+                let (lv, rv) = if swap { (sv, v) } else { (v, sv) };
+                let (mut value, mut keep) = vector_elem_binop(op, lv, rv);
+                if comparison && swap {
+                    value = rv;
+                }
+                if return_bool {
+                    value = if keep { 1.0 } else { 0.0 };
+                    keep = true;
+                }
+                if keep {
+                    out.push(slot, step, ts, value)?;
+                }
+            }
+        }
+        Ok(out.finish())
+    }
+
+    pub(super) fn vector_vector(
+        &self,
+        b: &BinaryExpr,
+        lhs: Vec<Series>,
+        rhs: Vec<Series>,
+    ) -> Result<Vec<Series>> {
+        let op = b.op.id();
+        let modifier = b.modifier.clone().unwrap_or_default();
+        let (on, matching): (bool, Vec<String>) = match &modifier.matching {
+            Some(LabelModifier::Include(l)) => (true, l.labels.clone()),
+            Some(LabelModifier::Exclude(l)) => (false, l.labels.clone()),
+            None => (false, Vec::new()),
+        };
+        let card = if b.op.is_set_operator() {
+            VectorMatchCardinality::ManyToMany
+        } else {
+            modifier.card.clone()
+        };
+        // Signatures: interned matching-label sets, one id per series.
+        let mut sig_ids: FxMap<Vec<Label>, u32> = FxMap::default();
+        let mut sig_of = |l: &Labels| -> u32 {
+            let key: Vec<Label> = if on {
+                l.iter()
+                    .filter(|x| matching.contains(&x.name))
+                    .cloned()
+                    .collect()
+            } else {
+                l.iter()
+                    .filter(|x| x.name != METRIC_NAME && !matching.contains(&x.name))
+                    .cloned()
+                    .collect()
+            };
+            let n = sig_ids.len() as u32;
+            *sig_ids.entry(key).or_insert(n)
+        };
+        let lsig: Vec<u32> = lhs.iter().map(|s| sig_of(&s.labels)).collect();
+        let rsig: Vec<u32> = rhs.iter().map(|s| sig_of(&s.labels)).collect();
+        let nsigs = sig_ids.len();
+        let steps = self.range.steps();
+        let mut lcur = StepCursor::new(lhs.len());
+        let mut rcur = StepCursor::new(rhs.len());
+        let mut lvec: Vec<(usize, f64)> = Vec::new();
+        let mut rvec: Vec<(usize, f64)> = Vec::new();
+        let mut out = OutBuilder::new();
+
+        if let VectorMatchCardinality::ManyToMany = card {
+            // Set operators: output series keep their labels.
+            let lslots: Vec<usize> = lhs.iter().map(|s| out.slot(s.labels.clone())).collect();
+            let rslots: Vec<usize> = rhs.iter().map(|s| out.slot(s.labels.clone())).collect();
+            let mut seen = vec![usize::MAX; nsigs];
+            for step in 0..steps {
+                self.ctx.check_every(step)?;
+                let ts = self.range.ts(step);
+                gather(&mut lcur, &lhs, ts, &mut lvec);
+                gather(&mut rcur, &rhs, ts, &mut rvec);
+                match op {
+                    token::T_LAND => {
+                        if lvec.is_empty() || rvec.is_empty() {
+                            continue;
+                        }
+                        for &(j, _) in &rvec {
+                            seen[rsig[j] as usize] = step;
+                        }
+                        for &(i, v) in &lvec {
+                            if seen[lsig[i] as usize] == step {
+                                out.push(lslots[i], step, ts, v)?;
+                            }
+                        }
+                    }
+                    token::T_LOR => {
+                        for &(i, v) in &lvec {
+                            seen[lsig[i] as usize] = step;
+                            out.push(lslots[i], step, ts, v)?;
+                        }
+                        for &(j, v) in &rvec {
+                            if seen[rsig[j] as usize] != step {
+                                out.push(rslots[j], step, ts, v)?;
+                            }
+                        }
+                    }
+                    token::T_LUNLESS => {
+                        for &(j, _) in &rvec {
+                            seen[rsig[j] as usize] = step;
+                        }
+                        for &(i, v) in &lvec {
+                            if seen[lsig[i] as usize] != step {
+                                out.push(lslots[i], step, ts, v)?;
+                            }
+                        }
+                    }
+                    _ => return Err(Error::exec("set operator expected")),
+                }
+            }
+            return Ok(out.finish());
+        }
+
+        let return_bool = modifier.return_bool;
+        let include: Vec<String> = match &card {
+            VectorMatchCardinality::ManyToOne(l) | VectorMatchCardinality::OneToMany(l) => {
+                l.labels.clone()
+            }
+            _ => Vec::new(),
+        };
+        let one_to_many = matches!(card, VectorMatchCardinality::OneToMany(_));
+        let one_to_one = matches!(card, VectorMatchCardinality::OneToOne);
+        // After a swap for group_right, "l" is the many side and "r" the one side.
+        let (ls, rs, lsig, rsig, lcur, rcur) = if one_to_many {
+            (&rhs, &lhs, &rsig, &lsig, &mut rcur, &mut lcur)
+        } else {
+            (&lhs, &rhs, &lsig, &rsig, &mut lcur, &mut rcur)
+        };
+        let mut right_at: Vec<(usize, usize)> = vec![(usize::MAX, 0); nsigs]; // (step, series)
+        let mut matched_step: Vec<usize> = vec![usize::MAX; nsigs];
+        let mut inserted: FxMap<(u32, usize), usize> = FxMap::default(); // (sig, out slot) -> step
+        let mut result_slots: FxMap<(u32, u32), usize> = FxMap::default();
+        for step in 0..steps {
+            self.ctx.check_every(step)?;
+            let ts = self.range.ts(step);
+            gather(lcur, ls, ts, &mut lvec);
+            gather(rcur, rs, ts, &mut rvec);
+            if lvec.is_empty() || rvec.is_empty() {
+                continue;
+            }
+            for &(j, _) in &rvec {
+                let sig = rsig[j] as usize;
+                if right_at[sig].0 == step {
+                    let dup = right_at[sig].1;
+                    let side = if one_to_many { "left" } else { "right" };
+                    let matched = match_labels(&rs[j].labels, on, &matching);
+                    return Err(Error::exec(format!(
+                        "found duplicate series for the match group {matched} on the {side} \
+                         hand-side of the operation: [{}, {}];many-to-many matching not \
+                         allowed: matching labels must be unique on one side",
+                        rs[j].labels, rs[dup].labels
+                    )));
+                }
+                right_at[sig] = (step, j);
+            }
+            let rvals: FxMap<usize, f64> = rvec.iter().copied().collect();
+            for &(i, lv) in &lvec {
+                let sig = lsig[i] as usize;
+                if right_at[sig].0 != step {
+                    continue;
+                }
+                let j = right_at[sig].1;
+                let rv = rvals.get(&j).copied().unwrap_or(f64::NAN);
+                let (vl, vr) = if one_to_many { (rv, lv) } else { (lv, rv) };
+                let (mut value, keep) = vector_elem_binop(op, vl, vr);
+                if return_bool {
+                    value = if keep { 1.0 } else { 0.0 };
+                } else if !keep {
+                    continue;
+                }
+                let slot = match result_slots.get(&(i as u32, j as u32)) {
+                    Some(&s) => s,
+                    None => {
+                        let mut m = result_metric(
+                            &ls[i].labels,
+                            &rs[j].labels,
+                            op,
+                            one_to_one,
+                            on,
+                            &matching,
+                            &include,
+                        );
+                        if return_bool {
+                            m.remove(METRIC_NAME);
+                        }
+                        let s = out.slot(m);
+                        result_slots.insert((i as u32, j as u32), s);
+                        s
+                    }
+                };
+                if one_to_one {
+                    if matched_step[sig] == step {
+                        return Err(Error::exec(
+                            "multiple matches for labels: many-to-one matching must be explicit \
+                             (group_left/group_right)",
+                        ));
+                    }
+                    matched_step[sig] = step;
+                } else {
+                    let key = (sig as u32, slot);
+                    if inserted.get(&key) == Some(&step) {
+                        return Err(Error::exec(
+                            "multiple matches for labels: grouping labels must ensure unique matches",
+                        ));
+                    }
+                    inserted.insert(key, step);
+                }
+                out.push(slot, step, ts, value)?;
+            }
+        }
+        Ok(out.finish())
+    }
+}
+
+pub(super) fn gather(
+    cur: &mut StepCursor,
+    series: &[Series],
+    ts: i64,
+    out: &mut Vec<(usize, f64)>,
+) {
+    out.clear();
+    for i in 0..series.len() {
+        if let Some(v) = cur.at(series, i, ts) {
+            out.push((i, v));
+        }
+    }
+}
+
+pub(crate) fn match_labels(l: &Labels, on: bool, names: &[String]) -> Labels {
+    let v: Vec<Label> = l
+        .iter()
+        .filter(|x| {
+            if on {
+                names.contains(&x.name)
+            } else {
+                x.name != METRIC_NAME && !names.contains(&x.name)
+            }
+        })
+        .cloned()
+        .collect();
+    Labels::from_sorted(v)
+}
+
+pub(super) fn result_metric(
+    lhs: &Labels,
+    rhs: &Labels,
+    op: token::TokenId,
+    one_to_one: bool,
+    on: bool,
+    matching: &[String],
+    include: &[String],
+) -> Labels {
+    let mut l = lhs.clone();
+    if drops_metric_name(op) {
+        l.remove(METRIC_NAME);
+    }
+    if one_to_one {
+        if on {
+            l.retain(|x| matching.contains(&x.name));
+        } else {
+            l.retain(|x| !matching.contains(&x.name));
+        }
+    }
+    for name in include {
+        match rhs.get(name) {
+            Some(v) if !v.is_empty() => l.set(name, v),
+            _ => l.remove(name),
+        }
+    }
+    l
+}
+
+pub(crate) fn is_comparison(op: token::TokenId) -> bool {
+    TokenType::new(op).is_comparison_operator()
+}
+
+pub(super) fn drops_metric_name(op: token::TokenId) -> bool {
+    matches!(
+        op,
+        token::T_ADD | token::T_SUB | token::T_DIV | token::T_MUL | token::T_POW | token::T_MOD
+    )
+}
+
+pub(super) fn btof(b: bool) -> f64 {
+    if b {
+        1.0
+    } else {
+        0.0
+    }
+}
+
+pub(super) fn scalar_binop(op: token::TokenId, l: f64, r: f64) -> f64 {
+    match op {
+        token::T_ADD => l + r,
+        token::T_SUB => l - r,
+        token::T_MUL => l * r,
+        token::T_DIV => l / r,
+        token::T_POW => l.powf(r),
+        token::T_MOD => go_mod(l, r),
+        token::T_EQLC => btof(l == r),
+        token::T_NEQ => btof(l != r),
+        token::T_GTR => btof(l > r),
+        token::T_LSS => btof(l < r),
+        token::T_GTE => btof(l >= r),
+        token::T_LTE => btof(l <= r),
+        token::T_ATAN2 => l.atan2(r),
+        _ => f64::NAN,
+    }
+}
+
+/// Go's math.Mod: the result has the sign of `l`.
+pub(super) fn go_mod(l: f64, r: f64) -> f64 {
+    l % r
+}
+
+pub(super) fn vector_elem_binop(op: token::TokenId, l: f64, r: f64) -> (f64, bool) {
+    match op {
+        token::T_ADD => (l + r, true),
+        token::T_SUB => (l - r, true),
+        token::T_MUL => (l * r, true),
+        token::T_DIV => (l / r, true),
+        token::T_POW => (l.powf(r), true),
+        token::T_MOD => (go_mod(l, r), true),
+        token::T_EQLC => (l, l == r),
+        token::T_NEQ => (l, l != r),
+        token::T_GTR => (l, l > r),
+        token::T_LSS => (l, l < r),
+        token::T_GTE => (l, l >= r),
+        token::T_LTE => (l, l <= r),
+        token::T_ATAN2 => (l.atan2(r), true),
+        _ => (f64::NAN, false),
+    }
+}

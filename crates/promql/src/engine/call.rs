@@ -1,0 +1,226 @@
+//! Function calls: range functions window by window, and instant-vector functions.
+
+use super::*;
+
+impl<'a> Evaluator<'a, '_> {
+    pub(super) fn call(&self, c: &Call) -> Result<Val> {
+        let name = c.func.name;
+        let args: Vec<&Expr> = c.args.args.iter().map(|a| unwrap_parens(a)).collect();
+        if let Some(rf) = RangeFn::from_name(name) {
+            return self.range_call(c, rf, &args);
+        }
+        let vf = VectorFn::from_name(name)
+            .ok_or_else(|| Error::Parse(format!("unknown function with name {name:?}")))?;
+        if matches!(vf, VectorFn::Timestamp) {
+            if let Expr::VectorSelector(vs) = args[0] {
+                return Ok(Val::Vector(self.vector_selector(vs, true)?));
+            }
+        }
+        let mut vals = Vec::with_capacity(args.len());
+        for a in &args {
+            vals.push(self.eval(a)?);
+        }
+        let steps = self.range.steps();
+        functions::vector_call(
+            vf,
+            &args,
+            vals,
+            steps,
+            |i| self.range.ts(i),
+            |t| self.range.index_of(t),
+        )
+    }
+
+    /// A function over a range vector: a matrix selector or a subquery.
+    pub(super) fn range_call(&self, c: &Call, rf: RangeFn, args: &[&Expr]) -> Result<Val> {
+        let mut out: Vec<Series> = Vec::new();
+        let marg = self.range_call_each(c, rf, args, &mut |s| {
+            out.push(s);
+            Ok(())
+        })?;
+        if rf == RangeFn::AbsentOverTime {
+            return Ok(Val::Vector(absent_over_time(out, self.range, marg)?));
+        }
+        check_unique_labels(&out)?;
+        Ok(Val::Vector(out))
+    }
+
+    /// Evaluates a range function series by series, handing each output series to `sink`;
+    /// returns the range vector argument.
+    pub(super) fn range_call_each<'e>(
+        &self,
+        c: &Call,
+        rf: RangeFn,
+        args: &[&'e Expr],
+        sink: &mut dyn FnMut(Series) -> Result<()>,
+    ) -> Result<&'e Expr> {
+        let (midx, marg) = args
+            .iter()
+            .enumerate()
+            .find(|(_, a)| matches!(a, Expr::MatrixSelector(_) | Expr::Subquery(_)))
+            .ok_or_else(|| {
+                Error::exec(format!("{}: expected a range vector argument", c.func.name))
+            })?;
+        // Scalar arguments, one value per step.
+        let mut scalars: Vec<Vec<f64>> = Vec::new();
+        for (i, a) in args.iter().enumerate() {
+            if i == midx {
+                continue;
+            }
+            match self.eval(a)? {
+                Val::Scalar(v) => scalars.push(v),
+                _ => return Err(Error::exec("expected a scalar argument")),
+            }
+        }
+        let steps = self.range.steps();
+        let keep_name = rf == RangeFn::LastOverTime;
+        let mut args_at = vec![0.0; scalars.len()];
+        let mut windows = if self.ctx.incremental_windows {
+            SlidingWindows::new(rf)
+        } else {
+            SlidingWindows::rescanning(rf)
+        };
+        let mut eval_series = |mut labels: Labels,
+                               samples: &[RawSample],
+                               at: Option<i64>,
+                               offset: i64,
+                               range: i64|
+         -> Result<()> {
+            let mut points = Vec::new();
+            let (mut lo, mut hi) = (0usize, 0usize);
+            let mut read = 0;
+            windows.reset(samples);
+            for step in 0..steps {
+                self.ctx.check_every(step)?;
+                let ts = self.range.ts(step);
+                let rt = at.unwrap_or(ts) - offset;
+                let mint = rt - range;
+                while lo < samples.len() && samples[lo].t < mint {
+                    lo += 1;
+                }
+                if hi < lo {
+                    hi = lo;
+                }
+                while hi < samples.len() && samples[hi].t <= rt {
+                    hi += 1;
+                }
+                if lo >= hi {
+                    continue;
+                }
+                read += hi - lo;
+                for (k, s) in scalars.iter().enumerate() {
+                    args_at[k] = s[step];
+                }
+                let at = functions::Window {
+                    start: mint,
+                    end: rt,
+                    range_ms: range,
+                    ts,
+                };
+                if let Some(v) = windows.eval(samples, lo, hi, &at, &args_at)? {
+                    points.push(Point { t: ts, v });
+                }
+            }
+            self.ctx.count_read(read);
+            if !points.is_empty() {
+                self.ctx.add_samples(points.len())?;
+                if !keep_name {
+                    labels.remove(METRIC_NAME);
+                }
+                sink(Series { labels, points })?;
+            }
+            Ok(())
+        };
+        match marg {
+            Expr::MatrixSelector(ms) => {
+                let at = self.at_ms(&ms.vs.at);
+                let offset = offset_ms(&ms.vs.offset);
+                let range = ms.range.as_millis() as i64;
+                let (first, last) = self.ref_bounds(at, offset);
+                let mut set = self.select(&ms.vs, first - range, last, range, Some(c.func.name))?;
+                let mut buf: Vec<RawSample> = Vec::new();
+                while let Some(next) = set.next_series(&mut buf) {
+                    let labels = next?;
+                    self.ctx.check("expression evaluation")?;
+                    buf.retain(|s| !is_stale(s.v));
+                    eval_series(labels, &buf, at, offset, range)?;
+                }
+                self.ctx.add_warnings(set.as_mut());
+            }
+            Expr::Subquery(sq) => {
+                let at = self.at_ms(&sq.at);
+                let range = sq.range.as_millis() as i64;
+                let (inner, offset, _) = self.subquery(sq)?;
+                let inner_points: usize = inner.iter().map(|s| s.points.len()).sum();
+                self.ctx.add_samples(inner_points)?;
+                let mut buf: Vec<RawSample> = Vec::new();
+                for s in inner {
+                    self.ctx.check("expression evaluation")?;
+                    buf.clear();
+                    buf.extend(s.points.iter().map(|p| RawSample { t: p.t, v: p.v }));
+                    eval_series(s.labels, &buf, at, offset, range)?;
+                }
+                self.ctx.release_samples(inner_points);
+            }
+            _ => unreachable!("matched above"),
+        }
+        Ok(marg)
+    }
+}
+
+pub(super) fn absent_over_time(
+    found: Vec<Series>,
+    range: StepRange,
+    arg: &Expr,
+) -> Result<Vec<Series>> {
+    let steps = range.steps();
+    let mut present = vec![false; steps];
+    for s in &found {
+        for p in &s.points {
+            present[range.index_of(p.t)] = true;
+        }
+    }
+    let points: Vec<Point> = (0..steps)
+        .filter(|&i| !present[i])
+        .map(|i| Point {
+            t: range.ts(i),
+            v: 1.0,
+        })
+        .collect();
+    if points.is_empty() {
+        return Ok(Vec::new());
+    }
+    Ok(vec![Series {
+        labels: absent_labels(arg),
+        points,
+    }])
+}
+
+/// Labels for `absent`/`absent_over_time`: the equality matchers of a selector argument.
+pub(crate) fn absent_labels(arg: &Expr) -> Labels {
+    let vs = match unwrap_parens(arg) {
+        Expr::VectorSelector(vs) => vs,
+        Expr::MatrixSelector(ms) => &ms.vs,
+        _ => return Labels::default(),
+    };
+    let mut l = Labels::default();
+    let mut seen: Vec<&str> = Vec::new();
+    let mut deleted: Vec<&str> = Vec::new();
+    for m in &vs.matchers.matchers {
+        if m.name == METRIC_NAME {
+            continue;
+        }
+        if matches!(m.op, MatchOp::Equal) && !seen.contains(&m.name.as_str()) {
+            l.set(&m.name, &m.value);
+            seen.push(&m.name);
+        } else {
+            deleted.push(&m.name);
+        }
+    }
+    for d in deleted {
+        l.remove(d);
+    }
+    // Empty values mean "no label" in Prometheus's label builder.
+    l.retain(|x| !x.value.is_empty());
+    l
+}

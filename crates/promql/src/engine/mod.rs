@@ -1,0 +1,696 @@
+//! Evaluation. Every node is evaluated over a range of steps at once (an instant query is a
+//! range of one step), the way Prometheus's engine does; selectors read one series at a
+//! time from storage, so raw samples are held for the series in flight only.
+
+mod aggregate;
+mod binary;
+mod call;
+mod select;
+
+pub(crate) use binary::is_comparison;
+use binary::{drops_metric_name, vector_elem_binop};
+pub(crate) use call::absent_labels;
+
+use crate::error::{Error, Result};
+use crate::functions::{self, RangeFn, VectorFn};
+use crate::parse::parse_with;
+use crate::storage::{Queryable, RawSample, SelectHints, SeriesSet};
+use crate::value::{Point, QueryResult, QueryStats, Sample, Series, Value};
+use crate::windows::SlidingWindows;
+use promql_parser::label::MatchOp;
+use promql_parser::parser::token::{self, TokenType};
+use promql_parser::parser::value::ValueType;
+use promql_parser::parser::{
+    AggregateExpr, AtModifier, BinaryExpr, Call, Expr, LabelModifier, Offset, SubqueryExpr,
+    VectorMatchCardinality, VectorSelector,
+};
+use std::cell::{Cell, RefCell};
+use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use tsdb::chunkenc::STALE_NAN_BITS;
+use tsdb::labels::{Label, Labels};
+use tsdb::matchers::{MatchType, Matcher};
+
+pub(crate) const METRIC_NAME: &str = "__name__";
+
+/// Engine settings; the defaults are Prometheus's.
+#[derive(Clone, Debug)]
+pub struct EngineOptions {
+    /// How far back an instant selector looks for a sample (`--query.lookback-delta`).
+    pub lookback_delta_ms: i64,
+    /// Most samples a query may hold in memory at once (`--query.max-samples`).
+    pub max_samples: usize,
+    /// Longest a query may run (`--query.timeout`).
+    pub timeout: Duration,
+    /// Step of subqueries without one (the default evaluation interval).
+    pub no_step_subquery_interval_ms: i64,
+    /// Range functions keep state from one window to the next instead of rescanning
+    /// each window (off only to compare the two in benchmarks and tests).
+    pub incremental_windows: bool,
+}
+
+impl Default for EngineOptions {
+    fn default() -> Self {
+        EngineOptions {
+            lookback_delta_ms: 5 * 60 * 1000,
+            max_samples: 50_000_000,
+            timeout: Duration::from_secs(120),
+            no_step_subquery_interval_ms: 60_000,
+            incremental_windows: true,
+        }
+    }
+}
+
+/// Cancels a running query from another thread (e.g. when the HTTP client goes away), and
+/// may carry a deadline set before the query reached the engine (time spent queueing counts).
+#[derive(Clone, Debug, Default)]
+pub struct CancelToken {
+    canceled: Arc<AtomicBool>,
+    deadline: Option<Instant>,
+}
+
+impl CancelToken {
+    pub fn new() -> Self {
+        CancelToken::default()
+    }
+
+    /// A token whose query times out at `deadline` at the latest.
+    pub fn with_deadline(deadline: Instant) -> Self {
+        CancelToken {
+            canceled: Arc::default(),
+            deadline: Some(deadline),
+        }
+    }
+
+    pub fn cancel(&self) {
+        self.canceled.store(true, Ordering::Relaxed);
+    }
+
+    pub fn is_canceled(&self) -> bool {
+        self.canceled.load(Ordering::Relaxed)
+    }
+
+    pub fn deadline(&self) -> Option<Instant> {
+        self.deadline
+    }
+}
+
+/// The PromQL engine. Cheap to share; each query runs on the calling thread.
+#[derive(Clone, Debug, Default)]
+pub struct Engine {
+    opts: EngineOptions,
+}
+
+impl Engine {
+    pub fn new(opts: EngineOptions) -> Self {
+        Engine { opts }
+    }
+
+    pub fn options(&self) -> &EngineOptions {
+        &self.opts
+    }
+
+    /// Evaluates `query` at `time_ms`.
+    pub fn instant_query(
+        &self,
+        storage: &dyn Queryable,
+        query: &str,
+        time_ms: i64,
+    ) -> Result<QueryResult> {
+        self.instant_query_with(storage, query, time_ms, &CancelToken::default())
+    }
+
+    pub fn instant_query_with(
+        &self,
+        storage: &dyn Queryable,
+        query: &str,
+        time_ms: i64,
+        cancel: &CancelToken,
+    ) -> Result<QueryResult> {
+        let deadline = self.deadline(cancel);
+        parse_with(query, |expr| {
+            self.exec(storage, expr, time_ms, time_ms, 0, cancel, deadline)
+        })
+    }
+
+    /// When a query starting now must be done: the engine's timeout or the token's deadline.
+    fn deadline(&self, cancel: &CancelToken) -> Option<Instant> {
+        let own = Instant::now().checked_add(self.opts.timeout);
+        match (own, cancel.deadline()) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    /// Evaluates `query` at every step from `start_ms` to `end_ms`; the result is a matrix.
+    pub fn range_query(
+        &self,
+        storage: &dyn Queryable,
+        query: &str,
+        start_ms: i64,
+        end_ms: i64,
+        step_ms: i64,
+    ) -> Result<QueryResult> {
+        self.range_query_with(
+            storage,
+            query,
+            start_ms,
+            end_ms,
+            step_ms,
+            &CancelToken::default(),
+        )
+    }
+
+    pub fn range_query_with(
+        &self,
+        storage: &dyn Queryable,
+        query: &str,
+        start_ms: i64,
+        end_ms: i64,
+        step_ms: i64,
+        cancel: &CancelToken,
+    ) -> Result<QueryResult> {
+        let deadline = self.deadline(cancel);
+        parse_with(query, |expr| {
+            self.range_exec(storage, expr, start_ms, end_ms, step_ms, cancel, deadline)
+        })
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn range_exec(
+        &self,
+        storage: &dyn Queryable,
+        expr: &Expr,
+        start_ms: i64,
+        end_ms: i64,
+        step_ms: i64,
+        cancel: &CancelToken,
+        deadline: Option<Instant>,
+    ) -> Result<QueryResult> {
+        let ty = expr.value_type();
+        if ty != ValueType::Vector && ty != ValueType::Scalar {
+            return Err(Error::Parse(format!(
+                "invalid expression type {:?} for range query, must be Scalar or instant Vector",
+                documented_type(ty)
+            )));
+        }
+        if step_ms <= 0 {
+            return Err(Error::Parse(
+                "zero or negative query resolution step widths are not accepted".into(),
+            ));
+        }
+        if end_ms < start_ms {
+            return Err(Error::Parse(
+                "end timestamp must not be before start time".into(),
+            ));
+        }
+        self.exec(storage, expr, start_ms, end_ms, step_ms, cancel, deadline)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn exec(
+        &self,
+        storage: &dyn Queryable,
+        expr: &Expr,
+        start: i64,
+        end: i64,
+        step: i64,
+        cancel: &CancelToken,
+        deadline: Option<Instant>,
+    ) -> Result<QueryResult> {
+        let ctx = Ctx {
+            storage,
+            lookback: self.opts.lookback_delta_ms,
+            max_samples: self.opts.max_samples,
+            samples: Cell::new(0),
+            peak_samples: Cell::new(0),
+            total_samples: Cell::new(0),
+            deadline,
+            cancel,
+            warnings: RefCell::new(Vec::new()),
+            query_start: start,
+            query_end: end,
+            no_step_subquery_interval: self.opts.no_step_subquery_interval_ms,
+            stream_collision: Cell::new(false),
+            incremental_windows: self.opts.incremental_windows,
+        };
+        let instant = step == 0;
+        let range = StepRange {
+            start,
+            end,
+            interval: if instant { 1 } else { step },
+        };
+        let ev = Evaluator { ctx: &ctx, range };
+        let began = Instant::now();
+        let val = ev.eval(expr)?;
+        ctx.check("expression evaluation")?;
+        let inner_eval = began.elapsed();
+        let value = match val {
+            Val::Str(s) => Value::String { t: start, s },
+            Val::Scalar(v) if instant => Value::Scalar { t: start, v: v[0] },
+            Val::Vector(series) if instant => Value::Vector(
+                series
+                    .into_iter()
+                    .filter_map(|s| {
+                        s.points.first().map(|p| Sample {
+                            labels: s.labels,
+                            t: start,
+                            v: p.v,
+                        })
+                    })
+                    .collect(),
+            ),
+            Val::Range(series) => Value::Matrix(series),
+            Val::Scalar(v) => Value::Matrix(vec![Series {
+                labels: Labels::default(),
+                points: v
+                    .iter()
+                    .enumerate()
+                    .map(|(i, &v)| Point { t: range.ts(i), v })
+                    .collect(),
+            }]),
+            Val::Vector(mut series) => {
+                series.sort_by(|a, b| a.labels.cmp(&b.labels));
+                Value::Matrix(series)
+            }
+        };
+        let eval_total = began.elapsed();
+        let stats = QueryStats {
+            total_samples: ctx.total_samples.get(),
+            peak_samples: ctx.peak_samples.get(),
+            eval_total,
+            inner_eval,
+            result_sort: eval_total.saturating_sub(inner_eval),
+        };
+        let warnings = ctx.warnings.take();
+        Ok(QueryResult {
+            value,
+            warnings,
+            stats,
+        })
+    }
+}
+
+fn documented_type(t: ValueType) -> &'static str {
+    match t {
+        ValueType::Vector => "instant vector",
+        ValueType::Scalar => "scalar",
+        ValueType::Matrix => "range vector",
+        ValueType::String => "string",
+    }
+}
+
+/// State shared by all evaluators of one query.
+struct Ctx<'a> {
+    storage: &'a dyn Queryable,
+    lookback: i64,
+    max_samples: usize,
+    samples: Cell<usize>,
+    peak_samples: Cell<usize>,
+    /// Samples read, counted as Prometheus's `totalQueryableSamples`.
+    total_samples: Cell<u64>,
+    deadline: Option<Instant>,
+    cancel: &'a CancelToken,
+    warnings: RefCell<Vec<String>>,
+    query_start: i64,
+    query_end: i64,
+    no_step_subquery_interval: i64,
+    /// Set when a streamed evaluation meets colliding label sets and must be redone.
+    stream_collision: Cell<bool>,
+    incremental_windows: bool,
+}
+
+impl Ctx<'_> {
+    fn check(&self, env: &'static str) -> Result<()> {
+        if self.cancel.is_canceled() {
+            return Err(Error::Canceled(env));
+        }
+        if self.deadline.is_some_and(|d| Instant::now() > d) {
+            return Err(Error::Timeout(env));
+        }
+        Ok(())
+    }
+
+    /// [`Ctx::check`] every 65536th step of a step loop.
+    fn check_every(&self, step: usize) -> Result<()> {
+        if step & 0xFFFF == 0 {
+            self.check("expression evaluation")?;
+        }
+        Ok(())
+    }
+
+    /// Refuses to evaluate a node over more steps than samples allowed: every such node
+    /// holds per-step state for all its steps.
+    fn check_steps(&self, steps: usize) -> Result<()> {
+        if steps > self.max_samples {
+            return Err(Error::TooManySamples("query execution"));
+        }
+        Ok(())
+    }
+
+    fn add_samples(&self, n: usize) -> Result<()> {
+        let total = self.samples.get() + n;
+        if total > self.max_samples {
+            return Err(Error::TooManySamples("query execution"));
+        }
+        self.samples.set(total);
+        if total > self.peak_samples.get() {
+            self.peak_samples.set(total);
+        }
+        Ok(())
+    }
+
+    /// Counts samples read for the query's statistics.
+    fn count_read(&self, n: usize) {
+        self.total_samples.set(self.total_samples.get() + n as u64);
+    }
+
+    fn release_samples(&self, n: usize) {
+        self.samples.set(self.samples.get().saturating_sub(n));
+    }
+
+    fn add_warnings(&self, set: &mut dyn SeriesSet) {
+        let w = set.warnings();
+        if !w.is_empty() {
+            self.warnings.borrow_mut().extend(w);
+        }
+    }
+}
+
+/// The steps a node is evaluated at.
+#[derive(Clone, Copy, Debug)]
+struct StepRange {
+    start: i64,
+    end: i64,
+    interval: i64,
+}
+
+impl StepRange {
+    fn steps(&self) -> usize {
+        let n = (self.end as i128 - self.start as i128) / self.interval as i128;
+        usize::try_from(n).map_or(usize::MAX, |n| n.saturating_add(1))
+    }
+
+    fn ts(&self, i: usize) -> i64 {
+        self.start + i as i64 * self.interval
+    }
+
+    /// The first step whose time is at or after `t` (`steps()` if none).
+    fn first_step_at_or_after(&self, t: i64) -> usize {
+        if t <= self.start {
+            return 0;
+        }
+        let k =
+            (t as i128 - self.start as i128 + self.interval as i128 - 1) / self.interval as i128;
+        usize::try_from(k).map_or(self.steps(), |k| k.min(self.steps()))
+    }
+
+    fn index_of(&self, t: i64) -> usize {
+        ((t - self.start) / self.interval) as usize
+    }
+}
+
+/// A node's value over all steps.
+pub(crate) enum Val {
+    /// One value per step.
+    Scalar(Vec<f64>),
+    Str(String),
+    /// Series with points at step timestamps.
+    Vector(Vec<Series>),
+    /// Raw range vectors (only at a single evaluation time).
+    Range(Vec<Series>),
+}
+
+impl Val {
+    fn points(&self) -> usize {
+        match self {
+            Val::Scalar(v) => v.len(),
+            Val::Str(_) => 0,
+            Val::Vector(s) | Val::Range(s) => s.iter().map(|s| s.points.len()).sum(),
+        }
+    }
+}
+
+/// Fast hashing for maps keyed by labels and indexes (FxHash).
+#[derive(Default, Clone, Copy)]
+pub(crate) struct FxHasher(u64);
+
+impl Hasher for FxHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for chunk in bytes.chunks(8) {
+            let mut b = [0u8; 8];
+            b[..chunk.len()].copy_from_slice(chunk);
+            self.add(u64::from_le_bytes(b));
+        }
+    }
+
+    fn write_u8(&mut self, i: u8) {
+        self.add(i as u64);
+    }
+
+    fn write_u32(&mut self, i: u32) {
+        self.add(i as u64);
+    }
+
+    fn write_u64(&mut self, i: u64) {
+        self.add(i);
+    }
+
+    fn write_usize(&mut self, i: usize) {
+        self.add(i as u64);
+    }
+}
+
+impl FxHasher {
+    #[inline]
+    fn add(&mut self, w: u64) {
+        self.0 = (self.0.rotate_left(5) ^ w).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
+    }
+}
+
+pub(crate) type FxMap<K, V> = HashMap<K, V, BuildHasherDefault<FxHasher>>;
+
+pub(crate) fn is_stale(v: f64) -> bool {
+    v.to_bits() == STALE_NAN_BITS
+}
+
+/// Collects output points by label set, in first-push order, rejecting two values for
+/// one label set at one step like Prometheus does.
+pub(crate) struct OutBuilder {
+    series: Vec<Series>,
+    slots: FxMap<Labels, usize>,
+    /// Per slot: position in `series` (assigned at the first push) and last step pushed.
+    pos: Vec<usize>,
+    last_step: Vec<usize>,
+    slot_labels: Vec<Option<Labels>>,
+}
+
+const NONE: usize = usize::MAX;
+
+impl OutBuilder {
+    pub(crate) fn new() -> Self {
+        OutBuilder {
+            series: Vec::new(),
+            slots: FxMap::default(),
+            pos: Vec::new(),
+            last_step: Vec::new(),
+            slot_labels: Vec::new(),
+        }
+    }
+
+    /// The slot of a label set (created on first use).
+    pub(crate) fn slot(&mut self, labels: Labels) -> usize {
+        if let Some(&s) = self.slots.get(&labels) {
+            return s;
+        }
+        let s = self.pos.len();
+        self.slots.insert(labels.clone(), s);
+        self.pos.push(NONE);
+        self.last_step.push(NONE);
+        self.slot_labels.push(Some(labels));
+        s
+    }
+
+    pub(crate) fn push(&mut self, slot: usize, step: usize, t: i64, v: f64) -> Result<()> {
+        if self.last_step[slot] == step {
+            return Err(Error::exec(
+                "vector cannot contain metrics with the same labelset",
+            ));
+        }
+        self.last_step[slot] = step;
+        let p = self.pos[slot];
+        if p == NONE {
+            let labels = self.slot_labels[slot].take().unwrap_or_default();
+            self.pos[slot] = self.series.len();
+            self.series.push(Series {
+                labels,
+                points: vec![Point { t, v }],
+            });
+        } else {
+            self.series[p].points.push(Point { t, v });
+        }
+        Ok(())
+    }
+
+    pub(crate) fn finish(self) -> Vec<Series> {
+        self.series
+    }
+}
+
+/// Cursor over the points of series at successive steps.
+struct StepCursor {
+    next: Vec<usize>,
+}
+
+impl StepCursor {
+    fn new(n: usize) -> Self {
+        StepCursor { next: vec![0; n] }
+    }
+
+    /// Value of series `i` at time `t` (steps must be visited in order).
+    #[inline]
+    fn at(&mut self, series: &[Series], i: usize, t: i64) -> Option<f64> {
+        let pts = &series[i].points;
+        let j = self.next[i];
+        if j < pts.len() && pts[j].t == t {
+            self.next[i] = j + 1;
+            Some(pts[j].v)
+        } else {
+            None
+        }
+    }
+}
+
+struct Evaluator<'a, 'c> {
+    ctx: &'c Ctx<'a>,
+    range: StepRange,
+}
+
+fn offset_ms(o: &Option<Offset>) -> i64 {
+    match o {
+        None => 0,
+        Some(Offset::Pos(d)) => d.as_millis() as i64,
+        Some(Offset::Neg(d)) => -(d.as_millis() as i64),
+    }
+}
+
+fn system_time_ms(t: &SystemTime) -> i64 {
+    match t.duration_since(UNIX_EPOCH) {
+        Ok(d) => d.as_millis() as i64,
+        Err(e) => -(e.duration().as_millis() as i64),
+    }
+}
+
+pub(crate) fn unwrap_parens(mut e: &Expr) -> &Expr {
+    while let Expr::Paren(p) = e {
+        e = &p.expr;
+    }
+    e
+}
+
+impl<'a, 'c> Evaluator<'a, 'c> {
+    fn with_range(&self, range: StepRange) -> Evaluator<'a, 'c> {
+        Evaluator {
+            ctx: self.ctx,
+            range,
+        }
+    }
+
+    fn at_ms(&self, at: &Option<AtModifier>) -> Option<i64> {
+        match at {
+            None => None,
+            Some(AtModifier::Start) => Some(self.ctx.query_start),
+            Some(AtModifier::End) => Some(self.ctx.query_end),
+            Some(AtModifier::At(t)) => Some(system_time_ms(t)),
+        }
+    }
+
+    /// Reference times of the first and last step for a selector with `at`/`offset`.
+    fn ref_bounds(&self, at: Option<i64>, offset: i64) -> (i64, i64) {
+        match at {
+            Some(a) => (a - offset, a - offset),
+            None => (self.range.start - offset, self.range.end - offset),
+        }
+    }
+
+    fn eval(&self, expr: &Expr) -> Result<Val> {
+        self.ctx.check("expression evaluation")?;
+        if !matches!(
+            expr,
+            Expr::Paren(_)
+                | Expr::StringLiteral(_)
+                | Expr::VectorSelector(_)
+                | Expr::MatrixSelector(_)
+                | Expr::Subquery(_)
+        ) {
+            self.ctx.check_steps(self.range.steps())?;
+        }
+        match expr {
+            Expr::Paren(p) => self.eval(&p.expr),
+            Expr::NumberLiteral(n) => Ok(Val::Scalar(vec![n.val; self.range.steps()])),
+            Expr::StringLiteral(s) => Ok(Val::Str(s.val.clone())),
+            Expr::VectorSelector(vs) => Ok(Val::Vector(self.vector_selector(vs, false)?)),
+            Expr::MatrixSelector(ms) => {
+                let at = self.at_ms(&ms.vs.at);
+                let offset = offset_ms(&ms.vs.offset);
+                let t = at.unwrap_or(self.range.start) - offset;
+                let range = ms.range.as_millis() as i64;
+                Ok(Val::Range(self.matrix_selector(
+                    &ms.vs,
+                    t - range,
+                    t,
+                    range,
+                )?))
+            }
+            Expr::Subquery(sq) => {
+                let (series, _, read) = self.subquery(sq)?;
+                // Prometheus counts what a subquery read only when it is the result.
+                self.ctx.count_read(read);
+                Ok(Val::Range(series))
+            }
+            Expr::Unary(u) => match self.eval(&u.expr)? {
+                Val::Scalar(mut v) => {
+                    v.iter_mut().for_each(|x| *x = -*x);
+                    Ok(Val::Scalar(v))
+                }
+                Val::Vector(mut series) => {
+                    for s in &mut series {
+                        s.labels.remove(METRIC_NAME);
+                        s.points.iter_mut().for_each(|p| p.v = -p.v);
+                    }
+                    check_unique_labels(&series)?;
+                    Ok(Val::Vector(series))
+                }
+                _ => Err(Error::exec(
+                    "unary expression only allowed on scalars and vectors",
+                )),
+            },
+            Expr::Binary(b) => self.binary(b),
+            Expr::Aggregate(a) => self.aggregate(a),
+            Expr::Call(c) => self.call(c),
+            Expr::Extension(_) => Err(Error::exec("unsupported expression")),
+        }
+    }
+}
+
+fn check_unique_labels(series: &[Series]) -> Result<()> {
+    if series.len() < 2 {
+        return Ok(());
+    }
+    let mut seen: FxMap<&Labels, ()> = FxMap::default();
+    for s in series {
+        if seen.insert(&s.labels, ()).is_some() {
+            return Err(Error::exec(
+                "vector cannot contain metrics with the same labelset",
+            ));
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,289 @@
+//! Selection: vector and matrix selectors, subqueries, and the streamed series of a
+//! selector (or a range function or scalar arithmetic over one) for streamed aggregation.
+
+use super::*;
+
+impl<'a> Evaluator<'a, '_> {
+    pub(super) fn select<'s>(
+        &'s self,
+        vs: &VectorSelector,
+        mint: i64,
+        maxt: i64,
+        range: i64,
+        func: Option<&str>,
+    ) -> Result<Box<dyn SeriesSet + 'a>> {
+        let matchers = selector_matchers(vs)?;
+        let hints = SelectHints {
+            start: mint,
+            end: maxt,
+            step: if self.range.start == self.range.end {
+                0
+            } else {
+                self.range.interval
+            },
+            range,
+            func: func.map(str::to_string),
+            grouping: Vec::new(),
+            by: false,
+        };
+        self.ctx.storage.select(&hints, &matchers)
+    }
+
+    /// An instant vector selector at every step. With `timestamps`, the values are the
+    /// timestamps (s) of the samples selected and the metric name is dropped.
+    pub(super) fn vector_selector(
+        &self,
+        vs: &VectorSelector,
+        timestamps: bool,
+    ) -> Result<Vec<Series>> {
+        let mut out = Vec::new();
+        self.vector_selector_each(vs, timestamps, &mut |s| {
+            out.push(s);
+            Ok(())
+        })?;
+        Ok(out)
+    }
+
+    pub(super) fn vector_selector_each(
+        &self,
+        vs: &VectorSelector,
+        timestamps: bool,
+        sink: &mut dyn FnMut(Series) -> Result<()>,
+    ) -> Result<()> {
+        let at = self.at_ms(&vs.at);
+        let offset = offset_ms(&vs.offset);
+        let (first, last) = self.ref_bounds(at, offset);
+        let lookback = self.ctx.lookback;
+        let mut set = self.select(vs, first - lookback, last, 0, None)?;
+        let steps = self.range.steps();
+        let mut buf: Vec<RawSample> = Vec::new();
+        while let Some(next) = set.next_series(&mut buf) {
+            let mut labels = next?;
+            self.ctx.check("expression evaluation")?;
+            let mut points = Vec::new();
+            let mut counted = 0;
+            let (mut i, mut j) = (0, 0);
+            while i < steps {
+                let ts = self.range.ts(i);
+                let rt = at.unwrap_or(ts) - offset;
+                while j < buf.len() && buf[j].t <= rt {
+                    j += 1;
+                }
+                let visible = j > 0 && {
+                    let s = buf[j - 1];
+                    s.t >= rt - lookback && !is_stale(s.v)
+                };
+                if !visible {
+                    // Nothing shows until the next sample: jump to the first step that sees it.
+                    match buf.get(j) {
+                        Some(next) if at.is_none() => {
+                            i = self
+                                .range
+                                .first_step_at_or_after(next.t + offset)
+                                .max(i + 1)
+                        }
+                        _ => break,
+                    }
+                    continue;
+                }
+                let s = buf[j - 1];
+                let v = if timestamps { s.t as f64 / 1000.0 } else { s.v };
+                points.push(Point { t: ts, v });
+                if points.len() - counted == 65536 {
+                    self.ctx.add_samples(65536)?;
+                    self.ctx.check("expression evaluation")?;
+                    counted = points.len();
+                }
+                i += 1;
+            }
+            if !points.is_empty() {
+                self.ctx.add_samples(points.len() - counted)?;
+                self.ctx.count_read(points.len());
+                if timestamps {
+                    labels.remove(METRIC_NAME);
+                }
+                sink(Series { labels, points })?;
+            }
+        }
+        self.ctx.add_warnings(set.as_mut());
+        Ok(())
+    }
+
+    /// Hands the series of a selector or of a range function over a matrix selector to
+    /// `sink` one at a time (nothing else is held); false if `expr` is not such a node.
+    pub(super) fn stream_series(
+        &self,
+        expr: &Expr,
+        sink: &mut dyn FnMut(Series) -> Result<()>,
+    ) -> Result<bool> {
+        match unwrap_parens(expr) {
+            Expr::VectorSelector(vs) => {
+                self.vector_selector_each(vs, false, sink)?;
+                Ok(true)
+            }
+            Expr::Call(c) => {
+                let Some(rf) = RangeFn::from_name(c.func.name) else {
+                    return Ok(false);
+                };
+                let args: Vec<&Expr> = c.args.args.iter().map(|a| unwrap_parens(a)).collect();
+                let over_selector = args.iter().any(|a| matches!(a, Expr::MatrixSelector(_)));
+                if rf == RangeFn::AbsentOverTime || !over_selector {
+                    return Ok(false);
+                }
+                // Output label sets must be unique, as when the result is materialized.
+                let mut seen: FxMap<Labels, ()> = FxMap::default();
+                self.range_call_each(c, rf, &args, &mut |s| {
+                    if seen.insert(s.labels.clone(), ()).is_some() {
+                        return Err(Error::exec(
+                            "vector cannot contain metrics with the same labelset",
+                        ));
+                    }
+                    sink(s)
+                })?;
+                Ok(true)
+            }
+            Expr::Binary(b) => {
+                // A vector and a number literal: each series maps on its own.
+                let (vec_side, num, swap) = match (unwrap_parens(&b.lhs), unwrap_parens(&b.rhs)) {
+                    (l, Expr::NumberLiteral(n)) if l.value_type() == ValueType::Vector => {
+                        (l, n.val, false)
+                    }
+                    (Expr::NumberLiteral(n), r) if r.value_type() == ValueType::Vector => {
+                        (r, n.val, true)
+                    }
+                    _ => return Ok(false),
+                };
+                let op = b.op.id();
+                let return_bool = b.modifier.as_ref().is_some_and(|m| m.return_bool);
+                let drop_name = drops_metric_name(op) || return_bool;
+                let comparison = is_comparison(op);
+                let mut seen: FxMap<Labels, ()> = FxMap::default();
+                self.stream_series(vec_side, &mut |mut s| {
+                    s.points.retain_mut(|p| {
+                        let (lv, rv) = if swap { (num, p.v) } else { (p.v, num) };
+                        let (mut value, mut keep) = vector_elem_binop(op, lv, rv);
+                        if comparison && swap {
+                            value = rv;
+                        }
+                        if return_bool {
+                            value = if keep { 1.0 } else { 0.0 };
+                            keep = true;
+                        }
+                        p.v = value;
+                        keep
+                    });
+                    if s.points.is_empty() {
+                        return Ok(());
+                    }
+                    if drop_name {
+                        s.labels.remove(METRIC_NAME);
+                        // Label sets that collide once the name is gone need the per-step
+                        // check of the materialized path.
+                        if seen.insert(s.labels.clone(), ()).is_some() {
+                            self.ctx.stream_collision.set(true);
+                            return Err(Error::exec("label sets collide"));
+                        }
+                    }
+                    sink(s)
+                })
+            }
+            _ => Ok(false),
+        }
+    }
+
+    /// Raw samples of a matrix selector in `[mint, maxt]`, stale markers dropped.
+    pub(super) fn matrix_selector(
+        &self,
+        vs: &VectorSelector,
+        mint: i64,
+        maxt: i64,
+        range: i64,
+    ) -> Result<Vec<Series>> {
+        let mut set = self.select(vs, mint, maxt, range, None)?;
+        let mut buf = Vec::new();
+        let mut out = Vec::new();
+        while let Some(next) = set.next_series(&mut buf) {
+            let labels = next?;
+            self.ctx.check("expression evaluation")?;
+            let points: Vec<Point> = buf
+                .iter()
+                .filter(|s| s.t >= mint && s.t <= maxt && !is_stale(s.v))
+                .map(|s| Point { t: s.t, v: s.v })
+                .collect();
+            if !points.is_empty() {
+                self.ctx.add_samples(points.len())?;
+                self.ctx.count_read(points.len());
+                out.push(Series { labels, points });
+            }
+        }
+        self.ctx.add_warnings(set.as_mut());
+        Ok(out)
+    }
+
+    /// Evaluates a subquery's inner expression over the steps it needs for this
+    /// evaluator's range; returns the series, the reference-time shift (@ and offset) and
+    /// the samples the inner expression read (not counted in the query's total).
+    pub(super) fn subquery(&self, sq: &SubqueryExpr) -> Result<(Vec<Series>, i64, usize)> {
+        let at = self.at_ms(&sq.at);
+        let offset = offset_ms(&sq.offset);
+        let (first, last) = self.ref_bounds(at, offset);
+        let range = sq.range.as_millis() as i64;
+        let interval = match sq.step {
+            Some(s) if !s.is_zero() => s.as_millis() as i64,
+            _ => self.ctx.no_step_subquery_interval,
+        };
+        let lo = first - range;
+        let mut start = interval * (lo / interval);
+        if start < lo {
+            start += interval;
+        }
+        let inner = self.with_range(StepRange {
+            start,
+            end: last,
+            interval,
+        });
+        if start > last {
+            return Ok((Vec::new(), offset, 0));
+        }
+        let read_before = self.ctx.total_samples.get();
+        let evaluated = inner.eval(&sq.expr);
+        let read = (self.ctx.total_samples.replace(read_before) - read_before) as usize;
+        let series = match evaluated? {
+            Val::Vector(s) => s,
+            Val::Scalar(v) => vec![Series {
+                labels: Labels::default(),
+                points: v
+                    .iter()
+                    .enumerate()
+                    .map(|(i, &v)| Point {
+                        t: inner.range.ts(i),
+                        v,
+                    })
+                    .collect(),
+            }],
+            _ => return Err(Error::exec("subquery is only allowed on instant vector")),
+        };
+        Ok((series, offset, read))
+    }
+}
+
+/// Converts a parsed selector into storage matchers.
+pub(super) fn selector_matchers(vs: &VectorSelector) -> Result<Vec<Matcher>> {
+    let mut out = Vec::with_capacity(vs.matchers.matchers.len() + 1);
+    if let Some(name) = &vs.name {
+        out.push(Matcher::equal(METRIC_NAME, name.as_str()));
+    }
+    for m in &vs.matchers.matchers {
+        let kind = match m.op {
+            MatchOp::Equal => MatchType::Equal,
+            MatchOp::NotEqual => MatchType::NotEqual,
+            MatchOp::Re(_) => MatchType::RegexMatch,
+            MatchOp::NotRe(_) => MatchType::RegexNoMatch,
+        };
+        out.push(
+            Matcher::new(kind, m.name.as_str(), m.value.as_str())
+                .map_err(|e| Error::Parse(format!("parse error: {e}")))?,
+        );
+    }
+    Ok(out)
+}
