@@ -202,6 +202,8 @@ fn main() {
         "query".into(),
         format!("--endpoint=127.0.0.1:{s_grpc}"),
         "--query.replica-label=replica".into(),
+        // Prometheus 2.42 is the peer: answer as it does.
+        "--query.promql-compat=v2".into(),
         format!("--http-address=127.0.0.1:{q_http}"),
         format!("--grpc-address=127.0.0.1:{}", free_port()),
     ]);

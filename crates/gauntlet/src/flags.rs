@@ -236,3 +236,49 @@ mod tests {
         }
     }
 }
+
+/// The PromQL dialect of the querier and the ruler.
+#[derive(Args, Clone, Debug)]
+pub struct PromqlFlags {
+    /// Which Prometheus's PromQL to answer as: `v3` (Prometheus 3.x, as current Thanos:
+    /// left-open windows, `.` matching newlines, 3.x functions) or `v2` (Prometheus 2.42).
+    #[arg(long = "query.promql-compat", default_value = "v3", value_parser = ["v2", "v3"])]
+    pub compat: String,
+    /// Comma separated feature names to enable. Valid options for now:
+    /// promql-experimental-functions (enables promql experimental functions).
+    #[arg(long = "enable-feature")]
+    pub enable_feature: Vec<String>,
+}
+
+impl PromqlFlags {
+    /// The dialect these flags select. Feature names other than Thanos's are ignored with a
+    /// warning, as Thanos ignores them.
+    pub fn dialect(&self) -> Result<promql::Dialect> {
+        let mut experimental_functions = false;
+        for f in self.enable_feature.iter().flat_map(|f| f.split(',')) {
+            match f.trim() {
+                "" => {}
+                "promql-experimental-functions" => {
+                    experimental_functions = true;
+                    tracing::info!(option = f, "experimental PromQL functions enabled");
+                }
+                "promql-at-modifier" | "promql-negative-offset" => tracing::warn!(
+                    option = f,
+                    "this option for --enable-feature is permanently enabled and a no-op"
+                ),
+                other => tracing::warn!(option = other, "unknown --enable-feature option ignored"),
+            }
+        }
+        let compat = self
+            .compat
+            .parse::<promql::Compat>()
+            .map_err(anyhow::Error::msg)?;
+        if experimental_functions && compat == promql::Compat::V2 {
+            bail!("--enable-feature=promql-experimental-functions needs --query.promql-compat=v3");
+        }
+        Ok(promql::Dialect {
+            compat,
+            experimental_functions,
+        })
+    }
+}

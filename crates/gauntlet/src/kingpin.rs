@@ -123,11 +123,6 @@ const RULE: &[Inert] = &[
         false,
         "the x-functions (xrate, xincrease, xdelta) are not implemented",
     ),
-    inert(
-        "enable-feature",
-        true,
-        "no experimental PromQL features are switched by this flag",
-    ),
 ];
 
 const STORE: &[Inert] = &[
@@ -214,11 +209,6 @@ const STORE: &[Inert] = &[
 
 const QUERY: &[Inert] = &[
     inert("alert.query-url", true, "the web UI has no alerts page"),
-    inert(
-        "enable-feature",
-        true,
-        "the features it names are built in or not available",
-    ),
     inert(
         "grpc-compression",
         true,

@@ -90,6 +90,8 @@ pub struct QueryArgs {
     disable_cors: bool,
     #[command(flatten)]
     web: crate::flags::WebPrefixFlags,
+    #[command(flatten)]
+    promql: crate::flags::PromqlFlags,
     /// Listen host:port for HTTP endpoints and the API.
     #[arg(long = "http-address", default_value = "0.0.0.0:10902")]
     http_address: String,
@@ -197,6 +199,7 @@ pub fn run(mut a: QueryArgs, flags: std::collections::BTreeMap<String, String>) 
     let mut engine_opts = promql::EngineOptions {
         timeout: a.timeout,
         no_step_subquery_interval_ms: a.default_evaluation_interval.as_millis() as i64,
+        dialect: a.promql.dialect()?,
         ..Default::default()
     };
     if let Some(d) = a.lookback_delta {

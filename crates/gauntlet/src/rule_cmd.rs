@@ -109,6 +109,8 @@ pub struct RuleArgs {
     rule_concurrent_evaluation: usize,
     #[command(flatten)]
     objstore: ObjstoreFlags,
+    #[command(flatten)]
+    promql: crate::flags::PromqlFlags,
     /// Go on past a block that failed to upload.
     #[arg(long = "shipper.allow-out-of-order-uploads", hide = true)]
     allow_out_of_order: bool,
@@ -216,8 +218,9 @@ pub fn run(a: RuleArgs) -> Result<()> {
             "flag accepted; it has no effect: rules of a group are evaluated one after the other"
         );
     }
+    let dialect = a.promql.dialect()?;
     // Check the rule files before anything starts, naming file, group and rule.
-    if let Err(errs) = rule::file::load(&a.rule_files) {
+    if let Err(errs) = rule::file::load(&a.rule_files, dialect) {
         bail!("invalid rule files:\n  {}", errs.join("\n  "));
     }
     let bucket = if a.objstore.config_file.is_some() || a.objstore.config.is_some() {
@@ -302,6 +305,7 @@ pub fn run(a: RuleArgs) -> Result<()> {
             restore_ignored_labels: a.restore_ignored_label.clone(),
             default_interval_ms: ms(a.eval_interval),
             default_query_offset_ms: ms(a.rule_query_offset),
+            dialect,
         });
         let manager = Arc::new(rule::manager::Manager::new(ctx, a.rule_files.clone()));
         let rules = manager.reload().map_err(|e| anyhow::anyhow!("invalid rule files:\n  {}", e.join("\n  ")))?;

@@ -330,3 +330,69 @@ fn querier_starts_without_endpoints() {
     assert!(body.contains(r#""value":[100,"2"]"#), "{body}");
     assert!(testkit::log_tail(&log).contains("no endpoints given"));
 }
+
+/// `--query.promql-compat` picks the PromQL the querier answers as (3.x by default, as
+/// current Thanos), and `--enable-feature=promql-experimental-functions` turns on 3.x's
+/// experimental functions, as in Thanos; a bad value stops the process naming the flag.
+#[test]
+fn querier_promql_compat_and_experimental_functions() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    let start = |name: &str, extra: &[&str]| {
+        let q = free_port();
+        let mut args = vec![
+            "query".to_string(),
+            format!("--http-address=127.0.0.1:{q}"),
+            format!("--grpc-address=127.0.0.1:{}", free_port()),
+        ];
+        args.extend(extra.iter().map(|s| s.to_string()));
+        let (p, log) = spawn_logged(d, name, &args);
+        ready(q, name, &log);
+        (p, q)
+    };
+    let query = |q: u16, expr: &str| {
+        let path = format!(
+            "/api/v1/query?query={}&time=100",
+            testkit::promapi::url_encode(expr)
+        );
+        http_get(q, &path).unwrap()
+    };
+    let (_v3, q3) = start("v3", &[]);
+    let (_v2, q2) = start("v2", &["--query.promql-compat=v2"]);
+    let (_x, qx) = start("x", &["--enable-feature=promql-experimental-functions"]);
+    // 3.x functions: stable ones on by default, experimental ones behind the feature.
+    let (code, body) = query(q3, "max_of(1, 2)");
+    assert_eq!(code, 400, "{body}");
+    assert!(
+        body.contains("function \\\"max_of\\\" is not enabled"),
+        "{body}"
+    );
+    let (code, body) = query(qx, "max_of(1, 2)");
+    assert_eq!(code, 200, "{body}");
+    assert!(body.contains(r#""result":[100,"2"]"#), "{body}");
+    let (code, body) = query(qx, "histogram_quantiles(vector(1), \"q\", 0.5)");
+    assert_eq!(code, 200, "{body}");
+    let (code, body) = query(q3, "first_over_time(vector(1)[1m:])");
+    assert_eq!(code, 200, "{body}");
+    // 2.42 knows neither, and still has holt_winters.
+    let (code, body) = query(q2, "first_over_time(vector(1)[1m:])");
+    assert_eq!(code, 400, "{body}");
+    let (code, body) = query(q2, "holt_winters(vector(1)[1m:], 0.5, 0.5)");
+    assert_eq!(code, 200, "{body}");
+    let (code, body) = query(q3, "holt_winters(vector(1)[1m:], 0.5, 0.5)");
+    assert_eq!(code, 400, "{body}");
+    // A duration expression.
+    let (code, body) = query(q3, "count_over_time(vector(1)[1m+1m:1m])");
+    assert_eq!(code, 200, "{body}");
+    assert!(body.contains(r#""value":[100,"2"]"#), "{body}");
+
+    let out = Command::new(env!("CARGO_BIN_EXE_gauntlet"))
+        .args(["query", "--query.promql-compat=v4"])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && err.contains("--query.promql-compat"),
+        "{err}"
+    );
+}

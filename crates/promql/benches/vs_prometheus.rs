@@ -6,7 +6,7 @@
 
 use std::time::{Duration, Instant};
 
-use promql::{BlockStorage, Engine};
+use promql::{BlockStorage, Engine, EngineOptions};
 use testkit::prometheus::Prometheus;
 use tsdb::block::BlockWriter;
 use tsdb::labels::Labels;
@@ -88,7 +88,11 @@ fn main() {
     )
     .unwrap();
     let storage = BlockStorage::open_dir(&data).unwrap();
-    let engine = Engine::default();
+    // Prometheus 2.42 is the peer here.
+    let engine = Engine::new(EngineOptions {
+        dialect: promql::Dialect::V2,
+        ..Default::default()
+    });
     let (start, end, step) = (START + 5 * 60_000, START + (SAMPLES - 1) * INTERVAL, 60_000);
     let cases: &[(&str, &str, u64)] = &[
         ("rate 10k", "rate(http_requests_total[5m])", 10_000),

@@ -3,7 +3,7 @@
 
 use crate::engine::{FxMap, OutBuilder, Val, METRIC_NAME};
 use crate::error::{Error, Result};
-use crate::functions::{go_sort, quantile, valid_label_name};
+use crate::functions::{go_sort, kahan_inc, quantile, valid_label_name};
 use crate::value::{format_value, Series};
 use promql_parser::parser::token;
 use tsdb::labels::Labels;
@@ -11,9 +11,8 @@ use tsdb::labels::Labels;
 /// One group's running state at one step.
 #[derive(Clone, Default)]
 struct Acc {
-    value: f64,
-    mean: f64,
-    count: usize,
+    /// sum, avg, count, min, max, group, stddev, stdvar and count_values.
+    fold: StepAcc,
     /// topk/bottomk heap and quantile values: (input series index, value).
     heap: Vec<(usize, f64)>,
 }
@@ -102,29 +101,60 @@ impl StreamAgg {
     }
 }
 
-/// One group's state at one step, with the same arithmetic as [`aggregate`].
+/// One group's state at one step for the aggregations that fold one value at a time: the
+/// streamed path keeps one per group and step, [`aggregate`] one per group. `v3` selects
+/// Prometheus 3.x's arithmetic: Kahan-compensated sums and means, and NaN deviations for
+/// groups with non-finite values.
 #[derive(Clone, Copy, Default)]
 pub(crate) struct StepAcc {
+    /// Sum, extreme, or sum of squared deviations.
     value: f64,
     mean: f64,
+    /// Kahan compensation of `value` or, once `incremental`, of `mean` (3.x).
+    c: f64,
     pub(crate) count: u32,
+    /// 3.x avg: the sum overflowed, so the mean is kept incrementally from there on.
+    incremental: bool,
 }
 
 impl StepAcc {
     #[inline]
-    pub(crate) fn add(&mut self, kind: StreamAgg, v: f64) {
+    pub(crate) fn add(&mut self, kind: StreamAgg, v: f64, v3: bool) {
         if self.count == 0 {
-            self.count = 1;
-            self.mean = v;
-            self.value = match kind {
-                StreamAgg::Stddev | StreamAgg::Stdvar => 0.0,
-                StreamAgg::Group => 1.0,
-                _ => v,
+            *self = StepAcc {
+                value: match kind {
+                    StreamAgg::Stddev | StreamAgg::Stdvar if v3 && !v.is_finite() => f64::NAN,
+                    StreamAgg::Stddev | StreamAgg::Stdvar => 0.0,
+                    StreamAgg::Group => 1.0,
+                    _ => v,
+                },
+                mean: v,
+                c: 0.0,
+                count: 1,
+                incremental: false,
             };
             return;
         }
         match kind {
+            StreamAgg::Sum if v3 => (self.value, self.c) = kahan_inc_v3(v, self.value, self.c),
             StreamAgg::Sum => self.value += v,
+            StreamAgg::Avg if v3 => {
+                self.count += 1;
+                let n = self.count as f64;
+                if !self.incremental {
+                    let (sum, c) = kahan_inc_v3(v, self.value, self.c);
+                    if !sum.is_infinite() {
+                        (self.value, self.c) = (sum, c);
+                        return;
+                    }
+                    // The sum would overflow: keep the mean incrementally from here on.
+                    self.incremental = true;
+                    self.mean = self.value / (n - 1.0);
+                    self.c /= n - 1.0;
+                }
+                let q = (n - 1.0) / n;
+                (self.mean, self.c) = kahan_inc_v3(v / n, q * self.mean, q * self.c);
+            }
             StreamAgg::Avg => {
                 self.count += 1;
                 let c = self.count as f64;
@@ -159,15 +189,45 @@ impl StepAcc {
         }
     }
 
-    pub(crate) fn value(&self, kind: StreamAgg) -> f64 {
+    pub(crate) fn value(&self, kind: StreamAgg, v3: bool) -> f64 {
+        let n = self.count as f64;
         match kind {
+            StreamAgg::Sum if v3 => self.value + self.c,
+            StreamAgg::Avg if v3 && self.incremental => self.mean + self.c,
+            StreamAgg::Avg if v3 => self.value / n + self.c / n,
             StreamAgg::Avg => self.mean,
-            StreamAgg::Count => self.count as f64,
-            StreamAgg::Stdvar => self.value / self.count as f64,
-            StreamAgg::Stddev => (self.value / self.count as f64).sqrt(),
+            StreamAgg::Count => n,
+            StreamAgg::Stdvar => self.value / n,
+            StreamAgg::Stddev => (self.value / n).sqrt(),
             _ => self.value,
         }
     }
+}
+
+/// Prometheus 3.x's Kahan–Neumaier step: the compensation is dropped once the sum is
+/// infinite.
+#[inline]
+pub(crate) fn kahan_inc_v3(inc: f64, sum: f64, c: f64) -> (f64, f64) {
+    let t = sum + inc;
+    if t.is_infinite() {
+        return (t, 0.0);
+    }
+    kahan_inc(inc, sum, c)
+}
+
+/// Whether `limit_ratio(ratio, …)` keeps a series: its label hash, as a fraction of the
+/// hash space, is below `ratio` (or, for a negative ratio, at or above `1 + ratio`), so the
+/// same series are kept at every step and `r` and `-(1 - r)` split the input.
+fn in_ratio_sample(ratio: f64, labels: &Labels) -> bool {
+    let mut buf = Vec::with_capacity(256);
+    for l in labels.iter() {
+        buf.extend_from_slice(l.name.as_bytes());
+        buf.push(0xff);
+        buf.extend_from_slice(l.value.as_bytes());
+        buf.push(0xff);
+    }
+    let offset = xxhash_rust::xxh64::xxh64(&buf, 0) as f64 / u64::MAX as f64;
+    (ratio >= 0.0 && offset < ratio) || (ratio < 0.0 && offset >= 1.0 + ratio)
 }
 
 /// An aggregation operator over an instant vector at every step.
@@ -181,9 +241,19 @@ pub(crate) fn aggregate(
     steps: usize,
     ts_of: impl Fn(usize) -> i64,
     check: impl Fn() -> Result<()>,
+    v3: bool,
 ) -> Result<Vec<Series>> {
+    // count_values counts per value group.
+    let fold = match op {
+        token::T_COUNT_VALUES => Some(StreamAgg::Count),
+        _ => StreamAgg::from_op(op),
+    };
     let is_topk = op == token::T_TOPK;
     let is_bottomk = op == token::T_BOTTOMK;
+    let is_limitk = op == token::T_LIMITK;
+    let is_limit_ratio = op == token::T_LIMIT_RATIO;
+    // Operators whose output is a subset of the input series.
+    let selects = is_topk || is_bottomk || is_limitk || is_limit_ratio;
     let count_values = op == token::T_COUNT_VALUES;
     let scalar_param: Option<Vec<f64>> = match &param {
         Some(Val::Scalar(v)) => Some(v.clone()),
@@ -215,11 +285,7 @@ pub(crate) fn aggregate(
             let n = group_ids.len();
             let id = *group_ids.entry(g.clone()).or_insert(n);
             if id == n {
-                group_slot.push(if is_topk || is_bottomk {
-                    usize::MAX
-                } else {
-                    out.slot(g)
-                });
+                group_slot.push(if selects { usize::MAX } else { out.slot(g) });
             }
             series_group.push(id);
         }
@@ -233,12 +299,44 @@ pub(crate) fn aggregate(
     let less_bottom = |a: f64, b: f64| a.is_nan() || a > b;
     let mut cv_groups: FxMap<Labels, usize> = FxMap::default();
     let mut cv_labels: Vec<Labels> = Vec::new();
+    if v3 && selects {
+        let p = scalar_param.as_deref().unwrap_or(&[]);
+        let nan = p.iter().any(|v| v.is_nan());
+        let max = p.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+        let min = p.iter().copied().fold(f64::INFINITY, f64::min);
+        // A NaN makes Go's running max and min NaN, so it is met before the other checks.
+        if is_limit_ratio {
+            if nan {
+                return Err(Error::exec("Ratio value is NaN"));
+            }
+            if max == 0.0 && min == 0.0 {
+                return Ok(Vec::new());
+            }
+        } else {
+            if nan {
+                return Err(Error::exec("Parameter value is NaN"));
+            }
+            if max < 1.0 {
+                return Ok(Vec::new());
+            }
+        }
+    }
+    let mut ratio = 0.0;
     for step in 0..steps {
         check()?;
         let ts = ts_of(step);
         order.clear();
         let mut k = 0i64;
-        if is_topk || is_bottomk {
+        if is_limit_ratio {
+            ratio = scalar_param
+                .as_ref()
+                .map_or(0.0, |p| p[step])
+                .clamp(-1.0, 1.0);
+            if ratio == 0.0 {
+                continue;
+            }
+        }
+        if is_topk || is_bottomk || is_limitk {
             let f = scalar_param.as_ref().map_or(f64::NAN, |p| p[step]);
             if !(f > -9.223_372_036_854_776e18 && f < 9.223_372_036_854_776e18) {
                 return Err(Error::exec(format!(
@@ -247,6 +345,9 @@ pub(crate) fn aggregate(
                 )));
             }
             k = f as i64;
+            if v3 {
+                k = k.min(input.len() as i64);
+            }
             if k < 1 {
                 continue;
             }
@@ -285,52 +386,21 @@ pub(crate) fn aggregate(
                 acc_step[g] = step;
                 order.push(g);
                 let a = &mut accs[g];
-                a.value = v;
-                a.mean = v;
-                a.count = 1;
+                a.fold = StepAcc::default();
                 a.heap.clear();
-                match op {
-                    token::T_STDDEV | token::T_STDVAR => a.value = 0.0,
-                    token::T_TOPK | token::T_BOTTOMK | token::T_QUANTILE => a.heap.push((i, v)),
-                    token::T_GROUP => a.value = 1.0,
-                    _ => {}
+                match fold {
+                    Some(kind) => a.fold.add(kind, v, v3),
+                    None if is_limit_ratio && !in_ratio_sample(ratio, &s.labels) => {}
+                    None => a.heap.push((i, v)),
                 }
                 continue;
             }
             let a = &mut accs[g];
+            if let Some(kind) = fold {
+                a.fold.add(kind, v, v3);
+                continue;
+            }
             match op {
-                token::T_SUM => a.value += v,
-                token::T_AVG => {
-                    a.count += 1;
-                    let c = a.count as f64;
-                    if a.mean.is_infinite() {
-                        if v.is_infinite() && (a.mean > 0.0) == (v > 0.0) {
-                            continue;
-                        }
-                        if !v.is_infinite() && !v.is_nan() {
-                            continue;
-                        }
-                    }
-                    a.mean += v / c - a.mean / c;
-                }
-                token::T_GROUP => {}
-                token::T_MAX => {
-                    if a.value < v || a.value.is_nan() {
-                        a.value = v;
-                    }
-                }
-                token::T_MIN => {
-                    if a.value > v || a.value.is_nan() {
-                        a.value = v;
-                    }
-                }
-                token::T_COUNT | token::T_COUNT_VALUES => a.count += 1,
-                token::T_STDDEV | token::T_STDVAR => {
-                    a.count += 1;
-                    let delta = v - a.mean;
-                    a.mean += delta / a.count as f64;
-                    a.value += delta * (v - a.mean);
-                }
                 token::T_TOPK | token::T_BOTTOMK => {
                     let less: &dyn Fn(f64, f64) -> bool =
                         if is_topk { &less_top } else { &less_bottom };
@@ -348,25 +418,35 @@ pub(crate) fn aggregate(
                     }
                 }
                 token::T_QUANTILE => a.heap.push((i, v)),
+                token::T_LIMITK => {
+                    if (a.heap.len() as i64) < k {
+                        a.heap.push((i, v));
+                    }
+                }
+                token::T_LIMIT_RATIO => {
+                    if in_ratio_sample(ratio, &s.labels) {
+                        a.heap.push((i, v));
+                    }
+                }
                 _ => return Err(Error::exec("unknown aggregation operator")),
             }
         }
         for &g in &order {
             let a = &mut accs[g];
-            let value = match op {
-                token::T_AVG => a.mean,
-                token::T_COUNT | token::T_COUNT_VALUES => a.count as f64,
-                token::T_STDVAR => a.value / a.count as f64,
-                token::T_STDDEV => (a.value / a.count as f64).sqrt(),
-                token::T_QUANTILE => {
+            let value = match (fold, op) {
+                (Some(kind), _) => a.fold.value(kind, v3),
+                (None, token::T_QUANTILE) => {
                     let mut vals: Vec<f64> = a.heap.iter().map(|x| x.1).collect();
                     quantile(q, &mut vals)
                 }
-                token::T_TOPK | token::T_BOTTOMK => {
-                    // sort.Reverse of the heap order.
+                (
+                    None,
+                    token::T_TOPK | token::T_BOTTOMK | token::T_LIMITK | token::T_LIMIT_RATIO,
+                ) => {
+                    // sort.Reverse of the heap order; limits keep the input order.
                     if is_topk {
                         go_sort(&mut a.heap, |x, y| less_top(y.1, x.1));
-                    } else {
+                    } else if is_bottomk {
                         go_sort(&mut a.heap, |x, y| less_bottom(y.1, x.1));
                     }
                     for &(i, v) in &a.heap {
@@ -377,7 +457,7 @@ pub(crate) fn aggregate(
                     }
                     continue;
                 }
-                _ => a.value,
+                _ => return Err(Error::exec("unknown aggregation operator")),
             };
             let slot = if count_values {
                 out.slot(cv_labels[g].clone())

@@ -1,5 +1,6 @@
 //! PromQL functions over instant and range vectors, with Prometheus 2.42's arithmetic.
 
+use crate::annotations::{self, Notes};
 use crate::engine::{absent_labels, FxMap, OutBuilder, Val, METRIC_NAME};
 use crate::error::{Error, Result};
 use crate::storage::RawSample;
@@ -32,6 +33,13 @@ pub(crate) enum RangeFn {
     StdvarOverTime,
     PresentOverTime,
     AbsentOverTime,
+    // Prometheus 3.x.
+    FirstOverTime,
+    TsOfFirstOverTime,
+    TsOfLastOverTime,
+    TsOfMinOverTime,
+    TsOfMaxOverTime,
+    MadOverTime,
 }
 
 impl RangeFn {
@@ -44,7 +52,8 @@ impl RangeFn {
             "idelta" => RangeFn::Idelta,
             "deriv" => RangeFn::Deriv,
             "predict_linear" => RangeFn::PredictLinear,
-            "holt_winters" => RangeFn::HoltWinters,
+            // Renamed in 3.0; the arithmetic is the same.
+            "holt_winters" | "double_exponential_smoothing" => RangeFn::HoltWinters,
             "resets" => RangeFn::Resets,
             "changes" => RangeFn::Changes,
             "avg_over_time" => RangeFn::AvgOverTime,
@@ -58,6 +67,12 @@ impl RangeFn {
             "stdvar_over_time" => RangeFn::StdvarOverTime,
             "present_over_time" => RangeFn::PresentOverTime,
             "absent_over_time" => RangeFn::AbsentOverTime,
+            "first_over_time" => RangeFn::FirstOverTime,
+            "ts_of_first_over_time" => RangeFn::TsOfFirstOverTime,
+            "ts_of_last_over_time" => RangeFn::TsOfLastOverTime,
+            "ts_of_min_over_time" => RangeFn::TsOfMinOverTime,
+            "ts_of_max_over_time" => RangeFn::TsOfMaxOverTime,
+            "mad_over_time" => RangeFn::MadOverTime,
             _ => return None,
         })
     }
@@ -81,7 +96,17 @@ pub(crate) enum VectorFn {
     LabelJoin,
     Sort,
     SortDesc,
+    SortByLabel {
+        desc: bool,
+    },
+    /// `min_of`/`max_of` of two scalars (3.x).
+    ScalarExtreme {
+        max: bool,
+    },
     HistogramQuantile,
+    /// `histogram_quantiles(v, "label", q1, q2, …)` (3.11).
+    HistogramQuantiles,
+    HistogramFraction,
     NativeHistogramOnly,
     Date(DateFn),
 }
@@ -149,8 +174,15 @@ impl VectorFn {
             "label_join" => LabelJoin,
             "sort" => Sort,
             "sort_desc" => SortDesc,
+            "sort_by_label" => SortByLabel { desc: false },
+            "min_of" => ScalarExtreme { max: false },
+            "max_of" => ScalarExtreme { max: true },
+            "sort_by_label_desc" => SortByLabel { desc: true },
             "histogram_quantile" => HistogramQuantile,
-            "histogram_count" | "histogram_sum" | "histogram_fraction" => NativeHistogramOnly,
+            "histogram_quantiles" => HistogramQuantiles,
+            "histogram_fraction" => HistogramFraction,
+            "histogram_count" | "histogram_sum" | "histogram_avg" | "histogram_stddev"
+            | "histogram_stdvar" => NativeHistogramOnly,
             "days_in_month" => Date(DateFn::DaysInMonth),
             "day_of_month" => Date(DateFn::DayOfMonth),
             "day_of_week" => Date(DateFn::DayOfWeek),
@@ -222,6 +254,8 @@ pub(crate) struct Window {
     pub range_ms: i64,
     /// The evaluation step's time.
     pub ts: i64,
+    /// Prometheus 3.x's arithmetic where it differs (rate extrapolation).
+    pub v3: bool,
 }
 
 /// Evaluates a range function on one window of samples (non-empty, stale markers removed).
@@ -274,6 +308,7 @@ pub(crate) fn range_fn(
             }
             Some(n as f64)
         }
+        AvgOverTime if at.v3 => Some(avg_over_time_v3(w)),
         AvgOverTime => {
             let (mut mean, mut count, mut c) = (0.0f64, 0.0f64, 0.0f64);
             for s in w {
@@ -324,7 +359,62 @@ pub(crate) fn range_fn(
         StddevOverTime => Some(variance_over_time(w).sqrt()),
         StdvarOverTime => Some(variance_over_time(w)),
         PresentOverTime | AbsentOverTime => Some(1.0),
+        FirstOverTime => Some(w[0].v),
+        TsOfFirstOverTime => Some(w[0].t as f64 / 1000.0),
+        TsOfLastOverTime => Some(w[w.len() - 1].t as f64 / 1000.0),
+        // The last sample holding the extreme (NaN yields to anything).
+        TsOfMinOverTime => Some(ts_of_extreme(w, |cur, m| cur <= m || m.is_nan())),
+        TsOfMaxOverTime => Some(ts_of_extreme(w, |cur, m| cur >= m || m.is_nan())),
+        MadOverTime => {
+            if w.iter().any(|s| s.v.is_nan()) {
+                return Ok(Some(f64::NAN));
+            }
+            let mut values: Vec<f64> = w.iter().map(|s| s.v).collect();
+            let median = quantile(0.5, &mut values);
+            values.iter_mut().for_each(|v| *v = (*v - median).abs());
+            Some(quantile(0.5, &mut values))
+        }
     })
+}
+
+/// Prometheus 3.x's mean: a compensated sum divided by the count, or, once the sum would
+/// overflow, a compensated incremental mean.
+fn avg_over_time_v3(w: &[RawSample]) -> f64 {
+    use crate::aggregation::kahan_inc_v3;
+    let (mut sum, mut c, mut mean) = (w[0].v, 0.0, 0.0);
+    let mut incremental = false;
+    let mut count = 1.0;
+    for s in &w[1..] {
+        count += 1.0;
+        if !incremental {
+            let (next, next_c) = kahan_inc_v3(s.v, sum, c);
+            if !next.is_infinite() {
+                (sum, c) = (next, next_c);
+                continue;
+            }
+            incremental = true;
+            mean = sum / (count - 1.0);
+            c /= count - 1.0;
+        }
+        let q = (count - 1.0) / count;
+        (mean, c) = kahan_inc_v3(s.v / count, q * mean, q * c);
+    }
+    if incremental {
+        mean + c
+    } else {
+        sum / count + c / count
+    }
+}
+
+/// The time (s) of the sample `better` prefers over the extreme so far, scanning in order.
+fn ts_of_extreme(w: &[RawSample], better: impl Fn(f64, f64) -> bool) -> f64 {
+    let (mut m, mut t) = (w[0].v, w[0].t);
+    for s in w {
+        if better(s.v, m) {
+            (m, t) = (s.v, s.t);
+        }
+    }
+    t as f64 / 1000.0
 }
 
 fn variance_over_time(w: &[RawSample]) -> f64 {
@@ -372,6 +462,27 @@ pub(crate) fn extrapolate(
     let duration_to_end = (at.end - last.t) as f64 / 1000.0;
     let sampled_interval = (last.t - first.t) as f64 / 1000.0;
     let avg_between = sampled_interval / (w.len() - 1) as f64;
+    if at.v3 {
+        // 3.x: the usual extrapolation first, then no further back than the counter's zero.
+        let threshold = avg_between * 1.1;
+        if duration_to_start >= threshold {
+            duration_to_start = avg_between / 2.0;
+        }
+        if is_counter && result > 0.0 && first.v >= 0.0 {
+            duration_to_start = duration_to_start.min(sampled_interval * (first.v / result));
+        }
+        let duration_to_end = if duration_to_end >= threshold {
+            avg_between / 2.0
+        } else {
+            duration_to_end
+        };
+        let mut factor =
+            (sampled_interval + duration_to_start + duration_to_end) / sampled_interval;
+        if is_rate {
+            factor /= at.range_ms as f64 / 1000.0;
+        }
+        return Some(result * factor);
+    }
     if is_counter && result > 0.0 && first.v >= 0.0 {
         let duration_to_zero = sampled_interval * (first.v / result);
         if duration_to_zero < duration_to_start {
@@ -491,6 +602,35 @@ fn holt_winters(w: &[RawSample], sf: f64, tf: f64) -> Result<Option<f64>> {
     Ok(Some(s1))
 }
 
+/// Natural order of label values, as Prometheus's `natsort.Compare`: runs of digits compare
+/// as numbers, other runs as strings.
+fn natural_order(a: &str, b: &str) -> std::cmp::Ordering {
+    use std::cmp::Ordering;
+    fn chunks(s: &str) -> Vec<&str> {
+        let mut out = Vec::new();
+        let mut start = 0;
+        let b = s.as_bytes();
+        for i in 1..=b.len() {
+            if i == b.len() || b[i].is_ascii_digit() != b[i - 1].is_ascii_digit() {
+                out.push(&s[start..i]);
+                start = i;
+            }
+        }
+        out
+    }
+    let (ca, cb) = (chunks(a), chunks(b));
+    for (x, y) in ca.iter().zip(&cb) {
+        let o = match (x.parse::<u64>(), y.parse::<u64>()) {
+            (Ok(p), Ok(q)) => p.cmp(&q),
+            _ => x.cmp(y),
+        };
+        if o != Ordering::Equal {
+            return o;
+        }
+    }
+    ca.len().cmp(&cb.len())
+}
+
 pub(crate) fn go_sort<T>(v: &mut [T], less: impl Fn(&T, &T) -> bool) {
     crate::gosort::sort(v, less)
 }
@@ -534,53 +674,48 @@ struct Bucket {
     count: f64,
 }
 
-fn bucket_quantile(q: f64, buckets: &mut Vec<Bucket>) -> f64 {
+/// The quantile of classic buckets, and whether their counts had to be made monotonic.
+fn bucket_quantile(q: f64, buckets: &mut Vec<Bucket>) -> (f64, bool) {
     if q.is_nan() {
-        return f64::NAN;
+        return (f64::NAN, false);
     }
     if q < 0.0 {
-        return f64::NEG_INFINITY;
+        return (f64::NEG_INFINITY, false);
     }
     if q > 1.0 {
-        return f64::INFINITY;
+        return (f64::INFINITY, false);
     }
     go_sort(buckets, |a, b| a.upper < b.upper);
     if buckets.last().is_none_or(|b| b.upper != f64::INFINITY) {
-        return f64::NAN;
+        return (f64::NAN, false);
     }
-    // Coalesce equal bounds.
-    let mut out: Vec<Bucket> = Vec::with_capacity(buckets.len());
-    for b in buckets.iter() {
-        match out.last_mut() {
-            Some(l) if l.upper == b.upper => l.count += b.count,
-            _ => out.push(*b),
-        }
-    }
-    *buckets = out;
+    coalesce(buckets);
     // Ensure monotonic counts.
+    let mut forced = false;
     let mut max = buckets[0].count;
     for b in buckets.iter_mut().skip(1) {
         if b.count > max {
             max = b.count;
         } else if b.count < max {
             b.count = max;
+            forced = true;
         }
     }
     if buckets.len() < 2 {
-        return f64::NAN;
+        return (f64::NAN, forced);
     }
     let observations = buckets[buckets.len() - 1].count;
     if observations == 0.0 {
-        return f64::NAN;
+        return (f64::NAN, forced);
     }
     let mut rank = q * observations;
     let n = buckets.len() - 1;
     let b = buckets[..n].partition_point(|x| x.count < rank);
     if b == n {
-        return buckets[n - 1].upper;
+        return (buckets[n - 1].upper, forced);
     }
     if b == 0 && buckets[0].upper <= 0.0 {
-        return buckets[0].upper;
+        return (buckets[0].upper, forced);
     }
     let mut start = 0.0;
     let end = buckets[b].upper;
@@ -590,7 +725,7 @@ fn bucket_quantile(q: f64, buckets: &mut Vec<Bucket>) -> f64 {
         count -= buckets[b - 1].count;
         rank -= buckets[b - 1].count;
     }
-    start + (end - start) * (rank / count)
+    (start + (end - start) * (rank / count), forced)
 }
 
 pub(crate) fn valid_label_name(s: &str) -> bool {
@@ -709,7 +844,9 @@ fn date_value(f: DateFn, secs: f64) -> f64 {
     }
 }
 
-/// Evaluates a function over instant vectors and scalars at every step.
+/// Evaluates a function over instant vectors and scalars at every step; annotations go to
+/// `notes`, and `v3` selects 3.x behaviour where it differs.
+#[allow(clippy::too_many_arguments)]
 pub(crate) fn vector_call(
     f: VectorFn,
     args: &[&Expr],
@@ -717,6 +854,8 @@ pub(crate) fn vector_call(
     steps: usize,
     ts_of: impl Fn(usize) -> i64,
     step_index: impl Fn(i64) -> usize,
+    notes: &mut Notes,
+    v3: bool,
 ) -> Result<Val> {
     use VectorFn::*;
     let mut vals = vals;
@@ -964,10 +1103,105 @@ pub(crate) fn vector_call(
             }
             Ok(Val::Vector(input))
         }
+        ScalarExtreme { max } => {
+            let (a, b) = (take_scalar(&vals[0])?, take_scalar(&vals[1])?);
+            let pick = if max { go_max } else { go_min };
+            Ok(Val::Scalar(
+                a.iter().zip(b).map(|(&x, &y)| pick(x, y)).collect(),
+            ))
+        }
+        SortByLabel { desc } => {
+            let mut input = take_vector(vals.remove(0))?;
+            let names = args[1..]
+                .iter()
+                .map(|a| string_arg(a))
+                .collect::<Result<Vec<String>>>()?;
+            if steps == 1 {
+                input.sort_by(|a, b| {
+                    let by_labels = names.iter().find_map(|n| {
+                        let (x, y) = (a.labels.get(n).unwrap_or(""), b.labels.get(n).unwrap_or(""));
+                        (x != y).then(|| natural_order(x, y))
+                    });
+                    let o = by_labels.unwrap_or_else(|| a.labels.cmp(&b.labels));
+                    if desc {
+                        o.reverse()
+                    } else {
+                        o
+                    }
+                });
+            }
+            Ok(Val::Vector(input))
+        }
         HistogramQuantile => {
             let q = take_scalar(&vals[0])?.to_vec();
             let input = take_vector(vals.remove(1))?;
-            histogram_quantile(&q, &input, steps, ts_of)
+            let groups = BucketGroups::new(&input, notes);
+            let mut out = OutBuilder::new();
+            let slots: Vec<usize> = groups.labels.iter().map(|l| out.slot(l.clone())).collect();
+            let mut forced_any = false;
+            groups.each_step(steps, ts_of, |g, step, ts, b| {
+                let (v, forced) = bucket_quantile(q[step], b);
+                forced_any |= forced;
+                out.push(slots[g], step, ts, v)
+            })?;
+            if forced_any {
+                // Without delayed name removal, 3.x names no metric here.
+                notes.info(annotations::forced_monotonicity(""));
+            }
+            Ok(Val::Vector(out.finish()))
+        }
+        HistogramQuantiles => {
+            let input = take_vector(vals.remove(0))?;
+            let label = string_arg(args[1])?;
+            let qs: Vec<Vec<f64>> = vals[1..]
+                .iter()
+                .map(|v| take_scalar(v).map(<[f64]>::to_vec))
+                .collect::<Result<_>>()?;
+            let groups = BucketGroups::new(&input, notes);
+            let mut out = OutBuilder::new();
+            let mut slots: FxMap<(usize, u64), usize> = FxMap::default();
+            let mut forced_any = false;
+            groups.each_step(steps, ts_of, |g, step, ts, b| {
+                for q in &qs {
+                    let q = q[step];
+                    let (v, forced) = bucket_quantile(q, &mut b.clone());
+                    forced_any |= forced;
+                    let slot = match slots.get(&(g, q.to_bits())) {
+                        Some(&s) => s,
+                        None => {
+                            let mut l = groups.labels[g].clone();
+                            l.set(&label, &openmetrics_float(q));
+                            let s = out.slot(l);
+                            slots.insert((g, q.to_bits()), s);
+                            s
+                        }
+                    };
+                    out.push(slot, step, ts, v)?;
+                }
+                Ok(())
+            })?;
+            if forced_any {
+                notes.info(annotations::forced_monotonicity(""));
+            }
+            Ok(Val::Vector(out.finish()))
+        }
+        HistogramFraction if !v3 => Ok(Val::Vector(Vec::new())),
+        HistogramFraction => {
+            let lower = take_scalar(&vals[0])?.to_vec();
+            let upper = take_scalar(&vals[1])?.to_vec();
+            let input = take_vector(vals.remove(2))?;
+            let groups = BucketGroups::new(&input, notes);
+            let mut out = OutBuilder::new();
+            let slots: Vec<usize> = groups.labels.iter().map(|l| out.slot(l.clone())).collect();
+            groups.each_step(steps, ts_of, |g, step, ts, b| {
+                out.push(
+                    slots[g],
+                    step,
+                    ts,
+                    bucket_fraction(lower[step], upper[step], b),
+                )
+            })?;
+            Ok(Val::Vector(out.finish()))
         }
         NativeHistogramOnly => Ok(Val::Vector(Vec::new())),
         Date(df) => {
@@ -1000,62 +1234,178 @@ pub(crate) fn vector_call(
     }
 }
 
-fn histogram_quantile(
-    q: &[f64],
-    input: &[Series],
-    steps: usize,
-    ts_of: &dyn Fn(usize) -> i64,
-) -> Result<Val> {
-    // Group series by their labels without `le`; output labels drop the name too.
-    let mut groups: FxMap<Labels, usize> = FxMap::default();
-    let mut group_labels: Vec<Labels> = Vec::new();
-    let mut members: Vec<Option<(usize, f64)>> = Vec::with_capacity(input.len());
-    for s in input {
-        let Some(upper) = s.labels.get("le").and_then(parse_go_float) else {
-            members.push(None);
-            continue;
-        };
-        let mut key = s.labels.clone();
-        key.remove("le");
-        let n = groups.len();
-        let g = *groups.entry(key.clone()).or_insert_with(|| {
-            let mut out = key;
-            out.remove(METRIC_NAME);
-            group_labels.push(out);
-            n
-        });
-        members.push(Some((g, upper)));
+/// Classic histogram buckets (series with an `le` label) grouped by their other labels.
+struct BucketGroups<'a> {
+    input: &'a [Series],
+    /// Each group's output labels (no `le`, no name).
+    labels: Vec<Labels>,
+    /// Per input series: its group and upper bound, if its `le` is valid.
+    members: Vec<Option<(usize, f64)>>,
+}
+
+impl<'a> BucketGroups<'a> {
+    /// Series without a valid `le` are left out with 3.x's warning.
+    fn new(input: &'a [Series], notes: &mut Notes) -> Self {
+        let mut groups: FxMap<Labels, usize> = FxMap::default();
+        let mut labels: Vec<Labels> = Vec::new();
+        let mut members = Vec::with_capacity(input.len());
+        for s in input {
+            let Some(upper) = s.labels.get("le").and_then(parse_go_float) else {
+                let name = s.labels.get(METRIC_NAME).unwrap_or("");
+                let le = s.labels.get("le").unwrap_or("");
+                notes.warn(annotations::bad_bucket_label(name, le));
+                members.push(None);
+                continue;
+            };
+            let mut key = s.labels.clone();
+            key.remove("le");
+            let n = groups.len();
+            let g = *groups.entry(key.clone()).or_insert_with(|| {
+                let mut out = key;
+                out.remove(METRIC_NAME);
+                labels.push(out);
+                n
+            });
+            members.push(Some((g, upper)));
+        }
+        BucketGroups {
+            input,
+            labels,
+            members,
+        }
     }
-    let mut out = OutBuilder::new();
-    let slots: Vec<usize> = group_labels.into_iter().map(|l| out.slot(l)).collect();
-    let mut buckets: Vec<Vec<Bucket>> = vec![Vec::new(); slots.len()];
-    let mut next = vec![0usize; input.len()];
-    let mut touched: Vec<usize> = Vec::new();
-    for step in 0..steps {
-        let ts = ts_of(step);
-        touched.clear();
-        for (i, s) in input.iter().enumerate() {
-            let j = next[i];
-            if j < s.points.len() && s.points[j].t == ts {
-                next[i] += 1;
-                if let Some((g, upper)) = members[i] {
-                    if buckets[g].is_empty() {
-                        touched.push(g);
+
+    /// Hands `each` every group's buckets at every step where it has some: (group, step,
+    /// time, buckets).
+    fn each_step(
+        &self,
+        steps: usize,
+        ts_of: &dyn Fn(usize) -> i64,
+        mut each: impl FnMut(usize, usize, i64, &mut Vec<Bucket>) -> Result<()>,
+    ) -> Result<()> {
+        let mut buckets: Vec<Vec<Bucket>> = vec![Vec::new(); self.labels.len()];
+        let mut next = vec![0usize; self.input.len()];
+        let mut touched: Vec<usize> = Vec::new();
+        for step in 0..steps {
+            let ts = ts_of(step);
+            touched.clear();
+            for (i, s) in self.input.iter().enumerate() {
+                let j = next[i];
+                if j < s.points.len() && s.points[j].t == ts {
+                    next[i] += 1;
+                    if let Some((g, upper)) = self.members[i] {
+                        if buckets[g].is_empty() {
+                            touched.push(g);
+                        }
+                        buckets[g].push(Bucket {
+                            upper,
+                            count: s.points[j].v,
+                        });
                     }
-                    buckets[g].push(Bucket {
-                        upper,
-                        count: s.points[j].v,
-                    });
                 }
             }
+            for &g in &touched {
+                each(g, step, ts, &mut buckets[g])?;
+                buckets[g].clear();
+            }
         }
-        for &g in &touched {
-            let v = bucket_quantile(q[step], &mut buckets[g]);
-            buckets[g].clear();
-            out.push(slots[g], step, ts, v)?;
+        Ok(())
+    }
+}
+
+/// The fraction of observations between `lower` and `upper` in classic buckets, as 3.x's
+/// `BucketFraction` interpolates it.
+fn bucket_fraction(lower: f64, upper: f64, buckets: &mut Vec<Bucket>) -> f64 {
+    go_sort(buckets, |a, b| a.upper < b.upper);
+    if buckets.last().is_none_or(|b| b.upper != f64::INFINITY) {
+        return f64::NAN;
+    }
+    coalesce(buckets);
+    let count = buckets[buckets.len() - 1].count;
+    if count == 0.0 || lower.is_nan() || upper.is_nan() {
+        return f64::NAN;
+    }
+    if lower >= upper {
+        return 0.0;
+    }
+    let (mut rank, mut lower_rank, mut upper_rank) = (0.0, 0.0, 0.0);
+    let (mut lower_set, mut upper_set) = (false, false);
+    let mut lower_bound = if buckets[0].upper <= 0.0 {
+        f64::NEG_INFINITY
+    } else {
+        0.0
+    };
+    for (i, b) in buckets.iter().enumerate() {
+        if i > 0 {
+            lower_bound = buckets[i - 1].upper;
+        }
+        let upper_bound = b.upper;
+        let interpolate = |v: f64| {
+            if lower_bound == f64::NEG_INFINITY {
+                b.count
+            } else {
+                rank + (b.count - rank) * (v - lower_bound) / (upper_bound - lower_bound)
+            }
+        };
+        if !lower_set && lower_bound >= lower {
+            lower_rank = rank;
+            lower_set = true;
+        }
+        if !upper_set && lower_bound >= upper {
+            upper_rank = rank;
+            upper_set = true;
+        }
+        if lower_set && upper_set {
+            break;
+        }
+        if !lower_set && lower_bound < lower && upper_bound > lower {
+            lower_rank = interpolate(lower);
+            lower_set = true;
+        }
+        if !upper_set && lower_bound < upper && upper_bound > upper {
+            upper_rank = interpolate(upper);
+            upper_set = true;
+        }
+        if lower_set && upper_set {
+            break;
+        }
+        rank = b.count;
+    }
+    if !lower_set || lower_rank > count {
+        lower_rank = count;
+    }
+    if !upper_set || upper_rank > count {
+        upper_rank = count;
+    }
+    (upper_rank - lower_rank) / count
+}
+
+/// Merges buckets with equal bounds (sorted), adding their counts.
+fn coalesce(buckets: &mut Vec<Bucket>) {
+    let mut out: Vec<Bucket> = Vec::with_capacity(buckets.len());
+    for b in buckets.iter() {
+        match out.last_mut() {
+            Some(l) if l.upper == b.upper => l.count += b.count,
+            _ => out.push(*b),
         }
     }
-    Ok(Val::Vector(out.finish()))
+    *buckets = out;
+}
+
+/// A float as OpenMetrics writes it in labels (`0.5`, `1.0`, `+Inf`).
+fn openmetrics_float(f: f64) -> String {
+    if f.is_nan() {
+        return "NaN".into();
+    }
+    if f.is_infinite() {
+        return if f > 0.0 { "+Inf" } else { "-Inf" }.into();
+    }
+    let s = crate::value::format_go_v(f);
+    if s.contains(['e', '.']) {
+        s
+    } else {
+        format!("{s}.0")
+    }
 }
 
 /// Parses a float like Go's strconv.ParseFloat for the forms used in `le` labels.

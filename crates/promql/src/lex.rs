@@ -13,6 +13,8 @@
 
 use std::fmt::Write as _;
 
+pub use crate::durations::QueryShape;
+
 /// A lexing or literal error at a byte offset of the query.
 #[derive(Debug, Clone, PartialEq)]
 pub struct LexError {
@@ -34,7 +36,7 @@ impl LexError {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq)]
-enum Kind {
+pub(crate) enum Kind {
     Ident,
     Number,
     Duration,
@@ -53,10 +55,10 @@ enum Kind {
 }
 
 #[derive(Debug, Clone)]
-struct Token {
-    kind: Kind,
-    start: usize,
-    end: usize,
+pub(crate) struct Token {
+    pub(crate) kind: Kind,
+    pub(crate) start: usize,
+    pub(crate) end: usize,
 }
 
 /// What the lexer found out about a query that lexes cleanly.
@@ -69,30 +71,41 @@ pub struct Lexed {
     pub rewritten: Option<String>,
 }
 
-/// `input` with each raw string token written as an equivalent double-quoted string.
-fn rewrite_raw_strings(input: &[u8], tokens: &[Token]) -> Option<String> {
-    let raw: Vec<&Token> = tokens
+/// `input` with each raw string token written as an equivalent double-quoted string, and
+/// the `replaced` byte ranges (in order) written as given.
+fn rewrite(
+    input: &[u8],
+    tokens: &[Token],
+    replaced: Vec<(usize, usize, String)>,
+) -> Option<String> {
+    let mut edits: Vec<(usize, usize, Vec<u8>)> = tokens
         .iter()
         .filter(|t| t.kind == Kind::Str && input[t.start] == b'`')
+        .map(|t| {
+            let mut q = vec![b'"'];
+            for &c in &input[t.start + 1..t.end - 1] {
+                match c {
+                    b'"' => q.extend_from_slice(b"\\\""),
+                    b'\\' => q.extend_from_slice(b"\\\\"),
+                    b'\n' => q.extend_from_slice(b"\\n"),
+                    c => q.push(c),
+                }
+            }
+            q.push(b'"');
+            (t.start, t.end, q)
+        })
         .collect();
-    if raw.is_empty() {
+    edits.extend(replaced.into_iter().map(|(s, e, r)| (s, e, r.into_bytes())));
+    if edits.is_empty() {
         return None;
     }
+    edits.sort_by_key(|e| e.0);
     let mut out = Vec::with_capacity(input.len() + 16);
     let mut last = 0;
-    for t in raw {
-        out.extend_from_slice(&input[last..t.start]);
-        out.push(b'"');
-        for &c in &input[t.start + 1..t.end - 1] {
-            match c {
-                b'"' => out.extend_from_slice(b"\\\""),
-                b'\\' => out.extend_from_slice(b"\\\\"),
-                b'\n' => out.extend_from_slice(b"\\n"),
-                c => out.push(c),
-            }
-        }
-        out.push(b'"');
-        last = t.end;
+    for (start, end, with) in edits {
+        out.extend_from_slice(&input[last..start]);
+        out.extend_from_slice(&with);
+        last = end;
     }
     out.extend_from_slice(&input[last..]);
     Some(String::from_utf8_lossy(&out).into_owned())
@@ -201,6 +214,8 @@ struct Lexer<'a> {
     paren_depth: i64,
     bracket_open: bool,
     got_colon: bool,
+    /// Prometheus 3.x: a plain number stands for seconds where a duration is expected.
+    v3: bool,
 }
 
 impl<'a> Lexer<'a> {
@@ -405,6 +420,10 @@ impl<'a> Lexer<'a> {
     fn duration_in_brackets(&mut self) -> Result<(), LexError> {
         let start = self.pos;
         if self.scan_number() {
+            if self.v3 {
+                self.push(Kind::Number, start);
+                return Ok(());
+            }
             return err(start, "missing unit character in duration");
         }
         if !self.accept_remaining_duration() {
@@ -496,6 +515,12 @@ impl<'a> Lexer<'a> {
                             Kind::Ident
                         };
                         self.push(kind, start);
+                    } else if self.v3 && c != b':' {
+                        // Duration expressions call step(), range(), min_of(), max_of().
+                        while self.peek().is_some_and(is_alnum) {
+                            self.pos += 1;
+                        }
+                        self.push(Kind::Ident, start);
                     } else {
                         if self.got_colon || c != b':' {
                             let (r, _) = rune_at(self.b, self.pos);
@@ -536,7 +561,9 @@ impl<'a> Lexer<'a> {
                         self.pos += 1;
                     }
                     self.bracket_open = true;
-                    self.duration_in_brackets()?;
+                    if !self.v3 {
+                        self.duration_in_brackets()?;
+                    }
                 }
                 b']' => {
                     if !self.bracket_open {
@@ -576,6 +603,14 @@ impl<'a> Lexer<'a> {
                 quote_bytes(&self.b[start..self.pos.min(self.b.len())])
             ),
         )
+    }
+}
+
+/// The value of a number token as Prometheus reads it (integers in Go's bases, then floats).
+pub(crate) fn go_number(s: &str) -> Option<f64> {
+    match go_parse_int(s) {
+        Some(v) => Some(v as f64),
+        None => s.parse().ok(),
     }
 }
 
@@ -845,7 +880,62 @@ fn at_target_start(tokens: &[Token], at: usize) -> usize {
     tokens.get(i).map_or(0, |t| t.start)
 }
 
-/// Lexes `input` as Prometheus 2.42 would and checks its literals.
+/// Plain durations for 3.x's duration expressions: each range or subquery part in
+/// brackets and each offset that is not a plain duration already.
+fn duration_rewrites(
+    input: &[u8],
+    tokens: &[Token],
+    shape: QueryShape,
+) -> Result<Vec<(usize, usize, String)>, LexError> {
+    let text = |k: usize| &input[tokens[k].start..tokens[k].end];
+    let mut out = Vec::new();
+    // `offset` is the token before an offset's duration: a zero offset is written as none,
+    // since the parser takes no zero duration.
+    let mut rewrite = |from: usize, to: usize, offset: Option<usize>| -> Result<(), LexError> {
+        let part = &tokens[from..to];
+        if part.is_empty() {
+            return Ok(());
+        }
+        let plain = part.len() == 1 && part[0].kind == Kind::Duration;
+        let ms = crate::durations::evaluate(input, part, shape, offset.is_some())?;
+        let end = part[part.len() - 1].end;
+        match offset {
+            Some(o) if ms == 0 => out.push((tokens[o].start, end, " ".to_string())),
+            _ if plain => {}
+            _ => out.push((part[0].start, end, format!("{ms}ms"))),
+        }
+        Ok(())
+    };
+    let mut i = 0;
+    while i < tokens.len() {
+        match tokens[i].kind {
+            Kind::LBracket => {
+                let close = (i + 1..tokens.len())
+                    .find(|&k| tokens[k].kind == Kind::RBracket)
+                    .unwrap_or(tokens.len());
+                let colon = (i + 1..close)
+                    .find(|&k| tokens[k].kind == Kind::Other && text(k) == b":")
+                    .unwrap_or(close);
+                rewrite(i + 1, colon, None)?;
+                if colon < close {
+                    rewrite(colon + 1, close, None)?;
+                }
+                i = close;
+            }
+            Kind::Ident if text(i).eq_ignore_ascii_case(b"offset") => {
+                if let Some(end) = crate::durations::offset_extent(input, tokens, i + 1) {
+                    rewrite(i + 1, end, Some(i))?;
+                    i = end;
+                    continue;
+                }
+            }
+            _ => {}
+        }
+        i += 1;
+    }
+    Ok(out)
+}
+
 /// Where the number token `i` stands in place of a duration: after `offset` (signed or
 /// not), or as a subquery's step; the parser's context and expectation for the error.
 fn duration_expected(
@@ -868,7 +958,16 @@ fn duration_expected(
     None
 }
 
+/// Lexes `input` as Prometheus 2.42 would and checks its literals.
 pub fn lex(input: &[u8]) -> Result<Lexed, LexError> {
+    lex_as(input, None)
+}
+
+/// [`lex`], or with a query shape as Prometheus 3.x: durations in brackets and after
+/// `offset` may be numbers (seconds) or duration expressions, evaluated for the shape and
+/// written as plain durations for the parser.
+pub fn lex_as(input: &[u8], shape: Option<QueryShape>) -> Result<Lexed, LexError> {
+    let v3 = shape.is_some();
     let mut l = Lexer {
         b: input,
         pos: 0,
@@ -876,6 +975,7 @@ pub fn lex(input: &[u8]) -> Result<Lexed, LexError> {
         paren_depth: 0,
         bracket_open: false,
         got_colon: false,
+        v3,
     };
     l.run()?;
     let tokens = l.tokens;
@@ -892,7 +992,12 @@ pub fn lex(input: &[u8]) -> Result<Lexed, LexError> {
             Kind::Op | Kind::LParen => nesting += 1,
             Kind::Number => {
                 let s = std::str::from_utf8(text).unwrap_or_default();
-                if let Some(context) = duration_expected(input, &tokens, i, in_brackets) {
+                // 3.x reads numbers there as seconds: see `duration_rewrites`.
+                let context = duration_expected(input, &tokens, i, in_brackets);
+                if v3 && (in_brackets || context.is_some()) {
+                    continue;
+                }
+                if let Some(context) = context {
                     // Prometheus's parser wants a duration here; it names the number as its
                     // `Item.String` does (ten characters at most).
                     let shown = if s.len() > 10 {
@@ -938,6 +1043,8 @@ pub fn lex(input: &[u8]) -> Result<Lexed, LexError> {
                     }
                 }
             }
+            // 3.x checks bracketed durations as whole expressions (`[30m+0s]`).
+            Kind::Duration if v3 && in_brackets => {}
             Kind::Duration => {
                 let s = std::str::from_utf8(text).unwrap_or_default();
                 if let Some(e) = go_duration_error(s) {
@@ -961,9 +1068,13 @@ pub fn lex(input: &[u8]) -> Result<Lexed, LexError> {
             _ => {}
         }
     }
+    let durations = match shape {
+        Some(shape) => duration_rewrites(input, &tokens, shape)?,
+        None => Vec::new(),
+    };
     Ok(Lexed {
         nesting,
-        rewritten: rewrite_raw_strings(input, &tokens),
+        rewritten: rewrite(input, &tokens, durations),
     })
 }
 
@@ -1061,6 +1172,7 @@ pub fn parse_selector(input: &[u8]) -> Result<Option<Selector>, LexError> {
         paren_depth: 0,
         bracket_open: false,
         got_colon: false,
+        v3: false,
     };
     l.run()?;
     let toks = l.tokens;
@@ -1090,7 +1202,21 @@ pub fn parse_selector(input: &[u8]) -> Result<Option<Selector>, LexError> {
                     i += 1;
                     break;
                 }
-                Kind::Ident => {
+                // A quoted name alone is the metric name (3.x UTF-8 names).
+                Kind::Str if toks.get(i + 1).is_none_or(|t| t.kind != Kind::MatchOp) => {
+                    sel.matchers.push((
+                        "__name__".to_string(),
+                        "=".to_string(),
+                        unquote(text(tok)),
+                    ));
+                    i += 1;
+                    match toks.get(i).map(|t| t.kind) {
+                        Some(Kind::Other) if text(&toks[i]) == b"," => i += 1,
+                        Some(Kind::RBrace) => {}
+                        _ => return Ok(None),
+                    }
+                }
+                Kind::Ident | Kind::Str => {
                     let (Some(op), Some(val)) = (toks.get(i + 1), toks.get(i + 2)) else {
                         return Ok(None);
                     };
@@ -1102,8 +1228,12 @@ pub fn parse_selector(input: &[u8]) -> Result<Option<Selector>, LexError> {
                             return err(toks[i].start, e);
                         }
                     }
+                    let name = match tok.kind {
+                        Kind::Str => String::from_utf8_lossy(&unquote(text(tok))).into_owned(),
+                        _ => String::from_utf8_lossy(text(tok)).into_owned(),
+                    };
                     sel.matchers.push((
-                        String::from_utf8_lossy(text(&toks[i])).into_owned(),
+                        name,
                         String::from_utf8_lossy(text(op)).into_owned(),
                         unquote(text(val)),
                     ));

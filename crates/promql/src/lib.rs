@@ -1,4 +1,5 @@
-//! A PromQL engine with the semantics of Prometheus 2.42 for float samples.
+//! A PromQL engine with the semantics of Prometheus 3.x or, behind a switch, 2.42
+//! ([`Compat`]), for float samples.
 //!
 //! Queries are parsed with `promql-parser`, checked, and evaluated over a [`Queryable`]
 //! that streams series one at a time; see [`Engine`].
@@ -7,7 +8,9 @@
 #![allow(clippy::needless_range_loop)]
 
 mod aggregation;
+mod annotations;
 pub mod blocks;
+mod durations;
 mod engine;
 pub mod error;
 mod functions;
@@ -21,6 +24,8 @@ mod windows;
 pub use blocks::BlockStorage;
 pub use engine::{CancelToken, Engine, EngineOptions};
 pub use error::{Error, Result};
-pub use parse::{nesting_bound, parse, parse_bytes_with, parse_with, pre_lex, MAX_NESTING};
+pub use parse::{
+    nesting_bound, parse, parse_bytes_with, parse_with, pre_lex, Compat, Dialect, MAX_NESTING,
+};
 pub use storage::{MemStorage, Queryable, RawSample, SelectHints, SeriesSet};
 pub use value::{format_value, Point, QueryResult, QueryStats, Sample, Series, Value};

@@ -1,7 +1,10 @@
-//! Parsing with `promql-parser`, narrowed to the language of Prometheus 2.42: functions
-//! added later are unknown, `holt_winters` exists, `or` inside selectors is rejected.
+//! Parsing with `promql-parser`, narrowed to the language of the chosen [`Dialect`]: under
+//! [`Compat::V2`] that of Prometheus 2.42 (functions added later are unknown, `holt_winters`
+//! exists); under [`Compat::V3`] that of Prometheus 3.x (experimental functions only when
+//! enabled). `or` inside selectors is rejected in both.
 
 use crate::error::{Error, Result};
+use crate::lex::QueryShape;
 use promql_parser::parser::value::ValueType;
 use promql_parser::parser::{self, Expr, Function};
 use std::sync::Once;
@@ -80,6 +83,52 @@ const FUNCTIONS_2_42: &[&str] = &[
     "year",
 ];
 
+/// Which Prometheus's PromQL a query is parsed and evaluated as.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Compat {
+    /// Prometheus 2.42: closed windows, `.` not matching newlines, `holt_winters`.
+    V2,
+    /// Prometheus 3.x: left-open windows, `.` matching newlines, the functions of 3.x.
+    #[default]
+    V3,
+}
+
+impl std::str::FromStr for Compat {
+    type Err = String;
+
+    fn from_str(s: &str) -> std::result::Result<Self, String> {
+        match s {
+            "v2" => Ok(Compat::V2),
+            "v3" => Ok(Compat::V3),
+            _ => Err(format!(
+                "unknown PromQL compatibility {s:?} (expected v2 or v3)"
+            )),
+        }
+    }
+}
+
+/// The language a query is parsed as.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Dialect {
+    pub compat: Compat,
+    /// Functions and aggregations Prometheus marks experimental
+    /// (`--enable-feature=promql-experimental-functions`); 3.x only.
+    pub experimental_functions: bool,
+}
+
+impl Dialect {
+    pub const V2: Dialect = Dialect {
+        compat: Compat::V2,
+        experimental_functions: false,
+    };
+}
+
+/// Functions of the parser's table that are not Prometheus's (Thanos's engine has them).
+const NOT_PROMETHEUS: &[&str] = &["xrate", "xincrease", "xdelta", "holt_winters", "integral"];
+
+/// Aggregation operators Prometheus 3.x marks experimental.
+const EXPERIMENTAL_AGGREGATIONS: &[&str] = &["limitk", "limit_ratio"];
+
 fn register_holt_winters() {
     static ONCE: Once = Once::new();
     ONCE.call_once(|| {
@@ -108,12 +157,20 @@ const STACK_PER_LEVEL: usize = 16 * 1024;
 
 /// Lexes the query as Prometheus does, reporting its lexing and literal errors, and refuses
 /// one nested deeper than [`MAX_NESTING`]; returns its nesting bound.
-pub fn pre_lex(query: &[u8]) -> Result<usize> {
-    lex_checked(query).map(|l| l.nesting)
+pub fn pre_lex(query: &[u8], dialect: Dialect) -> Result<usize> {
+    lex_checked(query, dialect, CHECK_SHAPE).map(|l| l.nesting)
 }
 
-fn lex_checked(query: &[u8]) -> Result<crate::lex::Lexed> {
-    let lexed = crate::lex::lex(query).map_err(|e| Error::Parse(e.render(query)))?;
+/// What `step()` and `range()` stand for when a query is only checked, not run: positive,
+/// so that no duration is refused that a real run may accept.
+const CHECK_SHAPE: QueryShape = QueryShape {
+    step_ms: 1000,
+    range_ms: 1000,
+};
+
+fn lex_checked(query: &[u8], dialect: Dialect, shape: QueryShape) -> Result<crate::lex::Lexed> {
+    let shape = (dialect.compat == Compat::V3).then_some(shape);
+    let lexed = crate::lex::lex_as(query, shape).map_err(|e| Error::Parse(e.render(query)))?;
     if lexed.nesting > MAX_NESTING {
         return Err(Error::Parse(format!(
             "query too complex: it nests up to {} operators, brackets and calls, more than the limit of {MAX_NESTING}",
@@ -153,35 +210,51 @@ pub(crate) fn on_stack_for<T: Send>(
 /// Parses and checks a query as Prometheus 2.42 would, then hands the tree to `f`, all on a
 /// stack deep enough for the query's nesting; the tree is dropped there too, since dropping
 /// nested boxes recurses.
-pub fn parse_with<T: Send>(query: &str, f: impl FnOnce(&Expr) -> Result<T> + Send) -> Result<T> {
-    parse_bytes_with(query.as_bytes(), f)
+pub fn parse_with<T: Send>(
+    query: &str,
+    dialect: Dialect,
+    f: impl FnOnce(&Expr) -> Result<T> + Send,
+) -> Result<T> {
+    parse_bytes_with(query.as_bytes(), dialect, f)
 }
 
 /// [`parse_with`] for query bytes as they came (not necessarily UTF-8): bytes Prometheus
 /// refuses get its error; bytes it ignores (in comments) are ignored.
 pub fn parse_bytes_with<T: Send>(
     query: &[u8],
+    dialect: Dialect,
     f: impl FnOnce(&Expr) -> Result<T> + Send,
 ) -> Result<T> {
-    let lexed = lex_checked(query)?;
+    parse_for_query(query, dialect, CHECK_SHAPE, f)
+}
+
+/// [`parse_bytes_with`] for a query about to run with `shape` (3.x duration expressions
+/// read its step and range).
+pub(crate) fn parse_for_query<T: Send>(
+    query: &[u8],
+    dialect: Dialect,
+    shape: QueryShape,
+    f: impl FnOnce(&Expr) -> Result<T> + Send,
+) -> Result<T> {
+    let lexed = lex_checked(query, dialect, shape)?;
     let text = match lexed.rewritten {
         Some(t) => t,
         None => String::from_utf8_lossy(query).into_owned(),
     };
-    on_stack_for(lexed.nesting, || f(&parse_checked(&text)?))
+    on_stack_for(lexed.nesting, || f(&parse_checked(&text, dialect)?))
 }
 
-/// Parses and checks a query as Prometheus 2.42 would. The tree is returned to the caller's
-/// stack: use [`parse_with`] for queries that may nest deeply.
-pub fn parse(query: &str) -> Result<Expr> {
-    match lex_checked(query.as_bytes())?.rewritten {
-        Some(t) => parse_checked(&t),
-        None => parse_checked(query),
+/// Parses and checks a query in `dialect`. The tree is returned to the caller's stack: use
+/// [`parse_with`] for queries that may nest deeply.
+pub fn parse(query: &str, dialect: Dialect) -> Result<Expr> {
+    match lex_checked(query.as_bytes(), dialect, CHECK_SHAPE)?.rewritten {
+        Some(t) => parse_checked(&t, dialect),
+        None => parse_checked(query, dialect),
     }
 }
 
 /// Parses and checks `query`; the caller made sure the stack is deep enough.
-pub(crate) fn parse_checked(query: &str) -> Result<Expr> {
+pub(crate) fn parse_checked(query: &str, dialect: Dialect) -> Result<Expr> {
     register_holt_winters();
     // The parser may panic on input its checks do not foresee (e.g. a duration too large for
     // its arithmetic): that is a parse error of the query, not the end of the process.
@@ -191,7 +264,7 @@ pub(crate) fn parse_checked(query: &str) -> Result<Expr> {
         ))
     })?;
     let expr = parsed.map_err(|e| Error::Parse(format_parse_error(&e)))?;
-    check(&expr)?;
+    check(&expr, dialect)?;
     Ok(expr)
 }
 
@@ -203,38 +276,64 @@ fn format_parse_error(e: &str) -> String {
     format!("parse error: {e}")
 }
 
-fn check(expr: &Expr) -> Result<()> {
+fn check(expr: &Expr, d: Dialect) -> Result<()> {
     match expr {
         Expr::Aggregate(a) => {
-            if let Some(p) = &a.param {
-                check(p)?;
+            let name = a.op.to_string();
+            let experimental = EXPERIMENTAL_AGGREGATIONS.contains(&name.as_str());
+            if experimental && (d.compat == Compat::V2 || !d.experimental_functions) {
+                return Err(Error::Parse(format_parse_error(&match d.compat {
+                    Compat::V2 => format!("unexpected identifier {name:?}"),
+                    Compat::V3 => {
+                        "limitk() and limit_ratio() are experimental and must be enabled \
+                                   with --enable-feature=promql-experimental-functions"
+                            .to_string()
+                    }
+                })));
             }
-            check(&a.expr)
+            if let Some(p) = &a.param {
+                check(p, d)?;
+            }
+            check(&a.expr, d)
         }
-        Expr::Unary(u) => check(&u.expr),
+        Expr::Unary(u) => check(&u.expr, d),
         Expr::Binary(b) => {
-            check(&b.lhs)?;
-            check(&b.rhs)
+            check(&b.lhs, d)?;
+            check(&b.rhs, d)
         }
-        Expr::Paren(p) => check(&p.expr),
-        Expr::Subquery(s) => check(&s.expr),
+        Expr::Paren(p) => check(&p.expr, d),
+        Expr::Subquery(s) => check(&s.expr, d),
         Expr::NumberLiteral(_) | Expr::StringLiteral(_) => Ok(()),
         Expr::VectorSelector(vs) => check_selector(&vs.matchers),
         Expr::MatrixSelector(ms) => check_selector(&ms.vs.matchers),
         Expr::Call(c) => {
-            if !FUNCTIONS_2_42.contains(&c.func.name) {
-                return Err(Error::Parse(format_parse_error(&format!(
-                    "unknown function with name {:?}",
-                    c.func.name
-                ))));
-            }
+            check_function(&c.func, d)?;
             for a in &c.args.args {
-                check(a)?;
+                check(a, d)?;
             }
             Ok(())
         }
         Expr::Extension(_) => Err(Error::Parse("unsupported expression".into())),
     }
+}
+
+fn check_function(f: &Function, d: Dialect) -> Result<()> {
+    let name = f.name;
+    let known = match d.compat {
+        Compat::V2 => FUNCTIONS_2_42.contains(&name),
+        Compat::V3 => !NOT_PROMETHEUS.contains(&name),
+    };
+    if !known {
+        return Err(Error::Parse(format_parse_error(&format!(
+            "unknown function with name {name:?}"
+        ))));
+    }
+    if d.compat == Compat::V3 && f.experimental && !d.experimental_functions {
+        return Err(Error::Parse(format_parse_error(&format!(
+            "function {name:?} is not enabled"
+        ))));
+    }
+    Ok(())
 }
 
 fn check_selector(m: &promql_parser::label::Matchers) -> Result<()> {

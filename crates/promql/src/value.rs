@@ -44,18 +44,20 @@ impl Value {
     }
 }
 
-/// A query's answer with the warnings the storage gave.
+/// A query's answer with its annotations: warnings (the storage's and the engine's) and
+/// infos, as Prometheus's API returns them.
 #[derive(Clone, Debug)]
 pub struct QueryResult {
     pub value: Value,
     pub warnings: Vec<String>,
+    pub infos: Vec<String>,
     pub stats: QueryStats,
 }
 
 /// Results are equal when their values and warnings are: statistics are not the answer.
 impl PartialEq for QueryResult {
     fn eq(&self, other: &Self) -> bool {
-        self.value == other.value && self.warnings == other.warnings
+        self.value == other.value && self.warnings == other.warnings && self.infos == other.infos
     }
 }
 

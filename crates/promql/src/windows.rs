@@ -365,6 +365,7 @@ mod tests {
                         end: re,
                         range_ms: re - rs,
                         ts: re,
+                        v3: false,
                     };
                     let want = range_fn(f, &s[lo..end], &at, &args).unwrap();
                     let got = win.eval(&s, lo, end, &at, &args).unwrap();
@@ -450,6 +451,7 @@ mod tests {
                 end: 1,
                 range_ms: 1,
                 ts: 1,
+                v3: false,
             };
             let got = win.eval(&s, lo, hi, &at, &[]).unwrap();
             if (lo, hi) == (2, 5) {

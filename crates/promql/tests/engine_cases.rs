@@ -1,5 +1,6 @@
 //! Engine behaviours the script and differential tests do not reach: streamed
-//! aggregation falling back on colliding label sets, limits, timeouts and cancellation.
+//! aggregation falling back on colliding label sets, limits, timeouts and cancellation, and
+//! what the 2.42/3.x switch changes.
 
 use std::time::Duration;
 
@@ -20,8 +21,10 @@ fn name_dropping_collisions_are_checked_per_step_like_prometheus() {
         st.append(&l("b", "1"), t, 2.0);
     }
     st.finish();
+    // 2.42's closed lookback window: the sample at 60s is still seen at 120s.
     let e = Engine::new(EngineOptions {
         lookback_delta_ms: 60_000,
+        dialect: promql::Dialect::V2,
         ..Default::default()
     });
     // Disjoint in time: no two values for one label set at one step.
@@ -101,4 +104,162 @@ fn bad_queries_are_parse_errors() {
             .contains("invalid expression type \"range vector\""),
         "{err}"
     );
+}
+
+fn engine(dialect: promql::Dialect) -> Engine {
+    Engine::new(EngineOptions {
+        dialect,
+        ..Default::default()
+    })
+}
+
+const V3_EXPERIMENTAL: promql::Dialect = promql::Dialect {
+    compat: promql::Compat::V3,
+    experimental_functions: true,
+};
+
+fn instant(e: &Engine, st: &MemStorage, q: &str, t: i64) -> Result<promql::QueryResult, Error> {
+    e.instant_query(st, q, t)
+}
+
+fn only_value(r: &promql::QueryResult) -> f64 {
+    match &r.value {
+        Value::Vector(s) if s.len() == 1 => s[0].v,
+        Value::Scalar { v, .. } => *v,
+        other => panic!("one value expected: {other:?}"),
+    }
+}
+
+/// What `--query.promql-compat` switches: windows, regexes, the function set, numbers as
+/// durations, duration expressions and annotations.
+#[test]
+fn compat_switch_selects_2_42_or_3_x_semantics() {
+    let mut st = MemStorage::new();
+    for t in [0, 60_000, 120_000] {
+        st.append(&l("x", "1"), t, 1.0);
+    }
+    st.append(
+        &Labels::from_pairs(vec![("__name__", "multi"), ("l", "a\nb")]),
+        120_000,
+        5.0,
+    );
+    st.finish();
+    let (v2, v3) = (
+        engine(promql::Dialect::V2),
+        engine(promql::Dialect::default()),
+    );
+    // A sample exactly at the window's start counts in 2.42 only.
+    let q = "count_over_time(x[1m])";
+    assert_eq!(only_value(&instant(&v2, &st, q, 120_000).unwrap()), 2.0);
+    assert_eq!(only_value(&instant(&v3, &st, q, 120_000).unwrap()), 1.0);
+    // Lookback too: at 5m after the last sample, 2.42 still sees it.
+    assert!(
+        matches!(instant(&v2, &st, "x", 420_000).unwrap().value, Value::Vector(s) if s.len() == 1)
+    );
+    assert!(
+        matches!(instant(&v3, &st, "x", 420_000).unwrap().value, Value::Vector(s) if s.is_empty())
+    );
+    // `.` matches a newline in 3.x.
+    let q = r#"multi{l=~"a.b"}"#;
+    assert!(
+        matches!(instant(&v2, &st, q, 120_000).unwrap().value, Value::Vector(s) if s.is_empty())
+    );
+    assert_eq!(only_value(&instant(&v3, &st, q, 120_000).unwrap()), 5.0);
+    // Renamed and experimental functions.
+    let err = instant(&v3, &st, "holt_winters(x[5m], 0.5, 0.5)", 120_000).unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("unknown function with name \"holt_winters\""),
+        "{err}"
+    );
+    let q = "double_exponential_smoothing(x[5m], 0.5, 0.5)";
+    let err = instant(&v3, &st, q, 120_000).unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("function \"double_exponential_smoothing\" is not enabled"),
+        "{err}"
+    );
+    assert!(instant(&engine(V3_EXPERIMENTAL), &st, q, 120_000).is_ok());
+    let err = instant(&v2, &st, "first_over_time(x[5m])", 120_000).unwrap_err();
+    assert!(err.to_string().contains("unknown function"), "{err}");
+    assert_eq!(
+        only_value(&instant(&v3, &st, "first_over_time(x[5m])", 120_000).unwrap()),
+        1.0
+    );
+    let err = instant(&v3, &st, "limitk(1, x)", 120_000).unwrap_err();
+    assert!(err.to_string().contains("experimental"), "{err}");
+    // Numbers as seconds, and duration expressions.
+    assert!(instant(&v2, &st, "count_over_time(x[90])", 120_000).is_err());
+    for q in [
+        "count_over_time(x[90])",
+        "count_over_time(x[1m+30s])",
+        "count_over_time(x[3m/2])",
+        "count_over_time(x[max_of(1m, 90s)])",
+    ] {
+        assert_eq!(
+            only_value(&instant(&v3, &st, q, 120_000).unwrap()),
+            2.0,
+            "{q}"
+        );
+    }
+    let r = v3
+        .range_query(&st, "count_over_time(x[step()])", 60_000, 120_000, 60_000)
+        .unwrap();
+    let Value::Matrix(m) = r.value else { panic!() };
+    assert_eq!(
+        m[0].points.iter().map(|p| p.v).collect::<Vec<_>>(),
+        [1.0, 1.0]
+    );
+    for (q, msg) in [
+        ("x[1m/0]", "division by zero"),
+        ("x[1m-1m]", "duration must be greater than 0"),
+        ("x[step()]", "duration must be greater than 0"),
+    ] {
+        let err = instant(&v3, &st, q, 120_000).unwrap_err();
+        assert!(err.to_string().contains(msg), "{q}: {err}");
+    }
+    // An offset takes one term: `x offset 30 * 2` is `(x offset 30s) * 2`.
+    assert_eq!(
+        only_value(&instant(&v3, &st, "x offset 30 * 2", 120_000).unwrap()),
+        2.0
+    );
+    // Annotations exist in 3.x only.
+    let r = instant(&v3, &st, "rate(x[5m])", 120_000).unwrap();
+    assert_eq!(
+        r.infos,
+        [
+            "PromQL info: metric might not be a counter, name does not end in \
+          _total/_sum/_count/_bucket: \"x\""
+        ]
+    );
+    assert!(instant(&v2, &st, "rate(x[5m])", 120_000)
+        .unwrap()
+        .infos
+        .is_empty());
+}
+
+#[test]
+fn sort_by_label_orders_naturally_and_limit_ratio_splits_the_input() {
+    let mut st = MemStorage::new();
+    for i in ["a10", "a9", "a1", "b2"] {
+        st.append(&l("m", i), 0, 1.0);
+    }
+    st.finish();
+    let e = engine(V3_EXPERIMENTAL);
+    let r = instant(&e, &st, r#"sort_by_label(m, "x")"#, 0).unwrap();
+    let Value::Vector(s) = r.value else { panic!() };
+    let order: Vec<&str> = s.iter().map(|s| s.labels.get("x").unwrap()).collect();
+    assert_eq!(order, ["a1", "a9", "a10", "b2"]);
+    let r = instant(&e, &st, r#"sort_by_label_desc(m, "x")"#, 0).unwrap();
+    let Value::Vector(s) = r.value else { panic!() };
+    assert_eq!(s[0].labels.get("x"), Some("b2"));
+    // r and -(1 - r) take complementary halves of the series.
+    for r in [0.2, 0.5, 0.9] {
+        let q = format!("count(limit_ratio({r}, m) or limit_ratio(-(1 - {r}), m))");
+        assert_eq!(only_value(&instant(&e, &st, &q, 0).unwrap()), 4.0, "{r}");
+        let q = format!("count(limit_ratio({r}, m) and limit_ratio(-(1 - {r}), m))");
+        assert!(matches!(instant(&e, &st, &q, 0).unwrap().value, Value::Vector(s) if s.is_empty()));
+    }
+    let err = instant(&e, &st, "limitk(NaN, m)", 0).unwrap_err();
+    assert_eq!(err.to_string(), "Parameter value is NaN");
 }

@@ -1,6 +1,8 @@
 //! Differential test: every query of `vs-prometheus-queries.txt`, as instant queries at
 //! several times and as range queries, through our engine over TSDB blocks and through a
-//! real Prometheus 2.42 serving the same blocks. Results must be equal: same result type,
+//! real Prometheus serving the same blocks: 2.42 (Debian's) under `Compat::V2`, and a 3.x
+//! built by hand (`PROMETHEUS3_BIN`; skipped with a printed reason without it) under
+//! `Compat::V3`. Results must be equal: same result type,
 //! label sets, timestamps, values within a relative 1e-9 (NaN equals NaN), series order of
 //! range results and of sort()/sort_desc(), and the same error class for failing queries.
 //!
@@ -10,7 +12,7 @@
 
 use std::path::Path;
 
-use promql::{BlockStorage, Engine, Value};
+use promql::{BlockStorage, Engine, EngineOptions, Value};
 use testkit::promapi::{differ, from_prometheus, secs, url_encode, Res};
 use testkit::prometheus::{create_blocks_from_openmetrics, Prometheus};
 use tsdb::labels::Labels;
@@ -66,6 +68,26 @@ fn load_corpus() -> Vec<String> {
 
 #[test]
 fn same_answers_as_prometheus() {
+    differential(None, promql::Dialect::V2);
+}
+
+#[test]
+fn same_answers_as_prometheus_3() {
+    let Some(bin) = std::env::var_os("PROMETHEUS3_BIN") else {
+        println!("skipped: set PROMETHEUS3_BIN to a Prometheus 3.x binary to compare under v3");
+        return;
+    };
+    // As Prometheus's own harness runs 3.x: experimental functions on.
+    differential(
+        Some(std::path::PathBuf::from(bin)),
+        promql::Dialect {
+            compat: promql::Compat::V3,
+            experimental_functions: true,
+        },
+    );
+}
+
+fn differential(prometheus3: Option<std::path::PathBuf>, dialect: promql::Dialect) {
     let dir = tempfile::tempdir().unwrap();
     let data = testkit::dataset::Dataset {
         start_ms: START,
@@ -83,15 +105,24 @@ fn same_answers_as_prometheus() {
     // Prometheus may compact its copy; ours stays as written.
     let prom_dir = dir.path().join("prometheus");
     testkit::copy_dir(&ours_dir, &prom_dir, &[]);
-    let prom = Prometheus::start(
-        dir.path(),
-        &prom_dir,
-        |_| "global:\n  scrape_interval: 1h\n".into(),
-        &[],
-    )
+    let config = |_| "global:\n  scrape_interval: 1h\n".into();
+    let prom = match &prometheus3 {
+        None => Prometheus::start(dir.path(), &prom_dir, config, &[]),
+        Some(bin) => Prometheus::start_binary(
+            bin,
+            testkit::free_port(),
+            dir.path(),
+            &prom_dir,
+            config,
+            &["--enable-feature=promql-experimental-functions"],
+        ),
+    }
     .unwrap();
     let storage = BlockStorage::open_dir(&ours_dir).unwrap();
-    let engine = Engine::default();
+    let engine = Engine::new(EngineOptions {
+        dialect,
+        ..Default::default()
+    });
 
     let corpus = load_corpus();
     assert!(
@@ -154,8 +185,8 @@ fn same_answers_as_prometheus() {
         }
     }
     println!(
-        "{} queries, {compared} executions compared, {} mismatches, {message_diffs} errors \
-         with other wording",
+        "{dialect:?}: {} queries, {compared} executions compared, {} mismatches, \
+         {message_diffs} errors with other wording",
         corpus.len(),
         mismatches.len()
     );

@@ -392,22 +392,30 @@ impl Drop for CancelOnDrop {
 /// value type.
 async fn check_query(
     text: &[u8],
+    dialect: promql::Dialect,
 ) -> Result<promql_parser::parser::value::ValueType, promql::Error> {
     // A short query parses in microseconds: a thread hop would cost more.
     if text.len() <= 2048 {
-        return promql::parse_bytes_with(text, |e| Ok(e.value_type()));
+        return promql::parse_bytes_with(text, dialect, |e| Ok(e.value_type()));
     }
     let text = text.to_vec();
-    tokio::task::spawn_blocking(move || promql::parse_bytes_with(&text, |e| Ok(e.value_type())))
-        .await
-        .unwrap_or_else(|e| {
-            Err(promql::Error::exec(format!(
-                "parsing the query failed: {e}"
-            )))
-        })
+    tokio::task::spawn_blocking(move || {
+        promql::parse_bytes_with(&text, dialect, |e| Ok(e.value_type()))
+    })
+    .await
+    .unwrap_or_else(|e| {
+        Err(promql::Error::exec(format!(
+            "parsing the query failed: {e}"
+        )))
+    })
 }
 
 impl Api {
+    /// The PromQL dialect queries are parsed as.
+    pub(crate) fn dialect(&self) -> promql::Dialect {
+        self.cfg.engine.options().dialect
+    }
+
     /// Waits for a slot (until the deadline), evaluates on a blocking thread and streams the
     /// answer as JSON.
     async fn run_query(
@@ -521,7 +529,7 @@ async fn query(State(api): State<Arc<Api>>, req: Request) -> Result<Response, Ap
     let timeout = timeout_param(&r.form)?;
     let settings = api.read_settings(&r.form, 0)?;
     let text = r.form.get("query").to_vec();
-    check_query(&text)
+    check_query(&text, api.dialect())
         .await
         .map_err(|e| engine_error(e, "invalid parameter \"query\": "))?;
     let q = PromQuery {
@@ -575,7 +583,9 @@ async fn query_range(State(api): State<Arc<Api>>, req: Request) -> Result<Respon
     let step_ms = step / 1_000_000;
     let settings = api.read_settings(f, step_ms)?;
     let text = f.get("query").to_vec();
-    let ty = check_query(&text).await.map_err(|e| engine_error(e, ""))?;
+    let ty = check_query(&text, api.dialect())
+        .await
+        .map_err(|e| engine_error(e, ""))?;
     if !matches!(
         ty,
         promql_parser::parser::value::ValueType::Vector

@@ -488,7 +488,7 @@ pub(crate) async fn exemplars(
     let r = read_request(req).await;
     let f = &r.form;
     let query = String::from_utf8_lossy(f.get("query")).into_owned();
-    promql::parse_bytes_with(query.as_bytes(), |_| Ok(()))
+    promql::parse_bytes_with(query.as_bytes(), api.dialect(), |_| Ok(()))
         .map_err(|e| bad_data(format!("invalid parameter \"query\": {e}")))?;
     let start = time_param(f, "start", MIN_TIME)?.from_time_ms();
     let end = time_param(f, "end", MAX_TIME)?.from_time_ms();

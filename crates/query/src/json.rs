@@ -182,10 +182,18 @@ pub fn write_labels(out: &mut Vec<u8>, labels: &Labels) {
 
 /// Appends `"warnings":[…]` preceded by a comma, when there are warnings.
 fn write_warnings(out: &mut Vec<u8>, warnings: &[String]) {
+    write_annotations(out, "warnings", warnings);
+}
+
+/// Appends `,"<key>":[…]` unless `items` is empty (Prometheus leaves empty lists out).
+fn write_annotations(out: &mut Vec<u8>, key: &str, items: &[String]) {
+    let warnings = items;
     if warnings.is_empty() {
         return;
     }
-    out.extend_from_slice(b",\"warnings\":[");
+    out.extend_from_slice(b",\"");
+    out.extend_from_slice(key.as_bytes());
+    out.extend_from_slice(b"\":[");
     for (i, w) in warnings.iter().enumerate() {
         if i > 0 {
             out.push(b',');
@@ -239,6 +247,7 @@ pub fn write_query_result(
     let QueryResult {
         value,
         warnings,
+        infos,
         stats: engine_stats,
     } = result;
     let mut out = Vec::with_capacity(PIECE + 4096);
@@ -309,6 +318,7 @@ pub fn write_query_result(
     }
     out.push(b'}');
     write_warnings(&mut out, &warnings);
+    write_annotations(&mut out, "infos", &infos);
     out.push(b'}');
     emit(out);
 }
@@ -415,6 +425,7 @@ mod tests {
         let result = QueryResult {
             value: Value::Matrix(series),
             warnings: vec!["w".into()],
+            infos: vec![],
             stats: Default::default(),
         };
         let mut pieces = Vec::new();
@@ -439,6 +450,7 @@ mod tests {
                 v: 2.0,
             }]),
             warnings: vec![],
+            infos: vec![],
             stats: Default::default(),
         };
         let mut all = Vec::new();

@@ -331,12 +331,14 @@ pub fn parse_matchers(raw: &[u8]) -> Result<Vec<Matcher>, String> {
         Ok(Some(sel)) => sel,
         Ok(None) => {
             // Not a selector: the parser says why.
-            return Err(match promql::parse_bytes_with(raw, |_| Ok(())) {
-                Err(e) => e.to_string(),
-                Ok(()) => {
-                    "1:1: parse error: unexpected expression, expected a series selector".into()
-                }
-            });
+            return Err(
+                match promql::parse_bytes_with(raw, promql::Dialect::default(), |_| Ok(())) {
+                    Err(e) => e.to_string(),
+                    Ok(()) => {
+                        "1:1: parse error: unexpected expression, expected a series selector".into()
+                    }
+                },
+            );
         }
     };
     let mut out = Vec::new();

@@ -106,6 +106,7 @@ fn evaluations() {
         restore_ignored_labels: Vec::new(),
         default_interval_ms: 15_000,
         default_query_offset_ms: 0,
+        dialect: promql::Dialect::default(),
     };
     let spec = GroupSpec {
         file: "bench.yml".into(),

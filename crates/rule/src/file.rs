@@ -121,7 +121,12 @@ fn duration(s: &Option<String>) -> Result<Option<i64>, String> {
 }
 
 /// Parses and checks one rule file's bytes; `file` names it in errors.
-pub fn parse(file: &str, bytes: &[u8]) -> Result<Vec<GroupSpec>, Vec<String>> {
+/// Expressions are checked as `dialect` parses them.
+pub fn parse(
+    file: &str,
+    bytes: &[u8],
+    dialect: promql::Dialect,
+) -> Result<Vec<GroupSpec>, Vec<String>> {
     let raw: RawFile = if bytes.iter().all(u8::is_ascii_whitespace) {
         RawFile { groups: Vec::new() }
     } else {
@@ -176,7 +181,7 @@ pub fn parse(file: &str, bytes: &[u8]) -> Result<Vec<GroupSpec>, Vec<String>> {
         let mut seen: HashSet<(String, Vec<(String, String)>)> = HashSet::new();
         for (i, r) in g.rules.into_iter().enumerate() {
             let name = r.record.clone().or(r.alert.clone()).unwrap_or_default();
-            match check_rule(r) {
+            match check_rule(r, dialect) {
                 Ok(spec) => {
                     let key = (
                         spec.name.clone(),
@@ -223,7 +228,7 @@ pub fn parse(file: &str, bytes: &[u8]) -> Result<Vec<GroupSpec>, Vec<String>> {
 }
 
 /// Checks one rule as Prometheus's `RuleNode.Validate` does, plus its templates.
-fn check_rule(r: RawRule) -> Result<RuleSpec, Vec<String>> {
+fn check_rule(r: RawRule, dialect: promql::Dialect) -> Result<RuleSpec, Vec<String>> {
     let mut errs = Vec::new();
     let (kind, name) = match (&r.record, &r.alert) {
         (Some(n), None) if !n.is_empty() => (Kind::Record, n.clone()),
@@ -240,7 +245,7 @@ fn check_rule(r: RawRule) -> Result<RuleSpec, Vec<String>> {
     let expr = r.expr.clone().unwrap_or_default();
     if expr.is_empty() {
         errs.push("field 'expr' must be set in rule".to_string());
-    } else if let Err(e) = promql::parse_with(&expr, |_| Ok(())) {
+    } else if let Err(e) = promql::parse_with(&expr, dialect, |_| Ok(())) {
         errs.push(format!("could not parse expression: {e}"));
     }
     let for_ms = duration(&r.for_).unwrap_or_else(|e| {
@@ -331,14 +336,14 @@ pub fn expand_patterns(patterns: &[String]) -> Result<Vec<PathBuf>, String> {
 }
 
 /// Reads and checks every file the patterns name. Errors of all files are returned together.
-pub fn load(patterns: &[String]) -> Result<Vec<GroupSpec>, Vec<String>> {
+pub fn load(patterns: &[String], dialect: promql::Dialect) -> Result<Vec<GroupSpec>, Vec<String>> {
     let files = expand_patterns(patterns).map_err(|e| vec![e])?;
     let mut groups = Vec::new();
     let mut errors = Vec::new();
     for f in files {
         let name = f.display().to_string();
         match std::fs::read(&f) {
-            Ok(b) => match parse(&name, &b) {
+            Ok(b) => match parse(&name, &b, dialect) {
                 Ok(g) => groups.extend(g),
                 Err(e) => errors.extend(e),
             },
@@ -355,9 +360,10 @@ pub fn load(patterns: &[String]) -> Result<Vec<GroupSpec>, Vec<String>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use promql::Dialect;
 
     fn errs(y: &str) -> Vec<String> {
-        parse("r.yml", y.as_bytes()).unwrap_err()
+        parse("r.yml", y.as_bytes(), Dialect::default()).unwrap_err()
     }
 
     #[test]
@@ -381,6 +387,7 @@ groups:
         labels: {severity: page}
         annotations: {summary: "{{ $labels.instance }} is down"}
 "#,
+            Dialect::default(),
         )
         .unwrap();
         assert_eq!(g.len(), 1);
@@ -390,7 +397,9 @@ groups:
         assert_eq!(g[0].rules[0].kind, Kind::Record);
         assert_eq!(g[0].rules[1].for_ms, 300_000);
         assert_eq!(g[0].rules[1].keep_firing_for_ms, 60_000);
-        assert!(parse("empty.yml", b"\n").unwrap().is_empty());
+        assert!(parse("empty.yml", b"\n", Dialect::default())
+            .unwrap()
+            .is_empty());
     }
 
     #[test]
@@ -460,5 +469,25 @@ groups:
             3
         );
         assert!(expand_patterns(&[p("none-*.yml")]).unwrap().is_empty());
+    }
+
+    #[test]
+    fn expressions_are_checked_in_the_rulers_dialect() {
+        let file =
+            |expr: &str| format!("groups:\n- name: g\n  rules:\n  - record: r\n    expr: {expr}\n");
+        let v3 = Dialect::default();
+        let experimental = Dialect {
+            experimental_functions: true,
+            ..v3
+        };
+        let hw = file("holt_winters(x[5m], 0.5, 0.5)");
+        assert!(parse("r.yml", hw.as_bytes(), Dialect::V2).is_ok());
+        let e = parse("r.yml", hw.as_bytes(), v3).unwrap_err();
+        assert!(e[0].contains("unknown function"), "{e:?}");
+        let sorted = file("sort_by_label(x, \"a\")");
+        let e = parse("r.yml", sorted.as_bytes(), v3).unwrap_err();
+        assert!(e[0].contains("is not enabled"), "{e:?}");
+        assert!(parse("r.yml", sorted.as_bytes(), experimental).is_ok());
+        assert!(parse("r.yml", file("rate(x[5m+1m])").as_bytes(), v3).is_ok());
     }
 }

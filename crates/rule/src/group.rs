@@ -34,6 +34,8 @@ pub struct Context {
     pub restore_ignored_labels: Vec<String>,
     pub default_interval_ms: i64,
     pub default_query_offset_ms: i64,
+    /// How rule expressions are parsed (`--query.promql-compat`, `--enable-feature`).
+    pub dialect: promql::Dialect,
 }
 
 /// A rule's run-time state.

@@ -40,7 +40,7 @@ impl Manager {
 
     /// Loads the rule files and (re)starts the groups. On error the running groups stay.
     pub fn reload(&self) -> Result<usize, Vec<String>> {
-        let result = file::load(&self.patterns);
+        let result = file::load(&self.patterns, self.ctx.dialect);
         let ok = result.is_ok();
         telemetry::gauge(
             "thanos_rule_config_last_reload_successful",

@@ -40,6 +40,19 @@ impl Prometheus {
         extra: &[&str],
     ) -> Result<Prometheus> {
         let binary = find_binary("prometheus", HINT)?;
+        Self::start_binary(&binary, port, dir, data, config_for_port, extra)
+    }
+
+    /// As [`start_on`](Self::start_on) with a given Prometheus binary (e.g. a 3.x one
+    /// built by hand, from `PROMETHEUS3_BIN`).
+    pub fn start_binary(
+        binary: &Path,
+        port: u16,
+        dir: &Path,
+        data: &Path,
+        config_for_port: impl Fn(u16) -> String,
+        extra: &[&str],
+    ) -> Result<Prometheus> {
         let cfg = dir.join("prometheus.yml");
         std::fs::write(&cfg, config_for_port(port))?;
         let log_path = dir.join("prometheus.log");

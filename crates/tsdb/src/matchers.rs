@@ -35,12 +35,12 @@ impl MatchType {
 enum RegexShape {
     /// `a|b|c` (literal alternatives, sorted and deduplicated).
     Set(Vec<String>),
-    /// `prefix.*`
-    Prefix(String),
-    /// `.*`: anything without a newline.
-    Any,
-    /// `.+`: anything non-empty without a newline.
-    NonEmpty,
+    /// `prefix.*`. The flag: `.` matches newlines too (`(?s)`, PromQL 3.x).
+    Prefix(String, bool),
+    /// `.*`: anything (without a newline unless the flag is set).
+    Any(bool),
+    /// `.+`: anything non-empty (without a newline unless the flag is set).
+    NonEmpty(bool),
     General(regex::Regex),
 }
 
@@ -97,11 +97,11 @@ impl Matcher {
     fn regex_matches(&self, s: &str) -> bool {
         match &self.shape {
             Some(RegexShape::Set(set)) => set.binary_search_by(|x| x.as_str().cmp(s)).is_ok(),
-            Some(RegexShape::Prefix(p)) => {
-                s.starts_with(p.as_str()) && !s[p.len()..].contains('\n')
+            Some(RegexShape::Prefix(p, nl)) => {
+                s.starts_with(p.as_str()) && (*nl || !s[p.len()..].contains('\n'))
             }
-            Some(RegexShape::Any) => !s.contains('\n'),
-            Some(RegexShape::NonEmpty) => !s.is_empty() && !s.contains('\n'),
+            Some(RegexShape::Any(nl)) => *nl || !s.contains('\n'),
+            Some(RegexShape::NonEmpty(nl)) => !s.is_empty() && (*nl || !s.contains('\n')),
             Some(RegexShape::General(re)) => re.is_match(s),
             None => false,
         }
@@ -122,7 +122,7 @@ impl Matcher {
     /// The literal prefix every accepted value starts with, if the regex has that shape.
     pub fn prefix(&self) -> Option<&str> {
         match (self.kind, &self.shape) {
-            (MatchType::RegexMatch, Some(RegexShape::Prefix(p))) => Some(p),
+            (MatchType::RegexMatch, Some(RegexShape::Prefix(p, _))) => Some(p),
             _ => None,
         }
     }
@@ -174,18 +174,18 @@ fn shape_of(hir: &Hir) -> Option<RegexShape> {
         set.dedup();
         return Some(RegexShape::Set(set));
     }
-    if is_dot_star(hir) {
-        return Some(RegexShape::Any);
+    if let Some(nl) = is_dot_star(hir) {
+        return Some(RegexShape::Any(nl));
     }
-    if is_dot_plus(hir) {
-        return Some(RegexShape::NonEmpty);
+    if let Some(nl) = is_dot_plus(hir) {
+        return Some(RegexShape::NonEmpty(nl));
     }
     if let HirKind::Concat(parts) = hir.kind() {
         let (last, head) = parts.split_last()?;
-        if is_dot_star(last) {
+        if let Some(nl) = is_dot_star(last) {
             let mut prefix = finite_set(&Hir::concat(head.to_vec()))?;
             if prefix.len() == 1 {
-                return prefix.pop().map(RegexShape::Prefix);
+                return prefix.pop().map(|p| RegexShape::Prefix(p, nl));
             }
         }
     }
@@ -248,22 +248,28 @@ fn strip_captures(h: &Hir) -> &Hir {
     }
 }
 
-fn repetition_of_dot(h: &Hir, min: u32) -> bool {
+/// `Some(newline)` if `h` repeats `.` at least `min` times without bound; `newline` tells
+/// whether that `.` matches `\n` (the `s` flag).
+fn repetition_of_dot(h: &Hir, min: u32) -> Option<bool> {
     match strip_captures(h).kind() {
         HirKind::Repetition(r) if r.min == min && r.max.is_none() => {
-            // `.` without the s flag: any char except '\n'.
-            let dot = Hir::dot(regex_syntax::hir::Dot::AnyCharExceptLF);
-            *r.sub == dot
+            if *r.sub == Hir::dot(regex_syntax::hir::Dot::AnyCharExceptLF) {
+                Some(false)
+            } else if *r.sub == Hir::dot(regex_syntax::hir::Dot::AnyChar) {
+                Some(true)
+            } else {
+                None
+            }
         }
-        _ => false,
+        _ => None,
     }
 }
 
-fn is_dot_star(h: &Hir) -> bool {
+fn is_dot_star(h: &Hir) -> Option<bool> {
     repetition_of_dot(h, 0)
 }
 
-fn is_dot_plus(h: &Hir) -> bool {
+fn is_dot_plus(h: &Hir) -> Option<bool> {
     repetition_of_dot(h, 1)
 }
 
@@ -281,8 +287,22 @@ mod tests {
             "", "a", "ab", "abc", "foo", "foobar", "bar", "a\nb", "foo\n", "b",
         ];
         for p in [
-            "a|b|ab", "foo.*", ".*", ".+", "(a|b)", "abc", "", "a.c", "fo+", "(?i)foo", "f(o)o.*",
+            "a|b|ab",
+            "foo.*",
+            ".*",
+            ".+",
+            "(a|b)",
+            "abc",
+            "",
+            "a.c",
+            "fo+",
+            "(?i)foo",
+            "f(o)o.*",
             "x|",
+            "(?s:.*)",
+            "(?s:.+)",
+            "(?s:foo.*)",
+            "(?s:a.c)",
         ] {
             let m = re(p);
             let plain = regex::Regex::new(&format!("^(?:{p})$")).unwrap();
@@ -296,6 +316,9 @@ mod tests {
     fn set_and_prefix_detected() {
         assert_eq!(re("b|a|a").set_matches(), Some(vec!["a", "b"]));
         assert_eq!(re("foo.*").prefix(), Some("foo"));
+        // PromQL 3.x sends dot-all regexes: the shapes still apply.
+        assert_eq!(re("(?s:foo.*)").prefix(), Some("foo"));
+        assert_eq!(re("(?s:b|a)").set_matches(), Some(vec!["a", "b"]));
         assert!(re("fo+").set_matches().is_none());
     }
 

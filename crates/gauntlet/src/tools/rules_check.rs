@@ -12,6 +12,13 @@ pub struct RulesCheckArgs {
     rules: Vec<String>,
 }
 
+/// Rules are checked as 3.x PromQL, experimental functions included: a file any ruler
+/// configuration can run passes.
+const CHECK_DIALECT: promql::Dialect = promql::Dialect {
+    compat: promql::Compat::V3,
+    experimental_functions: true,
+};
+
 pub fn run(a: RulesCheckArgs) -> Result<()> {
     let files = rule::file::expand_patterns(&a.rules).map_err(anyhow::Error::msg)?;
     if files.is_empty() {
@@ -23,7 +30,7 @@ pub fn run(a: RulesCheckArgs) -> Result<()> {
         println!("Checking {name}");
         let checked = std::fs::read(f)
             .map_err(|e| vec![format!("{name}: {e}")])
-            .and_then(|b| rule::file::parse(&name, &b));
+            .and_then(|b| rule::file::parse(&name, &b, CHECK_DIALECT));
         match checked {
             Ok(groups) => {
                 let n: usize = groups.iter().map(|g| g.rules.len()).sum();

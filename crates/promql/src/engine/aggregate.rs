@@ -24,6 +24,29 @@ impl<'a> Evaluator<'a, '_> {
             Some(p) => Some(self.eval(p)?),
             None => None,
         };
+        if let (token::T_LIMIT_RATIO, Some(Val::Scalar(r))) = (op, &param) {
+            let max = r.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+            let min = r.iter().copied().fold(f64::INFINITY, f64::min);
+            if max > 1.0 {
+                self.ctx.warn(annotations::invalid_ratio(max, 1.0));
+            }
+            if min < -1.0 {
+                self.ctx.warn(annotations::invalid_ratio(min, -1.0));
+            }
+        }
+        if let (token::T_QUANTILE, Some(Val::Scalar(q))) = (op, &param) {
+            if q.iter().any(|v| v.is_nan()) {
+                self.ctx.warn(annotations::invalid_quantile(f64::NAN));
+            }
+            let max = q.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+            let min = q.iter().copied().fold(f64::INFINITY, f64::min);
+            if max > 1.0 {
+                self.ctx.warn(annotations::invalid_quantile(max));
+            }
+            if min < 0.0 {
+                self.ctx.warn(annotations::invalid_quantile(min));
+            }
+        }
         let input = match self.eval(&a.expr)? {
             Val::Vector(s) => s,
             _ => return Err(Error::exec("aggregation expects an instant vector")),
@@ -38,6 +61,7 @@ impl<'a> Evaluator<'a, '_> {
             self.range.steps(),
             |i| self.range.ts(i),
             || self.ctx.check("expression evaluation"),
+            self.ctx.v3,
         )?;
         self.ctx.release_samples(used);
         let n = out.iter().map(|s| s.points.len()).sum();
@@ -64,6 +88,7 @@ impl<'a> Evaluator<'a, '_> {
         let mut groups: FxMap<u64, Vec<usize>> = FxMap::default();
         let mut accs: Vec<(Labels, Vec<StepAcc>)> = Vec::new();
         let range = self.range;
+        let v3 = self.ctx.v3;
         let read_before = self.ctx.total_samples.get();
         let kept = |x: &Label| {
             if without {
@@ -97,7 +122,7 @@ impl<'a> Evaluator<'a, '_> {
             };
             let acc = &mut accs[g].1;
             for p in &s.points {
-                acc[range.index_of(p.t)].add(kind, p.v);
+                acc[range.index_of(p.t)].add(kind, p.v, v3);
             }
             self.ctx.release_samples(s.points.len());
             Ok(())
@@ -122,7 +147,7 @@ impl<'a> Evaluator<'a, '_> {
                     .filter(|(_, a)| a.count > 0)
                     .map(|(i, a)| Point {
                         t: range.ts(i),
-                        v: a.value(kind),
+                        v: a.value(kind, v3),
                     })
                     .collect();
                 (!points.is_empty()).then_some(Series { labels, points })

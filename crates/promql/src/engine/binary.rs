@@ -46,7 +46,7 @@ impl<'a> Evaluator<'a, '_> {
         return_bool: bool,
     ) -> Result<Vec<Series>> {
         let comparison = is_comparison(op);
-        let drop_name = drops_metric_name(op) || return_bool;
+        let drop_name = drops_metric_name(op, self.ctx.v3) || return_bool;
         let mut out = OutBuilder::new();
         let mut slots = Vec::with_capacity(series.len());
         for s in &series {
@@ -232,9 +232,11 @@ impl<'a> Evaluator<'a, '_> {
                 let rv = rvals.get(&j).copied().unwrap_or(f64::NAN);
                 let (vl, vr) = if one_to_many { (rv, lv) } else { (lv, rv) };
                 let (mut value, keep) = vector_elem_binop(op, vl, vr);
+                // 3.x checks the matching before a comparison filters the pair out.
+                let filtered = !keep && !return_bool;
                 if return_bool {
                     value = if keep { 1.0 } else { 0.0 };
-                } else if !keep {
+                } else if filtered && !self.ctx.v3 {
                     continue;
                 }
                 let slot = match result_slots.get(&(i as u32, j as u32)) {
@@ -243,7 +245,7 @@ impl<'a> Evaluator<'a, '_> {
                         let mut m = result_metric(
                             &ls[i].labels,
                             &rs[j].labels,
-                            op,
+                            drops_metric_name(op, self.ctx.v3),
                             one_to_one,
                             on,
                             &matching,
@@ -273,6 +275,9 @@ impl<'a> Evaluator<'a, '_> {
                         ));
                     }
                     inserted.insert(key, step);
+                }
+                if filtered {
+                    continue;
                 }
                 out.push(slot, step, ts, value)?;
             }
@@ -313,14 +318,14 @@ pub(crate) fn match_labels(l: &Labels, on: bool, names: &[String]) -> Labels {
 pub(super) fn result_metric(
     lhs: &Labels,
     rhs: &Labels,
-    op: token::TokenId,
+    drop_name: bool,
     one_to_one: bool,
     on: bool,
     matching: &[String],
     include: &[String],
 ) -> Labels {
     let mut l = lhs.clone();
-    if drops_metric_name(op) {
+    if drop_name {
         l.remove(METRIC_NAME);
     }
     if one_to_one {
@@ -343,11 +348,12 @@ pub(crate) fn is_comparison(op: token::TokenId) -> bool {
     TokenType::new(op).is_comparison_operator()
 }
 
-pub(super) fn drops_metric_name(op: token::TokenId) -> bool {
+/// Whether an operator's result loses the metric name (3.x adds `atan2`).
+pub(super) fn drops_metric_name(op: token::TokenId, v3: bool) -> bool {
     matches!(
         op,
         token::T_ADD | token::T_SUB | token::T_DIV | token::T_MUL | token::T_POW | token::T_MOD
-    )
+    ) || (v3 && op == token::T_ATAN2)
 }
 
 pub(super) fn btof(b: bool) -> f64 {

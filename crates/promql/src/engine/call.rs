@@ -9,6 +9,18 @@ impl<'a> Evaluator<'a, '_> {
         if let Some(rf) = RangeFn::from_name(name) {
             return self.range_call(c, rf, &args);
         }
+        // 3.x's query-context functions are constants of the query.
+        let (start, end) = (self.ctx.query_start, self.ctx.query_end);
+        let constant = match name {
+            "start" => Some(start as f64 / 1000.0),
+            "end" => Some(end as f64 / 1000.0),
+            "range" => Some((end - start) as f64 / 1000.0),
+            "step" => Some(self.ctx.query_step as f64 / 1000.0),
+            _ => None,
+        };
+        if let Some(v) = constant {
+            return Ok(Val::Scalar(vec![v; self.range.steps()]));
+        }
         let vf = VectorFn::from_name(name)
             .ok_or_else(|| Error::Parse(format!("unknown function with name {name:?}")))?;
         if matches!(vf, VectorFn::Timestamp) {
@@ -16,19 +28,48 @@ impl<'a> Evaluator<'a, '_> {
                 return Ok(Val::Vector(self.vector_selector(vs, true)?));
             }
         }
+        let sorts = matches!(
+            vf,
+            VectorFn::Sort | VectorFn::SortDesc | VectorFn::SortByLabel { .. }
+        );
+        if sorts && self.range.start != self.range.end {
+            self.ctx.warn(annotations::SORT_IN_RANGE_QUERY);
+        }
         let mut vals = Vec::with_capacity(args.len());
         for a in &args {
             vals.push(self.eval(a)?);
         }
+        if let (VectorFn::HistogramQuantile, Some(Val::Scalar(q))) = (vf, vals.first()) {
+            self.warn_invalid_quantiles(q);
+        }
         let steps = self.range.steps();
-        functions::vector_call(
+        let mut notes = Notes::default();
+        let out = functions::vector_call(
             vf,
             &args,
             vals,
             steps,
             |i| self.range.ts(i),
             |t| self.range.index_of(t),
-        )
+            &mut notes,
+            self.ctx.v3,
+        );
+        notes.warnings.into_iter().for_each(|w| self.ctx.warn(w));
+        notes.infos.into_iter().for_each(|i| self.ctx.info(i));
+        out
+    }
+
+    /// Warns once per distinct quantile outside [0, 1] (NaN included), as 3.x does.
+    pub(super) fn warn_invalid_quantiles(&self, q: &[f64]) {
+        let mut warned_nan = false;
+        for &v in q {
+            if v.is_nan() && !warned_nan {
+                warned_nan = true;
+                self.ctx.warn(annotations::invalid_quantile(v));
+            } else if !(0.0..=1.0).contains(&v) && !v.is_nan() {
+                self.ctx.warn(annotations::invalid_quantile(v));
+            }
+        }
     }
 
     /// A function over a range vector: a matrix selector or a subquery.
@@ -73,7 +114,8 @@ impl<'a> Evaluator<'a, '_> {
             }
         }
         let steps = self.range.steps();
-        let keep_name = rf == RangeFn::LastOverTime;
+        let keep_name = matches!(rf, RangeFn::LastOverTime | RangeFn::FirstOverTime);
+        let left_open = self.ctx.v3;
         let mut args_at = vec![0.0; scalars.len()];
         let mut windows = if self.ctx.incremental_windows {
             SlidingWindows::new(rf)
@@ -87,6 +129,16 @@ impl<'a> Evaluator<'a, '_> {
                                range: i64|
          -> Result<()> {
             let mut points = Vec::new();
+            // 3.x: rate and increase of a name that does not look like a counter.
+            if matches!(rf, RangeFn::Rate | RangeFn::Increase) && self.ctx.v3 {
+                let name = labels.get(METRIC_NAME).unwrap_or("");
+                let counter_like = ["_total", "_sum", "_count", "_bucket"]
+                    .iter()
+                    .any(|s| name.ends_with(s));
+                if !name.is_empty() && !counter_like && !samples.is_empty() {
+                    self.ctx.info(annotations::possible_non_counter(name));
+                }
+            }
             let (mut lo, mut hi) = (0usize, 0usize);
             let mut read = 0;
             windows.reset(samples);
@@ -95,7 +147,9 @@ impl<'a> Evaluator<'a, '_> {
                 let ts = self.range.ts(step);
                 let rt = at.unwrap_or(ts) - offset;
                 let mint = rt - range;
-                while lo < samples.len() && samples[lo].t < mint {
+                while lo < samples.len()
+                    && (samples[lo].t < mint || (left_open && samples[lo].t == mint))
+                {
                     lo += 1;
                 }
                 if hi < lo {
@@ -116,7 +170,14 @@ impl<'a> Evaluator<'a, '_> {
                     end: rt,
                     range_ms: range,
                     ts,
+                    v3: left_open,
                 };
+                if rf == RangeFn::QuantileOverTime {
+                    let q = args_at[0];
+                    if q.is_nan() || !(0.0..=1.0).contains(&q) {
+                        self.ctx.warn(annotations::invalid_quantile(q));
+                    }
+                }
                 if let Some(v) = windows.eval(samples, lo, hi, &at, &args_at)? {
                     points.push(Point { t: ts, v });
                 }

@@ -11,9 +11,11 @@ pub(crate) use binary::is_comparison;
 use binary::{drops_metric_name, vector_elem_binop};
 pub(crate) use call::absent_labels;
 
+use crate::annotations::{self, Notes};
 use crate::error::{Error, Result};
 use crate::functions::{self, RangeFn, VectorFn};
-use crate::parse::parse_with;
+use crate::lex::QueryShape;
+use crate::parse::{parse_for_query, Compat, Dialect};
 use crate::storage::{Queryable, RawSample, SelectHints, SeriesSet};
 use crate::value::{Point, QueryResult, QueryStats, Sample, Series, Value};
 use crate::windows::SlidingWindows;
@@ -50,6 +52,8 @@ pub struct EngineOptions {
     /// Range functions keep state from one window to the next instead of rescanning
     /// each window (off only to compare the two in benchmarks and tests).
     pub incremental_windows: bool,
+    /// Which Prometheus's PromQL queries are parsed and evaluated as.
+    pub dialect: Dialect,
 }
 
 impl Default for EngineOptions {
@@ -60,6 +64,7 @@ impl Default for EngineOptions {
             timeout: Duration::from_secs(120),
             no_step_subquery_interval_ms: 60_000,
             incremental_windows: true,
+            dialect: Dialect::default(),
         }
     }
 }
@@ -131,7 +136,8 @@ impl Engine {
         cancel: &CancelToken,
     ) -> Result<QueryResult> {
         let deadline = self.deadline(cancel);
-        parse_with(query, |expr| {
+        let shape = QueryShape::default();
+        parse_for_query(query.as_bytes(), self.opts.dialect, shape, |expr| {
             self.exec(storage, expr, time_ms, time_ms, 0, cancel, deadline)
         })
     }
@@ -174,7 +180,11 @@ impl Engine {
         cancel: &CancelToken,
     ) -> Result<QueryResult> {
         let deadline = self.deadline(cancel);
-        parse_with(query, |expr| {
+        let shape = QueryShape {
+            step_ms,
+            range_ms: end_ms.saturating_sub(start_ms),
+        };
+        parse_for_query(query.as_bytes(), self.opts.dialect, shape, |expr| {
             self.range_exec(storage, expr, start_ms, end_ms, step_ms, cancel, deadline)
         })
     }
@@ -230,12 +240,14 @@ impl Engine {
             total_samples: Cell::new(0),
             deadline,
             cancel,
-            warnings: RefCell::new(Vec::new()),
+            notes: RefCell::new(Notes::default()),
             query_start: start,
             query_end: end,
+            query_step: step,
             no_step_subquery_interval: self.opts.no_step_subquery_interval_ms,
             stream_collision: Cell::new(false),
             incremental_windows: self.opts.incremental_windows,
+            v3: self.opts.dialect.compat == Compat::V3,
         };
         let instant = step == 0;
         let range = StepRange {
@@ -285,10 +297,11 @@ impl Engine {
             inner_eval,
             result_sort: eval_total.saturating_sub(inner_eval),
         };
-        let warnings = ctx.warnings.take();
+        let notes = ctx.notes.take();
         Ok(QueryResult {
             value,
-            warnings,
+            warnings: notes.warnings,
+            infos: notes.infos,
             stats,
         })
     }
@@ -314,13 +327,18 @@ struct Ctx<'a> {
     total_samples: Cell<u64>,
     deadline: Option<Instant>,
     cancel: &'a CancelToken,
-    warnings: RefCell<Vec<String>>,
+    /// The storage's warnings and, under 3.x, the engine's annotations.
+    notes: RefCell<Notes>,
     query_start: i64,
     query_end: i64,
+    /// The range query's step (0 for an instant query).
+    query_step: i64,
     no_step_subquery_interval: i64,
     /// Set when a streamed evaluation meets colliding label sets and must be redone.
     stream_collision: Cell<bool>,
     incremental_windows: bool,
+    /// Left-open windows and `.` matching newlines (Prometheus 3.x).
+    v3: bool,
 }
 
 impl Ctx<'_> {
@@ -375,7 +393,21 @@ impl Ctx<'_> {
     fn add_warnings(&self, set: &mut dyn SeriesSet) {
         let w = set.warnings();
         if !w.is_empty() {
-            self.warnings.borrow_mut().extend(w);
+            self.notes.borrow_mut().warnings.extend(w);
+        }
+    }
+
+    /// A 3.x warning annotation (none under 2.42, whose engine had none).
+    fn warn(&self, msg: impl Into<String>) {
+        if self.v3 {
+            self.notes.borrow_mut().warn(msg.into());
+        }
+    }
+
+    /// A 3.x info annotation.
+    fn info(&self, msg: impl Into<String>) {
+        if self.v3 {
+            self.notes.borrow_mut().info(msg.into());
         }
     }
 }

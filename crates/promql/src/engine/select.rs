@@ -12,7 +12,7 @@ impl<'a> Evaluator<'a, '_> {
         range: i64,
         func: Option<&str>,
     ) -> Result<Box<dyn SeriesSet + 'a>> {
-        let matchers = selector_matchers(vs)?;
+        let matchers = selector_matchers(vs, self.ctx.v3)?;
         let hints = SelectHints {
             start: mint,
             end: maxt,
@@ -54,6 +54,7 @@ impl<'a> Evaluator<'a, '_> {
         let offset = offset_ms(&vs.offset);
         let (first, last) = self.ref_bounds(at, offset);
         let lookback = self.ctx.lookback;
+        let left_open = self.ctx.v3;
         let mut set = self.select(vs, first - lookback, last, 0, None)?;
         let steps = self.range.steps();
         let mut buf: Vec<RawSample> = Vec::new();
@@ -71,7 +72,7 @@ impl<'a> Evaluator<'a, '_> {
                 }
                 let visible = j > 0 && {
                     let s = buf[j - 1];
-                    s.t >= rt - lookback && !is_stale(s.v)
+                    (s.t > rt - lookback || (!left_open && s.t == rt - lookback)) && !is_stale(s.v)
                 };
                 if !visible {
                     // Nothing shows until the next sample: jump to the first step that sees it.
@@ -155,7 +156,7 @@ impl<'a> Evaluator<'a, '_> {
                 };
                 let op = b.op.id();
                 let return_bool = b.modifier.as_ref().is_some_and(|m| m.return_bool);
-                let drop_name = drops_metric_name(op) || return_bool;
+                let drop_name = drops_metric_name(op, self.ctx.v3) || return_bool;
                 let comparison = is_comparison(op);
                 let mut seen: FxMap<Labels, ()> = FxMap::default();
                 self.stream_series(vec_side, &mut |mut s| {
@@ -207,7 +208,9 @@ impl<'a> Evaluator<'a, '_> {
             self.ctx.check("expression evaluation")?;
             let points: Vec<Point> = buf
                 .iter()
-                .filter(|s| s.t >= mint && s.t <= maxt && !is_stale(s.v))
+                .filter(|s| {
+                    (s.t > mint || (!self.ctx.v3 && s.t == mint)) && s.t <= maxt && !is_stale(s.v)
+                })
                 .map(|s| Point { t: s.t, v: s.v })
                 .collect();
             if !points.is_empty() {
@@ -234,7 +237,8 @@ impl<'a> Evaluator<'a, '_> {
         };
         let lo = first - range;
         let mut start = interval * (lo / interval);
-        if start < lo {
+        // The first step after the window's start: in 3.x a step at the start is outside.
+        if start < lo || (self.ctx.v3 && start == lo) {
             start += interval;
         }
         let inner = self.with_range(StepRange {
@@ -267,8 +271,10 @@ impl<'a> Evaluator<'a, '_> {
     }
 }
 
-/// Converts a parsed selector into storage matchers.
-pub(super) fn selector_matchers(vs: &VectorSelector) -> Result<Vec<Matcher>> {
+/// Converts a parsed selector into storage matchers. With `dot_all` (Prometheus 3.x), `.` in regular expressions matches newlines too: such
+/// regexes are sent as `(?s:…)`, which every store (ours, Thanos's, Prometheus's) reads the
+/// same way.
+pub(super) fn selector_matchers(vs: &VectorSelector, dot_all: bool) -> Result<Vec<Matcher>> {
     let mut out = Vec::with_capacity(vs.matchers.matchers.len() + 1);
     if let Some(name) = &vs.name {
         out.push(Matcher::equal(METRIC_NAME, name.as_str()));
@@ -280,8 +286,14 @@ pub(super) fn selector_matchers(vs: &VectorSelector) -> Result<Vec<Matcher>> {
             MatchOp::Re(_) => MatchType::RegexMatch,
             MatchOp::NotRe(_) => MatchType::RegexNoMatch,
         };
+        let regex = matches!(kind, MatchType::RegexMatch | MatchType::RegexNoMatch);
+        let value = if regex && dot_all && m.value.contains('.') {
+            format!("(?s:{})", m.value)
+        } else {
+            m.value.clone()
+        };
         out.push(
-            Matcher::new(kind, m.name.as_str(), m.value.as_str())
+            Matcher::new(kind, m.name.as_str(), value)
                 .map_err(|e| Error::Parse(format!("parse error: {e}")))?,
         );
     }
