@@ -49,17 +49,17 @@ fn heap_down(h: &mut [(usize, f64)], i0: usize, n: usize, less: &impl Fn(f64, f6
     }
 }
 
-fn heap_push(h: &mut Vec<(usize, f64)>, x: (usize, f64), less: &impl Fn(f64, f64) -> bool) {
-    h.push(x);
-    let n = h.len() - 1;
-    heap_up(h, n, less);
-}
-
 fn heap_pop(h: &mut Vec<(usize, f64)>, less: &impl Fn(f64, f64) -> bool) {
     let n = h.len() - 1;
     h.swap(0, n);
     heap_down(h, 0, n, less);
     h.pop();
+}
+
+fn heap_push(h: &mut Vec<(usize, f64)>, x: (usize, f64), less: &impl Fn(f64, f64) -> bool) {
+    h.push(x);
+    let n = h.len() - 1;
+    heap_up(h, n, less);
 }
 
 pub(crate) fn group_labels(l: &Labels, grouping: &[String], without: bool) -> Labels {
@@ -265,7 +265,7 @@ pub(crate) fn aggregate(
     };
     if count_values {
         let l = value_label.as_deref().unwrap_or("");
-        if !valid_label_name(l) {
+        if !valid_label_name(l, v3) {
             return Err(Error::exec(format!("invalid label name {l:?}")));
         }
     }
@@ -406,8 +406,20 @@ pub(crate) fn aggregate(
                         if is_topk { &less_top } else { &less_bottom };
                     let top = a.heap[0].1;
                     let better = if is_topk { top < v } else { top > v };
-                    if (a.heap.len() as i64) < k || better || top.is_nan() {
-                        if a.heap.len() as i64 == k {
+                    let full = a.heap.len() as i64 >= k;
+                    if v3 {
+                        // 3.x: `h[0] = x; heap.Fix(h, 0)`. Which of equal values stay
+                        // depends on the heap's shape, so each version's is kept exactly.
+                        if !full {
+                            heap_push(&mut a.heap, (i, v), &less);
+                        } else if better || (top.is_nan() && !v.is_nan()) {
+                            a.heap[0] = (i, v);
+                            let n = a.heap.len();
+                            heap_down(&mut a.heap, 0, n, &less);
+                        }
+                    } else if !full || better || top.is_nan() {
+                        // 2.42: pop the root, push the new sample.
+                        if full {
                             if k == 1 {
                                 a.heap[0] = (i, v);
                                 continue;

@@ -728,7 +728,11 @@ fn bucket_quantile(q: f64, buckets: &mut Vec<Bucket>) -> (f64, bool) {
     (start + (end - start) * (rank / count), forced)
 }
 
-pub(crate) fn valid_label_name(s: &str) -> bool {
+/// A label name Prometheus accepts: 2.42's legacy names, or any non-empty UTF-8 in 3.x.
+pub(crate) fn valid_label_name(s: &str, v3: bool) -> bool {
+    if v3 {
+        return !s.is_empty();
+    }
     let mut chars = s.chars();
     match chars.next() {
         Some(c) if c.is_ascii_alphabetic() || c == '_' => {}
@@ -1011,7 +1015,7 @@ pub(crate) fn vector_call(
                     "invalid regular expression in label_replace(): {re_str}"
                 ))
             })?;
-            if !valid_label_name(&dst) {
+            if !valid_label_name(&dst, v3) {
                 return Err(Error::exec(format!(
                     "invalid destination label name in label_replace(): {dst}"
                 )));
@@ -1048,14 +1052,14 @@ pub(crate) fn vector_call(
             let mut srcs = Vec::new();
             for a in &args[3..] {
                 let s = string_arg(a)?;
-                if !valid_label_name(&s) {
+                if !valid_label_name(&s, v3) {
                     return Err(Error::exec(format!(
                         "invalid source label name in label_join(): {s}"
                     )));
                 }
                 srcs.push(s);
             }
-            if !valid_label_name(&dst) {
+            if !valid_label_name(&dst, v3) {
                 return Err(Error::exec(format!(
                     "invalid destination label name in label_join(): {dst}"
                 )));

@@ -656,10 +656,7 @@ impl Runner {
             for c in parse_script_tolerant(&text) {
                 match c {
                     Ok(c) => ok.push(c),
-                    Err((line, e)) if self.is_skipped(line) => {
-                        let _ = e;
-                        self.skipped += 1;
-                    }
+                    Err((line, _)) if self.is_skipped(line) => self.skipped += 1,
                     Err((line, e)) => self.failures.push((line, format!("parse: {e}"))),
                 }
             }
@@ -760,11 +757,10 @@ impl Runner {
                     other => Err(format!("expected string {want:?}, got {other:?}")),
                 };
             }
-            if let Some((start, end, step)) = ev.expect.range_vector {
+            if let Some((start, _end, step)) = ev.expect.range_vector {
                 let Value::Matrix(got) = &res.value else {
                     return Err(format!("expected a range vector, got {:?}", res.value));
                 };
-                let _ = end;
                 return compare_matrix(got, start, step, &ev.expect.series);
             }
             compare(ev, &res.value).map_err(|e| format!("{expr} at {t}: {e}"))?;

@@ -124,12 +124,18 @@ fn differential(prometheus3: Option<std::path::PathBuf>, dialect: promql::Dialec
         ..Default::default()
     });
 
-    let corpus = load_corpus();
-    assert!(
-        corpus.len() >= 300,
-        "corpus has only {} queries",
-        corpus.len()
-    );
+    let mut corpus = load_corpus();
+    // `VS_PROMETHEUS_ONLY=<text>`: only the queries containing it (for debugging).
+    if let Ok(only) = std::env::var("VS_PROMETHEUS_ONLY") {
+        corpus.retain(|q| q.contains(&only));
+        println!("only {} queries containing {only:?}", corpus.len());
+    } else {
+        assert!(
+            corpus.len() >= 300,
+            "corpus has only {} queries",
+            corpus.len()
+        );
+    }
     let instant_times = [
         START + HOUR,
         START + 2 * HOUR + 7_500,
