@@ -263,3 +263,57 @@ fn sort_by_label_orders_naturally_and_limit_ratio_splits_the_input() {
     let err = instant(&e, &st, "limitk(NaN, m)", 0).unwrap_err();
     assert_eq!(err.to_string(), "Parameter value is NaN");
 }
+
+#[test]
+fn info_adds_the_data_labels_of_target_info() {
+    let mut st = MemStorage::new();
+    let lbl = |pairs: &[(&str, &str)]| Labels::from_pairs(pairs.to_vec());
+    st.append(
+        &lbl(&[("__name__", "up"), ("instance", "a"), ("job", "j")]),
+        0,
+        1.0,
+    );
+    st.append(
+        &lbl(&[("__name__", "up"), ("instance", "b"), ("job", "j")]),
+        0,
+        1.0,
+    );
+    st.append(
+        &lbl(&[
+            ("__name__", "target_info"),
+            ("instance", "a"),
+            ("job", "j"),
+            ("version", "1.2"),
+            ("zone", "z1"),
+        ]),
+        0,
+        1.0,
+    );
+    st.finish();
+    let e = engine(V3_EXPERIMENTAL);
+    let labels_of = |q: &str| -> Vec<String> {
+        match instant(&e, &st, q, 0).unwrap().value {
+            Value::Vector(s) => {
+                let mut v: Vec<String> = s.iter().map(|s| s.labels.to_string()).collect();
+                v.sort();
+                v
+            }
+            other => panic!("{other:?}"),
+        }
+    };
+    assert_eq!(
+        labels_of("info(up)"),
+        [
+            r#"{__name__="up", instance="a", job="j", version="1.2", zone="z1"}"#,
+            r#"{__name__="up", instance="b", job="j"}"#,
+        ]
+    );
+    // A data-label selector keeps only the labels it names, and series without a match
+    // go when the selector cannot match an empty value.
+    assert_eq!(
+        labels_of(r#"info(up, {zone=~"z.+"})"#),
+        [r#"{__name__="up", instance="a", job="j", zone="z1"}"#]
+    );
+    let err = instant(&engine(promql::Dialect::default()), &st, "info(up)", 0).unwrap_err();
+    assert!(err.to_string().contains("not enabled"), "{err}");
+}

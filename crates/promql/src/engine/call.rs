@@ -9,6 +9,9 @@ impl<'a> Evaluator<'a, '_> {
         if let Some(rf) = RangeFn::from_name(name) {
             return self.range_call(c, rf, &args);
         }
+        if name == "info" {
+            return self.info(&args);
+        }
         // 3.x's query-context functions are constants of the query.
         let (start, end) = (self.ctx.query_start, self.ctx.query_end);
         let constant = match name {

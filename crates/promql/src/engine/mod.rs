@@ -5,6 +5,7 @@
 mod aggregate;
 mod binary;
 mod call;
+mod info;
 mod select;
 
 pub(crate) use binary::is_comparison;

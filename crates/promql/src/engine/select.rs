@@ -13,6 +13,17 @@ impl<'a> Evaluator<'a, '_> {
         func: Option<&str>,
     ) -> Result<Box<dyn SeriesSet + 'a>> {
         let matchers = selector_matchers(vs, self.ctx.v3)?;
+        self.select_matchers(&matchers, mint, maxt, range, func)
+    }
+
+    pub(super) fn select_matchers(
+        &self,
+        matchers: &[Matcher],
+        mint: i64,
+        maxt: i64,
+        range: i64,
+        func: Option<&str>,
+    ) -> Result<Box<dyn SeriesSet + 'a>> {
         let hints = SelectHints {
             start: mint,
             end: maxt,
@@ -26,7 +37,7 @@ impl<'a> Evaluator<'a, '_> {
             grouping: Vec::new(),
             by: false,
         };
-        self.ctx.storage.select(&hints, &matchers)
+        self.ctx.storage.select(&hints, matchers)
     }
 
     /// An instant vector selector at every step. With `timestamps`, the values are the
@@ -50,16 +61,36 @@ impl<'a> Evaluator<'a, '_> {
         timestamps: bool,
         sink: &mut dyn FnMut(Series) -> Result<()>,
     ) -> Result<()> {
+        let matchers = selector_matchers(vs, self.ctx.v3)?;
         let at = self.at_ms(&vs.at);
         let offset = offset_ms(&vs.offset);
+        self.lookback_each(&matchers, at, offset, timestamps, &mut |mut s| {
+            if timestamps {
+                s.labels.remove(METRIC_NAME);
+            }
+            sink(s)
+        })
+    }
+
+    /// The series `matchers` select, as an instant selector sees them at every step (with
+    /// `at` and `offset`): each step's latest sample within the lookback, or its time (s)
+    /// with `timestamps`.
+    pub(super) fn lookback_each(
+        &self,
+        matchers: &[Matcher],
+        at: Option<i64>,
+        offset: i64,
+        timestamps: bool,
+        sink: &mut dyn FnMut(Series) -> Result<()>,
+    ) -> Result<()> {
         let (first, last) = self.ref_bounds(at, offset);
         let lookback = self.ctx.lookback;
         let left_open = self.ctx.v3;
-        let mut set = self.select(vs, first - lookback, last, 0, None)?;
+        let mut set = self.select_matchers(matchers, first - lookback, last, 0, None)?;
         let steps = self.range.steps();
         let mut buf: Vec<RawSample> = Vec::new();
         while let Some(next) = set.next_series(&mut buf) {
-            let mut labels = next?;
+            let labels = next?;
             self.ctx.check("expression evaluation")?;
             let mut points = Vec::new();
             let mut counted = 0;
@@ -100,9 +131,6 @@ impl<'a> Evaluator<'a, '_> {
             if !points.is_empty() {
                 self.ctx.add_samples(points.len() - counted)?;
                 self.ctx.count_read(points.len());
-                if timestamps {
-                    labels.remove(METRIC_NAME);
-                }
                 sink(Series { labels, points })?;
             }
         }
