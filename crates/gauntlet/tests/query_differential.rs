@@ -1,7 +1,9 @@
 //! The PromQL differential corpus through the real binaries: blocks in a bucket
 //! (filesystem, then Garage), `gauntlet store` over it, `gauntlet query` in front, and
-//! Prometheus 2.42 serving the same blocks. Instant and range queries, series, labels and
-//! label values must answer alike.
+//! Prometheus serving the same blocks: 2.42 with `--query.promql-compat=v2`, and a 3.x
+//! built by hand (`PROMETHEUS3_BIN`, skipped with a printed reason without it) with the
+//! default `v3`. Instant and range queries, series, labels and label values must answer
+//! alike.
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -83,10 +85,13 @@ fn compare(q_http: u16, expected: &HashMap<String, String>, paths: &[(String, bo
     );
 }
 
-/// Uploads the blocks, runs store and query over `objstore`, compares.
+/// Uploads the blocks, runs store and query (answering as `compat`) over `objstore`,
+/// compares.
+#[allow(clippy::too_many_arguments)]
 fn run_over(
     dir: &Path,
     name: &str,
+    compat: &str,
     objstore: &str,
     blocks: &Path,
     expected: &HashMap<String, String>,
@@ -117,8 +122,7 @@ fn run_over(
         "query".into(),
         format!("--endpoint=127.0.0.1:{s_grpc}"),
         "--query.replica-label=replica".into(),
-        // Prometheus 2.42 is the peer: answer as it does.
-        "--query.promql-compat=v2".into(),
+        format!("--query.promql-compat={compat}"),
         format!("--http-address=127.0.0.1:{q_http}"),
         format!("--grpc-address=127.0.0.1:{}", free_port()),
     ]);
@@ -133,6 +137,20 @@ fn run_over(
 
 #[test]
 fn store_and_query_answer_like_prometheus() {
+    differential(None);
+}
+
+#[test]
+fn store_and_query_answer_like_prometheus_3() {
+    let Some(bin) = std::env::var_os("PROMETHEUS3_BIN") else {
+        println!("skipped: set PROMETHEUS3_BIN to a Prometheus 3.x binary to compare under v3");
+        return;
+    };
+    differential(Some(std::path::PathBuf::from(bin)));
+}
+
+/// Against Debian's Prometheus 2.42 (`v2`), or the given 3.x binary (`v3`, filesystem only).
+fn differential(prometheus3: Option<std::path::PathBuf>) {
     let dir = tempfile::tempdir().unwrap();
     let data = testkit::dataset::Dataset {
         start_ms: START,
@@ -150,13 +168,13 @@ fn store_and_query_answer_like_prometheus() {
         .is_empty());
     let prom_dir = dir.path().join("prometheus");
     testkit::copy_dir(&blocks, &prom_dir, &[]);
-    let prom = Prometheus::start(
-        dir.path(),
-        &prom_dir,
-        |_| "global:\n  scrape_interval: 1h\n".into(),
-        &[],
-    )
+    let config = |_| "global:\n  scrape_interval: 1h\n".into();
+    let prom = match &prometheus3 {
+        None => Prometheus::start(dir.path(), &prom_dir, config, &[]),
+        Some(bin) => Prometheus::start_binary(bin, free_port(), dir.path(), &prom_dir, config, &[]),
+    }
     .unwrap();
+    let compat = if prometheus3.is_some() { "v3" } else { "v2" };
     let paths = paths();
     assert!(paths.len() > 1200);
     let expected: HashMap<String, String> = paths
@@ -168,9 +186,28 @@ fn store_and_query_answer_like_prometheus() {
         "--objstore.config=type: FILESYSTEM\nconfig:\n  directory: {}\n",
         dir.path().join("bucket").display()
     );
-    run_over(dir.path(), "filesystem", &fs, &blocks, &expected, &paths);
+    run_over(
+        dir.path(),
+        "filesystem",
+        compat,
+        &fs,
+        &blocks,
+        &expected,
+        &paths,
+    );
+    if prometheus3.is_some() {
+        return;
+    }
 
     let garage = testkit::garage::Garage::start("differential").unwrap();
     let s3 = format!("--objstore.config={}", garage.objstore_yaml());
-    run_over(dir.path(), "garage", &s3, &blocks, &expected, &paths);
+    run_over(
+        dir.path(),
+        "garage",
+        compat,
+        &s3,
+        &blocks,
+        &expected,
+        &paths,
+    );
 }

@@ -262,20 +262,7 @@ fn sorted_data(body: &str) -> Value {
 /// Compares `ours` (the mix under test) with `reference`; returns how many calls matched.
 fn compare(name: &str, reference: &[(u16, String)], mix: u16, paths: &[(String, bool)]) -> usize {
     let got = answers(mix, paths);
-    let mut mismatches = Vec::new();
-    for (((path, ordered), (c1, b1)), (c2, b2)) in paths.iter().zip(reference).zip(&got) {
-        let d = if c1 != c2 {
-            Some(format!("status {c1} vs {c2}: {b1} / {b2}"))
-        } else if path.starts_with("/api/v1/query") {
-            differ(&from_prometheus(b1), &from_prometheus(b2), *ordered)
-        } else {
-            let (a, b) = (sorted_data(b1), sorted_data(b2));
-            (a != b).then(|| format!("{a} vs {b}"))
-        };
-        if let Some(d) = d {
-            mismatches.push(format!("{path}: {d}"));
-        }
-    }
+    let mismatches = mismatches(reference, &got, paths);
     println!(
         "{name}: {} calls compared, {} matched",
         paths.len(),
@@ -293,6 +280,29 @@ fn compare(name: &str, reference: &[(u16, String)], mix: u16, paths: &[(String, 
             .join("\n")
     );
     paths.len()
+}
+
+/// The calls of `paths` whose answers differ, each with the difference.
+fn mismatches(
+    reference: &[(u16, String)],
+    got: &[(u16, String)],
+    paths: &[(String, bool)],
+) -> Vec<String> {
+    let mut mismatches = Vec::new();
+    for (((path, ordered), (c1, b1)), (c2, b2)) in paths.iter().zip(reference).zip(got) {
+        let d = if c1 != c2 {
+            Some(format!("status {c1} vs {c2}: {b1} / {b2}"))
+        } else if path.starts_with("/api/v1/query") {
+            differ(&from_prometheus(b1), &from_prometheus(b2), *ordered)
+        } else {
+            let (a, b) = (sorted_data(b1), sorted_data(b2));
+            (a != b).then(|| format!("{a} vs {b}"))
+        };
+        if let Some(d) = d {
+            mismatches.push(format!("{path}: {d}"));
+        }
+    }
+    mismatches
 }
 
 #[test]
@@ -342,6 +352,33 @@ fn thanos_and_gauntlet_components_mix_in_one_deployment() {
         paths.len()
     );
 
+    // Thanos's querier (Prometheus 3.9's engine) against ours (PromQL 3.x, the default),
+    // each over its own components: reported, not asserted. Each querier is held to its
+    // own reference below; across kinds, range functions over the deduplicated HA pair
+    // differ where the replicas switch (see the session note).
+    let cross = mismatches(&t_expected, &g_expected, &paths);
+    let mut queries: Vec<String> = cross
+        .iter()
+        .filter_map(|m| {
+            m.split("query=")
+                .nth(1)?
+                .split('&')
+                .next()
+                .map(str::to_string)
+        })
+        .collect();
+    queries.sort();
+    queries.dedup();
+    println!(
+        "gauntlet query (v3) against thanos query: {} calls compared, {} differ, in {} queries: {}",
+        paths.len(),
+        cross.len(),
+        queries.len(),
+        queries.join(" ")
+    );
+    for m in cross.iter().take(5) {
+        println!("  {}", &m[..m.len().min(400)]);
+    }
     let mut total = 0;
     let mixes: [(&str, &str, Vec<u16>, bool); 6] = [
         (

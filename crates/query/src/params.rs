@@ -468,5 +468,9 @@ mod tests {
             "match[] must contain at least one non-empty matcher"
         );
         assert!(is_label_name(b"__name__") && !is_label_name(b"1abc"));
+        // 3.x's quoted UTF-8 names: a lone string is the metric name.
+        let m = parse_matchers(br#"{"my.metric", "le"="1"}"#).unwrap();
+        let shown: Vec<String> = m.iter().map(|m| m.to_string()).collect();
+        assert_eq!(shown, [r#"__name__="my.metric""#, r#"le="1""#]);
     }
 }

@@ -66,16 +66,8 @@ impl<'a> Evaluator<'a, '_> {
                 let Some(v) = cur.at(&series, i, ts) else {
                     continue;
                 };
-                let sv = scalar[step];
-                let (lv, rv) = if swap { (sv, v) } else { (v, sv) };
-                let (mut value, mut keep) = vector_elem_binop(op, lv, rv);
-                if comparison && swap {
-                    value = rv;
-                }
-                if return_bool {
-                    value = if keep { 1.0 } else { 0.0 };
-                    keep = true;
-                }
+                let (value, keep) =
+                    vector_scalar_elem(op, v, scalar[step], swap, comparison, return_bool);
                 if keep {
                     out.push(slot, step, ts, value)?;
                 }
@@ -284,6 +276,29 @@ impl<'a> Evaluator<'a, '_> {
         }
         Ok(out.finish())
     }
+}
+
+/// `v op s` (or `s op v` when `swap`) for one vector element: the value and whether the
+/// element stays (comparisons filter unless `bool`; a swapped comparison keeps the vector's
+/// value).
+pub(super) fn vector_scalar_elem(
+    op: token::TokenId,
+    v: f64,
+    s: f64,
+    swap: bool,
+    comparison: bool,
+    return_bool: bool,
+) -> (f64, bool) {
+    let (lv, rv) = if swap { (s, v) } else { (v, s) };
+    let (mut value, mut keep) = vector_elem_binop(op, lv, rv);
+    if comparison && swap {
+        value = rv;
+    }
+    if return_bool {
+        value = if keep { 1.0 } else { 0.0 };
+        keep = true;
+    }
+    (value, keep)
 }
 
 pub(super) fn gather(

@@ -9,7 +9,7 @@ mod info;
 mod select;
 
 pub(crate) use binary::is_comparison;
-use binary::{drops_metric_name, vector_elem_binop};
+use binary::{drops_metric_name, vector_scalar_elem};
 pub(crate) use call::absent_labels;
 
 use crate::annotations::{self, Notes};

@@ -189,15 +189,8 @@ impl<'a> Evaluator<'a, '_> {
                 let mut seen: FxMap<Labels, ()> = FxMap::default();
                 self.stream_series(vec_side, &mut |mut s| {
                     s.points.retain_mut(|p| {
-                        let (lv, rv) = if swap { (num, p.v) } else { (p.v, num) };
-                        let (mut value, mut keep) = vector_elem_binop(op, lv, rv);
-                        if comparison && swap {
-                            value = rv;
-                        }
-                        if return_bool {
-                            value = if keep { 1.0 } else { 0.0 };
-                            keep = true;
-                        }
+                        let (value, keep) =
+                            vector_scalar_elem(op, p.v, num, swap, comparison, return_bool);
                         p.v = value;
                         keep
                     });
