@@ -218,16 +218,21 @@ pub(crate) fn kahan_inc_v3(inc: f64, sum: f64, c: f64) -> (f64, f64) {
 /// Whether `limit_ratio(ratio, …)` keeps a series: its label hash, as a fraction of the
 /// hash space, is below `ratio` (or, for a negative ratio, at or above `1 + ratio`), so the
 /// same series are kept at every step and `r` and `-(1 - r)` split the input.
-fn in_ratio_sample(ratio: f64, labels: &Labels) -> bool {
-    let mut buf = Vec::with_capacity(256);
+fn in_ratio_sample(ratio: f64, offset: f64) -> bool {
+    (ratio >= 0.0 && offset < ratio) || (ratio < 0.0 && offset >= 1.0 + ratio)
+}
+
+/// A series' place in the hash space for `limit_ratio`: the xxhash of its labels as
+/// Prometheus hashes them, over the largest hash. `buf` is scratch.
+fn ratio_offset(labels: &Labels, buf: &mut Vec<u8>) -> f64 {
+    buf.clear();
     for l in labels.iter() {
         buf.extend_from_slice(l.name.as_bytes());
         buf.push(0xff);
         buf.extend_from_slice(l.value.as_bytes());
         buf.push(0xff);
     }
-    let offset = xxhash_rust::xxh64::xxh64(&buf, 0) as f64 / u64::MAX as f64;
-    (ratio >= 0.0 && offset < ratio) || (ratio < 0.0 && offset >= 1.0 + ratio)
+    xxhash_rust::xxh64::xxh64(buf, 0) as f64 / u64::MAX as f64
 }
 
 /// An aggregation operator over an instant vector at every step.
@@ -321,6 +326,16 @@ pub(crate) fn aggregate(
             }
         }
     }
+    // Hashed once per series, not per step.
+    let offsets: Vec<f64> = if is_limit_ratio {
+        let mut buf = Vec::new();
+        input
+            .iter()
+            .map(|s| ratio_offset(&s.labels, &mut buf))
+            .collect()
+    } else {
+        Vec::new()
+    };
     let mut ratio = 0.0;
     for step in 0..steps {
         check()?;
@@ -390,7 +405,7 @@ pub(crate) fn aggregate(
                 a.heap.clear();
                 match fold {
                     Some(kind) => a.fold.add(kind, v, v3),
-                    None if is_limit_ratio && !in_ratio_sample(ratio, &s.labels) => {}
+                    None if is_limit_ratio && !in_ratio_sample(ratio, offsets[i]) => {}
                     None => a.heap.push((i, v)),
                 }
                 continue;
@@ -436,7 +451,7 @@ pub(crate) fn aggregate(
                     }
                 }
                 token::T_LIMIT_RATIO => {
-                    if in_ratio_sample(ratio, &s.labels) {
+                    if in_ratio_sample(ratio, offsets[i]) {
                         a.heap.push((i, v));
                     }
                 }

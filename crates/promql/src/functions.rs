@@ -1168,7 +1168,9 @@ pub(crate) fn vector_call(
             groups.each_step(steps, ts_of, |g, step, ts, b| {
                 for q in &qs {
                     let q = q[step];
-                    let (v, forced) = bucket_quantile(q, &mut b.clone());
+                    // The first call sorts, merges and makes the buckets monotonic in
+                    // place; the later ones find them so.
+                    let (v, forced) = bucket_quantile(q, b);
                     forced_any |= forced;
                     let slot = match slots.get(&(g, q.to_bits())) {
                         Some(&s) => s,
