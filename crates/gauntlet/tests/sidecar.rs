@@ -566,9 +566,18 @@ fn sidecar_killed_during_uploads_ships_every_block_exactly_once() {
             before = complete.len();
         }
         let _s = start_sidecar(&yaml);
+        // The shipper records a block in its state file after the block's meta.json is
+        // in the bucket: wait for both.
+        let recorded = || -> usize {
+            std::fs::read_to_string(&shipper_state)
+                .ok()
+                .and_then(|s| serde_json::from_str::<Value>(&s).ok())
+                .and_then(|v| v["uploaded"].as_array().map(Vec::len))
+                .unwrap_or(0)
+        };
         wait_until("every block shipped", Duration::from_secs(120), || {
             let (complete, _) = bucket_state(&yaml);
-            complete.len() == local.len()
+            complete.len() == local.len() && recorded() == local.len()
         })
         .unwrap();
         let (mut complete, _) = bucket_state(&yaml);
