@@ -22,8 +22,6 @@ use std::borrow::Cow;
 use tsdb::chunkenc::aggr::{self, AggrType};
 use tsdb::chunkenc::{is_stale_nan, num_samples, Encoding, XorAppender, XorIterator};
 
-mod bounds;
-mod fh;
 mod hist;
 
 use hist::{ExpandError, HistSamples, HistScratch};

@@ -78,3 +78,59 @@ pub(crate) fn forced_monotonicity(metric: &str) -> String {
         metric,
     )
 }
+
+pub(crate) fn native_histogram_quantile_nan_result(metric: &str) -> String {
+    with_metric_name(
+        "PromQL info: input to histogram_quantile has NaN observations, result is NaN".into(),
+        metric,
+    )
+}
+
+pub(crate) fn native_histogram_quantile_nan_skew(metric: &str) -> String {
+    with_metric_name(
+        "PromQL info: input to histogram_quantile has NaN observations, result is skewed higher"
+            .into(),
+        metric,
+    )
+}
+
+pub(crate) fn native_histogram_fraction_nans(metric: &str) -> String {
+    with_metric_name(
+        "PromQL info: input to histogram_fraction has NaN observations, which are excluded \
+         from all fractions"
+            .into(),
+        metric,
+    )
+}
+
+pub(crate) fn histogram_ignored_in_aggregation(op: &str) -> String {
+    format!("PromQL info: ignored histogram in {op} aggregation")
+}
+
+pub(crate) fn counter_reset_collision(operation: &str) -> String {
+    format!("PromQL warning: conflicting counter resets during histogram {operation}")
+}
+
+pub(crate) fn mismatched_custom_buckets(operation: &str) -> String {
+    format!("PromQL info: mismatched custom buckets were reconciled during {operation}")
+}
+
+pub(crate) fn mixed_exponential_custom(metric: &str) -> String {
+    with_metric_name(
+        "PromQL warning: vector contains a mix of histograms with exponential and custom \
+         buckets schemas"
+            .into(),
+        metric,
+    )
+}
+
+pub(crate) fn mixed_floats_histograms_aggregation() -> String {
+    "PromQL warning: encountered a mix of histograms and floats for aggregation".into()
+}
+
+pub(crate) fn incompatible_types_in_binop(op: &str, lhs: &str, rhs: &str) -> String {
+    format!(
+        "PromQL info: incompatible sample types encountered for binary operator {op:?}: \
+         {lhs} {op} {rhs}"
+    )
+}

@@ -791,6 +791,7 @@ fn map_series(
                 out.push(Series {
                     labels: l,
                     points: s.points,
+                    hists: Vec::new(),
                 });
             }
         }
@@ -976,6 +977,7 @@ pub(crate) fn vector_call(
             Ok(Val::Vector(vec![Series {
                 labels: Labels::default(),
                 points,
+                hists: Vec::new(),
             }]))
         }
         Time => Ok(Val::Scalar(
@@ -1003,6 +1005,7 @@ pub(crate) fn vector_call(
             Ok(Val::Vector(vec![Series {
                 labels: absent_labels(args[0]),
                 points,
+                hists: Vec::new(),
             }]))
         }
         LabelReplace => {
@@ -1224,6 +1227,7 @@ pub(crate) fn vector_call(
                 return Ok(Val::Vector(vec![Series {
                     labels: Labels::default(),
                     points,
+                    hists: Vec::new(),
                 }]));
             }
             let input = take_vector(vals.remove(0))?;
@@ -1399,7 +1403,7 @@ fn coalesce(buckets: &mut Vec<Bucket>) {
 }
 
 /// A float as OpenMetrics writes it in labels (`0.5`, `1.0`, `+Inf`).
-fn openmetrics_float(f: f64) -> String {
+pub(crate) fn openmetrics_float(f: f64) -> String {
     if f.is_nan() {
         return "NaN".into();
     }

@@ -28,4 +28,4 @@ pub use parse::{
     nesting_bound, parse, parse_bytes_with, parse_with, pre_lex, Compat, Dialect, MAX_NESTING,
 };
 pub use storage::{MemStorage, Queryable, RawSample, SelectHints, SeriesSet};
-pub use value::{format_value, Point, QueryResult, QueryStats, Sample, Series, Value};
+pub use value::{format_value, HPoint, Point, QueryResult, QueryStats, Sample, Series, Value};

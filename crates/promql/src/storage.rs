@@ -2,6 +2,8 @@
 //! one at a time, each with its raw samples decoded into a buffer the engine reuses.
 
 use crate::error::{Error, Result};
+use crate::value::HPoint;
+use tsdb::histogram::Histogram;
 use tsdb::labels::Labels;
 use tsdb::matchers::Matcher;
 
@@ -36,6 +38,12 @@ pub trait SeriesSet: Send {
     /// stale markers included) written into `samples` (cleared first); `None` at the end.
     fn next_series(&mut self, samples: &mut Vec<RawSample>) -> Option<Result<Labels>>;
 
+    /// The native histogram samples of the series `next_series` just returned (time
+    /// order, stale markers included), taken out of the set.
+    fn take_histograms(&mut self) -> Vec<HPoint> {
+        Vec::new()
+    }
+
     /// Warnings gathered so far (e.g. a store that did not answer under partial response).
     fn warnings(&mut self) -> Vec<String> {
         Vec::new()
@@ -55,6 +63,8 @@ pub trait Queryable: Send + Sync {
 #[derive(Default, Debug, Clone)]
 pub struct MemStorage {
     series: Vec<(Labels, Vec<RawSample>)>,
+    /// Native histogram samples, parallel to `series`.
+    hists: Vec<Vec<HPoint>>,
     sorted: bool,
 }
 
@@ -81,23 +91,60 @@ impl MemStorage {
             }
         } else {
             self.series.push((labels.clone(), vec![RawSample { t, v }]));
+            self.hists.push(Vec::new());
             self.sorted = false;
         }
+    }
+
+    /// Appends a native histogram sample; samples of one series must come in time order.
+    pub fn append_histogram(&mut self, labels: &Labels, h: std::sync::Arc<Histogram>) {
+        let pos = match self.series.iter().position(|(l, _)| l == labels) {
+            Some(p) => p,
+            None => {
+                self.series.push((labels.clone(), Vec::new()));
+                self.hists.push(Vec::new());
+                self.sorted = false;
+                self.series.len() - 1
+            }
+        };
+        let t = h.t;
+        let hs = &mut self.hists[pos];
+        let i = hs.partition_point(|x| x.t < t);
+        if i < hs.len() && hs[i].t == t {
+            hs[i].h = h;
+        } else {
+            hs.insert(i, HPoint { t, h });
+        }
+        // A float at the same time gives way, as an append of the histogram would.
+        self.series[pos].1.retain(|s| s.t != t);
     }
 
     /// Adds a whole series at once (samples in time order).
     pub fn add_series(&mut self, labels: Labels, samples: Vec<RawSample>) {
         self.series.push((labels, samples));
+        self.hists.push(Vec::new());
         self.sorted = false;
     }
 
     pub fn clear(&mut self) {
         self.series.clear();
+        self.hists.clear();
     }
 
     fn ensure_sorted(&mut self) {
         if !self.sorted {
-            self.series.sort_by(|a, b| a.0.cmp(&b.0));
+            let mut order: Vec<usize> = (0..self.series.len()).collect();
+            order.sort_by(|&a, &b| self.series[a].0.cmp(&self.series[b].0));
+            let mut series = std::mem::take(&mut self.series);
+            let mut hists = std::mem::take(&mut self.hists);
+            self.series = order
+                .iter()
+                .map(|&i| std::mem::take(&mut series[i]))
+                .collect();
+            self.hists = order
+                .iter()
+                .map(|&i| std::mem::take(&mut hists[i]))
+                .collect();
             self.sorted = true;
         }
     }
@@ -110,6 +157,8 @@ impl MemStorage {
 
 struct MemSeriesSet<'a> {
     series: &'a [(Labels, Vec<RawSample>)],
+    hists: &'a [Vec<HPoint>],
+    current_hists: Vec<HPoint>,
     matchers: Vec<Matcher>,
     next: usize,
     start: i64,
@@ -129,14 +178,23 @@ impl SeriesSet for MemSeriesSet<'_> {
             }
             let lo = data.partition_point(|s| s.t < self.start);
             let hi = data.partition_point(|s| s.t <= self.end);
-            if lo >= hi {
+            let hs = &self.hists[self.next - 1];
+            let hlo = hs.partition_point(|s| s.t < self.start);
+            let hhi = hs.partition_point(|s| s.t <= self.end);
+            if lo >= hi && hlo >= hhi {
                 continue;
             }
             samples.clear();
             samples.extend_from_slice(&data[lo..hi]);
+            self.current_hists.clear();
+            self.current_hists.extend_from_slice(&hs[hlo..hhi]);
             return Some(Ok(labels.clone()));
         }
         None
+    }
+
+    fn take_histograms(&mut self) -> Vec<HPoint> {
+        std::mem::take(&mut self.current_hists)
     }
 }
 
@@ -153,6 +211,8 @@ impl Queryable for MemStorage {
         }
         Ok(Box::new(MemSeriesSet {
             series: &self.series,
+            hists: &self.hists,
+            current_hists: Vec::new(),
             matchers: matchers.to_vec(),
             next: 0,
             start: hints.start,

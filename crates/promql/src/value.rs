@@ -1,5 +1,7 @@
 //! Query results: scalars, strings, instant vectors and range vectors (matrices).
 
+use std::sync::Arc;
+use tsdb::histogram::Histogram;
 use tsdb::labels::Labels;
 
 /// One point of a series (time in ms).
@@ -9,19 +11,45 @@ pub struct Point {
     pub v: f64,
 }
 
-/// An instant-vector element.
+/// One native histogram point of a series (time in ms). Shared: an instant selector
+/// repeats one sample at every step it sees.
+#[derive(Clone, Debug, PartialEq)]
+pub struct HPoint {
+    pub t: i64,
+    pub h: Arc<Histogram>,
+}
+
+/// An instant-vector element: a float, or a native histogram when `h` is set.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Sample {
     pub labels: Labels,
     pub t: i64,
     pub v: f64,
+    pub h: Option<Arc<Histogram>>,
 }
 
-/// A range-vector element.
-#[derive(Clone, Debug, PartialEq)]
+/// A range-vector element: float points and native histogram points, each in time
+/// order (one series has at most one of the two at a time).
+#[derive(Clone, Debug, Default, PartialEq)]
 pub struct Series {
     pub labels: Labels,
     pub points: Vec<Point>,
+    pub hists: Vec<HPoint>,
+}
+
+impl Series {
+    /// A series of float points.
+    pub fn floats(labels: Labels, points: Vec<Point>) -> Self {
+        Series {
+            labels,
+            points,
+            hists: Vec::new(),
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.points.is_empty() && self.hists.is_empty()
+    }
 }
 
 #[derive(Clone, Debug, PartialEq)]

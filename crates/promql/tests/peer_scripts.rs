@@ -6,6 +6,7 @@
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use promql::{Compat, Dialect, Engine, EngineOptions, MemStorage, Value};
 
@@ -16,6 +17,26 @@ const LATEST: Dialect = Dialect {
 };
 use promql_parser::parser::{self as pp, AtModifier, Expr};
 use tsdb::labels::Labels;
+
+#[path = "support/hist_notation.rs"]
+mod hist_notation;
+use hist_notation::ScriptHistogram;
+
+/// A value of a series or expectation: a float or a native histogram.
+#[derive(Clone, Debug)]
+enum SV {
+    F(f64),
+    H(Box<ScriptHistogram>),
+}
+
+impl std::fmt::Display for SV {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            SV::F(v) => write!(f, "{v}"),
+            SV::H(h) => write!(f, "{:?}", h.h),
+        }
+    }
+}
 
 const STALE_NAN: u64 = 0x7ff0000000000002;
 
@@ -132,10 +153,19 @@ fn parse_metric(line: &str) -> Result<(Labels, &str), String> {
     Ok((Labels::from_pairs(pairs), rest))
 }
 
-/// Values of a series description: `1 2 _ stale 1+2x3 _x4 3x2`. `None` is an omitted value.
-fn parse_values(s: &str) -> Result<Vec<Option<f64>>, String> {
+/// Values of a series description: `1 2 _ stale 1+2x3 _x4 3x2 {{…}} {{…}}+{{…}}x3`.
+/// `None` is an omitted value.
+fn parse_values(s: &str) -> Result<Vec<Option<SV>>, String> {
     let mut out = Vec::new();
-    for item in s.split_whitespace() {
+    for item in hist_notation::split_items(s) {
+        if item.starts_with("{{") {
+            out.extend(
+                hist_notation::expand(item)?
+                    .into_iter()
+                    .map(|h| Some(SV::H(Box::new(h)))),
+            );
+            continue;
+        }
         let (head, times) = match item.rfind('x') {
             Some(i) if item[i + 1..].chars().all(|c| c.is_ascii_digit()) && i + 1 < item.len() => {
                 let n: usize = item[i + 1..]
@@ -170,15 +200,15 @@ fn parse_values(s: &str) -> Result<Vec<Option<f64>>, String> {
                 let mut v = value(&head[..i])?;
                 let inc = value(&head[i..])?;
                 for _ in 0..=n {
-                    out.push(Some(v));
+                    out.push(Some(SV::F(v)));
                     v += inc;
                 }
             }
             (None, Some(n)) => {
                 let v = value(head)?;
-                out.extend(std::iter::repeat_n(Some(v), n + 1));
+                out.extend(std::iter::repeat_n(Some(SV::F(v)), n + 1));
             }
-            (_, None) => out.push(Some(value(head)?)),
+            (_, None) => out.push(Some(SV::F(value(head)?))),
         }
     }
     Ok(out)
@@ -189,13 +219,13 @@ enum Command {
     Clear,
     Load {
         interval: i64,
-        series: Vec<(Labels, Vec<Option<f64>>)>,
+        series: Vec<(Labels, Vec<Option<SV>>)>,
     },
     Eval(Box<Eval>),
 }
 
 /// Start, end, step and the expected series (value per step, `None` for no point).
-type RangeEval = (i64, i64, i64, Vec<(Labels, Vec<Option<f64>>)>);
+type RangeEval = (i64, i64, i64, Vec<(Labels, Vec<Option<SV>>)>);
 
 #[derive(Debug, Clone)]
 struct Eval {
@@ -206,7 +236,7 @@ struct Eval {
     ordered: bool,
     scalar: Option<f64>,
     /// Expected labels and value, in order.
-    expected: Vec<(Labels, f64)>,
+    expected: Vec<(Labels, SV)>,
     /// `eval range from .. to .. step ..` (3.x scripts).
     range: Option<RangeEval>,
     /// 3.x `expect` lines about annotations, a string result or a range vector result.
@@ -225,7 +255,7 @@ struct Expect {
     /// `range vector from <s> to <e> step <d>`: the instant query's matrix.
     range_vector: Option<(i64, i64, i64)>,
     /// Expected series of a range vector, one value per step.
-    series: Vec<(Labels, Vec<Option<f64>>)>,
+    series: Vec<(Labels, Vec<Option<SV>>)>,
 }
 
 /// Applies one `expect` line (the text after `expect`) to `ev`.
@@ -338,13 +368,12 @@ fn parse_script(text: &str) -> Result<Vec<Command>, String> {
             let interval = parse_duration_ms(rest.trim())?;
             let mut series = Vec::new();
             while i < lines.len() && !lines[i].is_empty() {
-                // Native histogram samples (`{{…}}`) and start timestamps (`@st`) are not
-                // loaded yet: the float series of the block still are.
-                if lines[i].contains("{{")
-                    || lines[i]
-                        .split_whitespace()
-                        .next()
-                        .is_some_and(|w| w.ends_with("@st"))
+                // Start timestamps (`@st`) are not loaded yet: the series of the block
+                // still are.
+                if lines[i]
+                    .split_whitespace()
+                    .next()
+                    .is_some_and(|w| w.ends_with("@st"))
                 {
                     i += 1;
                     continue;
@@ -441,7 +470,8 @@ fn parse_script(text: &str) -> Result<Vec<Command>, String> {
                 if vals.len() != 1 {
                     return Err(format!("line {}: expected one value", i + 1));
                 }
-                ev.expected.push((labels, vals[0].unwrap_or(f64::NAN)));
+                let v = vals.into_iter().next().flatten().unwrap_or(SV::F(f64::NAN));
+                ev.expected.push((labels, v));
                 i += 1;
             }
             cmds.push(Command::Eval(Box::new(ev)));
@@ -485,11 +515,11 @@ fn compare(ev: &Eval, got: &Value) -> Result<(), String> {
                     samples.len()
                 ));
             }
-            let expected: HashMap<&Labels, (usize, f64)> = ev
+            let expected: HashMap<&Labels, (usize, &SV)> = ev
                 .expected
                 .iter()
                 .enumerate()
-                .map(|(i, (l, v))| (l, (i + 1, *v)))
+                .map(|(i, (l, v))| (l, (i + 1, v)))
                 .collect();
             let mut seen = 0;
             for (pos, s) in samples.iter().enumerate() {
@@ -503,8 +533,17 @@ fn compare(ev: &Eval, got: &Value) -> Result<(), String> {
                         pos + 1
                     ));
                 }
-                if !almost_equal(exp_v, s.v) {
-                    return Err(format!("expected {exp_v} for {} but got {}", s.labels, s.v));
+                let matches = match (exp_v, &s.h) {
+                    (SV::F(v), None) => almost_equal(*v, s.v),
+                    (SV::H(h), Some(got)) => hist_notation::histograms_match(h, got),
+                    _ => false,
+                };
+                if !matches {
+                    let got = match &s.h {
+                        Some(h) => format!("{h:?}"),
+                        None => s.v.to_string(),
+                    };
+                    return Err(format!("expected {exp_v} for {} but got {got}", s.labels));
                 }
                 seen += 1;
             }
@@ -676,8 +715,15 @@ impl Runner {
                 Command::Load { interval, series } => {
                     for (labels, vals) in series {
                         for (i, v) in vals.iter().enumerate() {
-                            if let Some(v) = v {
-                                self.storage.append(&labels, i as i64 * interval, *v);
+                            let t = i as i64 * interval;
+                            match v {
+                                Some(SV::F(v)) => self.storage.append(&labels, t, *v),
+                                Some(SV::H(h)) => {
+                                    let mut h = h.h.clone();
+                                    h.t = t;
+                                    self.storage.append_histogram(&labels, Arc::new(h));
+                                }
+                                None => {}
                             }
                         }
                     }
@@ -785,10 +831,13 @@ impl Runner {
             let picked: Vec<promql::Sample> = series
                 .iter()
                 .filter_map(|s| {
-                    s.points.iter().find(|p| p.t == t).map(|p| promql::Sample {
+                    let float = s.points.iter().find(|p| p.t == t).map(|p| p.v);
+                    let hist = s.hists.iter().find(|p| p.t == t).map(|p| p.h.clone());
+                    (float.is_some() || hist.is_some()).then(|| promql::Sample {
                         labels: s.labels.clone(),
                         t,
-                        v: p.v,
+                        v: float.unwrap_or(0.0),
+                        h: hist,
                     })
                 })
                 .collect();
@@ -858,7 +907,7 @@ fn compare_matrix(
     got: &[promql::Series],
     start: i64,
     step: i64,
-    expected: &[(Labels, Vec<Option<f64>>)],
+    expected: &[(Labels, Vec<Option<SV>>)],
 ) -> Result<(), String> {
     {
         if got.len() != expected.len() {
@@ -872,18 +921,28 @@ fn compare_matrix(
             let Some(s) = got.iter().find(|s| &s.labels == labels) else {
                 return Err(format!("series {labels} missing"));
             };
-            let want: Vec<(i64, f64)> = vals
+            let want: Vec<(i64, &SV)> = vals
                 .iter()
                 .enumerate()
-                .filter_map(|(i, v)| v.map(|v| (start + i as i64 * step, v)))
+                .filter_map(|(i, v)| v.as_ref().map(|v| (start + i as i64 * step, v)))
                 .collect();
-            let have: Vec<(i64, f64)> = s.points.iter().map(|p| (p.t, p.v)).collect();
-            if want.len() != have.len()
-                || want
-                    .iter()
-                    .zip(&have)
-                    .any(|(a, b)| a.0 != b.0 || !almost_equal(a.1, b.1))
-            {
+            let mut have: Vec<(i64, Option<f64>, Option<&tsdb::histogram::Histogram>)> = s
+                .points
+                .iter()
+                .map(|p| (p.t, Some(p.v), None))
+                .chain(s.hists.iter().map(|p| (p.t, None, Some(&*p.h))))
+                .collect();
+            have.sort_by_key(|x| x.0);
+            let same =
+                |a: &(i64, &SV), b: &(i64, Option<f64>, Option<&tsdb::histogram::Histogram>)| {
+                    a.0 == b.0
+                        && match (a.1, b.1, b.2) {
+                            (SV::F(x), Some(y), None) => almost_equal(*x, y),
+                            (SV::H(x), None, Some(y)) => hist_notation::histograms_match(x, y),
+                            _ => false,
+                        }
+                };
+            if want.len() != have.len() || want.iter().zip(&have).any(|(a, b)| !same(a, b)) {
                 return Err(format!("series {labels}: expected {want:?}, got {have:?}"));
             }
         }

@@ -11,6 +11,7 @@
 use std::fmt::Write as _;
 
 use promql::{QueryResult, Value};
+use tsdb::histogram::{AllBuckets, Histogram};
 use tsdb::Labels;
 
 /// Bytes gathered before a piece of the body is handed on.
@@ -166,6 +167,38 @@ fn write_pair(out: &mut Vec<u8>, t: i64, v: f64, value: fn(&mut Vec<u8>, f64)) {
     out.push(b']');
 }
 
+/// Appends `[<t>,{"count":…,"sum":…,"buckets":[[<boundary rule>,"<lower>","<upper>",
+/// "<count>"],…]}]` as Prometheus's `marshalHistogram` does: buckets in value order, empty
+/// ones left out, and no `buckets` key when all are.
+pub fn write_histogram_point(out: &mut Vec<u8>, t: i64, h: &Histogram) {
+    out.push(b'[');
+    write_timestamp(out, t);
+    out.extend_from_slice(b",{\"count\":");
+    write_value(out, h.count);
+    out.extend_from_slice(b",\"sum\":");
+    write_value(out, h.sum);
+    let mut found = false;
+    for b in AllBuckets::new(h, false) {
+        if b.count == 0.0 {
+            continue;
+        }
+        out.extend_from_slice(if found { b",[" } else { b",\"buckets\":[[" });
+        found = true;
+        out.push(b'0' + b.boundary_rule());
+        out.push(b',');
+        write_value(out, b.lower);
+        out.push(b',');
+        write_value(out, b.upper);
+        out.push(b',');
+        write_value(out, b.count);
+        out.push(b']');
+    }
+    if found {
+        out.push(b']');
+    }
+    out.extend_from_slice(b"}]");
+}
+
 /// Appends a label set as a JSON object.
 pub fn write_labels(out: &mut Vec<u8>, labels: &Labels) {
     out.push(b'{');
@@ -277,8 +310,16 @@ pub fn write_query_result(
                 }
                 out.extend_from_slice(b"{\"metric\":");
                 write_labels(&mut out, &s.labels);
-                out.extend_from_slice(b",\"value\":");
-                write_point(&mut out, s.t, s.v);
+                match &s.h {
+                    Some(h) => {
+                        out.extend_from_slice(b",\"histogram\":");
+                        write_histogram_point(&mut out, s.t, h);
+                    }
+                    None => {
+                        out.extend_from_slice(b",\"value\":");
+                        write_point(&mut out, s.t, s.v);
+                    }
+                }
                 out.push(b'}');
                 if !flush(&mut out) {
                     return;
@@ -294,17 +335,34 @@ pub fn write_query_result(
                 }
                 out.extend_from_slice(b"{\"metric\":");
                 write_labels(&mut out, &s.labels);
-                out.extend_from_slice(b",\"values\":[");
-                for (j, p) in s.points.iter().enumerate() {
-                    if j > 0 {
-                        out.push(b',');
+                // Prometheus leaves out a kind of points the series has none of.
+                if !s.points.is_empty() || s.hists.is_empty() {
+                    out.extend_from_slice(b",\"values\":[");
+                    for (j, p) in s.points.iter().enumerate() {
+                        if j > 0 {
+                            out.push(b',');
+                        }
+                        write_point(&mut out, p.t, p.v);
+                        if out.len() >= PIECE && !flush(&mut out) {
+                            return;
+                        }
                     }
-                    write_point(&mut out, p.t, p.v);
-                    if out.len() >= PIECE && !flush(&mut out) {
-                        return;
-                    }
+                    out.push(b']');
                 }
-                out.extend_from_slice(b"]}");
+                if !s.hists.is_empty() {
+                    out.extend_from_slice(b",\"histograms\":[");
+                    for (j, p) in s.hists.iter().enumerate() {
+                        if j > 0 {
+                            out.push(b',');
+                        }
+                        write_histogram_point(&mut out, p.t, &p.h);
+                        if out.len() >= PIECE && !flush(&mut out) {
+                            return;
+                        }
+                    }
+                    out.push(b']');
+                }
+                out.push(b'}');
                 drop(s);
                 if !flush(&mut out) {
                     return;
@@ -420,6 +478,7 @@ mod tests {
                         v: t as f64,
                     })
                     .collect(),
+                hists: Vec::new(),
             })
             .collect();
         let result = QueryResult {
@@ -448,6 +507,7 @@ mod tests {
                 labels: Labels::from_pairs([("a", "b")]),
                 t: 1000,
                 v: 2.0,
+                h: None,
             }]),
             warnings: vec![],
             infos: vec![],
@@ -485,6 +545,61 @@ mod tests {
                 r#""stats":{"timings":{"evalTotalTime":0.000153629,"resultSortTime":8.11e-07,"queryPreparationTime":0,"innerEvalTime":0.000152818,"execQueueTime":0.000002,"execTotalTime":1},"samples":{"totalQueryableSamples":12,"peakSamples":3}}}}"#
             ),
             "{text}"
+        );
+    }
+
+    #[test]
+    fn native_histograms_as_prometheus_writes_them() {
+        use std::sync::Arc;
+        use tsdb::histogram::Span;
+        let h = Histogram {
+            schema: 0,
+            count: 4.0,
+            sum: 5.0,
+            zero_threshold: 0.001,
+            zero_count: 1.0,
+            positive_spans: vec![Span {
+                offset: 0,
+                length: 3,
+            }],
+            positive_buckets: vec![1.0, 0.0, 2.0],
+            ..Histogram::default()
+        };
+        let mut out = Vec::new();
+        write_histogram_point(&mut out, 1500, &h);
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            r#"[1.500,{"count":"4","sum":"5","buckets":[[3,"-0.001","0.001","1"],[0,"0.5","1","1"],[0,"2","4","2"]]}]"#
+        );
+        let mut out = Vec::new();
+        write_histogram_point(&mut out, 0, &Histogram::default());
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            r#"[0,{"count":"0","sum":"0"}]"#
+        );
+        let series = Series {
+            labels: Labels::from_pairs([("a", "b")]),
+            points: Vec::new(),
+            hists: vec![promql::HPoint {
+                t: 1000,
+                h: Arc::new(Histogram::default()),
+            }],
+        };
+        let r = QueryResult {
+            value: Value::Matrix(vec![series]),
+            warnings: vec![],
+            infos: vec![],
+            stats: Default::default(),
+        };
+        let body = text(|o| {
+            write_query_result(r, None, &mut |p| {
+                o.extend_from_slice(&p);
+                true
+            })
+        });
+        assert!(
+            body.contains(r#"{"metric":{"a":"b"},"histograms":[[1,{"count":"0","sum":"0"}]]}"#),
+            "{body}"
         );
     }
 }

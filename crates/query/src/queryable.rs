@@ -11,6 +11,7 @@ use storeapi::dedup::{dedup_replicas, split_replicas};
 use storeapi::pb;
 use storeapi::{SeriesStore, SeriesStream};
 use tokio::runtime::Handle;
+use tsdb::chunkenc::histogram::HistogramIterator;
 use tsdb::chunkenc::XorIterator;
 use tsdb::{Labels, Matcher};
 
@@ -133,7 +134,7 @@ impl Queryable for ProxyQueryable {
             aggregates,
             range: hints.start..=hints.end,
             warnings: Vec::new(),
-            histogram_series: 0,
+            hists: Vec::new(),
             groups: Vec::new(),
             decoded: Vec::new(),
             chunk_ranges: Vec::new(),
@@ -159,8 +160,8 @@ struct ProxySeriesSet {
     /// Samples the engine may read (chunks run past it).
     range: std::ops::RangeInclusive<i64>,
     warnings: Vec<String>,
-    /// Series that had native histogram chunks, which the engine does not evaluate yet.
-    histogram_series: usize,
+    /// Native histogram samples of the series last handed out.
+    hists: Vec<promql::HPoint>,
     /// Scratch buffers, one per pseudo-replica.
     groups: Vec<Vec<(i64, f64)>>,
     /// Scratch for overlapping chunks: their samples as decoded, each one's range in it,
@@ -207,13 +208,16 @@ impl SeriesSet for ProxySeriesSet {
                 Some(pb::series_response::Result::Series(s)) => {
                     let chunks = s.chunks;
                     let labels = storeapi::convert::labels_from_pb_owned(s.labels);
-                    if chunks.iter().any(is_histogram) {
-                        self.histogram_series += 1;
-                    }
                     if let Err(e) = self.decode(&chunks, samples) {
                         return Some(Err(Error::Storage(format!("series {labels}: {e}"))));
                     }
-                    if samples.is_empty() {
+                    self.hists.clear();
+                    if chunks.iter().any(is_histogram) {
+                        if let Err(e) = decode_histograms(&chunks, &self.range, &mut self.hists) {
+                            return Some(Err(Error::Storage(format!("series {labels}: {e}"))));
+                        }
+                    }
+                    if samples.is_empty() && self.hists.is_empty() {
                         continue;
                     }
                     return Some(Ok(labels));
@@ -224,16 +228,55 @@ impl SeriesSet for ProxySeriesSet {
         }
     }
 
+    fn take_histograms(&mut self) -> Vec<promql::HPoint> {
+        std::mem::take(&mut self.hists)
+    }
+
     fn warnings(&mut self) -> Vec<String> {
-        if self.histogram_series > 0 {
-            self.warnings.push(format!(
-                "native histogram samples of {} series were left out: this querier does not \
-                 evaluate native histograms yet",
-                std::mem::take(&mut self.histogram_series)
-            ));
-        }
         std::mem::take(&mut self.warnings)
     }
+}
+
+/// Decodes the native histogram chunks of a series into `out`, samples within `range`,
+/// in time order. Chunks of several replicas that overlap are merged by time, the first
+/// sample at a time winning.
+fn decode_histograms(
+    chunks: &[pb::AggrChunk],
+    range: &std::ops::RangeInclusive<i64>,
+    out: &mut Vec<promql::HPoint>,
+) -> Result<(), String> {
+    let mut sorted = true;
+    for c in chunks.iter().filter(|c| is_histogram(c)) {
+        let Some(raw) = &c.raw else { continue };
+        let encoding = if raw.r#type == pb::chunk::Encoding::Histogram as i32 {
+            tsdb::chunkenc::Encoding::HISTOGRAM
+        } else {
+            tsdb::chunkenc::Encoding::FLOAT_HISTOGRAM
+        };
+        let mut it = HistogramIterator::new(encoding, &raw.data)
+            .map_err(|e| format!("corrupt histogram chunk: {e}"))?;
+        while it.next() {
+            let h = it.at();
+            if !range.contains(&h.t) {
+                continue;
+            }
+            if out.last().is_some_and(|p| p.t >= h.t) {
+                sorted = false;
+            }
+            out.push(promql::HPoint {
+                t: h.t,
+                h: std::sync::Arc::new(h.clone()),
+            });
+        }
+        if let Some(e) = it.err() {
+            return Err(format!("corrupt histogram chunk: {e}"));
+        }
+    }
+    if !sorted {
+        out.sort_by_key(|p| p.t);
+        out.dedup_by_key(|p| p.t);
+    }
+    Ok(())
 }
 
 /// A raw chunk of native histogram samples (integer or float).
@@ -410,7 +453,7 @@ fn decode_chunk(
 
 fn decode_xor(chunk: &pb::Chunk, emit: &mut dyn FnMut(i64, f64)) -> Result<(), String> {
     if chunk.r#type != pb::chunk::Encoding::Xor as i32 {
-        // Native histograms are not evaluated by the float engine.
+        // Native histogram chunks are decoded by `decode_histograms`.
         return Ok(());
     }
     let mut it = XorIterator::new(&chunk.data);

@@ -631,30 +631,85 @@ impl SeriesStore for Fixed {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn native_histograms_left_out_are_named_in_the_warnings() {
+async fn native_histograms_are_answered_in_prometheus_json() {
+    use tsdb::chunkenc::histogram::{Histogram, HistogramAppender, Span};
     let floats = xor_series(
         &[("__name__", "a"), ("job", "x")],
         &[(0, 1.0), (15_000, 2.0)],
     );
+    let mut app = HistogramAppender::new();
+    for (t, n) in [(0i64, 4.0), (15_000, 6.0)] {
+        let h = Histogram {
+            t,
+            count: n,
+            sum: n * 1.5,
+            positive_spans: vec![Span {
+                offset: 0,
+                length: 2,
+            }],
+            positive_buckets: vec![n / 2.0, n / 2.0],
+            ..Histogram::default()
+        };
+        app.append(&h).unwrap();
+    }
     let mut histograms = xor_series(&[("__name__", "h"), ("job", "x")], &[(0, 1.0)]);
-    for c in &mut histograms.chunks {
-        if let Some(raw) = &mut c.raw {
-            raw.r#type = pb::chunk::Encoding::Histogram as i32;
-        }
+    histograms.chunks[0].max_time = 15_000;
+    histograms.chunks[0].raw = Some(pb::Chunk {
+        r#type: pb::chunk::Encoding::Histogram as i32,
+        data: app.into_bytes().into(),
+        hash: 0,
+    });
+    let mut corrupt = histograms.clone();
+    corrupt.labels[0].value = "broken".into();
+    if let Some(raw) = &mut corrupt.chunks[0].raw {
+        raw.data = vec![0, 2, 0, 0xff].into();
     }
     let ep = Endpoint::new("fixed", Arc::new(Fixed(vec![floats, histograms])));
     ep.refresh().await;
     let port = serve(vec![ep], config(Duration::from_secs(5), 4)).await;
-    let answer = get(port, "/api/v1/query?query=%7Bjob%3D%22x%22%7D&time=20", &[]).await;
+    let bad_ep = Endpoint::new("corrupt", Arc::new(Fixed(vec![corrupt])));
+    bad_ep.refresh().await;
+    let bad_port = serve(vec![bad_ep], config(Duration::from_secs(5), 4)).await;
+    let answer = get(
+        port,
+        "/api/v1/query?query=%7B__name__%3D~%22a%7Ch%22%7D&time=20",
+        &[],
+    )
+    .await;
     let v: serde_json::Value = serde_json::from_slice(&answer.body).unwrap();
     assert_eq!(v["status"], "success", "{}", answer.text());
-    assert_eq!(v["data"]["result"].as_array().unwrap().len(), 1);
+    let result = v["data"]["result"].as_array().unwrap();
+    assert_eq!(result.len(), 2, "{}", answer.text());
+    assert_eq!(result[0]["value"][1], "2");
     assert_eq!(
-        v["warnings"][0],
-        "native histogram samples of 1 series were left out: this querier does not evaluate \
-         native histograms yet"
+        result[1]["histogram"],
+        serde_json::json!([20, {"count": "6", "sum": "9", "buckets": [[0, "0.5", "1", "3"], [0, "1", "2", "3"]]}]),
+        "{}",
+        answer.text()
     );
-    // Without histograms, no warning.
-    let plain = get(port, "/api/v1/query?query=a&time=20", &[]).await;
-    assert!(!plain.text().contains("warnings"), "{}", plain.text());
+    assert!(v.get("warnings").is_none(), "{}", answer.text());
+    // A range query answers `histograms`.
+    let range = get(
+        port,
+        "/api/v1/query_range?query=h&start=0&end=15&step=15",
+        &[],
+    )
+    .await;
+    let v: serde_json::Value = serde_json::from_slice(&range.body).unwrap();
+    let series = &v["data"]["result"][0];
+    assert!(series.get("values").is_none(), "{}", range.text());
+    assert_eq!(
+        series["histograms"].as_array().unwrap().len(),
+        2,
+        "{}",
+        range.text()
+    );
+    // A chunk that does not decode is an error naming the series.
+    let bad = get(bad_port, "/api/v1/query?query=broken&time=20", &[]).await;
+    assert!(
+        bad.text().contains("corrupt histogram chunk"),
+        "{}",
+        bad.text()
+    );
+    assert!(bad.text().contains("broken"), "{}", bad.text());
 }

@@ -18,6 +18,7 @@ pub mod encoding;
 pub mod error;
 pub mod glob;
 pub mod head;
+pub mod histogram;
 pub mod index;
 pub mod labels;
 pub mod matchers;

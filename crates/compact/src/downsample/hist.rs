@@ -21,8 +21,8 @@ use tsdb::chunkenc::histogram::{
 use tsdb::chunkenc::{Encoding, XorAppender};
 use tsdb::encoding::put_uvarint;
 
-use super::fh::{self, View};
 use super::{current_window, target_chunk_count, AggrOut, FloatAggr, Sample, ASSUMED_RAW_INTERVAL};
+use tsdb::histogram::{self as fh, View};
 
 /// One histogram sample's fields; its spans and buckets live in the shared buffers of
 /// [`HistSamples`] (`(start, len)` ranges).
@@ -105,6 +105,7 @@ impl HistSamples {
             p_buckets: b(m.p_buckets),
             n_spans: s(m.n_spans),
             n_buckets: b(m.n_buckets),
+            custom_values: &[],
         }
     }
 }

@@ -8,8 +8,8 @@ use tsdb::chunkenc::histogram::{
     Histogram, HistogramAppender, Span, CUSTOM_BUCKETS_SCHEMA,
 };
 
-use super::fh::{self, view};
 use super::*;
+use tsdb::histogram::{self as fh, view};
 
 /// A chunk owning its bytes, to lend out as an [`EncodedChunk`].
 #[derive(Clone, Debug)]

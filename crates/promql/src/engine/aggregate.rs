@@ -47,10 +47,11 @@ impl<'a> Evaluator<'a, '_> {
                 self.ctx.warn(annotations::invalid_quantile(min));
             }
         }
-        let input = match self.eval(&a.expr)? {
+        let mut input = match self.eval(&a.expr)? {
             Val::Vector(s) => s,
             _ => return Err(Error::exec("aggregation expects an instant vector")),
         };
+        let hists = self.aggregate_histograms(op, a.op.to_string(), &grouping, without, &mut input);
         let used = input.iter().map(|s| s.points.len()).sum::<usize>();
         let out = crate::aggregation::aggregate(
             op,
@@ -64,7 +65,11 @@ impl<'a> Evaluator<'a, '_> {
             self.ctx.v3,
         )?;
         self.ctx.release_samples(used);
-        let n = out.iter().map(|s| s.points.len()).sum();
+        let mut out = out;
+        if let Some(h) = hists {
+            self.finish_histogram_aggregation(h, &mut out)?;
+        }
+        let n = out.iter().map(|s| s.points.len() + s.hists.len()).sum();
         self.ctx.add_samples(n)?;
         Ok(Val::Vector(out))
     }
@@ -98,6 +103,11 @@ impl<'a> Evaluator<'a, '_> {
             }
         };
         let streamed = self.stream_series(inner, &mut |s| {
+            if !s.hists.is_empty() {
+                // Histograms are aggregated on the materialised path.
+                self.ctx.stream_collision.set(true);
+                return Err(Error::exec("native histograms in a streamed aggregation"));
+            }
             let mut h = FxHasher::default();
             for x in s.labels.iter().filter(|x| kept(x)) {
                 h.write(x.name.as_bytes());
@@ -150,7 +160,7 @@ impl<'a> Evaluator<'a, '_> {
                         v: a.value(kind, v3),
                     })
                     .collect();
-                (!points.is_empty()).then_some(Series { labels, points })
+                (!points.is_empty()).then_some(Series::floats(labels, points))
             })
             .collect();
         Ok(Some(out))

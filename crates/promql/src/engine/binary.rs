@@ -73,7 +73,77 @@ impl<'a> Evaluator<'a, '_> {
                 }
             }
         }
-        Ok(out.finish())
+        let mut result = out.finish();
+        if series.iter().any(|s| !s.hists.is_empty()) {
+            self.vector_scalar_histograms(op, series, scalar, swap, drop_name, &mut result)?;
+        }
+        Ok(result)
+    }
+
+    /// The native histogram points of a vector/scalar operation: `*` scales them, a
+    /// histogram `/` a number divides them; other operators drop them with 3.x's info.
+    fn vector_scalar_histograms(
+        &self,
+        op: token::TokenId,
+        series: Vec<Series>,
+        scalar: &[f64],
+        swap: bool,
+        drop_name: bool,
+        out: &mut Vec<Series>,
+    ) -> Result<()> {
+        for s in series {
+            if s.hists.is_empty() {
+                continue;
+            }
+            let scales = op == token::T_MUL || (op == token::T_DIV && !swap);
+            if !scales {
+                let op_text = token::TokenType::new(op).to_string();
+                let (l, r) = if swap {
+                    ("float", "histogram")
+                } else {
+                    ("histogram", "float")
+                };
+                self.ctx
+                    .info(annotations::incompatible_types_in_binop(&op_text, l, r));
+                continue;
+            }
+            let mut labels = s.labels;
+            if drop_name {
+                labels.remove(METRIC_NAME);
+            }
+            let mut hists = Vec::with_capacity(s.hists.len());
+            for p in s.hists {
+                let k = scalar[self.range.index_of(p.t)];
+                let mut h = Arc::unwrap_or_clone(p.h);
+                if op == token::T_MUL {
+                    tsdb::histogram::mul(&mut h, k);
+                } else {
+                    tsdb::histogram::div(&mut h, k);
+                }
+                tsdb::histogram::compact_buckets(&mut h);
+                hists.push(HPoint {
+                    t: p.t,
+                    h: Arc::new(h),
+                });
+            }
+            match out.iter_mut().find(|o| o.labels == labels) {
+                Some(o) => {
+                    if o.points.iter().any(|p| hists.iter().any(|h| h.t == p.t)) {
+                        return Err(Error::exec(
+                            "vector cannot contain metrics with the same labelset",
+                        ));
+                    }
+                    o.hists.extend(hists);
+                    o.hists.sort_by_key(|p| p.t);
+                }
+                None => out.push(Series {
+                    labels,
+                    points: Vec::new(),
+                    hists,
+                }),
+            }
+        }
+        Ok(())
     }
 
     pub(super) fn vector_vector(

@@ -42,6 +42,7 @@ impl<'a> Evaluator<'a, '_> {
         for a in &args {
             vals.push(self.eval(a)?);
         }
+        let native = self.native_histogram_args(name, &args, &mut vals)?;
         if let (VectorFn::HistogramQuantile, Some(Val::Scalar(q))) = (vf, vals.first()) {
             self.warn_invalid_quantiles(q);
         }
@@ -59,7 +60,13 @@ impl<'a> Evaluator<'a, '_> {
         );
         notes.warnings.into_iter().for_each(|w| self.ctx.warn(w));
         notes.infos.into_iter().for_each(|i| self.ctx.info(i));
-        out
+        match out? {
+            Val::Vector(mut series) if !native.is_empty() => {
+                native::merge_native_output(&mut series, native)?;
+                Ok(Val::Vector(series))
+            }
+            other => Ok(other),
+        }
     }
 
     /// Warns once per distinct quantile outside [0, 1] (NaN included), as 3.x does.
@@ -191,7 +198,7 @@ impl<'a> Evaluator<'a, '_> {
                 if !keep_name {
                     labels.remove(METRIC_NAME);
                 }
-                sink(Series { labels, points })?;
+                sink(Series::floats(labels, points))?;
             }
             Ok(())
         };
@@ -257,6 +264,7 @@ pub(super) fn absent_over_time(
     Ok(vec![Series {
         labels: absent_labels(arg),
         points,
+        hists: Vec::new(),
     }])
 }
 

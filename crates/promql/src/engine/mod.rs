@@ -6,6 +6,7 @@ mod aggregate;
 mod binary;
 mod call;
 mod info;
+mod native;
 mod select;
 
 pub(crate) use binary::is_comparison;
@@ -18,7 +19,7 @@ use crate::functions::{self, RangeFn, VectorFn};
 use crate::lex::QueryShape;
 use crate::parse::{parse_for_query, Compat, Dialect};
 use crate::storage::{Queryable, RawSample, SelectHints, SeriesSet};
-use crate::value::{Point, QueryResult, QueryStats, Sample, Series, Value};
+use crate::value::{HPoint, Point, QueryResult, QueryStats, Sample, Series, Value};
 use crate::windows::SlidingWindows;
 use promql_parser::label::MatchOp;
 use promql_parser::parser::token::{self, TokenType};
@@ -267,12 +268,20 @@ impl Engine {
             Val::Vector(series) if instant => Value::Vector(
                 series
                     .into_iter()
-                    .filter_map(|s| {
-                        s.points.first().map(|p| Sample {
+                    .filter_map(|s| match (s.points.first(), s.hists.first()) {
+                        (Some(p), _) => Some(Sample {
                             labels: s.labels,
                             t: start,
                             v: p.v,
-                        })
+                            h: None,
+                        }),
+                        (None, Some(hp)) => Some(Sample {
+                            labels: s.labels,
+                            t: start,
+                            v: 0.0,
+                            h: Some(hp.h.clone()),
+                        }),
+                        (None, None) => None,
                     })
                     .collect(),
             ),
@@ -284,6 +293,7 @@ impl Engine {
                     .enumerate()
                     .map(|(i, &v)| Point { t: range.ts(i), v })
                     .collect(),
+                hists: Vec::new(),
             }]),
             Val::Vector(mut series) => {
                 series.sort_by(|a, b| a.labels.cmp(&b.labels));
@@ -562,10 +572,8 @@ impl OutBuilder {
         if p == NONE {
             let labels = self.slot_labels[slot].take().unwrap_or_default();
             self.pos[slot] = self.series.len();
-            self.series.push(Series {
-                labels,
-                points: vec![Point { t, v }],
-            });
+            self.series
+                .push(Series::floats(labels, vec![Point { t, v }]));
         } else {
             self.series[p].points.push(Point { t, v });
         }

@@ -92,6 +92,14 @@ impl<'a> Evaluator<'a, '_> {
         while let Some(next) = set.next_series(&mut buf) {
             let labels = next?;
             self.ctx.check("expression evaluation")?;
+            let hists = set.take_histograms();
+            if !hists.is_empty() {
+                let s = self.lookback_mixed(labels, &buf, &hists, at, offset, timestamps)?;
+                if !s.is_empty() {
+                    sink(s)?;
+                }
+                continue;
+            }
             let mut points = Vec::new();
             let mut counted = 0;
             let (mut i, mut j) = (0, 0);
@@ -131,11 +139,72 @@ impl<'a> Evaluator<'a, '_> {
             if !points.is_empty() {
                 self.ctx.add_samples(points.len() - counted)?;
                 self.ctx.count_read(points.len());
-                sink(Series { labels, points })?;
+                sink(Series::floats(labels, points))?;
             }
         }
         self.ctx.add_warnings(set.as_mut());
         Ok(())
+    }
+
+    /// [`Self::lookback_each`] for a series with native histogram samples: at each step the
+    /// latest sample of either kind within the lookback.
+    fn lookback_mixed(
+        &self,
+        labels: Labels,
+        floats: &[RawSample],
+        hists: &[HPoint],
+        at: Option<i64>,
+        offset: i64,
+        timestamps: bool,
+    ) -> Result<Series> {
+        let lookback = self.ctx.lookback;
+        let left_open = self.ctx.v3;
+        let mut out = Series::floats(labels, Vec::new());
+        let (mut j, mut k) = (0, 0);
+        for i in 0..self.range.steps() {
+            self.ctx.check_every(i)?;
+            let ts = self.range.ts(i);
+            let rt = at.unwrap_or(ts) - offset;
+            while j < floats.len() && floats[j].t <= rt {
+                j += 1;
+            }
+            while k < hists.len() && hists[k].t <= rt {
+                k += 1;
+            }
+            let float = j.checked_sub(1).map(|j| floats[j]);
+            let hist = k.checked_sub(1).map(|k| &hists[k]);
+            let in_window = |t: i64| t > rt - lookback || (!left_open && t == rt - lookback);
+            let latest = match (float, hist) {
+                (Some(f), h) if h.is_none_or(|h| h.t < f.t) => Some((f.t, Some(f.v), None)),
+                (_, Some(h)) => Some((h.t, None, Some(h))),
+                _ => None,
+            };
+            let Some((t, float, hist)) = latest else {
+                continue;
+            };
+            if !in_window(t) {
+                continue;
+            }
+            match (float, hist) {
+                (Some(v), _) if !is_stale(v) => {
+                    let v = if timestamps { t as f64 / 1000.0 } else { v };
+                    out.points.push(Point { t: ts, v });
+                }
+                (None, Some(h)) if !h.h.is_stale() && timestamps => out.points.push(Point {
+                    t: ts,
+                    v: t as f64 / 1000.0,
+                }),
+                (None, Some(h)) if !h.h.is_stale() => out.hists.push(HPoint {
+                    t: ts,
+                    h: h.h.clone(),
+                }),
+                _ => {}
+            }
+        }
+        let n = out.points.len() + out.hists.len();
+        self.ctx.add_samples(n)?;
+        self.ctx.count_read(n);
+        Ok(out)
     }
 
     /// Hands the series of a selector or of a range function over a matrix selector to
@@ -227,17 +296,24 @@ impl<'a> Evaluator<'a, '_> {
         while let Some(next) = set.next_series(&mut buf) {
             let labels = next?;
             self.ctx.check("expression evaluation")?;
+            let inside = |t: i64| (t > mint || (!self.ctx.v3 && t == mint)) && t <= maxt;
             let points: Vec<Point> = buf
                 .iter()
-                .filter(|s| {
-                    (s.t > mint || (!self.ctx.v3 && s.t == mint)) && s.t <= maxt && !is_stale(s.v)
-                })
+                .filter(|s| inside(s.t) && !is_stale(s.v))
                 .map(|s| Point { t: s.t, v: s.v })
                 .collect();
-            if !points.is_empty() {
-                self.ctx.add_samples(points.len())?;
-                self.ctx.count_read(points.len());
-                out.push(Series { labels, points });
+            let mut hists = set.take_histograms();
+            hists.retain(|p| inside(p.t) && !p.h.is_stale());
+            let series = Series {
+                labels,
+                points,
+                hists,
+            };
+            if !series.is_empty() {
+                let n = series.points.len() + series.hists.len();
+                self.ctx.add_samples(n)?;
+                self.ctx.count_read(n);
+                out.push(series);
             }
         }
         self.ctx.add_warnings(set.as_mut());
@@ -285,6 +361,7 @@ impl<'a> Evaluator<'a, '_> {
                         v,
                     })
                     .collect(),
+                hists: Vec::new(),
             }],
             _ => return Err(Error::exec("subquery is only allowed on instant vector")),
         };

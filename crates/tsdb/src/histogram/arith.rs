@@ -3,14 +3,14 @@
 //! (with their counter reset hint rules and zero bucket reconciliation). Exponential
 //! schemas only: histograms with custom buckets are refused before they get here.
 
-use tsdb::chunkenc::histogram::{CounterResetHint, Histogram, Span};
+use crate::chunkenc::histogram::{CounterResetHint, Histogram, Span};
 
 use super::bounds::EXPONENTIAL_BOUNDS;
 
 /// A borrowed float histogram: an owned [`Histogram`] or a sample in a [`super::hist`]
 /// sample buffer.
 #[derive(Clone, Copy, Debug)]
-pub(super) struct View<'a> {
+pub struct View<'a> {
     pub hint: CounterResetHint,
     pub schema: i32,
     pub zero_threshold: f64,
@@ -21,9 +21,11 @@ pub(super) struct View<'a> {
     pub p_buckets: &'a [f64],
     pub n_spans: &'a [Span],
     pub n_buckets: &'a [f64],
+    /// Upper bounds of custom buckets (schema -53), empty otherwise.
+    pub custom_values: &'a [f64],
 }
 
-pub(super) fn view(h: &Histogram) -> View<'_> {
+pub fn view(h: &Histogram) -> View<'_> {
     View {
         hint: h.counter_reset_hint,
         schema: h.schema,
@@ -35,6 +37,7 @@ pub(super) fn view(h: &Histogram) -> View<'_> {
         p_buckets: &h.positive_buckets,
         n_spans: &h.negative_spans,
         n_buckets: &h.negative_buckets,
+        custom_values: &h.custom_values,
     }
 }
 
@@ -44,7 +47,7 @@ fn copy_vec<T: Copy>(dst: &mut Vec<T>, src: &[T]) {
 }
 
 /// `Copy`: a deep copy into `dst`, reusing its buffers (`t` is left alone).
-pub(super) fn copy_into(dst: &mut Histogram, src: &View<'_>) {
+pub fn copy_into(dst: &mut Histogram, src: &View<'_>) {
     dst.counter_reset_hint = src.hint;
     dst.schema = src.schema;
     dst.zero_threshold = src.zero_threshold;
@@ -55,12 +58,12 @@ pub(super) fn copy_into(dst: &mut Histogram, src: &View<'_>) {
     copy_vec(&mut dst.positive_buckets, src.p_buckets);
     copy_vec(&mut dst.negative_spans, src.n_spans);
     copy_vec(&mut dst.negative_buckets, src.n_buckets);
-    dst.custom_values.clear();
+    copy_vec(&mut dst.custom_values, src.custom_values);
 }
 
 /// `CopyToSchema` (`target < src.schema`): the copy has the lower resolution, and, as in
 /// Prometheus, an unknown counter reset hint.
-pub(super) fn copy_to_schema(dst: &mut Histogram, src: &View<'_>, target: i32) {
+pub fn copy_to_schema(dst: &mut Histogram, src: &View<'_>, target: i32) {
     if target == src.schema {
         copy_into(dst, src);
         return;
@@ -166,7 +169,7 @@ fn ldexp(frac: f64, exp: i64) -> f64 {
 }
 
 /// The upper bound of bucket `idx` in an exponential schema (`getBoundExponential`).
-pub(super) fn bound(idx: i32, schema: i32) -> f64 {
+pub fn bound(idx: i32, schema: i32) -> f64 {
     if schema < 0 {
         let exp = i64::from(idx) << -schema;
         if exp == 1024 {
@@ -362,7 +365,7 @@ fn zero_count_for_larger_threshold(h: &View<'_>, larger: f64) -> (f64, f64) {
 
 /// `DetectReset`: whether `h` shows a counter reset after `prev` (the hint decides when it
 /// says reset or no reset).
-pub(super) fn detect_reset(h: &View<'_>, prev: &View<'_>) -> bool {
+pub fn detect_reset(h: &View<'_>, prev: &View<'_>) -> bool {
     match h.hint {
         CounterResetHint::CounterReset => return true,
         CounterResetHint::NotCounterReset => return false,
@@ -426,10 +429,20 @@ fn buckets_reset(cur: &mut Buckets<'_>, prev: &mut Buckets<'_>) -> bool {
     }
 }
 
+/// One hint says counter reset, the other says none.
+fn hint_collision(a: CounterResetHint, b: CounterResetHint) -> bool {
+    use CounterResetHint::*;
+    matches!(
+        (a, b),
+        (CounterReset, NotCounterReset) | (NotCounterReset, CounterReset)
+    )
+}
+
 /// `adjustCounterReset` for `h + other` or `h - other`.
-fn adjust_counter_reset(h: &mut Histogram, other: CounterResetHint) {
+fn adjust_counter_reset(h: &mut Histogram, other: CounterResetHint) -> bool {
     use CounterResetHint::*;
     let mine = h.counter_reset_hint;
+    let collision = hint_collision(mine, other);
     h.counter_reset_hint = match (mine, other) {
         _ if mine == other => mine,
         (Gauge, _) => Gauge,
@@ -439,6 +452,7 @@ fn adjust_counter_reset(h: &mut Histogram, other: CounterResetHint) {
         // A collision of CounterReset and NotCounterReset.
         _ => Unknown,
     };
+    collision
 }
 
 /// `trimBucketsInZeroBucket`: zeroes the buckets now inside the zero bucket and drops the
@@ -538,12 +552,12 @@ fn reconcile_zero_buckets(h: &mut Histogram, other: &View<'_>) -> f64 {
 }
 
 /// `h += other` (`Add`).
-pub(super) fn add(h: &mut Histogram, other: &View<'_>) {
+pub fn add(h: &mut Histogram, other: &View<'_>) {
     add_or_sub(h, other, false);
 }
 
 /// `h -= other` (`Sub`).
-pub(super) fn sub(h: &mut Histogram, other: &View<'_>) {
+pub fn sub(h: &mut Histogram, other: &View<'_>) {
     add_or_sub(h, other, true);
 }
 
@@ -627,6 +641,157 @@ fn add_or_sub(h: &mut Histogram, other: &View<'_>, negative: bool) {
             other.n_buckets,
         );
     }
+}
+
+/// Adding a histogram with custom buckets to one with exponential buckets, or the
+/// reverse: Prometheus refuses it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct IncompatibleSchemas;
+
+/// What adding or subtracting two histograms noticed.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Combined {
+    /// One said counter reset, the other not: the result's hint is unknown.
+    pub counter_reset_collision: bool,
+    /// Custom bucket bounds differed: the result has the bounds both have.
+    pub custom_bounds_reconciled: bool,
+}
+
+/// `h += other` with custom buckets supported (`FloatHistogram.Add`).
+pub fn try_add(h: &mut Histogram, other: &Histogram) -> Result<Combined, IncompatibleSchemas> {
+    try_add_or_sub(h, other, false)
+}
+
+/// `h -= other` with custom buckets supported (`FloatHistogram.Sub`).
+pub fn try_sub(h: &mut Histogram, other: &Histogram) -> Result<Combined, IncompatibleSchemas> {
+    try_add_or_sub(h, other, true)
+}
+
+fn try_add_or_sub(
+    h: &mut Histogram,
+    other: &Histogram,
+    negative: bool,
+) -> Result<Combined, IncompatibleSchemas> {
+    if h.uses_custom_buckets() != other.uses_custom_buckets() {
+        return Err(IncompatibleSchemas);
+    }
+    if !h.uses_custom_buckets() {
+        let collision = hint_collision(h.counter_reset_hint, other.counter_reset_hint);
+        add_or_sub(h, &view(other), negative);
+        return Ok(Combined {
+            counter_reset_collision: collision,
+            custom_bounds_reconciled: false,
+        });
+    }
+    let collision = adjust_counter_reset(h, other.counter_reset_hint);
+    let sign = if negative { -1.0 } else { 1.0 };
+    h.count += sign * other.count;
+    h.sum += sign * other.sum;
+    if bounds_match(&h.custom_values, &other.custom_values) {
+        add_buckets(
+            h.schema,
+            h.zero_threshold,
+            negative,
+            &mut h.positive_spans,
+            &mut h.positive_buckets,
+            &other.positive_spans,
+            &other.positive_buckets,
+        );
+        return Ok(Combined {
+            counter_reset_collision: collision,
+            custom_bounds_reconciled: false,
+        });
+    }
+    let common = intersect_bounds(&h.custom_values, &other.custom_values);
+    let mut target = vec![0.0; common.len() + 1];
+    map_custom_buckets(h, &common, 1.0, &mut target);
+    map_custom_buckets(other, &common, sign, &mut target);
+    h.positive_spans.clear();
+    h.positive_buckets.clear();
+    let mut last: Option<i32> = None;
+    for (i, &v) in target.iter().enumerate() {
+        if v == 0.0 {
+            continue;
+        }
+        let idx = i as i32;
+        match (last, h.positive_spans.last_mut()) {
+            (Some(l), Some(span)) if l + 1 == idx => span.length += 1,
+            (Some(l), _) => h.positive_spans.push(Span {
+                offset: idx - l - 1,
+                length: 1,
+            }),
+            (None, _) => h.positive_spans.push(Span {
+                offset: idx,
+                length: 1,
+            }),
+        }
+        h.positive_buckets.push(v);
+        last = Some(idx);
+    }
+    h.custom_values = common;
+    Ok(Combined {
+        counter_reset_collision: collision,
+        custom_bounds_reconciled: true,
+    })
+}
+
+/// Custom bounds equal bit for bit (`CustomBucketBoundsMatch`).
+pub fn bounds_match(a: &[f64], b: &[f64]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).all(|(x, y)| x.to_bits() == y.to_bits())
+}
+
+/// The bounds both sorted lists have (`intersectCustomBucketBounds`).
+fn intersect_bounds(a: &[f64], b: &[f64]) -> Vec<f64> {
+    let (mut i, mut j, mut out) = (0, 0, Vec::new());
+    while i < a.len() && j < b.len() {
+        if a[i] == b[j] {
+            out.push(a[i]);
+            i += 1;
+            j += 1;
+        } else if a[i] < b[j] {
+            i += 1;
+        } else {
+            j += 1;
+        }
+    }
+    out
+}
+
+/// Adds `sign ×` each custom bucket of `h` into the bucket of `common` bounds holding it.
+fn map_custom_buckets(h: &Histogram, common: &[f64], sign: f64, target: &mut [f64]) {
+    let mut src_idx: i64 = 0;
+    let mut b = 0usize;
+    let mut k = 0usize;
+    for span in &h.positive_spans {
+        src_idx += i64::from(span.offset);
+        for _ in 0..span.length {
+            let Some(&v) = h.positive_buckets.get(b) else {
+                return;
+            };
+            let mut t = target.len() - 1;
+            if let Some(&bound) = usize::try_from(src_idx)
+                .ok()
+                .and_then(|i| h.custom_values.get(i))
+            {
+                while k < common.len() {
+                    if common[k] >= bound {
+                        t = k;
+                        break;
+                    }
+                    k += 1;
+                }
+            }
+            target[t] += sign * v;
+            src_idx += 1;
+            b += 1;
+        }
+    }
+}
+
+/// `Compact(0)`: drops the empty buckets of both sides.
+pub fn compact_buckets(h: &mut Histogram) {
+    compact(&mut h.positive_spans, &mut h.positive_buckets);
+    compact(&mut h.negative_spans, &mut h.negative_buckets);
 }
 
 /// Prometheus's `addBuckets`: adds (or subtracts) the buckets `b` into `a`, creating

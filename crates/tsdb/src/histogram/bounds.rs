@@ -3,7 +3,7 @@
 //! `model/histogram/generic.go`), so that bounds compare exactly as there.
 
 #[rustfmt::skip]
-pub(super) const EXPONENTIAL_BOUNDS: [&[f64]; 9] = [
+pub const EXPONENTIAL_BOUNDS: [&[f64]; 9] = [
     &[
         0.5,
     ],

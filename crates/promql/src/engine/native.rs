@@ -1,0 +1,350 @@
+//! Native histogram samples in function calls: the `histogram_*` functions read them; the
+//! other instant-vector functions ignore them, as Prometheus 3.x does (label functions
+//! keep them).
+
+use super::*;
+use tsdb::histogram;
+
+/// What a function does with the native histogram samples of its vector argument.
+enum NativeUse {
+    /// A float per histogram: `histogram_count` and friends.
+    Stat(fn(&Histogram) -> f64),
+    /// `histogram_quantile(q, v)`.
+    Quantile,
+    /// `histogram_quantiles(v, "label", q…)`.
+    Quantiles,
+    /// `histogram_fraction(lower, upper, v)`.
+    Fraction,
+    /// Passed through with new labels.
+    Keep,
+    /// Dropped.
+    Ignore,
+}
+
+use tsdb::histogram::Histogram;
+
+fn native_use(name: &str) -> NativeUse {
+    match name {
+        "histogram_count" => NativeUse::Stat(|h| h.count),
+        "histogram_sum" => NativeUse::Stat(|h| h.sum),
+        "histogram_avg" => NativeUse::Stat(|h| h.sum / h.count),
+        "histogram_stddev" => NativeUse::Stat(|h| histogram::variance(h).sqrt()),
+        "histogram_stdvar" => NativeUse::Stat(histogram::variance),
+        "histogram_quantile" => NativeUse::Quantile,
+        "histogram_quantiles" => NativeUse::Quantiles,
+        "histogram_fraction" => NativeUse::Fraction,
+        "label_replace" | "label_join" | "sort_by_label" | "sort_by_label_desc" => NativeUse::Keep,
+        _ => NativeUse::Ignore,
+    }
+}
+
+impl Evaluator<'_, '_> {
+    /// Takes the native histogram points out of a call's vector arguments (series left
+    /// without points go), and returns what the function makes of them: output series
+    /// to merge into the float function's output.
+    pub(super) fn native_histogram_args(
+        &self,
+        name: &str,
+        args: &[&Expr],
+        vals: &mut [Val],
+    ) -> Result<Vec<Series>> {
+        let use_ = native_use(name);
+        if matches!(use_, NativeUse::Keep) {
+            return Ok(Vec::new());
+        }
+        let mut taken = Vec::new();
+        for val in vals.iter_mut() {
+            let Val::Vector(series) = val else {
+                continue;
+            };
+            if series.iter().all(|s| s.hists.is_empty()) {
+                continue;
+            }
+            series.retain_mut(|s| {
+                if !s.hists.is_empty() {
+                    taken.push((s.labels.clone(), std::mem::take(&mut s.hists)));
+                }
+                !s.points.is_empty()
+            });
+        }
+        let mut out = Vec::new();
+        for (labels, hists) in taken {
+            if let Some(s) = self.native_series(&use_, args, vals, labels, &hists)? {
+                out.extend(s);
+            }
+        }
+        Ok(out)
+    }
+
+    fn native_series(
+        &self,
+        use_: &NativeUse,
+        args: &[&Expr],
+        vals: &[Val],
+        mut labels: Labels,
+        hists: &[HPoint],
+    ) -> Result<Option<Vec<Series>>> {
+        let scalar = |k: usize, step: usize| -> f64 {
+            match vals.get(k) {
+                Some(Val::Scalar(v)) => v.get(step).copied().unwrap_or(f64::NAN),
+                _ => f64::NAN,
+            }
+        };
+        // 3.x names no metric here: the name is gone by the time it annotates.
+        let metric = "";
+        labels.remove(METRIC_NAME);
+        let step_of = |t: i64| self.range.index_of(t);
+        let points = |f: &dyn Fn(usize, &Histogram) -> f64| -> Vec<Point> {
+            hists
+                .iter()
+                .map(|p| Point {
+                    t: p.t,
+                    v: f(step_of(p.t), &p.h),
+                })
+                .collect()
+        };
+        let series = match use_ {
+            NativeUse::Stat(f) => vec![Series::floats(labels, points(&|_, h| f(h)))],
+            NativeUse::Quantile => {
+                let pts = points(&|step, h| {
+                    let (v, notes) = histogram::quantile(scalar(0, step), h);
+                    self.note_nans(notes, metric);
+                    v
+                });
+                vec![Series::floats(labels, pts)]
+            }
+            NativeUse::Fraction => {
+                let pts = points(&|step, h| {
+                    let (v, notes) = histogram::fraction(scalar(0, step), scalar(1, step), h);
+                    if notes.skewed {
+                        self.ctx
+                            .info(annotations::native_histogram_fraction_nans(""));
+                    }
+                    v
+                });
+                vec![Series::floats(labels, pts)]
+            }
+            NativeUse::Quantiles => {
+                let label = match args.get(1) {
+                    Some(Expr::StringLiteral(s)) => s.val.clone(),
+                    _ => return Ok(None),
+                };
+                let mut out = Vec::new();
+                for k in 2..vals.len() {
+                    let mut by_q: Vec<(u64, Series)> = Vec::new();
+                    for p in hists {
+                        let step = step_of(p.t);
+                        let q = scalar(k, step);
+                        let (v, notes) = histogram::quantile(q, &p.h);
+                        self.note_nans(notes, metric);
+                        let pos = match by_q.iter().position(|(b, _)| *b == q.to_bits()) {
+                            Some(i) => i,
+                            None => {
+                                let mut l = labels.clone();
+                                l.set(&label, &crate::functions::openmetrics_float(q));
+                                by_q.push((q.to_bits(), Series::floats(l, Vec::new())));
+                                by_q.len() - 1
+                            }
+                        };
+                        by_q[pos].1.points.push(Point { t: p.t, v });
+                    }
+                    out.extend(by_q.into_iter().map(|(_, s)| s));
+                }
+                out
+            }
+            NativeUse::Keep | NativeUse::Ignore => return Ok(None),
+        };
+        Ok(Some(series))
+    }
+
+    fn note_nans(&self, notes: histogram::NanNotes, metric: &str) {
+        if notes.quantile_nan_result {
+            self.ctx
+                .info(annotations::native_histogram_quantile_nan_result(metric));
+        }
+        if notes.skewed {
+            self.ctx
+                .info(annotations::native_histogram_quantile_nan_skew(metric));
+        }
+    }
+}
+
+/// Merges series computed from native histograms into a function's float output:
+/// points of one label set from both go into one series; two values at one time are the
+/// collision Prometheus reports.
+pub(super) fn merge_native_output(out: &mut Vec<Series>, native: Vec<Series>) -> Result<()> {
+    for n in native {
+        if n.is_empty() {
+            continue;
+        }
+        match out.iter_mut().find(|s| s.labels == n.labels) {
+            Some(s) => {
+                s.points.extend(n.points);
+                s.points.sort_by_key(|p| p.t);
+                if s.points.windows(2).any(|w| w[0].t == w[1].t) {
+                    return Err(Error::exec(
+                        "vector cannot contain metrics with the same labelset",
+                    ));
+                }
+            }
+            None => out.push(n),
+        }
+    }
+    Ok(())
+}
+
+impl Evaluator<'_, '_> {
+    /// The native histogram part of an aggregation: takes the histogram points out of
+    /// `input` and folds them per group and step into `out` (the float aggregation's
+    /// output). `sum` and `avg` add histograms; `count` and `group` count them with the
+    /// floats; the other operators ignore them, as 3.x does.
+    pub(super) fn aggregate_histograms(
+        &self,
+        op: token::TokenId,
+        op_name: String,
+        grouping: &[String],
+        without: bool,
+        input: &mut Vec<Series>,
+    ) -> Option<HistAggregation> {
+        // limitk and limit_ratio pick series, histograms or not.
+        if matches!(op, token::T_LIMITK | token::T_LIMIT_RATIO)
+            || input.iter().all(|s| s.hists.is_empty())
+        {
+            return None;
+        }
+        let mut taken = Vec::new();
+        input.retain_mut(|s| {
+            if !s.hists.is_empty() {
+                taken.push((s.labels.clone(), std::mem::take(&mut s.hists)));
+            }
+            !s.points.is_empty()
+        });
+        Some(HistAggregation {
+            op,
+            op_name,
+            grouping: grouping.to_vec(),
+            without,
+            taken,
+        })
+    }
+
+    /// Merges a [`HistAggregation`] into the float aggregation's output.
+    pub(super) fn finish_histogram_aggregation(
+        &self,
+        agg: HistAggregation,
+        out: &mut Vec<Series>,
+    ) -> Result<()> {
+        let HistAggregation {
+            op,
+            op_name,
+            grouping,
+            without,
+            taken,
+        } = agg;
+        let name = match op {
+            token::T_SUM => "sum",
+            token::T_AVG => "avg",
+            token::T_COUNT => "count",
+            token::T_GROUP => "group",
+            _ => {
+                self.ctx
+                    .info(annotations::histogram_ignored_in_aggregation(&op_name));
+                return Ok(());
+            }
+        };
+        // Per group: accumulated histogram and count per step.
+        let mut groups: Vec<(Labels, StepHists)> = Vec::new();
+        let mut index: FxMap<Labels, usize> = FxMap::default();
+        for (labels, hists) in taken {
+            let key = crate::aggregation::group_labels(&labels, &grouping, without);
+            let g = *index.entry(key.clone()).or_insert_with(|| {
+                groups.push((key, FxMap::default()));
+                groups.len() - 1
+            });
+            for p in hists {
+                match groups[g].1.get_mut(&p.t) {
+                    None => {
+                        groups[g].1.insert(p.t, ((*p.h).clone(), 1, false));
+                    }
+                    Some((acc, n, bad)) => {
+                        *n += 1;
+                        if *bad || !(name == "sum" || name == "avg") {
+                            continue;
+                        }
+                        match histogram::try_add(acc, &p.h) {
+                            Ok(c) => {
+                                if c.counter_reset_collision {
+                                    self.ctx
+                                        .warn(annotations::counter_reset_collision("aggregation"));
+                                }
+                                if c.custom_bounds_reconciled {
+                                    self.ctx.info(annotations::mismatched_custom_buckets(
+                                        "aggregation",
+                                    ));
+                                }
+                            }
+                            Err(_) => {
+                                *bad = true;
+                                let metric = labels.get(METRIC_NAME).unwrap_or("");
+                                self.ctx.warn(annotations::mixed_exponential_custom(metric));
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        for (labels, steps) in groups {
+            let pos = match out.iter().position(|s| s.labels == labels) {
+                Some(p) => p,
+                None => {
+                    out.push(Series::floats(labels, Vec::new()));
+                    out.len() - 1
+                }
+            };
+            let series = &mut out[pos];
+            let mut ts: Vec<i64> = steps.keys().copied().collect();
+            ts.sort_unstable();
+            for t in ts {
+                let Some((mut h, n, bad)) = steps.get(&t).cloned() else {
+                    continue;
+                };
+                let float = series.points.iter().position(|p| p.t == t);
+                match (name, float) {
+                    ("count", Some(i)) => series.points[i].v += n as f64,
+                    ("group", Some(_)) => {}
+                    ("count", None) => series.points.push(Point { t, v: n as f64 }),
+                    ("group", None) => series.points.push(Point { t, v: 1.0 }),
+                    (_, Some(i)) => {
+                        series.points.remove(i);
+                        self.ctx
+                            .warn(annotations::mixed_floats_histograms_aggregation());
+                    }
+                    (_, None) if bad => {}
+                    (_, None) => {
+                        if name == "avg" {
+                            histogram::div(&mut h, n as f64);
+                        }
+                        histogram::compact_buckets(&mut h);
+                        h.t = t;
+                        series.hists.push(HPoint { t, h: Arc::new(h) });
+                    }
+                }
+            }
+            series.points.sort_by_key(|p| p.t);
+        }
+        out.retain(|s| !s.is_empty());
+        Ok(())
+    }
+}
+
+/// Per step: the sum so far, how many were added, and whether adding failed.
+type StepHists = FxMap<i64, (Histogram, usize, bool)>;
+
+/// Histogram points taken out of an aggregation's input, to fold after the floats.
+pub(super) struct HistAggregation {
+    op: token::TokenId,
+    op_name: String,
+    grouping: Vec<String>,
+    without: bool,
+    taken: Vec<(Labels, Vec<HPoint>)>,
+}

@@ -1,0 +1,15 @@
+//! Float histogram arithmetic as Prometheus's `model/histogram` does it: the operations
+//! the compactor's downsampling and the PromQL engine share (schema reduction, counter
+//! reset detection, addition and subtraction with zero bucket reconciliation, scaling,
+//! bucket iteration with bounds, quantiles and fractions).
+//!
+//! The samples are [`crate::chunkenc::histogram::Histogram`]s: absolute bucket counts,
+//! whether they came from integer or float chunks.
+
+mod arith;
+mod bounds;
+mod stats;
+
+pub use crate::chunkenc::histogram::{CounterResetHint, Histogram, Span, CUSTOM_BUCKETS_SCHEMA};
+pub use arith::*;
+pub use stats::*;
