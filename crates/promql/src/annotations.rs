@@ -134,3 +134,26 @@ pub(crate) fn incompatible_types_in_binop(op: &str, lhs: &str, rhs: &str) -> Str
          {lhs} {op} {rhs}"
     )
 }
+
+pub(crate) fn mixed_floats_histograms(metric: &str) -> String {
+    format!("PromQL warning: encountered a mix of histograms and floats for metric name {metric:?}")
+}
+
+pub(crate) fn histogram_ignored_in_mixed_range(metric: &str) -> String {
+    format!(
+        "PromQL info: ignored histograms in a range containing both floats and histograms \
+         for metric name {metric:?}"
+    )
+}
+
+pub(crate) fn native_histogram_not_counter(metric: &str) -> String {
+    format!("PromQL warning: this native histogram metric is not a counter: {metric:?}")
+}
+
+pub(crate) fn native_histogram_not_gauge(metric: &str) -> String {
+    format!("PromQL warning: this native histogram metric is not a gauge: {metric:?}")
+}
+
+pub(crate) fn incompatible_bucket_layout(op: &str) -> String {
+    format!("PromQL warning: incompatible bucket layout encountered for binary operator {op}")
+}

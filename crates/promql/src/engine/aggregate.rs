@@ -52,6 +52,14 @@ impl<'a> Evaluator<'a, '_> {
             _ => return Err(Error::exec("aggregation expects an instant vector")),
         };
         let hists = self.aggregate_histograms(op, a.op.to_string(), &grouping, without, &mut input);
+        // limitk and limit_ratio pick series whatever their samples: histograms go
+        // through boxed.
+        let boxes = binary::HistBoxes::default();
+        let boxed = matches!(op, token::T_LIMITK | token::T_LIMIT_RATIO)
+            && input.iter().any(|s| !s.hists.is_empty());
+        if boxed {
+            input = boxes.pack(input)?;
+        }
         let used = input.iter().map(|s| s.points.len()).sum::<usize>();
         let out = crate::aggregation::aggregate(
             op,
@@ -65,7 +73,7 @@ impl<'a> Evaluator<'a, '_> {
             self.ctx.v3,
         )?;
         self.ctx.release_samples(used);
-        let mut out = out;
+        let mut out = if boxed { boxes.unpack(out) } else { out };
         if let Some(h) = hists {
             self.finish_histogram_aggregation(h, &mut out)?;
         }

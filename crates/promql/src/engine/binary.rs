@@ -152,6 +152,25 @@ impl<'a> Evaluator<'a, '_> {
         lhs: Vec<Series>,
         rhs: Vec<Series>,
     ) -> Result<Vec<Series>> {
+        if lhs.iter().chain(&rhs).all(|s| s.hists.is_empty()) {
+            return self.vector_vector_matched(b, lhs, rhs, None);
+        }
+        let boxes = HistBoxes::default();
+        let lhs = boxes.pack(lhs)?;
+        let rhs = boxes.pack(rhs)?;
+        let out = self.vector_vector_matched(b, lhs, rhs, Some(&boxes))?;
+        Ok(boxes.unpack(out))
+    }
+
+    /// Vector/vector matching over float points; histogram points, when there are any,
+    /// travel through it boxed (see [`HistBoxes`]).
+    fn vector_vector_matched(
+        &self,
+        b: &BinaryExpr,
+        lhs: Vec<Series>,
+        rhs: Vec<Series>,
+        boxes: Option<&HistBoxes>,
+    ) -> Result<Vec<Series>> {
         let op = b.op.id();
         let modifier = b.modifier.clone().unwrap_or_default();
         let (on, matching): (bool, Vec<String>) = match &modifier.matching {
@@ -293,7 +312,12 @@ impl<'a> Evaluator<'a, '_> {
                 let j = right_at[sig].1;
                 let rv = rvals.get(&j).copied().unwrap_or(f64::NAN);
                 let (vl, vr) = if one_to_many { (rv, lv) } else { (lv, rv) };
-                let (mut value, keep) = vector_elem_binop(op, vl, vr);
+                let (mut value, keep) = match boxes {
+                    Some(bx) if HistBoxes::is_box(vl) || HistBoxes::is_box(vr) => {
+                        bx.combine(op, vl, vr, self.ctx)
+                    }
+                    _ => vector_elem_binop(op, vl, vr),
+                };
                 // 3.x checks the matching before a comparison filters the pair out.
                 let filtered = !keep && !return_bool;
                 if return_bool {
@@ -345,6 +369,145 @@ impl<'a> Evaluator<'a, '_> {
             }
         }
         Ok(out.finish())
+    }
+}
+
+/// Native histogram points carried through vector/vector matching as floats: each is a
+/// quiet NaN whose low 32 bits index a table, so the matching (signatures, cardinality,
+/// set operators, duplicate checks) is the one floats use. A float whose bits look like
+/// a box (a NaN with this exact payload tag) is refused rather than misread.
+#[derive(Default)]
+pub(super) struct HistBoxes {
+    table: RefCell<Vec<Arc<tsdb::histogram::Histogram>>>,
+}
+
+impl HistBoxes {
+    const TAG: u64 = 0x7ffc_4e48_0000_0000;
+    const TAG_MASK: u64 = 0xffff_ffff_0000_0000;
+
+    fn is_box(v: f64) -> bool {
+        v.to_bits() & Self::TAG_MASK == Self::TAG
+    }
+
+    fn boxed(&self, h: Arc<tsdb::histogram::Histogram>) -> f64 {
+        let mut t = self.table.borrow_mut();
+        t.push(h);
+        f64::from_bits(Self::TAG | (t.len() - 1) as u64)
+    }
+
+    fn get(&self, v: f64) -> Option<Arc<tsdb::histogram::Histogram>> {
+        let idx = (v.to_bits() & !Self::TAG_MASK) as usize;
+        self.table.borrow().get(idx).cloned()
+    }
+
+    /// Moves each series' histogram points into its float points, boxed.
+    pub(super) fn pack(&self, series: Vec<Series>) -> Result<Vec<Series>> {
+        let mut out = Vec::with_capacity(series.len());
+        for mut s in series {
+            if s.points.iter().any(|p| Self::is_box(p.v)) {
+                return Err(Error::exec(
+                    "a float sample's NaN payload collides with the engine's histogram marker",
+                ));
+            }
+            if !s.hists.is_empty() {
+                for p in std::mem::take(&mut s.hists) {
+                    let v = self.boxed(p.h);
+                    s.points.push(Point { t: p.t, v });
+                }
+                s.points.sort_by_key(|p| p.t);
+            }
+            out.push(s);
+        }
+        Ok(out)
+    }
+
+    /// Moves boxed points back out into histogram points.
+    pub(super) fn unpack(&self, mut series: Vec<Series>) -> Vec<Series> {
+        for s in &mut series {
+            if !s.points.iter().any(|p| Self::is_box(p.v)) {
+                continue;
+            }
+            let mut floats = Vec::with_capacity(s.points.len());
+            for p in std::mem::take(&mut s.points) {
+                match Self::is_box(p.v).then(|| self.get(p.v)).flatten() {
+                    Some(h) => s.hists.push(HPoint { t: p.t, h }),
+                    None => floats.push(p),
+                }
+            }
+            s.points = floats;
+        }
+        series.retain(|s| !s.is_empty());
+        series
+    }
+
+    /// `l op r` where at least one side is a boxed histogram, as 3.x's `vectorElemBinop`:
+    /// the value (a box for a histogram result) and whether the pair is kept.
+    fn combine(&self, op: token::TokenId, l: f64, r: f64, ctx: &Ctx<'_>) -> (f64, bool) {
+        use tsdb::histogram as th;
+        let lh = Self::is_box(l).then(|| self.get(l)).flatten();
+        let rh = Self::is_box(r).then(|| self.get(r)).flatten();
+        let op_text = TokenType::new(op).to_string();
+        let incompatible = |lt: &str, rt: &str| {
+            ctx.info(annotations::incompatible_types_in_binop(&op_text, lt, rt));
+            (0.0, false)
+        };
+        match (lh, rh) {
+            (None, Some(h)) => match op {
+                token::T_MUL => {
+                    let mut h = (*h).clone();
+                    th::mul(&mut h, l);
+                    th::compact_buckets(&mut h);
+                    (self.boxed(Arc::new(h)), true)
+                }
+                _ => incompatible("float", "histogram"),
+            },
+            (Some(h), None) => match op {
+                token::T_MUL | token::T_DIV => {
+                    let mut h = (*h).clone();
+                    if op == token::T_MUL {
+                        th::mul(&mut h, r);
+                    } else {
+                        th::div(&mut h, r);
+                    }
+                    th::compact_buckets(&mut h);
+                    (self.boxed(Arc::new(h)), true)
+                }
+                _ => incompatible("histogram", "float"),
+            },
+            (Some(a), Some(b)) => match op {
+                token::T_ADD | token::T_SUB => {
+                    let mut h = (*a).clone();
+                    let (res, operation) = if op == token::T_ADD {
+                        (th::try_add(&mut h, &b), "addition")
+                    } else {
+                        (th::try_sub(&mut h, &b), "subtraction")
+                    };
+                    match res {
+                        Err(_) => {
+                            ctx.warn(annotations::incompatible_bucket_layout(&op_text));
+                            return (0.0, false);
+                        }
+                        Ok(c) => {
+                            if c.counter_reset_collision {
+                                ctx.warn(annotations::counter_reset_collision(operation));
+                            }
+                            if c.custom_bounds_reconciled {
+                                ctx.info(annotations::mismatched_custom_buckets(operation));
+                            }
+                        }
+                    }
+                    if op == token::T_SUB {
+                        h.counter_reset_hint = th::CounterResetHint::Gauge;
+                    }
+                    th::compact_buckets(&mut h);
+                    (self.boxed(Arc::new(h)), true)
+                }
+                token::T_EQLC => (l, th::equals(&a, &b)),
+                token::T_NEQ => (l, !th::equals(&a, &b)),
+                _ => incompatible("histogram", "histogram"),
+            },
+            (None, None) => vector_elem_binop(op, l, r),
+        }
     }
 }
 

@@ -134,10 +134,22 @@ impl<'a> Evaluator<'a, '_> {
         };
         let mut eval_series = |mut labels: Labels,
                                samples: &[RawSample],
+                               hists: &[HPoint],
                                at: Option<i64>,
                                offset: i64,
                                range: i64|
          -> Result<()> {
+            if !hists.is_empty() {
+                let series = self.range_with_histograms(
+                    rf, labels, samples, hists, at, offset, range, &scalars, keep_name,
+                )?;
+                if !series.is_empty() {
+                    self.ctx
+                        .add_samples(series.points.len() + series.hists.len())?;
+                    sink(series)?;
+                }
+                return Ok(());
+            }
             let mut points = Vec::new();
             // 3.x: rate and increase of a name that does not look like a counter.
             if matches!(rf, RangeFn::Rate | RangeFn::Increase) && self.ctx.v3 {
@@ -214,7 +226,9 @@ impl<'a> Evaluator<'a, '_> {
                     let labels = next?;
                     self.ctx.check("expression evaluation")?;
                     buf.retain(|s| !is_stale(s.v));
-                    eval_series(labels, &buf, at, offset, range)?;
+                    let mut hists = set.take_histograms();
+                    hists.retain(|p| !p.h.is_stale());
+                    eval_series(labels, &buf, &hists, at, offset, range)?;
                 }
                 self.ctx.add_warnings(set.as_mut());
             }
@@ -229,13 +243,97 @@ impl<'a> Evaluator<'a, '_> {
                     self.ctx.check("expression evaluation")?;
                     buf.clear();
                     buf.extend(s.points.iter().map(|p| RawSample { t: p.t, v: p.v }));
-                    eval_series(s.labels, &buf, at, offset, range)?;
+                    eval_series(s.labels, &buf, &s.hists, at, offset, range)?;
                 }
                 self.ctx.release_samples(inner_points);
             }
             _ => unreachable!("matched above"),
         }
         Ok(marg)
+    }
+}
+
+impl Evaluator<'_, '_> {
+    /// A range function over one series that has native histogram samples: each step's
+    /// window evaluated afresh over both kinds.
+    #[allow(clippy::too_many_arguments)]
+    fn range_with_histograms(
+        &self,
+        rf: RangeFn,
+        mut labels: Labels,
+        floats: &[RawSample],
+        hists: &[HPoint],
+        at: Option<i64>,
+        offset: i64,
+        range: i64,
+        scalars: &[Vec<f64>],
+        keep_name: bool,
+    ) -> Result<Series> {
+        let metric = labels.get(METRIC_NAME).unwrap_or("").to_string();
+        let left_open = self.ctx.v3;
+        let mut out = Series::default();
+        let mut args = vec![0.0; scalars.len()];
+        let (mut flo, mut fhi, mut hlo, mut hhi) = (0, 0, 0, 0);
+        let mut read = 0;
+        for step in 0..self.range.steps() {
+            self.ctx.check_every(step)?;
+            let ts = self.range.ts(step);
+            let rt = at.unwrap_or(ts) - offset;
+            let mint = rt - range;
+            let before = |t: i64| t < mint || (left_open && t == mint);
+            while flo < floats.len() && before(floats[flo].t) {
+                flo += 1;
+            }
+            while hlo < hists.len() && before(hists[hlo].t) {
+                hlo += 1;
+            }
+            fhi = fhi.max(flo);
+            hhi = hhi.max(hlo);
+            while fhi < floats.len() && floats[fhi].t <= rt {
+                fhi += 1;
+            }
+            while hhi < hists.len() && hists[hhi].t <= rt {
+                hhi += 1;
+            }
+            if flo >= fhi && hlo >= hhi {
+                continue;
+            }
+            read += (fhi - flo) + (hhi - hlo);
+            for (k, s) in scalars.iter().enumerate() {
+                args[k] = s[step];
+            }
+            let window = functions::Window {
+                start: mint,
+                end: rt,
+                range_ms: range,
+                ts,
+                v3: left_open,
+            };
+            match self.histogram_window(
+                rf,
+                &floats[flo..fhi],
+                &hists[hlo..hhi],
+                &window,
+                &args,
+                &metric,
+            )? {
+                Some(native_range::Out::F(v)) => out.points.push(Point { t: ts, v }),
+                Some(native_range::Out::H(mut h)) => {
+                    h.t = ts;
+                    out.hists.push(HPoint {
+                        t: ts,
+                        h: Arc::new(h),
+                    });
+                }
+                None => {}
+            }
+        }
+        self.ctx.count_read(read);
+        if !keep_name {
+            labels.remove(METRIC_NAME);
+        }
+        out.labels = labels;
+        Ok(out)
     }
 }
 

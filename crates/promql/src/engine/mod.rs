@@ -7,6 +7,7 @@ mod binary;
 mod call;
 mod info;
 mod native;
+mod native_range;
 mod select;
 
 pub(crate) use binary::is_comparison;
@@ -705,6 +706,11 @@ impl<'a, 'c> Evaluator<'a, 'c> {
                     for s in &mut series {
                         s.labels.remove(METRIC_NAME);
                         s.points.iter_mut().for_each(|p| p.v = -p.v);
+                        for p in &mut s.hists {
+                            let mut h = (*p.h).clone();
+                            tsdb::histogram::mul(&mut h, -1.0);
+                            p.h = Arc::new(h);
+                        }
                     }
                     check_unique_labels(&series)?;
                     Ok(Val::Vector(series))

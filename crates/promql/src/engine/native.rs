@@ -90,8 +90,8 @@ impl Evaluator<'_, '_> {
                 _ => f64::NAN,
             }
         };
-        // 3.x names no metric here: the name is gone by the time it annotates.
-        let metric = "";
+        let metric = labels.get(METRIC_NAME).unwrap_or("").to_string();
+        let metric = metric.as_str();
         labels.remove(METRIC_NAME);
         let step_of = |t: i64| self.range.index_of(t);
         let points = |f: &dyn Fn(usize, &Histogram) -> f64| -> Vec<Point> {

@@ -3,7 +3,7 @@
 //! (with their counter reset hint rules and zero bucket reconciliation). Exponential
 //! schemas only: histograms with custom buckets are refused before they get here.
 
-use crate::chunkenc::histogram::{CounterResetHint, Histogram, Span};
+use crate::chunkenc::histogram::{CounterResetHint, Histogram, Span, CUSTOM_BUCKETS_SCHEMA};
 
 use super::bounds::EXPONENTIAL_BOUNDS;
 
@@ -96,7 +96,9 @@ pub fn copy_to_schema(dst: &mut Histogram, src: &View<'_>, target: i32) {
 /// The index in schema `target` of bucket `idx` of schema `origin` (`target <= origin`).
 #[inline]
 fn target_idx(idx: i32, origin: i32, target: i32) -> i32 {
-    ((idx - 1) >> (origin - target)) + 1
+    // Schemas are -4..=8 here; a wider gap (bad input) must not overflow the shift.
+    let shift = origin.saturating_sub(target).clamp(0, 31);
+    (idx.wrapping_sub(1) >> shift).wrapping_add(1)
 }
 
 /// Merges absolute bucket counts into a lower resolution (Prometheus's `reduceResolution`).
@@ -374,6 +376,14 @@ pub fn detect_reset(h: &View<'_>, prev: &View<'_>) -> bool {
     if h.count < prev.count {
         return true;
     }
+    let custom = h.schema == CUSTOM_BUCKETS_SCHEMA;
+    if custom != (prev.schema == CUSTOM_BUCKETS_SCHEMA) {
+        // A change of bucket kind: something changed, or the application restarted.
+        return true;
+    }
+    if custom && !bounds_match(h.custom_values, prev.custom_values) {
+        return custom_buckets_reset(h, prev);
+    }
     if h.schema > prev.schema {
         return true;
     }
@@ -395,6 +405,31 @@ pub fn detect_reset(h: &View<'_>, prev: &View<'_>) -> bool {
     let mut cur = Buckets::negative(h, h.zero_threshold, h.schema);
     let mut old = Buckets::negative(prev, h.zero_threshold, h.schema);
     buckets_reset(&mut cur, &mut old)
+}
+
+/// `detectResetWithMismatchedCustomBounds`: a bucket went down once both are mapped onto
+/// the bounds they share.
+fn custom_buckets_reset(h: &View<'_>, prev: &View<'_>) -> bool {
+    let common = intersect_bounds(h.custom_values, prev.custom_values);
+    let mut cur = vec![0.0; common.len() + 1];
+    let mut old = vec![0.0; common.len() + 1];
+    map_custom_buckets(
+        h.p_spans,
+        h.p_buckets,
+        h.custom_values,
+        &common,
+        1.0,
+        &mut cur,
+    );
+    map_custom_buckets(
+        prev.p_spans,
+        prev.p_buckets,
+        prev.custom_values,
+        &common,
+        1.0,
+        &mut old,
+    );
+    cur.iter().zip(&old).any(|(c, o)| c < o)
 }
 
 /// Prometheus's `detectReset` over one side: a bucket of `prev` that went down or is
@@ -704,8 +739,22 @@ fn try_add_or_sub(
     }
     let common = intersect_bounds(&h.custom_values, &other.custom_values);
     let mut target = vec![0.0; common.len() + 1];
-    map_custom_buckets(h, &common, 1.0, &mut target);
-    map_custom_buckets(other, &common, sign, &mut target);
+    map_custom_buckets(
+        &h.positive_spans,
+        &h.positive_buckets,
+        &h.custom_values,
+        &common,
+        1.0,
+        &mut target,
+    );
+    map_custom_buckets(
+        &other.positive_spans,
+        &other.positive_buckets,
+        &other.custom_values,
+        &common,
+        sign,
+        &mut target,
+    );
     h.positive_spans.clear();
     h.positive_buckets.clear();
     let mut last: Option<i32> = None;
@@ -758,21 +807,25 @@ fn intersect_bounds(a: &[f64], b: &[f64]) -> Vec<f64> {
 }
 
 /// Adds `sign ×` each custom bucket of `h` into the bucket of `common` bounds holding it.
-fn map_custom_buckets(h: &Histogram, common: &[f64], sign: f64, target: &mut [f64]) {
+fn map_custom_buckets(
+    spans: &[Span],
+    buckets: &[f64],
+    bounds: &[f64],
+    common: &[f64],
+    sign: f64,
+    target: &mut [f64],
+) {
     let mut src_idx: i64 = 0;
     let mut b = 0usize;
     let mut k = 0usize;
-    for span in &h.positive_spans {
+    for span in spans {
         src_idx += i64::from(span.offset);
         for _ in 0..span.length {
-            let Some(&v) = h.positive_buckets.get(b) else {
+            let Some(&v) = buckets.get(b) else {
                 return;
             };
             let mut t = target.len() - 1;
-            if let Some(&bound) = usize::try_from(src_idx)
-                .ok()
-                .and_then(|i| h.custom_values.get(i))
-            {
+            if let Some(&bound) = usize::try_from(src_idx).ok().and_then(|i| bounds.get(i)) {
                 while k < common.len() {
                     if common[k] >= bound {
                         t = k;
@@ -786,6 +839,41 @@ fn map_custom_buckets(h: &Histogram, common: &[f64], sign: f64, target: &mut [f6
             b += 1;
         }
     }
+}
+
+/// `Equals`: the same observations in the same layout (time and hint aside; a NaN sum
+/// equals a NaN sum of the same bits).
+pub fn equals(a: &Histogram, b: &Histogram) -> bool {
+    let same_floats =
+        |x: &[f64], y: &[f64]| x.len() == y.len() && x.iter().zip(y).all(|(p, q)| p == q);
+    a.schema == b.schema
+        && a.zero_threshold == b.zero_threshold
+        && a.zero_count == b.zero_count
+        && a.count == b.count
+        && a.sum.to_bits() == b.sum.to_bits()
+        && (!a.uses_custom_buckets() || bounds_match(&a.custom_values, &b.custom_values))
+        && spans_equal(&a.positive_spans, &b.positive_spans)
+        && spans_equal(&a.negative_spans, &b.negative_spans)
+        && same_floats(&a.positive_buckets, &b.positive_buckets)
+        && same_floats(&a.negative_buckets, &b.negative_buckets)
+}
+
+/// Spans describing the same buckets: empty spans and zero-length ones folded away.
+fn spans_equal(a: &[Span], b: &[Span]) -> bool {
+    fn normal(spans: &[Span]) -> impl Iterator<Item = (i32, u32)> + '_ {
+        let mut carry = 0i32;
+        spans.iter().filter_map(move |s| {
+            if s.length == 0 {
+                carry = carry.wrapping_add(s.offset);
+                None
+            } else {
+                let off = carry.wrapping_add(s.offset);
+                carry = 0;
+                Some((off, s.length))
+            }
+        })
+    }
+    normal(a).eq(normal(b))
 }
 
 /// `Compact(0)`: drops the empty buckets of both sides.
