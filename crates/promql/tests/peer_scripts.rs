@@ -219,6 +219,8 @@ enum Command {
     Clear,
     Load {
         interval: i64,
+        /// `load_with_nhcb`: classic histograms also stored as custom-bucket histograms.
+        with_nhcb: bool,
         series: Vec<(Labels, Vec<Option<SV>>)>,
     },
     Eval(Box<Eval>),
@@ -365,6 +367,7 @@ fn parse_script(text: &str) -> Result<Vec<Command>, String> {
             .strip_prefix("load ")
             .or(l.strip_prefix("load_with_nhcb "))
         {
+            let with_nhcb = l.starts_with("load_with_nhcb");
             let interval = parse_duration_ms(rest.trim())?;
             let mut series = Vec::new();
             while i < lines.len() && !lines[i].is_empty() {
@@ -384,7 +387,11 @@ fn parse_script(text: &str) -> Result<Vec<Command>, String> {
                 series.push((labels, vals));
                 i += 1;
             }
-            cmds.push(Command::Load { interval, series });
+            cmds.push(Command::Load {
+                interval,
+                with_nhcb,
+                series,
+            });
         } else if l.starts_with("eval") {
             let (kind, rest) = l.split_once(char::is_whitespace).ok_or("bad eval")?;
             let (fail, ordered) = match kind {
@@ -712,8 +719,39 @@ impl Runner {
         for c in cmds {
             match c {
                 Command::Clear => self.storage = MemStorage::new(),
-                Command::Load { interval, series } => {
+                Command::Load {
+                    interval,
+                    with_nhcb,
+                    series,
+                } => {
+                    if with_nhcb {
+                        let floats: Vec<(Labels, Vec<(i64, f64)>)> = series
+                            .iter()
+                            .map(|(l, vals)| {
+                                let pts = vals
+                                    .iter()
+                                    .enumerate()
+                                    .filter_map(|(i, v)| match v {
+                                        Some(SV::F(f)) => Some((i as i64 * interval, *f)),
+                                        _ => None,
+                                    })
+                                    .collect();
+                                (l.clone(), pts)
+                            })
+                            .collect();
+                        match hist_notation::classic_to_nhcb(&floats) {
+                            Ok(hists) => {
+                                for (labels, hs) in hists {
+                                    for h in hs {
+                                        self.storage.append_histogram(&labels, Arc::new(h));
+                                    }
+                                }
+                            }
+                            Err(e) => self.failures.push((0, format!("load_with_nhcb: {e}"))),
+                        }
+                    }
                     for (labels, vals) in series {
+                        let mut hists = Vec::new();
                         for (i, v) in vals.iter().enumerate() {
                             let t = i as i64 * interval;
                             match v {
@@ -721,10 +759,18 @@ impl Runner {
                                 Some(SV::H(h)) => {
                                     let mut h = h.h.clone();
                                     h.t = t;
-                                    self.storage.append_histogram(&labels, Arc::new(h));
+                                    hists.push(h);
                                 }
                                 None => {}
                             }
+                        }
+                        match hist_notation::as_head_reads(hists) {
+                            Ok(hs) => {
+                                for h in hs {
+                                    self.storage.append_histogram(&labels, Arc::new(h));
+                                }
+                            }
+                            Err(e) => self.failures.push((0, format!("{labels}: {e}"))),
                         }
                     }
                     self.storage.finish();

@@ -392,6 +392,7 @@ fn fmt_e(sign: &str, digits: &str, exp: i32) -> String {
 }
 
 pub mod garage;
+pub mod nhexpo;
 pub mod promapi;
 pub mod prometheus;
 

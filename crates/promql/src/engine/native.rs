@@ -107,6 +107,9 @@ impl Evaluator<'_, '_> {
             NativeUse::Stat(f) => vec![Series::floats(labels, points(&|_, h| f(h)))],
             NativeUse::Quantile => {
                 let pts = points(&|step, h| {
+                    if !self.ctx.v3 {
+                        return histogram::quantile_v2(scalar(0, step), h);
+                    }
                     let (v, notes) = histogram::quantile(scalar(0, step), h);
                     self.note_nans(notes, metric);
                     v
@@ -115,6 +118,9 @@ impl Evaluator<'_, '_> {
             }
             NativeUse::Fraction => {
                 let pts = points(&|step, h| {
+                    if !self.ctx.v3 {
+                        return histogram::fraction_v2(scalar(0, step), scalar(1, step), h);
+                    }
                     let (v, notes) = histogram::fraction(scalar(0, step), scalar(1, step), h);
                     if notes.skewed {
                         self.ctx

@@ -2,6 +2,7 @@
 //! selector (or a range function or scalar arithmetic over one) for streamed aggregation.
 
 use super::*;
+use tsdb::histogram::CounterResetHint;
 
 impl<'a> Evaluator<'a, '_> {
     pub(super) fn select<'s>(
@@ -350,7 +351,21 @@ impl<'a> Evaluator<'a, '_> {
         let evaluated = inner.eval(&sq.expr);
         let read = (self.ctx.total_samples.replace(read_before) - read_before) as usize;
         let series = match evaluated? {
-            Val::Vector(s) => s,
+            Val::Vector(mut s) => {
+                // As 3.x: a subquery may skip or repeat samples, so the counter reset
+                // hints of its histograms say nothing; resets are detected afresh.
+                for p in s.iter_mut().flat_map(|s| s.hists.iter_mut()) {
+                    if matches!(
+                        p.h.counter_reset_hint,
+                        CounterResetHint::NotCounterReset | CounterResetHint::CounterReset
+                    ) {
+                        let mut h = (*p.h).clone();
+                        h.counter_reset_hint = CounterResetHint::Unknown;
+                        p.h = Arc::new(h);
+                    }
+                }
+                s
+            }
             Val::Scalar(v) => vec![Series {
                 labels: Labels::default(),
                 points: v

@@ -201,3 +201,129 @@ pub fn histograms_match(expected: &ScriptHistogram, got: &Histogram) -> bool {
     }
     !expected.hint_set || exp.counter_reset_hint == cur.counter_reset_hint
 }
+
+/// `load_with_nhcb`: classic histogram series (`_bucket` with `le`, `_count`, `_sum`)
+/// converted into histograms with custom buckets under the base name, as Prometheus's
+/// `convertnhcb` does (counts de-accumulated, a `+Inf` bucket added when missing, the
+/// count taken from the last bucket when there is no `_count`).
+pub fn classic_to_nhcb(
+    series: &[(tsdb::labels::Labels, Vec<(i64, f64)>)],
+) -> Result<Vec<(tsdb::labels::Labels, Vec<Histogram>)>, String> {
+    use std::collections::BTreeMap;
+    #[derive(Default, Clone)]
+    struct Temp {
+        buckets: Vec<(f64, f64)>,
+        count: Option<f64>,
+        sum: f64,
+    }
+    let mut by_base: BTreeMap<tsdb::labels::Labels, BTreeMap<i64, Temp>> = BTreeMap::new();
+    for (labels, points) in series {
+        let name = labels.get("__name__").unwrap_or("");
+        let (kind, base) = if let Some(b) = name.strip_suffix("_bucket") {
+            (0, b)
+        } else if let Some(b) = name.strip_suffix("_sum") {
+            (1, b)
+        } else if let Some(b) = name.strip_suffix("_count") {
+            (2, b)
+        } else {
+            continue;
+        };
+        let le = if kind == 0 {
+            match labels.get("le").and_then(super::parse_number) {
+                Some(le) if !le.is_nan() => Some(le),
+                _ => continue,
+            }
+        } else {
+            None
+        };
+        let mut key = labels.clone();
+        key.set("__name__", base);
+        key.remove("le");
+        let temps = by_base.entry(key).or_default();
+        for &(t, v) in points {
+            let temp = temps.entry(t).or_default();
+            match (kind, le) {
+                (0, Some(le)) => {
+                    if let Err(i) = temp.buckets.binary_search_by(|b| b.0.total_cmp(&le)) {
+                        temp.buckets.insert(i, (le, v));
+                    }
+                }
+                (1, _) => temp.sum = v,
+                _ => temp.count = Some(v),
+            }
+        }
+    }
+    let mut out = Vec::new();
+    for (labels, temps) in by_base {
+        let mut hs = Vec::new();
+        for (t, mut temp) in temps {
+            if temp.buckets.windows(2).any(|w| w[1].1 < w[0].1) {
+                return Err(format!("{labels}: bucket counts are not cumulative"));
+            }
+            let count = temp
+                .count
+                .or_else(|| temp.buckets.last().map(|b| b.1))
+                .unwrap_or(0.0);
+            if temp.buckets.last().is_none_or(|b| b.0 != f64::INFINITY) {
+                temp.buckets.push((f64::INFINITY, count));
+            }
+            let mut h = Histogram {
+                t,
+                schema: tsdb::histogram::CUSTOM_BUCKETS_SCHEMA,
+                count,
+                sum: temp.sum,
+                positive_spans: vec![Span {
+                    offset: 0,
+                    length: temp.buckets.len() as u32,
+                }],
+                ..Histogram::default()
+            };
+            let mut prev = 0.0;
+            for &(le, c) in &temp.buckets {
+                h.positive_buckets.push(c - prev);
+                prev = c;
+                if le != f64::INFINITY {
+                    h.custom_values.push(le);
+                }
+            }
+            histogram::compact_buckets(&mut h);
+            hs.push(h);
+        }
+        out.push((labels, hs));
+    }
+    Ok(out)
+}
+
+/// The samples of one series as Prometheus's head hands them back after appending them:
+/// written into float histogram chunks (a new chunk where Prometheus cuts one: counter
+/// resets, layout changes, gauge/counter switches) and read again, so that the counter
+/// reset hints are the ones the engine sees there (`NotCounterReset` after the first
+/// sample of a chunk, `Gauge` in gauge chunks).
+pub fn as_head_reads(samples: Vec<Histogram>) -> Result<Vec<Histogram>, String> {
+    use tsdb::chunkenc::histogram::{decode_all, AppendError, FloatHistogramAppender};
+    use tsdb::chunkenc::Encoding;
+    let mut out = Vec::with_capacity(samples.len());
+    let mut app = FloatHistogramAppender::new();
+    let flush = |app: &FloatHistogramAppender, out: &mut Vec<Histogram>| -> Result<(), String> {
+        if app.num_samples() > 0 {
+            out.extend(
+                decode_all(Encoding::FLOAT_HISTOGRAM, app.bytes()).map_err(|e| e.to_string())?,
+            );
+        }
+        Ok(())
+    };
+    for h in samples {
+        match app.append(&h) {
+            Ok(_) => {}
+            Err(AppendError::Cut { header, .. }) => {
+                flush(&app, &mut out)?;
+                app.reset();
+                app.set_counter_reset_header(header);
+                app.append(&h).map_err(|e| e.to_string())?;
+            }
+            Err(e) => return Err(e.to_string()),
+        }
+    }
+    flush(&app, &mut out)?;
+    Ok(out)
+}

@@ -431,6 +431,100 @@ pub fn fraction(lower: f64, upper: f64, h: &Histogram) -> (f64, NanNotes) {
     ((upper_rank - lower_rank) / h.count, notes)
 }
 
+/// The `q` quantile as Prometheus 2.42 computed it: buckets in value order, linear
+/// interpolation within the bucket.
+pub fn quantile_v2(q: f64, h: &Histogram) -> f64 {
+    if q < 0.0 {
+        return f64::NEG_INFINITY;
+    }
+    if q > 1.0 {
+        return f64::INFINITY;
+    }
+    if h.count == 0.0 || q.is_nan() {
+        return f64::NAN;
+    }
+    let mut rank = q * h.count;
+    let mut count = 0.0;
+    let mut bucket = None;
+    for b in AllBuckets::new(h, false) {
+        count += b.count;
+        bucket = Some(b);
+        if count >= rank {
+            break;
+        }
+    }
+    let Some(mut bucket) = bucket else {
+        return f64::NAN;
+    };
+    if bucket.lower < 0.0 && bucket.upper > 0.0 {
+        if h.negative_buckets.is_empty() && !h.positive_buckets.is_empty() {
+            bucket.lower = 0.0;
+        } else if h.positive_buckets.is_empty() && !h.negative_buckets.is_empty() {
+            bucket.upper = 0.0;
+        }
+    }
+    if count > h.count {
+        count = h.count;
+    }
+    if count < rank {
+        return bucket.upper;
+    }
+    rank -= count - bucket.count;
+    bucket.lower + (bucket.upper - bucket.lower) * (rank / bucket.count)
+}
+
+/// The fraction of observations between `lower` and `upper` as Prometheus 2.42 computed
+/// it (linear interpolation within buckets).
+pub fn fraction_v2(lower: f64, upper: f64, h: &Histogram) -> f64 {
+    if h.count == 0.0 || lower.is_nan() || upper.is_nan() {
+        return f64::NAN;
+    }
+    if lower >= upper {
+        return 0.0;
+    }
+    let (mut rank, mut lower_rank, mut upper_rank) = (0.0, 0.0, 0.0);
+    let (mut lower_set, mut upper_set) = (false, false);
+    for mut b in AllBuckets::new(h, false) {
+        if b.lower < 0.0 && b.upper > 0.0 {
+            if h.negative_buckets.is_empty() && !h.positive_buckets.is_empty() {
+                b.lower = 0.0;
+            } else if h.positive_buckets.is_empty() && !h.negative_buckets.is_empty() {
+                b.upper = 0.0;
+            }
+        }
+        if !lower_set && b.lower >= lower {
+            lower_rank = rank;
+            lower_set = true;
+        }
+        if !upper_set && b.lower >= upper {
+            upper_rank = rank;
+            upper_set = true;
+        }
+        if lower_set && upper_set {
+            break;
+        }
+        if !lower_set && b.lower < lower && b.upper > lower {
+            lower_rank = rank + b.count * (lower - b.lower) / (b.upper - b.lower);
+            lower_set = true;
+        }
+        if !upper_set && b.lower < upper && b.upper > upper {
+            upper_rank = rank + b.count * (upper - b.lower) / (b.upper - b.lower);
+            upper_set = true;
+        }
+        if lower_set && upper_set {
+            break;
+        }
+        rank += b.count;
+    }
+    if !lower_set || lower_rank > h.count {
+        lower_rank = h.count;
+    }
+    if !upper_set || upper_rank > h.count {
+        upper_rank = h.count;
+    }
+    (upper_rank - lower_rank) / h.count
+}
+
 /// The variance of the observations, each bucket taken at its (geometric, or for custom
 /// buckets arithmetic) midpoint, as PromQL 3.x's `histogram_stdvar`.
 pub fn variance(h: &Histogram) -> f64 {
@@ -559,6 +653,9 @@ mod tests {
         assert!((quantile(0.5, &h).0 - std::f64::consts::SQRT_2).abs() < 1e-12);
         assert_eq!(fraction(1.0, 2.0, &h).0, 0.5);
         assert_eq!(fraction(0.0, 8.0, &h).0, 1.0);
+        // 2.42 interpolates linearly: half way through (1, 2].
+        assert_eq!(quantile_v2(0.5, &h), 1.5);
+        assert_eq!(fraction_v2(1.0, 1.5, &h), 0.25);
         let empty = Histogram::default();
         assert!(quantile(0.5, &empty).0.is_nan());
         assert!(fraction(f64::NEG_INFINITY, f64::INFINITY, &empty)
