@@ -157,3 +157,10 @@ pub(crate) fn native_histogram_not_gauge(metric: &str) -> String {
 pub(crate) fn incompatible_bucket_layout(op: &str) -> String {
     format!("PromQL warning: incompatible bucket layout encountered for binary operator {op}")
 }
+
+pub(crate) fn mixed_classic_native(metric: &str) -> String {
+    with_metric_name(
+        "PromQL warning: vector contains a mix of classic and native histograms".into(),
+        metric,
+    )
+}

@@ -314,7 +314,11 @@ impl<'a> Evaluator<'a, '_> {
                 let (vl, vr) = if one_to_many { (rv, lv) } else { (lv, rv) };
                 let (mut value, keep) = match boxes {
                     Some(bx) if HistBoxes::is_box(vl) || HistBoxes::is_box(vr) => {
-                        bx.combine(op, vl, vr, self.ctx)
+                        // Pairs of kinds an operator cannot combine give no element at all.
+                        match bx.combine(op, vl, vr, self.ctx) {
+                            Some(r) => r,
+                            None => continue,
+                        }
                     }
                     _ => vector_elem_binop(op, vl, vr),
                 };
@@ -441,15 +445,16 @@ impl HistBoxes {
     }
 
     /// `l op r` where at least one side is a boxed histogram, as 3.x's `vectorElemBinop`:
-    /// the value (a box for a histogram result) and whether the pair is kept.
-    fn combine(&self, op: token::TokenId, l: f64, r: f64, ctx: &Ctx<'_>) -> (f64, bool) {
+    /// the value (a box for a histogram result) and whether the pair is kept; `None` when
+    /// the operator cannot combine them (an annotation says why).
+    fn combine(&self, op: token::TokenId, l: f64, r: f64, ctx: &Ctx<'_>) -> Option<(f64, bool)> {
         use tsdb::histogram as th;
         let lh = Self::is_box(l).then(|| self.get(l)).flatten();
         let rh = Self::is_box(r).then(|| self.get(r)).flatten();
         let op_text = TokenType::new(op).to_string();
         let incompatible = |lt: &str, rt: &str| {
             ctx.info(annotations::incompatible_types_in_binop(&op_text, lt, rt));
-            (0.0, false)
+            None
         };
         match (lh, rh) {
             (None, Some(h)) => match op {
@@ -457,7 +462,7 @@ impl HistBoxes {
                     let mut h = (*h).clone();
                     th::mul(&mut h, l);
                     th::compact_buckets(&mut h);
-                    (self.boxed(Arc::new(h)), true)
+                    Some((self.boxed(Arc::new(h)), true))
                 }
                 _ => incompatible("float", "histogram"),
             },
@@ -470,7 +475,7 @@ impl HistBoxes {
                         th::div(&mut h, r);
                     }
                     th::compact_buckets(&mut h);
-                    (self.boxed(Arc::new(h)), true)
+                    Some((self.boxed(Arc::new(h)), true))
                 }
                 _ => incompatible("histogram", "float"),
             },
@@ -485,7 +490,7 @@ impl HistBoxes {
                     match res {
                         Err(_) => {
                             ctx.warn(annotations::incompatible_bucket_layout(&op_text));
-                            return (0.0, false);
+                            return None;
                         }
                         Ok(c) => {
                             if c.counter_reset_collision {
@@ -500,13 +505,13 @@ impl HistBoxes {
                         h.counter_reset_hint = th::CounterResetHint::Gauge;
                     }
                     th::compact_buckets(&mut h);
-                    (self.boxed(Arc::new(h)), true)
+                    Some((self.boxed(Arc::new(h)), true))
                 }
-                token::T_EQLC => (l, th::equals(&a, &b)),
-                token::T_NEQ => (l, !th::equals(&a, &b)),
+                token::T_EQLC => Some((l, th::equals(&a, &b))),
+                token::T_NEQ => Some((l, !th::equals(&a, &b))),
                 _ => incompatible("histogram", "histogram"),
             },
-            (None, None) => vector_elem_binop(op, l, r),
+            (None, None) => Some(vector_elem_binop(op, l, r)),
         }
     }
 }

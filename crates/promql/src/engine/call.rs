@@ -62,7 +62,7 @@ impl<'a> Evaluator<'a, '_> {
         notes.infos.into_iter().for_each(|i| self.ctx.info(i));
         match out? {
             Val::Vector(mut series) if !native.is_empty() => {
-                native::merge_native_output(&mut series, native)?;
+                self.merge_native_output(&mut series, native)?;
                 Ok(Val::Vector(series))
             }
             other => Ok(other),

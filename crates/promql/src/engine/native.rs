@@ -47,7 +47,7 @@ impl Evaluator<'_, '_> {
         name: &str,
         args: &[&Expr],
         vals: &mut [Val],
-    ) -> Result<Vec<Series>> {
+    ) -> Result<Vec<(Series, String)>> {
         let use_ = native_use(name);
         if matches!(use_, NativeUse::Keep) {
             return Ok(Vec::new());
@@ -69,8 +69,9 @@ impl Evaluator<'_, '_> {
         }
         let mut out = Vec::new();
         for (labels, hists) in taken {
+            let metric = labels.get(METRIC_NAME).unwrap_or("").to_string();
             if let Some(s) = self.native_series(&use_, args, vals, labels, &hists)? {
-                out.extend(s);
+                out.extend(s.into_iter().map(|s| (s, metric.clone())));
             }
         }
         Ok(out)
@@ -175,28 +176,53 @@ impl Evaluator<'_, '_> {
     }
 }
 
-/// Merges series computed from native histograms into a function's float output:
-/// points of one label set from both go into one series; two values at one time are the
-/// collision Prometheus reports.
-pub(super) fn merge_native_output(out: &mut Vec<Series>, native: Vec<Series>) -> Result<()> {
-    for n in native {
-        if n.is_empty() {
-            continue;
-        }
-        match out.iter_mut().find(|s| s.labels == n.labels) {
-            Some(s) => {
-                s.points.extend(n.points);
-                s.points.sort_by_key(|p| p.t);
-                if s.points.windows(2).any(|w| w[0].t == w[1].t) {
-                    return Err(Error::exec(
-                        "vector cannot contain metrics with the same labelset",
-                    ));
-                }
+impl Evaluator<'_, '_> {
+    /// Merges series computed from native histograms into a function's float output
+    /// (series of one label set from both become one). A native and a classic histogram
+    /// answering for the same labels at the same time give nothing there and a warning,
+    /// as 3.x does.
+    pub(super) fn merge_native_output(
+        &self,
+        out: &mut Vec<Series>,
+        native: Vec<(Series, String)>,
+    ) -> Result<()> {
+        // Native results of one label set at one time: the usual collision.
+        let mut seen: FxMap<&Labels, Vec<i64>> = FxMap::default();
+        for (n, _) in &native {
+            let ts = seen.entry(&n.labels).or_default();
+            if n.points.iter().any(|p| ts.contains(&p.t)) {
+                return Err(Error::exec(
+                    "vector cannot contain metrics with the same labelset",
+                ));
             }
-            None => out.push(n),
+            ts.extend(n.points.iter().map(|p| p.t));
         }
+        drop(seen);
+        for (n, metric) in native {
+            if n.is_empty() {
+                continue;
+            }
+            let Some(s) = out.iter_mut().find(|s| s.labels == n.labels) else {
+                out.push(n);
+                continue;
+            };
+            let clash: Vec<i64> = n
+                .points
+                .iter()
+                .filter(|q| s.points.iter().any(|p| p.t == q.t))
+                .map(|q| q.t)
+                .collect();
+            if !clash.is_empty() {
+                self.ctx.warn(annotations::mixed_classic_native(&metric));
+                s.points.retain(|p| !clash.contains(&p.t));
+            }
+            s.points
+                .extend(n.points.into_iter().filter(|q| !clash.contains(&q.t)));
+            s.points.sort_by_key(|p| p.t);
+        }
+        out.retain(|s| !s.is_empty());
+        Ok(())
     }
-    Ok(())
 }
 
 impl Evaluator<'_, '_> {
