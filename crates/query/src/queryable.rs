@@ -213,7 +213,10 @@ impl SeriesSet for ProxySeriesSet {
                     }
                     self.hists.clear();
                     if chunks.iter().any(is_histogram) {
-                        if let Err(e) = decode_histograms(&chunks, &self.range, &mut self.hists) {
+                        let dedup = self.dedup && !self.chain;
+                        if let Err(e) =
+                            decode_histograms(&chunks, &self.range, dedup, &mut self.hists)
+                        {
                             return Some(Err(Error::Storage(format!("series {labels}: {e}"))));
                         }
                     }
@@ -238,14 +241,17 @@ impl SeriesSet for ProxySeriesSet {
 }
 
 /// Decodes the native histogram chunks of a series into `out`, samples within `range`,
-/// in time order. Chunks of several replicas that overlap are merged by time, the first
-/// sample at a time winning.
+/// in time order. Overlapping chunks are split into pseudo-replicas as float chunks are;
+/// several are merged by the penalty algorithm when deduplicating (without the counter
+/// correction, which is for floats), by timestamp otherwise.
 fn decode_histograms(
     chunks: &[pb::AggrChunk],
     range: &std::ops::RangeInclusive<i64>,
+    dedup: bool,
     out: &mut Vec<promql::HPoint>,
 ) -> Result<(), String> {
-    let mut sorted = true;
+    let mut decoded: Vec<promql::HPoint> = Vec::new();
+    let mut chunk_ranges = Vec::new();
     for c in chunks.iter().filter(|c| is_histogram(c)) {
         let Some(raw) = &c.raw else { continue };
         let encoding = if raw.r#type == pb::chunk::Encoding::Histogram as i32 {
@@ -255,15 +261,10 @@ fn decode_histograms(
         };
         let mut it = HistogramIterator::new(encoding, &raw.data)
             .map_err(|e| format!("corrupt histogram chunk: {e}"))?;
+        let start = decoded.len();
         while it.next() {
             let h = it.at();
-            if !range.contains(&h.t) {
-                continue;
-            }
-            if out.last().is_some_and(|p| p.t >= h.t) {
-                sorted = false;
-            }
-            out.push(promql::HPoint {
+            decoded.push(promql::HPoint {
                 t: h.t,
                 h: std::sync::Arc::new(h.clone()),
             });
@@ -271,11 +272,38 @@ fn decode_histograms(
         if let Some(e) = it.err() {
             return Err(format!("corrupt histogram chunk: {e}"));
         }
+        chunk_ranges.push(start..decoded.len());
     }
-    if !sorted {
-        out.sort_by_key(|p| p.t);
-        out.dedup_by_key(|p| p.t);
-    }
+    chunk_ranges.sort_by_key(|r| decoded.get(r.start).map_or(i64::MAX, |p| p.t));
+    let ts: Vec<i64> = decoded.iter().map(|p| p.t).collect();
+    let groups = split_replicas(&ts, &chunk_ranges);
+    // Each group's samples moving forward in time, as (time, index into `decoded`).
+    let replicas: Vec<Vec<(i64, f64)>> = groups
+        .iter()
+        .map(|members| {
+            let mut r: Vec<(i64, f64)> = Vec::new();
+            for &m in members {
+                for i in chunk_ranges[m].clone() {
+                    if r.last().is_none_or(|l| l.0 < decoded[i].t) {
+                        r.push((decoded[i].t, i as f64));
+                    }
+                }
+            }
+            r
+        })
+        .collect();
+    let merged = match replicas.len() {
+        0 => Vec::new(),
+        1 => replicas.into_iter().next().unwrap_or_default(),
+        _ if dedup => dedup_replicas(&replicas, false),
+        _ => merge_by_time(&replicas),
+    };
+    out.extend(
+        merged
+            .into_iter()
+            .filter(|(t, _)| range.contains(t))
+            .filter_map(|(_, i)| decoded.get(i as usize).cloned()),
+    );
     Ok(())
 }
 
@@ -464,5 +492,83 @@ fn decode_xor(chunk: &pb::Chunk, emit: &mut dyn FnMut(i64, f64)) -> Result<(), S
     match it.err() {
         Some(e) => Err(format!("corrupt chunk: {e}")),
         None => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tsdb::chunkenc::histogram::{FloatHistogramAppender, Histogram};
+
+    fn hist_chunk(samples: &[(i64, f64)]) -> pb::AggrChunk {
+        let mut app = FloatHistogramAppender::new();
+        for &(t, count) in samples {
+            let h = Histogram {
+                t,
+                count,
+                sum: count,
+                zero_count: count,
+                ..Histogram::default()
+            };
+            app.append(&h).unwrap();
+        }
+        pb::AggrChunk {
+            min_time: samples[0].0,
+            max_time: samples[samples.len() - 1].0,
+            raw: Some(pb::Chunk {
+                r#type: pb::chunk::Encoding::FloatHistogram as i32,
+                data: app.into_bytes().into(),
+                hash: 0,
+            }),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn histogram_replicas_are_deduplicated_by_penalty() {
+        // Replica a scrapes at 0, 15 s, ... with a gap from 45 s to 90 s; replica b runs 5 s
+        // later and fills the gap.
+        let a = hist_chunk(&[
+            (0, 1.0),
+            (15_000, 2.0),
+            (30_000, 3.0),
+            (90_000, 7.0),
+            (105_000, 8.0),
+        ]);
+        let b: Vec<(i64, f64)> = (0..8)
+            .map(|i| (5_000 + i * 15_000, 10.0 + i as f64))
+            .collect();
+        let b = hist_chunk(&b);
+        let chunks = vec![a, b];
+        let mut out = Vec::new();
+        decode_histograms(&chunks, &(0..=200_000), true, &mut out).unwrap();
+        let got: Vec<(i64, f64)> = out.iter().map(|p| (p.t, p.h.count)).collect();
+        // The same choice of samples as the float penalty algorithm makes: a until its
+        // gap, then b.
+        let a_f = vec![
+            (0, 1.0),
+            (15_000, 2.0),
+            (30_000, 3.0),
+            (90_000, 7.0),
+            (105_000, 8.0),
+        ];
+        let b_f: Vec<(i64, f64)> = (0..8)
+            .map(|i| (5_000 + i * 15_000, 10.0 + i as f64))
+            .collect();
+        assert_eq!(got, dedup_replicas(&[a_f, b_f], false));
+        assert_eq!(
+            &got[..4],
+            &[(0, 1.0), (15_000, 2.0), (30_000, 3.0), (50_000, 13.0)]
+        );
+        // Without deduplication: every sample, merged by time.
+        let mut all = Vec::new();
+        decode_histograms(&chunks, &(0..=200_000), false, &mut all).unwrap();
+        assert_eq!(all.len(), 13);
+        // A corrupt chunk is an error, not a panic.
+        let mut bad = chunks[0].clone();
+        if let Some(raw) = &mut bad.raw {
+            raw.data = vec![0, 9, 0].into();
+        }
+        assert!(decode_histograms(&[bad], &(0..=1), true, &mut Vec::new()).is_err());
     }
 }
