@@ -4,6 +4,7 @@
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use promql::{Engine, EngineOptions, MemStorage, RawSample};
+use tsdb::histogram::{Histogram, Span};
 use tsdb::labels::Labels;
 
 const INTERVAL: i64 = 15_000;
@@ -47,8 +48,41 @@ fn storage() -> MemStorage {
             st.add_series(labels, samples);
         }
     }
+    // 100 native histograms (schema 3, 24 buckets, growing as a counter).
+    for i in 0..100u32 {
+        let labels = Labels::from_pairs(vec![
+            ("__name__", "latency_native_seconds".to_string()),
+            ("instance", format!("host-{i}")),
+        ]);
+        for k in 0..SAMPLES {
+            st.append_histogram(
+                &labels,
+                std::sync::Arc::new(native_histogram(i, k, k * INTERVAL)),
+            );
+        }
+    }
     st.finish();
     st
+}
+
+/// Sample `k` of native histogram series `i`: schema 3, 24 populated buckets.
+fn native_histogram(i: u32, k: i64, t: i64) -> Histogram {
+    let buckets: Vec<f64> = (0..24)
+        .map(|b| ((k + 1) * (b as i64 % 5 + 1) + i as i64 % 7) as f64)
+        .collect();
+    let count: f64 = buckets.iter().sum();
+    Histogram {
+        t,
+        schema: 3,
+        count,
+        sum: count * 0.37,
+        positive_spans: vec![Span {
+            offset: -4,
+            length: 24,
+        }],
+        positive_buckets: buckets,
+        ..Histogram::default()
+    }
 }
 
 fn bench(c: &mut Criterion) {
@@ -67,6 +101,16 @@ fn bench(c: &mut Criterion) {
             "histogram_quantile_600",
             "histogram_quantile(0.9, sum by (le) (rate(latency_seconds_bucket[5m])))",
             600,
+        ),
+        (
+            "native_histogram_quantile_100",
+            "histogram_quantile(0.9, rate(latency_native_seconds[5m]))",
+            100,
+        ),
+        (
+            "native_sum_rate_100",
+            "sum(rate(latency_native_seconds[5m]))",
+            100,
         ),
         (
             "subquery_10k",

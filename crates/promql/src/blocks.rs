@@ -3,8 +3,12 @@
 
 use crate::error::{Error, Result};
 use crate::storage::{Queryable, RawSample, SelectHints, SeriesSet};
+use crate::value::HPoint;
 use std::path::Path;
+use std::sync::Arc;
 use tsdb::block::{Block, BlockSeries, SeriesSet as BlockSeriesSet};
+use tsdb::chunkenc::histogram::HistogramIterator;
+use tsdb::chunkenc::Encoding;
 use tsdb::labels::Labels;
 use tsdb::matchers::Matcher;
 
@@ -51,6 +55,8 @@ struct MergedSeriesSet<'a> {
     start: i64,
     end: i64,
     scratch: Vec<RawSample>,
+    /// Native histogram samples of the series last returned.
+    hists: Vec<HPoint>,
 }
 
 fn storage_err(e: tsdb::Error) -> Error {
@@ -79,6 +85,48 @@ impl<'a> MergedSeriesSet<'a> {
         }
         Ok(())
     }
+
+    /// Appends the native histogram samples of cursor `i`'s series in range (tombstones
+    /// applied) to `self.hists`.
+    fn read_histograms(&mut self, i: usize) -> Result<()> {
+        let c = &self.cursors[i];
+        let Some(series) = c.head.as_ref() else {
+            return Ok(());
+        };
+        let block = c.set.block();
+        for meta in &series.chunks {
+            let (enc, data) = block.chunks().chunk(meta.chunk_ref).map_err(storage_err)?;
+            if enc != Encoding::HISTOGRAM && enc != Encoding::FLOAT_HISTOGRAM {
+                continue;
+            }
+            let corrupt = |e: &dyn std::fmt::Display| {
+                Error::Storage(format!(
+                    "block {}: series {}: histogram chunk {:#x}: {e}",
+                    block.dir().display(),
+                    series.labels,
+                    meta.chunk_ref.0
+                ))
+            };
+            let mut it = HistogramIterator::new(enc, data).map_err(|e| corrupt(&e))?;
+            while it.next() {
+                let h = it.at();
+                if h.t < self.start
+                    || h.t > self.end
+                    || series.deleted.iter().any(|d| d.contains(h.t))
+                {
+                    continue;
+                }
+                self.hists.push(HPoint {
+                    t: h.t,
+                    h: Arc::new(h.clone()),
+                });
+            }
+            if let Some(e) = it.err() {
+                return Err(corrupt(&e));
+            }
+        }
+        Ok(())
+    }
 }
 
 impl MergedSeriesSet<'_> {
@@ -95,6 +143,7 @@ impl MergedSeriesSet<'_> {
             return Ok(None);
         };
         samples.clear();
+        self.hists.clear();
         let mut merged_blocks = 0;
         for i in 0..self.cursors.len() {
             if self.cursors[i]
@@ -112,8 +161,14 @@ impl MergedSeriesSet<'_> {
                     self.scratch = scratch;
                 }
                 merged_blocks += 1;
+                self.read_histograms(i)?;
                 Self::advance(&mut self.cursors[i])?;
             }
+        }
+        if merged_blocks > 1 && !self.hists.is_empty() {
+            // Several blocks: in time order, the first block's sample winning a tie.
+            self.hists.sort_by_key(|p| p.t);
+            self.hists.dedup_by_key(|p| p.t);
         }
         Ok(Some(labels))
     }
@@ -123,12 +178,16 @@ impl SeriesSet for MergedSeriesSet<'_> {
     fn next_series(&mut self, samples: &mut Vec<RawSample>) -> Option<Result<Labels>> {
         loop {
             match self.next_merged(samples) {
-                Ok(Some(_)) if samples.is_empty() => continue,
+                Ok(Some(_)) if samples.is_empty() && self.hists.is_empty() => continue,
                 Ok(Some(l)) => return Some(Ok(l)),
                 Ok(None) => return None,
                 Err(e) => return Some(Err(e)),
             }
         }
+    }
+
+    fn take_histograms(&mut self) -> Vec<HPoint> {
+        std::mem::take(&mut self.hists)
     }
 }
 
@@ -190,6 +249,7 @@ impl Queryable for BlockStorage {
             start: hints.start,
             end: hints.end,
             scratch: Vec::new(),
+            hists: Vec::new(),
         }))
     }
 }

@@ -154,6 +154,11 @@ impl<'a> SeriesSet<'a> {
         Ok(None)
     }
 
+    /// The block the series come from.
+    pub fn block(&self) -> &'a Block {
+        self.block
+    }
+
     /// Samples of `series` in `[self.mint, self.maxt]`, tombstones applied.
     pub fn samples(&self, series: &'a BlockSeries) -> SampleIterator<'a> {
         SampleIterator::new(self.block, series, self.mint, self.maxt)
@@ -161,7 +166,8 @@ impl<'a> SeriesSet<'a> {
 }
 
 /// Float samples of one series across its chunks, tombstoned samples and samples outside
-/// `[mint, maxt]` skipped. Histogram chunks are skipped here (they are not queried yet).
+/// `[mint, maxt]` skipped. Histogram chunks are skipped here (read them with
+/// [`crate::chunkenc::histogram::HistogramIterator`]).
 pub struct SampleIterator<'a> {
     block: &'a Block,
     series: &'a BlockSeries,
