@@ -18,13 +18,14 @@
 //! LabelPair    { name = 1 string, value = 2 string }
 //! Counter      { value = 1 double, exemplar = 2 }
 //! Histogram    { sample_count = 1 uint64, sample_count_float = 4 double,
-//!                sample_sum = 2 double, bucket = 3 (classic buckets),
+//!                sample_sum = 2 double, bucket = 3 Bucket* (classic buckets),
 //!                schema = 5 sint32, zero_threshold = 6 double, zero_count = 7 uint64,
 //!                zero_count_float = 8 double,
 //!                negative_span = 9 BucketSpan*, negative_delta = 10 sint64*,
 //!                negative_count = 11 double*,
 //!                positive_span = 12 BucketSpan*, positive_delta = 13 sint64*,
 //!                positive_count = 14 double* }
+//! Bucket       { cumulative_count = 1 uint64, upper_bound = 2 double }
 //! BucketSpan   { offset = 1 sint32, length = 2 uint32 }
 //! ```
 //!
@@ -32,7 +33,10 @@
 //! gap after the previous span. Deltas: the first bucket's count, then each bucket's count
 //! minus the previous bucket's (across spans). Prometheus 2.42 takes a histogram as native
 //! when it has deltas or a zero bucket (count or threshold above 0), and then ingests only
-//! the native form. Repeated scalars are written unpacked, as proto2 (client_golang) does.
+//! the native form; a histogram with classic buckets only is classic (the `+Inf` bucket is
+//! implicit: `sample_count`), which Prometheus 3.x turns into a native histogram with custom
+//! buckets under `convert_classic_histograms_to_nhcb`. Repeated scalars are written
+//! unpacked, as proto2 (client_golang) does.
 
 use std::io::{Read, Write};
 use std::net::TcpListener;
@@ -93,6 +97,8 @@ pub struct Histogram {
     pub sample_count_float: Option<f64>,
     #[prost(double, optional, tag = "2")]
     pub sample_sum: Option<f64>,
+    #[prost(message, repeated, tag = "3")]
+    pub bucket: Vec<Bucket>,
     #[prost(sint32, optional, tag = "5")]
     pub schema: Option<i32>,
     #[prost(double, optional, tag = "6")]
@@ -113,6 +119,15 @@ pub struct Histogram {
     pub positive_delta: Vec<i64>,
     #[prost(double, repeated, packed = "false", tag = "14")]
     pub positive_count: Vec<f64>,
+}
+
+/// A classic bucket: observations up to `upper_bound` (inclusive), cumulative.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct Bucket {
+    #[prost(uint64, optional, tag = "1")]
+    pub cumulative_count: Option<u64>,
+    #[prost(double, optional, tag = "2")]
+    pub upper_bound: Option<f64>,
 }
 
 #[derive(Clone, PartialEq, prost::Message)]
@@ -176,6 +191,23 @@ pub fn native_histogram(
         negative_delta,
         positive_span,
         positive_delta,
+        ..Histogram::default()
+    }
+}
+
+/// A classic histogram: `buckets` as (upper bound, cumulative count), bounds ascending and
+/// below `+Inf`; `count` is the `+Inf` bucket.
+pub fn classic_histogram(count: u64, sum: f64, buckets: &[(f64, u64)]) -> Histogram {
+    Histogram {
+        sample_count: Some(count),
+        sample_sum: Some(sum),
+        bucket: buckets
+            .iter()
+            .map(|&(upper_bound, cumulative_count)| Bucket {
+                cumulative_count: Some(cumulative_count),
+                upper_bound: Some(upper_bound),
+            })
+            .collect(),
         ..Histogram::default()
     }
 }

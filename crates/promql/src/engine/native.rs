@@ -284,48 +284,21 @@ impl Evaluator<'_, '_> {
                 return Ok(());
             }
         };
-        // Per group: accumulated histogram and count per step.
-        let mut groups: Vec<(Labels, StepHists)> = Vec::new();
+        // Per group and step: the histograms met, and the group's metric name.
+        let mut groups: Vec<(Labels, StepHists, String)> = Vec::new();
         let mut index: FxMap<Labels, usize> = FxMap::default();
         for (labels, hists) in taken {
             let key = crate::aggregation::group_labels(&labels, &grouping, without);
             let g = *index.entry(key.clone()).or_insert_with(|| {
-                groups.push((key, FxMap::default()));
+                let metric = labels.get(METRIC_NAME).unwrap_or("").to_string();
+                groups.push((key, FxMap::default(), metric));
                 groups.len() - 1
             });
             for p in hists {
-                match groups[g].1.get_mut(&p.t) {
-                    None => {
-                        groups[g].1.insert(p.t, ((*p.h).clone(), 1, false));
-                    }
-                    Some((acc, n, bad)) => {
-                        *n += 1;
-                        if *bad || !(name == "sum" || name == "avg") {
-                            continue;
-                        }
-                        match histogram::try_add(acc, &p.h) {
-                            Ok(c) => {
-                                if c.counter_reset_collision {
-                                    self.ctx
-                                        .warn(annotations::counter_reset_collision("aggregation"));
-                                }
-                                if c.custom_bounds_reconciled {
-                                    self.ctx.info(annotations::mismatched_custom_buckets(
-                                        "aggregation",
-                                    ));
-                                }
-                            }
-                            Err(_) => {
-                                *bad = true;
-                                let metric = labels.get(METRIC_NAME).unwrap_or("");
-                                self.ctx.warn(annotations::mixed_exponential_custom(metric));
-                            }
-                        }
-                    }
-                }
+                groups[g].1.entry(p.t).or_default().push(p.h);
             }
         }
-        for (labels, steps) in groups {
+        for (labels, steps, metric) in groups {
             let pos = match out.iter().position(|s| s.labels == labels) {
                 Some(p) => p,
                 None => {
@@ -337,9 +310,10 @@ impl Evaluator<'_, '_> {
             let mut ts: Vec<i64> = steps.keys().copied().collect();
             ts.sort_unstable();
             for t in ts {
-                let Some((mut h, n, bad)) = steps.get(&t).cloned() else {
+                let Some(hists) = steps.get(&t) else {
                     continue;
                 };
+                let n = hists.len();
                 let float = series.points.iter().position(|p| p.t == t);
                 match (name, float) {
                     ("count", Some(i)) => series.points[i].v += n as f64,
@@ -351,11 +325,11 @@ impl Evaluator<'_, '_> {
                         self.ctx
                             .warn(annotations::mixed_floats_histograms_aggregation());
                     }
-                    (_, None) if bad => {}
                     (_, None) => {
-                        if name == "avg" {
-                            histogram::div(&mut h, n as f64);
-                        }
+                        let refs: Vec<&Histogram> = hists.iter().map(|h| h.as_ref()).collect();
+                        let Some(mut h) = self.sum_histograms(&refs, name == "avg", &metric) else {
+                            continue;
+                        };
                         histogram::compact_buckets(&mut h);
                         h.t = t;
                         series.hists.push(HPoint { t, h: Arc::new(h) });
@@ -369,8 +343,42 @@ impl Evaluator<'_, '_> {
     }
 }
 
-/// Per step: the sum so far, how many were added, and whether adding failed.
-type StepHists = FxMap<i64, (Histogram, usize, bool)>;
+/// Per step: the histograms to fold.
+type StepHists = FxMap<i64, Vec<Arc<Histogram>>>;
+
+impl Evaluator<'_, '_> {
+    /// The compensated sum (or with `mean`, the mean) of histograms, with 3.x's
+    /// annotations; `None` (and a warning) when exponential and custom buckets meet.
+    pub(super) fn sum_histograms(
+        &self,
+        hists: &[&Histogram],
+        mean: bool,
+        metric: &str,
+    ) -> Option<Histogram> {
+        let folded = if mean {
+            histogram::kahan_mean(hists)
+        } else {
+            histogram::kahan_sum(hists)
+        };
+        match folded {
+            Ok((h, noticed)) => {
+                if noticed.counter_reset_collision {
+                    self.ctx
+                        .warn(annotations::counter_reset_collision("aggregation"));
+                }
+                if noticed.custom_bounds_reconciled {
+                    self.ctx
+                        .info(annotations::mismatched_custom_buckets("aggregation"));
+                }
+                Some(h)
+            }
+            Err(_) => {
+                self.ctx.warn(annotations::mixed_exponential_custom(metric));
+                None
+            }
+        }
+    }
+}
 
 /// Histogram points taken out of an aggregation's input, to fold after the floats.
 pub(super) struct HistAggregation {

@@ -279,37 +279,22 @@ impl Evaluator<'_, '_> {
         }
     }
 
-    /// `sum_over_time` and `avg_over_time` of histograms.
+    /// `sum_over_time` and `avg_over_time` of histograms (compensated sums).
     fn histogram_sum(&self, hs: &[HPoint], avg: bool, metric: &str) -> Option<Histogram> {
-        let mut sum = (*hs[0].h).clone();
-        let (mut reset_seen, mut not_reset_seen, mut reconciled) = (false, false, false);
-        let mut track = |h: &Histogram| match h.counter_reset_hint {
-            CounterResetHint::CounterReset => reset_seen = true,
-            CounterResetHint::NotCounterReset => not_reset_seen = true,
-            _ => {}
-        };
-        track(&sum);
-        for p in &hs[1..] {
-            track(&p.h);
-            match histogram::try_add(&mut sum, &p.h) {
-                Err(_) => {
-                    self.ctx.warn(annotations::mixed_exponential_custom(metric));
-                    return None;
-                }
-                Ok(c) => reconciled |= c.custom_bounds_reconciled,
+        let (mut reset_seen, mut not_reset_seen) = (false, false);
+        for p in hs {
+            match p.h.counter_reset_hint {
+                CounterResetHint::CounterReset => reset_seen = true,
+                CounterResetHint::NotCounterReset => not_reset_seen = true,
+                _ => {}
             }
         }
         if reset_seen && not_reset_seen {
             self.ctx
                 .warn(annotations::counter_reset_collision("aggregation"));
         }
-        if reconciled {
-            self.ctx
-                .info(annotations::mismatched_custom_buckets("aggregation"));
-        }
-        if avg {
-            histogram::div(&mut sum, hs.len() as f64);
-        }
+        let refs: Vec<&Histogram> = hs.iter().map(|p| p.h.as_ref()).collect();
+        let mut sum = self.sum_histograms(&refs, avg, metric)?;
         histogram::compact_buckets(&mut sum);
         Some(sum)
     }

@@ -365,6 +365,15 @@ fn zero_count_for_larger_threshold(h: &View<'_>, larger: f64) -> (f64, f64) {
     }
 }
 
+/// The zero count `h` has with the (larger or equal) zero threshold `zt`: its zero bucket
+/// and the buckets now inside it.
+pub(super) fn zero_count_in_threshold(h: &Histogram, zt: f64) -> f64 {
+    if zt <= h.zero_threshold {
+        return h.zero_count;
+    }
+    zero_count_for_larger_threshold(&view(h), zt).0
+}
+
 /// `DetectReset`: whether `h` shows a counter reset after `prev` (the hint decides when it
 /// says reset or no reset).
 pub fn detect_reset(h: &View<'_>, prev: &View<'_>) -> bool {
@@ -807,7 +816,7 @@ fn intersect_bounds(a: &[f64], b: &[f64]) -> Vec<f64> {
 }
 
 /// Adds `sign ×` each custom bucket of `h` into the bucket of `common` bounds holding it.
-fn map_custom_buckets(
+pub(super) fn map_custom_buckets(
     spans: &[Span],
     buckets: &[f64],
     bounds: &[f64],

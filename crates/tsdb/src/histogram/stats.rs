@@ -3,6 +3,7 @@
 //! as PromQL 3.x computes them, and scaling by a number.
 
 use super::arith::bound;
+use super::kahan::kahan_inc;
 use super::{Histogram, Span};
 
 /// One bucket with its bounds (Prometheus's `Bucket[float64]`).
@@ -551,19 +552,6 @@ pub fn variance(h: &Histogram) -> f64 {
         (variance, c) = kahan_inc(b.count * delta * delta, variance, c);
     }
     (variance + c) / h.count
-}
-
-/// One step of Kahan-Babuška-Neumaier summation (Prometheus's `kahansum.Inc`).
-fn kahan_inc(inc: f64, sum: f64, c: f64) -> (f64, f64) {
-    let t = sum + inc;
-    let c = if t.is_infinite() {
-        0.0
-    } else if sum.abs() >= inc.abs() {
-        c + ((sum - t) + inc)
-    } else {
-        c + ((inc - t) + sum)
-    };
-    (t, c)
 }
 
 /// `Mul`: scales every count and the sum; a negative factor makes it a gauge.
