@@ -1068,19 +1068,125 @@ pub fn lex_as(input: &[u8], shape: Option<QueryShape>) -> Result<Lexed, LexError
             _ => {}
         }
     }
-    let durations = match shape {
+    let mut edits = match shape {
         Some(shape) => duration_rewrites(input, &tokens, shape)?,
         None => Vec::new(),
     };
+    if v3 {
+        edits.extend(trim_rewrites(input, &tokens));
+    }
     Ok(Lexed {
         nesting,
-        rewritten: rewrite(input, &tokens, durations),
+        rewritten: rewrite(input, &tokens, edits),
     })
+}
+
+/// Labels a trim operator leaves in the `group_right` list of the comparison it is written
+/// as (see [`trim_rewrites`]): the first two mark a group the rewrite added (the operator
+/// is one-to-one), the last two one the query had. No series has them, so nothing else
+/// changes; the engine reads them back as the operator.
+pub(crate) const TRIM_UPPER_MARK: &str = "__trim_upper__";
+pub(crate) const TRIM_LOWER_MARK: &str = "__trim_lower__";
+pub(crate) const TRIM_UPPER_GROUPED_MARK: &str = "__trim_upper_grouped__";
+pub(crate) const TRIM_LOWER_GROUPED_MARK: &str = "__trim_lower_grouped__";
+
+/// 3.11's histogram trim operators `</` and `>/`, which the grammar parser does not know,
+/// written as `<` and `>` with a marker group label: `a </ b` becomes
+/// `a < ignoring() group_right(__trim_upper__) b` (an empty `ignoring()` is allowed with a
+/// number operand too), `a >/ on(x) b` becomes `a > on(x) group_right(__trim_lower__) b`,
+/// and a group the query has gets the marker first in its list.
+fn trim_rewrites(input: &[u8], tokens: &[Token]) -> Vec<(usize, usize, String)> {
+    let text = |t: &Token| &input[t.start..t.end];
+    let word = |k: usize, w: &[u8]| {
+        tokens
+            .get(k)
+            .is_some_and(|t| t.kind == Kind::Ident && text(t).eq_ignore_ascii_case(w))
+    };
+    let kind_at = |k: usize, kind: Kind| tokens.get(k).is_some_and(|t| t.kind == kind);
+    let mut out = Vec::new();
+    for (i, w) in tokens.windows(2).enumerate() {
+        let (op, slash) = (&w[0], &w[1]);
+        if op.kind != Kind::Op || slash.kind != Kind::Op || slash.start != op.end {
+            continue;
+        }
+        let (sign, mark, grouped_mark) = match (text(op), text(slash)) {
+            (b"<", b"/") => ("<", TRIM_UPPER_MARK, TRIM_UPPER_GROUPED_MARK),
+            (b">", b"/") => (">", TRIM_LOWER_MARK, TRIM_LOWER_GROUPED_MARK),
+            _ => continue,
+        };
+        out.push((op.start, slash.end, sign.to_string()));
+        // bool (refused later by the engine), on/ignoring (...), group_left/right [(...)].
+        let mut j = i + 2;
+        let mut insert_at = slash.end;
+        if word(j, b"bool") {
+            insert_at = tokens[j].end;
+            j += 1;
+        }
+        let matching = (word(j, b"on") || word(j, b"ignoring")) && kind_at(j + 1, Kind::LParen);
+        if matching {
+            let close = (j + 2..tokens.len()).find(|&k| tokens[k].kind == Kind::RParen);
+            match close {
+                Some(k) => {
+                    insert_at = tokens[k].end;
+                    j = k + 1;
+                }
+                None => continue,
+            }
+        }
+        if matching && (word(j, b"group_left") || word(j, b"group_right")) {
+            if kind_at(j + 1, Kind::LParen) {
+                let lparen = &tokens[j + 1];
+                let insert = if kind_at(j + 2, Kind::RParen) {
+                    grouped_mark.to_string()
+                } else {
+                    format!("{grouped_mark}, ")
+                };
+                out.push((lparen.end, lparen.end, insert));
+            } else {
+                out.push((tokens[j].end, tokens[j].end, format!("({grouped_mark})")));
+            }
+        } else if matching {
+            out.push((insert_at, insert_at, format!(" group_right({mark})")));
+        } else {
+            out.push((
+                insert_at,
+                insert_at,
+                format!(" ignoring() group_right({mark})"),
+            ));
+        }
+    }
+    out
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn trim_operators_are_written_as_marked_comparisons() {
+        let shape = Some(QueryShape::default());
+        let rewritten = |q: &str| lex_as(q.as_bytes(), shape).unwrap().rewritten.unwrap();
+        assert_eq!(
+            rewritten("h </ 5"),
+            "h < ignoring() group_right(__trim_upper__) 5"
+        );
+        assert_eq!(
+            rewritten("h >/ on(a) x"),
+            "h > on(a) group_right(__trim_lower__) x"
+        );
+        assert_eq!(
+            rewritten("h </ ignoring(a) group_left(b) x"),
+            "h < ignoring(a) group_left(__trim_upper_grouped__, b) x"
+        );
+        assert_eq!(
+            rewritten("h </ on() group_left x"),
+            "h < on() group_left(__trim_upper_grouped__) x"
+        );
+        // A comparison followed by a division is not a trim.
+        assert!(lex_as(b"h < /x/", shape).is_ok_and(|l| l.rewritten.is_none()));
+        // 2.42 has no trims.
+        assert!(lex(b"h </ 5").unwrap().rewritten.is_none());
+    }
 
     fn error_of(q: &[u8]) -> String {
         match lex(q) {

@@ -657,7 +657,18 @@ fn with_at_modifier(expr: &str, t: i64, dialect: Dialect) -> Option<String> {
         return None;
     }
     let _ = pp::parse; // the printed form is parsed again by the engine
-    Some(e.to_string())
+    restore_trim_operators(&e.to_string())
+}
+
+/// Our parser reads `</` and `>/` as comparisons with a marker group label; printed back,
+/// they are written as the trim operators again (`None` for forms not handled here).
+fn restore_trim_operators(printed: &str) -> Option<String> {
+    let re = regex::Regex::new(
+        r"([<>]) ((?:bool )?(?:(?:on|ignoring) \([^)]*\) )?)group_right \(__trim_(?:upper|lower)__\) ",
+    )
+    .ok()?;
+    let s = re.replace_all(printed, "$1/ $2").into_owned();
+    (!s.contains("__trim_")).then_some(s)
 }
 
 struct Runner {

@@ -10,6 +10,52 @@ impl<'a> Evaluator<'a, '_> {
         let op = b.op.id();
         let return_bool = b.modifier.as_ref().is_some_and(|m| m.return_bool);
         let used = lhs.points() + rhs.points();
+        if let Some((upper, b)) = trim_operator(b) {
+            let b = &b;
+            if return_bool {
+                return Err(Error::Parse(
+                    "bool modifier can only be used on comparison operators".into(),
+                ));
+            }
+            let out = match (lhs, rhs) {
+                (Val::Vector(l), Val::Scalar(r)) => Val::Vector(self.vector_trim(l, &r, upper)),
+                (Val::Scalar(_), Val::Vector(r)) => {
+                    let text = trim_text(upper);
+                    if r.iter().any(|s| !s.points.is_empty()) {
+                        self.ctx.info(annotations::incompatible_types_in_binop(
+                            text, "float", "float",
+                        ));
+                    }
+                    if r.iter().any(|s| !s.hists.is_empty()) {
+                        self.ctx.info(annotations::incompatible_types_in_binop(
+                            text,
+                            "float",
+                            "histogram",
+                        ));
+                    }
+                    Val::Vector(Vec::new())
+                }
+                (Val::Vector(l), Val::Vector(r)) => {
+                    let boxes = HistBoxes {
+                        trim: Some(upper),
+                        ..HistBoxes::default()
+                    };
+                    let l = boxes.pack(l)?;
+                    let r = boxes.pack(r)?;
+                    let out = self.vector_vector_matched(b, l, r, Some(&boxes))?;
+                    Val::Vector(boxes.unpack(out))
+                }
+                _ => {
+                    return Err(Error::exec(format!(
+                        "operator {:?} not allowed for Scalar operations",
+                        trim_text(upper)
+                    )))
+                }
+            };
+            self.ctx.release_samples(used);
+            self.ctx.add_samples(out.points())?;
+            return Ok(out);
+        }
         let out = match (lhs, rhs) {
             (Val::Scalar(l), Val::Scalar(r)) => {
                 let v = l
@@ -144,6 +190,40 @@ impl<'a> Evaluator<'a, '_> {
             }
         }
         Ok(())
+    }
+
+    /// `v </ s` or `v >/ s`: histograms trimmed, floats dropped with 3.x's info.
+    fn vector_trim(&self, series: Vec<Series>, scalar: &[f64], upper: bool) -> Vec<Series> {
+        let text = trim_text(upper);
+        if series.iter().any(|s| !s.points.is_empty()) {
+            self.ctx.info(annotations::incompatible_types_in_binop(
+                text, "float", "float",
+            ));
+        }
+        let mut out = Vec::new();
+        for s in series {
+            if s.hists.is_empty() {
+                continue;
+            }
+            let hists = s
+                .hists
+                .into_iter()
+                .map(|p| {
+                    let mut h = Arc::unwrap_or_clone(p.h);
+                    tsdb::histogram::trim_buckets(&mut h, scalar[self.range.index_of(p.t)], upper);
+                    HPoint {
+                        t: p.t,
+                        h: Arc::new(h),
+                    }
+                })
+                .collect();
+            out.push(Series {
+                labels: s.labels,
+                points: Vec::new(),
+                hists,
+            });
+        }
+        out
     }
 
     pub(super) fn vector_vector(
@@ -313,7 +393,9 @@ impl<'a> Evaluator<'a, '_> {
                 let rv = rvals.get(&j).copied().unwrap_or(f64::NAN);
                 let (vl, vr) = if one_to_many { (rv, lv) } else { (lv, rv) };
                 let (mut value, keep) = match boxes {
-                    Some(bx) if HistBoxes::is_box(vl) || HistBoxes::is_box(vr) => {
+                    Some(bx)
+                        if bx.trim.is_some() || HistBoxes::is_box(vl) || HistBoxes::is_box(vr) =>
+                    {
                         // Pairs of kinds an operator cannot combine give no element at all.
                         match bx.combine(op, vl, vr, self.ctx) {
                             Some(r) => r,
@@ -383,6 +465,9 @@ impl<'a> Evaluator<'a, '_> {
 #[derive(Default)]
 pub(super) struct HistBoxes {
     table: RefCell<Vec<Arc<tsdb::histogram::Histogram>>>,
+    /// The operator is a trim (`</` when true, `>/` when false), not the comparison the
+    /// parser saw.
+    trim: Option<bool>,
 }
 
 impl HistBoxes {
@@ -451,11 +536,26 @@ impl HistBoxes {
         use tsdb::histogram as th;
         let lh = Self::is_box(l).then(|| self.get(l)).flatten();
         let rh = Self::is_box(r).then(|| self.get(r)).flatten();
-        let op_text = TokenType::new(op).to_string();
+        let op_text = match self.trim {
+            Some(upper) => trim_text(upper).to_string(),
+            None => TokenType::new(op).to_string(),
+        };
         let incompatible = |lt: &str, rt: &str| {
             ctx.info(annotations::incompatible_types_in_binop(&op_text, lt, rt));
             None
         };
+        if let Some(upper) = self.trim {
+            return match (lh, rh) {
+                (Some(h), None) => {
+                    let mut h = (*h).clone();
+                    th::trim_buckets(&mut h, r, upper);
+                    Some((self.boxed(Arc::new(h)), true))
+                }
+                (None, None) => incompatible("float", "float"),
+                (None, Some(_)) => incompatible("float", "histogram"),
+                (Some(_), Some(_)) => incompatible("histogram", "histogram"),
+            };
+        }
         match (lh, rh) {
             (None, Some(h)) => match op {
                 token::T_MUL => {
@@ -513,6 +613,48 @@ impl HistBoxes {
             },
             (None, None) => Some(vector_elem_binop(op, l, r)),
         }
+    }
+}
+
+/// Whether a comparison is a histogram trim operator written for the parser (see
+/// `lex::trim_rewrites`): `</` (true) or `>/` (false), with the expression as the query
+/// had it (the marker gone from the group labels, a group the rewrite added gone).
+pub(super) fn trim_operator(b: &BinaryExpr) -> Option<(bool, BinaryExpr)> {
+    use crate::lex::{
+        TRIM_LOWER_GROUPED_MARK, TRIM_LOWER_MARK, TRIM_UPPER_GROUPED_MARK, TRIM_UPPER_MARK,
+    };
+    let op = b.op.id();
+    let (mark, grouped_mark) = match op {
+        token::T_LSS => (TRIM_UPPER_MARK, TRIM_UPPER_GROUPED_MARK),
+        token::T_GTR => (TRIM_LOWER_MARK, TRIM_LOWER_GROUPED_MARK),
+        _ => return None,
+    };
+    let modifier = b.modifier.as_ref()?;
+    let include = match &modifier.card {
+        VectorMatchCardinality::ManyToOne(l) | VectorMatchCardinality::OneToMany(l) => l,
+        _ => return None,
+    };
+    let mut restored = b.clone();
+    let m = restored.modifier.as_mut()?;
+    if include.labels.iter().any(|l| l == mark) {
+        m.card = VectorMatchCardinality::OneToOne;
+    } else if include.labels.iter().any(|l| l == grouped_mark) {
+        if let VectorMatchCardinality::ManyToOne(l) | VectorMatchCardinality::OneToMany(l) =
+            &mut m.card
+        {
+            l.labels.retain(|x| x != grouped_mark);
+        }
+    } else {
+        return None;
+    }
+    Some((op == token::T_LSS, restored))
+}
+
+fn trim_text(upper: bool) -> &'static str {
+    if upper {
+        "</"
+    } else {
+        ">/"
     }
 }
 

@@ -10,8 +10,10 @@ mod arith;
 mod bounds;
 mod kahan;
 mod stats;
+mod trim;
 
 pub use crate::chunkenc::histogram::{CounterResetHint, Histogram, Span, CUSTOM_BUCKETS_SCHEMA};
 pub use arith::*;
 pub use kahan::{kahan_inc, kahan_mean, kahan_sum};
 pub use stats::*;
+pub use trim::trim_buckets;
