@@ -988,8 +988,13 @@ pub(crate) fn vector_call(
             let input = take_vector(vals.remove(0))?;
             let mut present = vec![false; steps];
             for s in &input {
-                for p in &s.points {
-                    present[step_index(p.t)] = true;
+                let times = s
+                    .points
+                    .iter()
+                    .map(|p| p.t)
+                    .chain(s.hists.iter().map(|p| p.t));
+                for t in times {
+                    present[step_index(t)] = true;
                 }
             }
             let points: Vec<Point> = (0..steps)
@@ -1145,16 +1150,13 @@ pub(crate) fn vector_call(
             let groups = BucketGroups::new(&input, notes);
             let mut out = OutBuilder::new();
             let slots: Vec<usize> = groups.labels.iter().map(|l| out.slot(l.clone())).collect();
-            let mut forced_any = false;
+            let mut forced = vec![false; groups.labels.len()];
             groups.each_step(steps, ts_of, |g, step, ts, b| {
-                let (v, forced) = bucket_quantile(q[step], b);
-                forced_any |= forced;
+                let (v, fixed) = bucket_quantile(q[step], b);
+                forced[g] |= fixed;
                 out.push(slots[g], step, ts, v)
             })?;
-            if forced_any {
-                // Without delayed name removal, 3.x names no metric here.
-                notes.info(annotations::forced_monotonicity(""));
-            }
+            groups.note_forced(&forced, notes);
             Ok(Val::Vector(out.finish()))
         }
         HistogramQuantiles => {
@@ -1167,14 +1169,14 @@ pub(crate) fn vector_call(
             let groups = BucketGroups::new(&input, notes);
             let mut out = OutBuilder::new();
             let mut slots: FxMap<(usize, u64), usize> = FxMap::default();
-            let mut forced_any = false;
+            let mut forced = vec![false; groups.labels.len()];
             groups.each_step(steps, ts_of, |g, step, ts, b| {
                 for q in &qs {
                     let q = q[step];
                     // The first call sorts, merges and makes the buckets monotonic in
                     // place; the later ones find them so.
-                    let (v, forced) = bucket_quantile(q, b);
-                    forced_any |= forced;
+                    let (v, fixed) = bucket_quantile(q, b);
+                    forced[g] |= fixed;
                     let slot = match slots.get(&(g, q.to_bits())) {
                         Some(&s) => s,
                         None => {
@@ -1189,9 +1191,7 @@ pub(crate) fn vector_call(
                 }
                 Ok(())
             })?;
-            if forced_any {
-                notes.info(annotations::forced_monotonicity(""));
-            }
+            groups.note_forced(&forced, notes);
             Ok(Val::Vector(out.finish()))
         }
         HistogramFraction if !v3 => Ok(Val::Vector(Vec::new())),
@@ -1249,6 +1249,8 @@ struct BucketGroups<'a> {
     input: &'a [Series],
     /// Each group's output labels (no `le`, no name).
     labels: Vec<Labels>,
+    /// Each group's metric name, for annotations.
+    names: Vec<String>,
     /// Per input series: its group and upper bound, if its `le` is valid.
     members: Vec<Option<(usize, f64)>>,
 }
@@ -1258,6 +1260,7 @@ impl<'a> BucketGroups<'a> {
     fn new(input: &'a [Series], notes: &mut Notes) -> Self {
         let mut groups: FxMap<Labels, usize> = FxMap::default();
         let mut labels: Vec<Labels> = Vec::new();
+        let mut names: Vec<String> = Vec::new();
         let mut members = Vec::with_capacity(input.len());
         for s in input {
             let Some(upper) = s.labels.get("le").and_then(parse_go_float) else {
@@ -1272,6 +1275,7 @@ impl<'a> BucketGroups<'a> {
             let n = groups.len();
             let g = *groups.entry(key.clone()).or_insert_with(|| {
                 let mut out = key;
+                names.push(out.get(METRIC_NAME).unwrap_or("").to_string());
                 out.remove(METRIC_NAME);
                 labels.push(out);
                 n
@@ -1281,7 +1285,15 @@ impl<'a> BucketGroups<'a> {
         BucketGroups {
             input,
             labels,
+            names,
             members,
+        }
+    }
+
+    /// 3.x's info for each group whose buckets had to be made monotonic.
+    fn note_forced(&self, forced: &[bool], notes: &mut Notes) {
+        for (g, _) in forced.iter().enumerate().filter(|(_, f)| **f) {
+            notes.info(annotations::forced_monotonicity(&self.names[g]));
         }
     }
 

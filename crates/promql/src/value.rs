@@ -129,11 +129,30 @@ pub fn format_value(v: f64) -> String {
 /// Formats a float like Go's `%v` (used in error messages): shortest digits, exponent form
 /// below 1e-4 and from 1e21 (`1e+100`, `1.5e-07`).
 pub fn format_go_v(v: f64) -> String {
+    format_go_shortest(v, 21)
+}
+
+/// Formats a float like Go's `%g`: shortest digits, exponent form below 1e-4 and from 1e6
+/// (`1e+06`).
+pub fn format_go_g(v: f64) -> String {
+    format_go_shortest(v, 6)
+}
+
+/// Go's shortest `%g`-style formatting with the exponent form from 10^`max_exp`.
+fn format_go_shortest(v: f64, max_exp: i32) -> String {
     if v.is_nan() || v.is_infinite() {
         return format_value(v);
     }
     let abs = v.abs();
-    if abs != 0.0 && !(1e-4..1e21).contains(&abs) {
+    let exp = if abs == 0.0 {
+        0
+    } else {
+        format!("{abs:e}")
+            .split_once('e')
+            .and_then(|(_, e)| e.parse::<i32>().ok())
+            .unwrap_or(0)
+    };
+    if abs != 0.0 && (exp < -4 || exp >= max_exp) {
         let e = format!("{v:e}");
         if let Some((mantissa, exp)) = e.split_once('e') {
             let (sign, digits) = match exp.strip_prefix('-') {

@@ -51,7 +51,18 @@ impl<'a> Evaluator<'a, '_> {
             Val::Vector(s) => s,
             _ => return Err(Error::exec("aggregation expects an instant vector")),
         };
-        let hists = self.aggregate_histograms(op, a.op.to_string(), &grouping, without, &mut input);
+        let value_label = match &param {
+            Some(Val::Str(s)) => Some(s.as_str()),
+            _ => None,
+        };
+        let hists = self.aggregate_histograms(
+            op,
+            a.op.to_string(),
+            value_label,
+            &grouping,
+            without,
+            &mut input,
+        );
         // limitk and limit_ratio pick series whatever their samples: histograms go
         // through boxed.
         let boxes = binary::HistBoxes::default();

@@ -46,6 +46,13 @@ impl<'a> Evaluator<'a, '_> {
         if let (VectorFn::HistogramQuantile, Some(Val::Scalar(q))) = (vf, vals.first()) {
             self.warn_invalid_quantiles(q);
         }
+        if matches!(vf, VectorFn::HistogramQuantiles) {
+            for v in vals.iter().skip(2) {
+                if let Val::Scalar(q) = v {
+                    self.warn_invalid_quantiles(q);
+                }
+            }
+        }
         let steps = self.range.steps();
         let mut notes = Notes::default();
         let out = functions::vector_call(

@@ -33,7 +33,9 @@ fn native_use(name: &str) -> NativeUse {
         "histogram_quantile" => NativeUse::Quantile,
         "histogram_quantiles" => NativeUse::Quantiles,
         "histogram_fraction" => NativeUse::Fraction,
-        "label_replace" | "label_join" | "sort_by_label" | "sort_by_label_desc" => NativeUse::Keep,
+        "label_replace" | "label_join" | "sort_by_label" | "sort_by_label_desc" | "absent" => {
+            NativeUse::Keep
+        }
         _ => NativeUse::Ignore,
     }
 }
@@ -125,7 +127,7 @@ impl Evaluator<'_, '_> {
                     let (v, notes) = histogram::fraction(scalar(0, step), scalar(1, step), h);
                     if notes.skewed {
                         self.ctx
-                            .info(annotations::native_histogram_fraction_nans(""));
+                            .info(annotations::native_histogram_fraction_nans(metric));
                     }
                     v
                 });
@@ -234,6 +236,7 @@ impl Evaluator<'_, '_> {
         &self,
         op: token::TokenId,
         op_name: String,
+        value_label: Option<&str>,
         grouping: &[String],
         without: bool,
         input: &mut Vec<Series>,
@@ -254,6 +257,7 @@ impl Evaluator<'_, '_> {
         Some(HistAggregation {
             op,
             op_name,
+            value_label: value_label.map(str::to_string),
             grouping: grouping.to_vec(),
             without,
             taken,
@@ -269,10 +273,15 @@ impl Evaluator<'_, '_> {
         let HistAggregation {
             op,
             op_name,
+            value_label,
             grouping,
             without,
             taken,
         } = agg;
+        if let (token::T_COUNT_VALUES, Some(label)) = (op, value_label) {
+            count_histogram_values(&label, &grouping, without, taken, out);
+            return Ok(());
+        }
         let name = match op {
             token::T_SUM => "sum",
             token::T_AVG => "avg",
@@ -384,7 +393,97 @@ impl Evaluator<'_, '_> {
 pub(super) struct HistAggregation {
     op: token::TokenId,
     op_name: String,
+    /// `count_values`'s label.
+    value_label: Option<String>,
     grouping: Vec<String>,
     without: bool,
     taken: Vec<(Labels, Vec<HPoint>)>,
+}
+
+/// `count_values` over histograms: each distinct histogram, written as Go prints it,
+/// is a value.
+fn count_histogram_values(
+    label: &str,
+    grouping: &[String],
+    without: bool,
+    taken: Vec<(Labels, Vec<HPoint>)>,
+    out: &mut Vec<Series>,
+) {
+    let mut counts: FxMap<(Labels, i64), f64> = FxMap::default();
+    for (labels, hists) in taken {
+        for p in hists {
+            let mut key = crate::aggregation::group_labels(&labels, grouping, without);
+            key.set(label, &histogram_go_string(&p.h));
+            *counts.entry((key, p.t)).or_default() += 1.0;
+        }
+    }
+    let mut by_labels: FxMap<Labels, Vec<Point>> = FxMap::default();
+    for ((labels, t), v) in counts {
+        by_labels.entry(labels).or_default().push(Point { t, v });
+    }
+    for (labels, mut points) in by_labels {
+        points.sort_by_key(|p| p.t);
+        match out.iter_mut().find(|s| s.labels == labels) {
+            Some(s) => {
+                s.points.extend(points);
+                s.points.sort_by_key(|p| p.t);
+            }
+            None => out.push(Series::floats(labels, points)),
+        }
+    }
+}
+
+/// A histogram as Go's `FloatHistogram.String` prints it: `{count:N, sum:N, buckets…}`,
+/// negative buckets first, each `(lower,upper]:count`.
+pub(crate) fn histogram_go_string(h: &Histogram) -> String {
+    use crate::value::{format_go_g, format_go_v};
+    use tsdb::histogram::Bucket;
+    let bucket = |b: &Bucket| {
+        format!(
+            "{}{},{}{}:{}",
+            if b.lower_inclusive { '[' } else { '(' },
+            format_go_g(b.lower),
+            format_go_g(b.upper),
+            if b.upper_inclusive { ']' } else { ')' },
+            format_go_v(b.count)
+        )
+    };
+    let mut s = format!(
+        "{{count:{}, sum:{}",
+        format_go_g(h.count),
+        format_go_g(h.sum)
+    );
+    let mut negative: Vec<Bucket> = Vec::new();
+    let mut positive: Vec<Bucket> = Vec::new();
+    for b in histogram::side_buckets(h, false) {
+        if b.count != 0.0 {
+            negative.push(b);
+        }
+    }
+    for b in histogram::side_buckets(h, true) {
+        if b.count != 0.0 {
+            positive.push(b);
+        }
+    }
+    for b in negative.iter().rev() {
+        s.push_str(", ");
+        s.push_str(&bucket(b));
+    }
+    if h.zero_count != 0.0 {
+        let zt = h.zero_threshold;
+        s.push_str(", ");
+        s.push_str(&bucket(&Bucket {
+            lower: -zt,
+            upper: zt,
+            lower_inclusive: true,
+            upper_inclusive: true,
+            count: h.zero_count,
+        }));
+    }
+    for b in &positive {
+        s.push_str(", ");
+        s.push_str(&bucket(b));
+    }
+    s.push('}');
+    s
 }

@@ -16,4 +16,4 @@ pub use crate::chunkenc::histogram::{CounterResetHint, Histogram, Span, CUSTOM_B
 pub use arith::*;
 pub use kahan::{kahan_inc, kahan_mean, kahan_sum};
 pub use stats::*;
-pub use trim::trim_buckets;
+pub use trim::{side_buckets, trim_buckets};

@@ -18,6 +18,19 @@ fn indexes(spans: &[Span]) -> impl Iterator<Item = i32> + '_ {
     })
 }
 
+/// The buckets of one side with their bounds, in index order, as Prometheus's
+/// `PositiveBucketIterator`/`NegativeBucketIterator` give them (empty ones included).
+pub fn side_buckets(h: &Histogram, positive: bool) -> impl Iterator<Item = Bucket> + '_ {
+    let (spans, buckets) = if positive {
+        (&h.positive_spans, &h.positive_buckets)
+    } else {
+        (&h.negative_spans, &h.negative_buckets)
+    };
+    indexes(spans)
+        .zip(buckets.iter())
+        .map(move |(idx, &c)| bucket_at(h, idx, positive, c))
+}
+
 /// Bucket `idx` of one side, bounds as Prometheus's plain bucket iterators give them.
 fn bucket_at(h: &Histogram, idx: i32, positive: bool, count: f64) -> Bucket {
     let custom = h.schema == CUSTOM_BUCKETS_SCHEMA;
@@ -40,11 +53,16 @@ fn bucket_at(h: &Histogram, idx: i32, positive: bool, count: f64) -> Bucket {
     } else {
         (-b(idx), -b(idx - 1))
     };
+    let (lower_inclusive, upper_inclusive) = if custom {
+        (idx == 0, true)
+    } else {
+        (lower < 0.0, upper > 0.0)
+    };
     Bucket {
         lower,
         upper,
-        lower_inclusive: false,
-        upper_inclusive: true,
+        lower_inclusive,
+        upper_inclusive,
         count,
     }
 }
