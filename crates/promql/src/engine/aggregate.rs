@@ -121,11 +121,16 @@ impl<'a> Evaluator<'a, '_> {
                 grouping.contains(&x.name)
             }
         };
-        let streamed = self.stream_series(inner, &mut |s| {
+        // Histogram points are set aside and folded at the end (they are few next to the
+        // floats, and their folding needs them all at once).
+        let mut hists: Vec<Series> = Vec::new();
+        let streamed = self.stream_series(inner, &mut |mut s| {
             if !s.hists.is_empty() {
-                // Histograms are aggregated on the materialised path.
-                self.ctx.stream_collision.set(true);
-                return Err(Error::exec("native histograms in a streamed aggregation"));
+                hists.push(Series {
+                    labels: s.labels.clone(),
+                    points: Vec::new(),
+                    hists: std::mem::take(&mut s.hists),
+                });
             }
             let mut h = FxHasher::default();
             for x in s.labels.iter().filter(|x| kept(x)) {
@@ -167,7 +172,7 @@ impl<'a> Evaluator<'a, '_> {
         if !streamed {
             return Ok(None);
         }
-        let out = accs
+        let mut out: Vec<Series> = accs
             .into_iter()
             .filter_map(|(labels, acc)| {
                 let points: Vec<Point> = acc
@@ -182,6 +187,10 @@ impl<'a> Evaluator<'a, '_> {
                 (!points.is_empty()).then_some(Series::floats(labels, points))
             })
             .collect();
+        let name = TokenType::new(op).to_string();
+        if let Some(h) = self.aggregate_histograms(op, name, None, grouping, without, &mut hists) {
+            self.finish_histogram_aggregation(h, &mut out)?;
+        }
         Ok(Some(out))
     }
 }

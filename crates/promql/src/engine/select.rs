@@ -258,6 +258,11 @@ impl<'a> Evaluator<'a, '_> {
                 let comparison = is_comparison(op);
                 let mut seen: FxMap<Labels, ()> = FxMap::default();
                 self.stream_series(vec_side, &mut |mut s| {
+                    if !s.hists.is_empty() {
+                        // Histogram arithmetic is left to the materialized path.
+                        self.ctx.stream_collision.set(true);
+                        return Err(Error::exec("histograms in a streamed binary operation"));
+                    }
                     s.points.retain_mut(|p| {
                         let (value, keep) =
                             vector_scalar_elem(op, p.v, num, swap, comparison, return_bool);
