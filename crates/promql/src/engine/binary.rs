@@ -5,8 +5,15 @@ use super::*;
 
 impl<'a> Evaluator<'a, '_> {
     pub(super) fn binary(&self, b: &BinaryExpr) -> Result<Val> {
-        let lhs = self.eval(&b.lhs)?;
-        let rhs = self.eval(&b.rhs)?;
+        // Trims need the buckets: no statistics-only reading below them.
+        let trim = trim_operator(b).is_some();
+        let outer = self.ctx.histogram_stats.get();
+        if trim {
+            self.ctx.histogram_stats.set(false);
+        }
+        let sides = self.eval(&b.lhs).and_then(|l| Ok((l, self.eval(&b.rhs)?)));
+        self.ctx.histogram_stats.set(outer);
+        let (lhs, rhs) = sides?;
         let op = b.op.id();
         let return_bool = b.modifier.as_ref().is_some_and(|m| m.return_bool);
         let used = lhs.points() + rhs.points();

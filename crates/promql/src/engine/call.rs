@@ -39,9 +39,21 @@ impl<'a> Evaluator<'a, '_> {
             self.ctx.warn(annotations::SORT_IN_RANGE_QUERY);
         }
         let mut vals = Vec::with_capacity(args.len());
-        for a in &args {
-            vals.push(self.eval(a)?);
+        let stats = match name {
+            "histogram_count" | "histogram_sum" | "histogram_avg" => Some(true),
+            "histogram_quantile" | "histogram_quantiles" | "histogram_fraction" => Some(false),
+            _ => None,
+        };
+        let outer = self.ctx.histogram_stats.get();
+        if let Some(s) = stats {
+            self.ctx.histogram_stats.set(s);
         }
+        let evaluated: Result<()> = args.iter().try_for_each(|a| {
+            vals.push(self.eval(a)?);
+            Ok(())
+        });
+        self.ctx.histogram_stats.set(outer);
+        evaluated?;
         let native = self.native_histogram_args(name, &args, &mut vals)?;
         if let (VectorFn::HistogramQuantile, Some(Val::Scalar(q))) = (vf, vals.first()) {
             self.warn_invalid_quantiles(q);
@@ -233,7 +245,7 @@ impl<'a> Evaluator<'a, '_> {
                     let labels = next?;
                     self.ctx.check("expression evaluation")?;
                     buf.retain(|s| !is_stale(s.v));
-                    let mut hists = set.take_histograms();
+                    let mut hists = self.histograms_read(set.as_mut());
                     hists.retain(|p| !p.h.is_stale());
                     eval_series(labels, &buf, &hists, at, offset, range)?;
                 }

@@ -251,6 +251,7 @@ impl Engine {
             stream_collision: Cell::new(false),
             incremental_windows: self.opts.incremental_windows,
             v3: self.opts.dialect.compat == Compat::V3,
+            histogram_stats: Cell::new(false),
         };
         let instant = step == 0;
         let range = StepRange {
@@ -351,6 +352,9 @@ struct Ctx<'a> {
     incremental_windows: bool,
     /// Left-open windows and `.` matching newlines (Prometheus 3.x).
     v3: bool,
+    /// Selectors under `histogram_count`/`histogram_sum`/`histogram_avg` read histograms
+    /// as 3.x's `HistogramStatsIterator` does (see `native::stats_only`).
+    histogram_stats: Cell<bool>,
 }
 
 impl Ctx<'_> {

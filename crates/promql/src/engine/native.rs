@@ -3,7 +3,7 @@
 //! keep them).
 
 use super::*;
-use tsdb::histogram;
+use tsdb::histogram::{self, CounterResetHint};
 
 /// What a function does with the native histogram samples of its vector argument.
 enum NativeUse {
@@ -486,4 +486,55 @@ pub(crate) fn histogram_go_string(h: &Histogram) -> String {
     }
     s.push('}');
     s
+}
+
+impl Evaluator<'_, '_> {
+    /// The histogram samples of the series a set just returned, as the selector reads
+    /// them: under `histogram_count`/`histogram_sum`/`histogram_avg` only their count and
+    /// sum, with counter reset hints detected sample by sample, as 3.x's
+    /// `HistogramStatsIterator` gives them.
+    pub(super) fn histograms_read(&self, set: &mut dyn SeriesSet) -> Vec<HPoint> {
+        let hists = set.take_histograms();
+        if !self.ctx.histogram_stats.get() || hists.is_empty() {
+            return hists;
+        }
+        stats_only(hists)
+    }
+}
+
+/// `HistogramStatsIterator`: each sample reduced to schema, count and sum; an unknown
+/// counter reset hint replaced by what comparing with the previous sample finds.
+fn stats_only(hists: Vec<HPoint>) -> Vec<HPoint> {
+    let mut last: Option<Arc<Histogram>> = None;
+    hists
+        .into_iter()
+        .map(|p| {
+            if p.h.is_stale() {
+                return p;
+            }
+            let hint = match (p.h.counter_reset_hint, &last) {
+                (CounterResetHint::Unknown, Some(prev)) => {
+                    if histogram::detect_reset(&histogram::view(&p.h), &histogram::view(prev)) {
+                        CounterResetHint::CounterReset
+                    } else {
+                        CounterResetHint::NotCounterReset
+                    }
+                }
+                (hint, _) => hint,
+            };
+            let stats = Histogram {
+                t: p.h.t,
+                counter_reset_hint: hint,
+                schema: p.h.schema,
+                count: p.h.count,
+                sum: p.h.sum,
+                ..Histogram::default()
+            };
+            last = Some(p.h);
+            HPoint {
+                t: p.t,
+                h: Arc::new(stats),
+            }
+        })
+        .collect()
 }

@@ -93,7 +93,7 @@ impl<'a> Evaluator<'a, '_> {
         while let Some(next) = set.next_series(&mut buf) {
             let labels = next?;
             self.ctx.check("expression evaluation")?;
-            let hists = set.take_histograms();
+            let hists = self.histograms_read(set.as_mut());
             if !hists.is_empty() {
                 let s = self.lookback_mixed(labels, &buf, &hists, at, offset, timestamps)?;
                 if !s.is_empty() {
@@ -308,7 +308,7 @@ impl<'a> Evaluator<'a, '_> {
                 .filter(|s| inside(s.t) && !is_stale(s.v))
                 .map(|s| Point { t: s.t, v: s.v })
                 .collect();
-            let mut hists = set.take_histograms();
+            let mut hists = self.histograms_read(set.as_mut());
             hists.retain(|p| inside(p.t) && !p.h.is_stale());
             let series = Series {
                 labels,
@@ -353,7 +353,9 @@ impl<'a> Evaluator<'a, '_> {
             return Ok((Vec::new(), offset, 0));
         }
         let read_before = self.ctx.total_samples.get();
+        let stats = self.ctx.histogram_stats.replace(false);
         let evaluated = inner.eval(&sq.expr);
+        self.ctx.histogram_stats.set(stats);
         let read = (self.ctx.total_samples.replace(read_before) - read_before) as usize;
         let series = match evaluated? {
             Val::Vector(mut s) => {
