@@ -1,9 +1,9 @@
 //! Aggregation operators (`sum`, `topk`, `quantile`, `count_values`, …) over an instant
 //! vector at every step, materialised, and the per-step accumulator of the streamed path.
 
-use crate::engine::{FxMap, OutBuilder, Val, METRIC_NAME};
 use crate::error::{Error, Result};
 use crate::functions::{go_sort, kahan_inc, quantile, valid_label_name};
+use crate::node_value::{FxMap, OutBuilder, Val, METRIC_NAME};
 use crate::value::{format_value, Series};
 use promql_parser::parser::token;
 use tsdb::labels::Labels;

@@ -1,11 +1,13 @@
 //! PromQL functions over instant and range vectors, with Prometheus 2.42's arithmetic.
 
 use crate::annotations::{self, Notes};
-use crate::engine::{absent_labels, FxMap, OutBuilder, Val, METRIC_NAME};
 use crate::error::{Error, Result};
+use crate::node_value::{FxMap, OutBuilder, Val, METRIC_NAME};
+use crate::parse::unwrap_parens;
 use crate::storage::RawSample;
 use crate::value::{Point, Series};
 use chrono::{Datelike, NaiveDate, Timelike};
+use promql_parser::label::MatchOp;
 use promql_parser::parser::Expr;
 use tsdb::labels::Labels;
 
@@ -742,7 +744,7 @@ pub(crate) fn valid_label_name(s: &str, v3: bool) -> bool {
 }
 
 fn string_arg(e: &Expr) -> Result<String> {
-    match crate::engine::unwrap_parens(e) {
+    match unwrap_parens(e) {
         Expr::StringLiteral(s) => Ok(s.val.clone()),
         _ => Err(Error::exec("expected a string literal argument")),
     }
@@ -1449,4 +1451,33 @@ fn parse_go_float(s: &str) -> Option<f64> {
         .parse::<f64>()
         .ok()
         .filter(|_| !s.contains("__"))
+}
+
+/// Labels for `absent`/`absent_over_time`: the equality matchers of a selector argument.
+pub(crate) fn absent_labels(arg: &Expr) -> Labels {
+    let vs = match unwrap_parens(arg) {
+        Expr::VectorSelector(vs) => vs,
+        Expr::MatrixSelector(ms) => &ms.vs,
+        _ => return Labels::default(),
+    };
+    let mut l = Labels::default();
+    let mut seen: Vec<&str> = Vec::new();
+    let mut deleted: Vec<&str> = Vec::new();
+    for m in &vs.matchers.matchers {
+        if m.name == METRIC_NAME {
+            continue;
+        }
+        if matches!(m.op, MatchOp::Equal) && !seen.contains(&m.name.as_str()) {
+            l.set(&m.name, &m.value);
+            seen.push(&m.name);
+        } else {
+            deleted.push(&m.name);
+        }
+    }
+    for d in deleted {
+        l.remove(d);
+    }
+    // Empty values mean "no label" in Prometheus's label builder.
+    l.retain(|x| !x.value.is_empty());
+    l
 }

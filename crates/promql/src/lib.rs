@@ -16,6 +16,7 @@ pub mod error;
 mod functions;
 mod gosort;
 pub mod lex;
+mod node_value;
 mod parse;
 pub mod storage;
 pub mod value;

@@ -344,3 +344,11 @@ fn check_selector(m: &promql_parser::label::Matchers) -> Result<()> {
     }
     Ok(())
 }
+
+/// The expression inside any parentheses.
+pub(crate) fn unwrap_parens(mut e: &Expr) -> &Expr {
+    while let Expr::Paren(p) = e {
+        e = &p.expr;
+    }
+    e
+}

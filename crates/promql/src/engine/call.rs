@@ -384,32 +384,3 @@ pub(super) fn absent_over_time(
         hists: Vec::new(),
     }])
 }
-
-/// Labels for `absent`/`absent_over_time`: the equality matchers of a selector argument.
-pub(crate) fn absent_labels(arg: &Expr) -> Labels {
-    let vs = match unwrap_parens(arg) {
-        Expr::VectorSelector(vs) => vs,
-        Expr::MatrixSelector(ms) => &ms.vs,
-        _ => return Labels::default(),
-    };
-    let mut l = Labels::default();
-    let mut seen: Vec<&str> = Vec::new();
-    let mut deleted: Vec<&str> = Vec::new();
-    for m in &vs.matchers.matchers {
-        if m.name == METRIC_NAME {
-            continue;
-        }
-        if matches!(m.op, MatchOp::Equal) && !seen.contains(&m.name.as_str()) {
-            l.set(&m.name, &m.value);
-            seen.push(&m.name);
-        } else {
-            deleted.push(&m.name);
-        }
-    }
-    for d in deleted {
-        l.remove(d);
-    }
-    // Empty values mean "no label" in Prometheus's label builder.
-    l.retain(|x| !x.value.is_empty());
-    l
-}
