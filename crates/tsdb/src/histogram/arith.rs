@@ -3,7 +3,9 @@
 //! (with their counter reset hint rules and zero bucket reconciliation). Exponential
 //! schemas only: histograms with custom buckets are refused before they get here.
 
-use crate::chunkenc::histogram::{CounterResetHint, Histogram, Span, CUSTOM_BUCKETS_SCHEMA};
+use crate::chunkenc::histogram::{
+    copy_vec, CounterResetHint, Histogram, Span, CUSTOM_BUCKETS_SCHEMA,
+};
 
 use super::bounds::EXPONENTIAL_BOUNDS;
 
@@ -39,11 +41,6 @@ pub fn view(h: &Histogram) -> View<'_> {
         n_buckets: &h.negative_buckets,
         custom_values: &h.custom_values,
     }
-}
-
-fn copy_vec<T: Copy>(dst: &mut Vec<T>, src: &[T]) {
-    dst.clear();
-    dst.extend_from_slice(src);
 }
 
 /// `Copy`: a deep copy into `dst`, reusing its buffers (`t` is left alone).

@@ -168,39 +168,46 @@ impl<'a> AllBuckets<'a> {
         }
     }
 
+    /// Bucket `idx` of one side, its bounds clamped to the zero bucket's threshold.
     fn bucket(&self, idx: i32, count: f64, positive: bool) -> Bucket {
-        let h = self.h;
-        let custom = h.uses_custom_buckets();
-        let b = |i: i32| -> f64 {
-            if custom {
-                custom_bound(i, &h.custom_values)
-            } else {
-                bound(i, h.schema)
-            }
-        };
-        let (mut lower, mut upper) = if positive {
-            (b(idx - 1), b(idx))
-        } else {
-            (-b(idx), -b(idx - 1))
-        };
-        let (lower_inclusive, upper_inclusive) = if custom {
-            (idx == 0, true)
-        } else {
-            (lower < 0.0, upper > 0.0)
-        };
-        let zt = h.zero_threshold;
-        if upper < 0.0 && upper > -zt {
-            upper = -zt;
-        } else if lower > 0.0 && lower < zt {
-            lower = zt;
+        let mut b = bucket_at(self.h, idx, positive, count);
+        let zt = self.h.zero_threshold;
+        if b.upper < 0.0 && b.upper > -zt {
+            b.upper = -zt;
+        } else if b.lower > 0.0 && b.lower < zt {
+            b.lower = zt;
         }
-        Bucket {
-            lower,
-            upper,
-            lower_inclusive,
-            upper_inclusive,
-            count,
+        b
+    }
+}
+
+/// Bucket `idx` of one side with its bounds, as Prometheus's plain bucket iterators give
+/// them.
+pub(super) fn bucket_at(h: &Histogram, idx: i32, positive: bool, count: f64) -> Bucket {
+    let custom = h.uses_custom_buckets();
+    let b = |i: i32| -> f64 {
+        if custom {
+            custom_bound(i, &h.custom_values)
+        } else {
+            bound(i, h.schema)
         }
+    };
+    let (lower, upper) = if positive {
+        (b(idx - 1), b(idx))
+    } else {
+        (-b(idx), -b(idx - 1))
+    };
+    let (lower_inclusive, upper_inclusive) = if custom {
+        (idx == 0, true)
+    } else {
+        (lower < 0.0, upper > 0.0)
+    };
+    Bucket {
+        lower,
+        upper,
+        lower_inclusive,
+        upper_inclusive,
+        count,
     }
 }
 

@@ -3,8 +3,8 @@
 //! buckets across `x` keep the interpolated part of their count, and the sum is rebuilt
 //! from bucket midpoints when anything was trimmed.
 
-use super::arith::{bound, compact_buckets};
-use super::stats::Bucket;
+use super::arith::compact_buckets;
+use super::stats::{bucket_at, Bucket};
 use super::{Histogram, Span, CUSTOM_BUCKETS_SCHEMA};
 
 /// The bucket indexes a side's spans describe, in order.
@@ -29,42 +29,6 @@ pub fn side_buckets(h: &Histogram, positive: bool) -> impl Iterator<Item = Bucke
     indexes(spans)
         .zip(buckets.iter())
         .map(move |(idx, &c)| bucket_at(h, idx, positive, c))
-}
-
-/// Bucket `idx` of one side, bounds as Prometheus's plain bucket iterators give them.
-fn bucket_at(h: &Histogram, idx: i32, positive: bool, count: f64) -> Bucket {
-    let custom = h.schema == CUSTOM_BUCKETS_SCHEMA;
-    let b = |i: i32| -> f64 {
-        if custom {
-            if i < 0 {
-                f64::NEG_INFINITY
-            } else {
-                h.custom_values
-                    .get(i as usize)
-                    .copied()
-                    .unwrap_or(f64::INFINITY)
-            }
-        } else {
-            bound(i, h.schema)
-        }
-    };
-    let (lower, upper) = if positive {
-        (b(idx - 1), b(idx))
-    } else {
-        (-b(idx), -b(idx - 1))
-    };
-    let (lower_inclusive, upper_inclusive) = if custom {
-        (idx == 0, true)
-    } else {
-        (lower < 0.0, upper > 0.0)
-    };
-    Bucket {
-        lower,
-        upper,
-        lower_inclusive,
-        upper_inclusive,
-        count,
-    }
 }
 
 /// `h </ rhs` (`upper`) or `h >/ rhs`, in place.
