@@ -46,37 +46,10 @@ pub(crate) enum RangeFn {
 
 impl RangeFn {
     pub(crate) fn from_name(name: &str) -> Option<Self> {
-        Some(match name {
-            "rate" => RangeFn::Rate,
-            "increase" => RangeFn::Increase,
-            "delta" => RangeFn::Delta,
-            "irate" => RangeFn::Irate,
-            "idelta" => RangeFn::Idelta,
-            "deriv" => RangeFn::Deriv,
-            "predict_linear" => RangeFn::PredictLinear,
-            // Renamed in 3.0; the arithmetic is the same.
-            "holt_winters" | "double_exponential_smoothing" => RangeFn::HoltWinters,
-            "resets" => RangeFn::Resets,
-            "changes" => RangeFn::Changes,
-            "avg_over_time" => RangeFn::AvgOverTime,
-            "count_over_time" => RangeFn::CountOverTime,
-            "last_over_time" => RangeFn::LastOverTime,
-            "max_over_time" => RangeFn::MaxOverTime,
-            "min_over_time" => RangeFn::MinOverTime,
-            "sum_over_time" => RangeFn::SumOverTime,
-            "quantile_over_time" => RangeFn::QuantileOverTime,
-            "stddev_over_time" => RangeFn::StddevOverTime,
-            "stdvar_over_time" => RangeFn::StdvarOverTime,
-            "present_over_time" => RangeFn::PresentOverTime,
-            "absent_over_time" => RangeFn::AbsentOverTime,
-            "first_over_time" => RangeFn::FirstOverTime,
-            "ts_of_first_over_time" => RangeFn::TsOfFirstOverTime,
-            "ts_of_last_over_time" => RangeFn::TsOfLastOverTime,
-            "ts_of_min_over_time" => RangeFn::TsOfMinOverTime,
-            "ts_of_max_over_time" => RangeFn::TsOfMaxOverTime,
-            "mad_over_time" => RangeFn::MadOverTime,
-            _ => return None,
-        })
+        match crate::function_table::lookup(name)?.eval {
+            crate::function_table::Eval::Range(f) => Some(f),
+            _ => None,
+        }
     }
 }
 
@@ -125,76 +98,12 @@ pub(crate) enum DateFn {
     Year,
 }
 
-fn sgn(v: f64) -> f64 {
-    if v < 0.0 {
-        -1.0
-    } else if v > 0.0 {
-        1.0
-    } else {
-        v
-    }
-}
-
 impl VectorFn {
     pub(crate) fn from_name(name: &str) -> Option<Self> {
-        use VectorFn::*;
-        Some(match name {
-            "abs" => Math(f64::abs),
-            "ceil" => Math(f64::ceil),
-            "floor" => Math(f64::floor),
-            "exp" => Math(f64::exp),
-            "sqrt" => Math(f64::sqrt),
-            "ln" => Math(f64::ln),
-            "log2" => Math(f64::log2),
-            "log10" => Math(f64::log10),
-            "sin" => Math(f64::sin),
-            "cos" => Math(f64::cos),
-            "tan" => Math(f64::tan),
-            "asin" => Math(f64::asin),
-            "acos" => Math(f64::acos),
-            "atan" => Math(f64::atan),
-            "sinh" => Math(f64::sinh),
-            "cosh" => Math(f64::cosh),
-            "tanh" => Math(f64::tanh),
-            "asinh" => Math(f64::asinh),
-            "acosh" => Math(f64::acosh),
-            "atanh" => Math(f64::atanh),
-            "rad" => Math(|v| v * std::f64::consts::PI / 180.0),
-            "deg" => Math(|v| v * 180.0 / std::f64::consts::PI),
-            "sgn" => Math(sgn),
-            "timestamp" => Timestamp,
-            "clamp" => Clamp,
-            "clamp_min" => ClampMin,
-            "clamp_max" => ClampMax,
-            "round" => Round,
-            "scalar" => Scalar,
-            "vector" => Vector,
-            "time" => Time,
-            "pi" => Pi,
-            "absent" => Absent,
-            "label_replace" => LabelReplace,
-            "label_join" => LabelJoin,
-            "sort" => Sort,
-            "sort_desc" => SortDesc,
-            "sort_by_label" => SortByLabel { desc: false },
-            "min_of" => ScalarExtreme { max: false },
-            "max_of" => ScalarExtreme { max: true },
-            "sort_by_label_desc" => SortByLabel { desc: true },
-            "histogram_quantile" => HistogramQuantile,
-            "histogram_quantiles" => HistogramQuantiles,
-            "histogram_fraction" => HistogramFraction,
-            "histogram_count" | "histogram_sum" | "histogram_avg" | "histogram_stddev"
-            | "histogram_stdvar" => NativeHistogramOnly,
-            "days_in_month" => Date(DateFn::DaysInMonth),
-            "day_of_month" => Date(DateFn::DayOfMonth),
-            "day_of_week" => Date(DateFn::DayOfWeek),
-            "day_of_year" => Date(DateFn::DayOfYear),
-            "hour" => Date(DateFn::Hour),
-            "minute" => Date(DateFn::Minute),
-            "month" => Date(DateFn::Month),
-            "year" => Date(DateFn::Year),
-            _ => return None,
-        })
+        match crate::function_table::lookup(name)?.eval {
+            crate::function_table::Eval::Vector(f) => Some(f),
+            _ => None,
+        }
     }
 }
 

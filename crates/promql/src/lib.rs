@@ -13,6 +13,7 @@ pub mod blocks;
 mod durations;
 mod engine;
 pub mod error;
+pub mod function_table;
 mod functions;
 mod gosort;
 pub mod lex;

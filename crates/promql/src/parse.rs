@@ -9,80 +9,6 @@ use promql_parser::parser::value::ValueType;
 use promql_parser::parser::{self, Expr, Function};
 use std::sync::Once;
 
-/// Functions of Prometheus 2.42 (float and native-histogram ones).
-const FUNCTIONS_2_42: &[&str] = &[
-    "abs",
-    "absent",
-    "absent_over_time",
-    "acos",
-    "acosh",
-    "asin",
-    "asinh",
-    "atan",
-    "atanh",
-    "avg_over_time",
-    "ceil",
-    "changes",
-    "clamp",
-    "clamp_max",
-    "clamp_min",
-    "cos",
-    "cosh",
-    "count_over_time",
-    "days_in_month",
-    "day_of_month",
-    "day_of_week",
-    "day_of_year",
-    "deg",
-    "delta",
-    "deriv",
-    "exp",
-    "floor",
-    "histogram_count",
-    "histogram_sum",
-    "histogram_fraction",
-    "histogram_quantile",
-    "holt_winters",
-    "hour",
-    "idelta",
-    "increase",
-    "irate",
-    "label_replace",
-    "label_join",
-    "last_over_time",
-    "ln",
-    "log10",
-    "log2",
-    "max_over_time",
-    "min_over_time",
-    "minute",
-    "month",
-    "pi",
-    "predict_linear",
-    "present_over_time",
-    "quantile_over_time",
-    "rad",
-    "rate",
-    "resets",
-    "round",
-    "scalar",
-    "sgn",
-    "sin",
-    "sinh",
-    "sort",
-    "sort_desc",
-    "sqrt",
-    "stddev_over_time",
-    "stdvar_over_time",
-    "sum_over_time",
-    "tan",
-    "tanh",
-    "time",
-    "timestamp",
-    "vector",
-    "year",
-];
-
 /// Which Prometheus's PromQL a query is parsed and evaluated as.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum Compat {
@@ -122,9 +48,6 @@ impl Dialect {
         experimental_functions: false,
     };
 }
-
-/// Functions of the parser's table that are not Prometheus's (Thanos's engine has them).
-const NOT_PROMETHEUS: &[&str] = &["xrate", "xincrease", "xdelta", "holt_winters", "integral"];
 
 /// Aggregation operators Prometheus 3.x marks experimental.
 const EXPERIMENTAL_AGGREGATIONS: &[&str] = &["limitk", "limit_ratio"];
@@ -319,10 +242,11 @@ fn check(expr: &Expr, d: Dialect) -> Result<()> {
 
 fn check_function(f: &Function, d: Dialect) -> Result<()> {
     let name = f.name;
-    let known = match d.compat {
-        Compat::V2 => FUNCTIONS_2_42.contains(&name),
-        Compat::V3 => !NOT_PROMETHEUS.contains(&name),
-    };
+    // The parser's table also has Thanos's extensions (`xrate`, …), which we do not.
+    let known = crate::function_table::lookup(name).is_some_and(|f| match d.compat {
+        Compat::V2 => f.in_2_42,
+        Compat::V3 => f.in_3,
+    });
     if !known {
         return Err(Error::Parse(format_parse_error(&format!(
             "unknown function with name {name:?}"

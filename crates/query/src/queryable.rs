@@ -72,26 +72,20 @@ fn wait<F: std::future::Future>(
 
 /// Functions whose input is a counter: replica switches then keep the counter monotonic.
 fn is_counter_function(f: Option<&str>) -> bool {
-    matches!(f, Some("rate" | "increase" | "irate" | "resets"))
+    promql::function_table::reads_counter(f)
 }
 
-/// The aggregates of downsampled data a function reads (Thanos's choice): the one it
-/// summarizes by, the counter for rate-like functions, else count and sum for the average.
+/// The aggregates of downsampled data a function reads (Thanos's choice, from the
+/// engine's function table).
 fn aggregates_for(func: Option<&str>) -> &'static [pb::Aggr] {
-    let f = func.unwrap_or("");
-    let is = |name: &str| f == name || f.strip_prefix(name).is_some_and(|r| r.starts_with('_'));
-    if is("min") {
-        &[pb::Aggr::Min]
-    } else if is("max") {
-        &[pb::Aggr::Max]
-    } else if is("count") {
-        &[pb::Aggr::Count]
-    } else if f.starts_with("sum_") {
-        &[pb::Aggr::Sum]
-    } else if is_counter_function(func) {
-        &[pb::Aggr::Counter]
-    } else {
-        &[pb::Aggr::Count, pb::Aggr::Sum]
+    use promql::function_table::Downsampled;
+    match promql::function_table::downsampled_aggregate(func) {
+        Downsampled::Min => &[pb::Aggr::Min],
+        Downsampled::Max => &[pb::Aggr::Max],
+        Downsampled::Count => &[pb::Aggr::Count],
+        Downsampled::Sum => &[pb::Aggr::Sum],
+        Downsampled::Counter => &[pb::Aggr::Counter],
+        Downsampled::CountAndSum => &[pb::Aggr::Count, pb::Aggr::Sum],
     }
 }
 

@@ -9,20 +9,22 @@ impl<'a> Evaluator<'a, '_> {
         if let Some(rf) = RangeFn::from_name(name) {
             return self.range_call(c, rf, &args);
         }
-        if name == "info" {
-            return self.info(&args);
-        }
-        // 3.x's query-context functions are constants of the query.
-        let (start, end) = (self.ctx.query_start, self.ctx.query_end);
-        let constant = match name {
-            "start" => Some(start as f64 / 1000.0),
-            "end" => Some(end as f64 / 1000.0),
-            "range" => Some((end - start) as f64 / 1000.0),
-            "step" => Some(self.ctx.query_step as f64 / 1000.0),
-            _ => None,
-        };
-        if let Some(v) = constant {
-            return Ok(Val::Scalar(vec![v; self.range.steps()]));
+        let function = crate::function_table::lookup(name);
+        if let Some(f) = function {
+            use crate::function_table::{Eval, QueryConstant};
+            // 3.x's query-shape functions are constants of the query.
+            let (start, end) = (self.ctx.query_start, self.ctx.query_end);
+            let constant = match f.eval {
+                Eval::Info => return self.info(&args),
+                Eval::Query(QueryConstant::Start) => Some(start as f64 / 1000.0),
+                Eval::Query(QueryConstant::End) => Some(end as f64 / 1000.0),
+                Eval::Query(QueryConstant::Range) => Some((end - start) as f64 / 1000.0),
+                Eval::Query(QueryConstant::Step) => Some(self.ctx.query_step as f64 / 1000.0),
+                _ => None,
+            };
+            if let Some(v) = constant {
+                return Ok(Val::Scalar(vec![v; self.range.steps()]));
+            }
         }
         let vf = VectorFn::from_name(name)
             .ok_or_else(|| Error::Parse(format!("unknown function with name {name:?}")))?;

@@ -24,19 +24,21 @@ enum NativeUse {
 use tsdb::histogram::Histogram;
 
 fn native_use(name: &str) -> NativeUse {
-    match name {
-        "histogram_count" => NativeUse::Stat(|h| h.count),
-        "histogram_sum" => NativeUse::Stat(|h| h.sum),
-        "histogram_avg" => NativeUse::Stat(|h| h.sum / h.count),
-        "histogram_stddev" => NativeUse::Stat(|h| histogram::variance(h).sqrt()),
-        "histogram_stdvar" => NativeUse::Stat(histogram::variance),
-        "histogram_quantile" => NativeUse::Quantile,
-        "histogram_quantiles" => NativeUse::Quantiles,
-        "histogram_fraction" => NativeUse::Fraction,
-        "label_replace" | "label_join" | "sort_by_label" | "sort_by_label_desc" | "absent" => {
-            NativeUse::Keep
-        }
-        _ => NativeUse::Ignore,
+    use crate::function_table::Histograms as H;
+    let Some(f) = crate::function_table::lookup(name) else {
+        return NativeUse::Ignore;
+    };
+    match f.histograms {
+        H::Count => NativeUse::Stat(|h| h.count),
+        H::Sum => NativeUse::Stat(|h| h.sum),
+        H::Avg => NativeUse::Stat(|h| h.sum / h.count),
+        H::Stddev => NativeUse::Stat(|h| histogram::variance(h).sqrt()),
+        H::Stdvar => NativeUse::Stat(histogram::variance),
+        H::Quantile => NativeUse::Quantile,
+        H::Quantiles => NativeUse::Quantiles,
+        H::Fraction => NativeUse::Fraction,
+        H::Keep => NativeUse::Keep,
+        H::Ignore | H::Range => NativeUse::Ignore,
     }
 }
 
