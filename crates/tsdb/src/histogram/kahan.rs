@@ -164,6 +164,12 @@ fn components(
     let custom = layout.schema == CUSTOM_BUCKETS_SCHEMA;
     let pos_idx = indexes(&layout.positive_spans);
     let neg_idx = indexes(&layout.negative_spans);
+    if pos_idx.len() != layout.positive_buckets.len()
+        || neg_idx.len() != layout.negative_buckets.len()
+    {
+        // Spans that do not describe the buckets (bad input): the plain sum stands.
+        return Ok((layout, noticed, None));
+    }
     let mut rows = Vec::with_capacity(hists.len());
     let mut converted = Histogram::default();
     for h in hists {
