@@ -54,10 +54,12 @@ const Chart = (() => {
     const n = series.length;
     const stepMs = opts.step;
     const slots = Math.floor((opts.end - opts.start) / stepMs) + 1;
-    // Every series on the step grid: NaN where it has no sample.
+    // Every series on the step grid: NaN where it has no sample. Native histogram points
+    // are drawn as their observation count.
     const ys = series.map((s) => {
       const a = new Float64Array(slots).fill(NaN);
-      for (const [t, v] of s.values) {
+      const points = (s.values || []).concat((s.histograms || []).map(([t, h]) => [t, h.count]));
+      for (const [t, v] of points) {
         const k = Math.round((t * 1000 - opts.start) / stepMs);
         if (k >= 0 && k < slots) a[k] = parseValue(v);
       }

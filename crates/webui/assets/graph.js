@@ -12,7 +12,10 @@
     'predict_linear', 'present_over_time', 'quantile_over_time', 'rate', 'resets', 'round', 'scalar', 'sgn', 'sort',
     'sort_desc', 'sqrt', 'stddev_over_time', 'stdvar_over_time', 'sum_over_time', 'time', 'timestamp', 'vector',
     'year', 'acos', 'acosh', 'asin', 'asinh', 'atan', 'atanh', 'cos', 'cosh', 'sin', 'sinh', 'tan', 'tanh', 'deg',
-    'rad', 'pi'];
+    'rad', 'pi', 'double_exponential_smoothing', 'histogram_count', 'histogram_sum', 'histogram_avg',
+    'histogram_fraction', 'histogram_stddev', 'histogram_stdvar', 'histogram_quantiles', 'sort_by_label',
+    'sort_by_label_desc', 'first_over_time', 'mad_over_time', 'ts_of_first_over_time', 'ts_of_last_over_time',
+    'ts_of_min_over_time', 'ts_of_max_over_time', 'min_of', 'max_of', 'info'];
   const AGGREGATIONS = ['sum', 'avg', 'count', 'min', 'max', 'group', 'stddev', 'stdvar', 'topk', 'bottomk',
     'quantile', 'count_values'];
   const KEYWORDS = ['by', 'without', 'on', 'ignoring', 'group_left', 'group_right', 'offset', 'bool', 'and', 'or', 'unless'];
@@ -200,7 +203,8 @@
         if (data.resultType === 'vector') {
           parts.push(row(esc(seriesName(s.metric)), s.value ? s.value[1] : JSON.stringify(s.histogram)));
         } else {
-          const lines = (s.values || []).map(([t, v]) => `${v} @${t}`).join('\n');
+          const lines = (s.values || []).map(([t, v]) => `${v} @${t}`)
+            .concat((s.histograms || []).map(([t, h]) => `${JSON.stringify(h)} @${t}`)).join('\n');
           parts.push(row(esc(seriesName(s.metric)), lines, ' style="white-space:pre"'));
         }
       }
