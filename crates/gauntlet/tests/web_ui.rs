@@ -47,6 +47,7 @@ fn upload_replica(dir: &Path, bucket: &Path, replica: &str) {
     std::fs::write(&om, d.openmetrics()).unwrap();
     let out = dir.join(format!("blocks-{replica}"));
     testkit::prometheus::create_blocks_from_openmetrics(&om, &out).unwrap();
+    write_histogram_block(&out);
     let st = Command::new(env!("CARGO_BIN_EXE_gauntlet"))
         .args(["tools", "bucket", "upload-blocks", &objstore(bucket)])
         .arg(format!("--path={}", out.display()))
@@ -55,6 +56,53 @@ fn upload_replica(dir: &Path, bucket: &Path, replica: &str) {
         .status()
         .unwrap();
     assert!(st.success());
+}
+
+/// A block with two native histogram series over the last two hours, every 30 s.
+fn write_histogram_block(dir: &Path) {
+    use tsdb::chunkenc::histogram::{Histogram, HistogramAppender, Span};
+    use tsdb::chunkenc::Encoding;
+    let (start, step) = (END_MS - 2 * 3_600_000, 30_000);
+    let mut w = tsdb::block::BlockWriter::new(dir, start, END_MS).unwrap();
+    for i in 1..=2 {
+        let labels = tsdb::Labels::from_pairs([
+            ("__name__", "latency_native_seconds".to_string()),
+            ("instance", format!("10.0.0.{i}:9100")),
+            ("job", "api".to_string()),
+        ]);
+        let mut chunks: Vec<(i64, i64, Vec<u8>)> = Vec::new();
+        let mut app = HistogramAppender::new();
+        let mut first = start;
+        for k in 0..240i64 {
+            let t = start + k * step;
+            let buckets: Vec<f64> = (0..6).map(|b| ((k + 1) * (b + i)) as f64).collect();
+            let count = buckets.iter().sum::<f64>();
+            let h = Histogram {
+                t,
+                schema: 1,
+                count,
+                sum: count * 0.25,
+                positive_spans: vec![Span {
+                    offset: -2,
+                    length: 6,
+                }],
+                positive_buckets: buckets,
+                ..Histogram::default()
+            };
+            app.append(&h).unwrap();
+            if app.num_samples() == 120 {
+                let bytes = std::mem::replace(&mut app, HistogramAppender::new()).into_bytes();
+                chunks.push((first, t, bytes));
+                first = t + step;
+            }
+        }
+        let encoded: Vec<(i64, i64, Encoding, &[u8])> = chunks
+            .iter()
+            .map(|(a, b, bytes)| (*a, *b, Encoding::HISTOGRAM, bytes.as_slice()))
+            .collect();
+        w.add_encoded_series(&labels, &encoded).unwrap();
+    }
+    w.finish().unwrap();
 }
 
 fn wait_ready(port: u16, what: &str) {
@@ -325,6 +373,33 @@ fn querier_ui_table_graph_dedup_errors_and_stores() {
         .unwrap();
     assert!(caret.as_str().unwrap().ends_with("   ^"), "{caret}");
     b.screenshot(&shots.join("query-syntax-error.png")).unwrap();
+
+    // Native histograms: the table shows each as the API's object, the graph draws their
+    // rate (as the observation count).
+    run_query(&b, "latency_native_seconds");
+    let rows = table_rows(&b);
+    assert_eq!(rows.len(), 2, "{rows:?}");
+    assert!(
+        rows.iter().all(|(_, v)| v.starts_with("{\"count\":")),
+        "{rows:?}"
+    );
+    b.click(".panel .tab-graph").unwrap();
+    run_query(&b, "rate(latency_native_seconds[5m])");
+    let lines = b
+        .wait_for(
+            "the histogram chart",
+            "const c = document.querySelector('.panel .chart'); return c && +c.dataset.series;",
+            WAIT,
+        )
+        .unwrap();
+    assert_eq!(lines.as_u64(), Some(2));
+    let errors = b
+        .eval("return document.querySelectorAll('.panel .error').length;")
+        .unwrap();
+    assert_eq!(errors.as_u64(), Some(0));
+    b.screenshot(&shots.join("query-histogram-graph.png"))
+        .unwrap();
+    b.click(".panel .tab-table").unwrap();
 
     // Completion offers metric names from the API.
     b.clear(".panel textarea.expr").unwrap();

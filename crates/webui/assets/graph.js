@@ -201,7 +201,7 @@
       total = data.result.length;
       for (const s of data.result.slice(0, MAX_TABLE_ROWS)) {
         if (data.resultType === 'vector') {
-          parts.push(row(esc(seriesName(s.metric)), s.value ? s.value[1] : JSON.stringify(s.histogram)));
+          parts.push(row(esc(seriesName(s.metric)), s.value ? s.value[1] : JSON.stringify(s.histogram[1])));
         } else {
           const lines = (s.values || []).map(([t, v]) => `${v} @${t}`)
             .concat((s.histograms || []).map(([t, h]) => `${JSON.stringify(h)} @${t}`)).join('\n');
