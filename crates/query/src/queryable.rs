@@ -244,28 +244,35 @@ fn decode_histograms(
     dedup: bool,
     out: &mut Vec<promql::HPoint>,
 ) -> Result<(), String> {
+    let hist_chunks: Vec<&pb::AggrChunk> = chunks.iter().filter(|c| is_histogram(c)).collect();
+    // One replica's chunks one after another (the usual case): straight into `out`,
+    // samples outside the range never copied.
+    if hist_chunks
+        .windows(2)
+        .all(|w| w[1].min_time > w[0].max_time)
+    {
+        for c in hist_chunks {
+            decode_histogram_chunk(c, &mut |h| {
+                if range.contains(&h.t) {
+                    out.push(promql::HPoint {
+                        t: h.t,
+                        h: std::sync::Arc::new(h.clone()),
+                    });
+                }
+            })?;
+        }
+        return Ok(());
+    }
     let mut decoded: Vec<promql::HPoint> = Vec::new();
     let mut chunk_ranges = Vec::new();
-    for c in chunks.iter().filter(|c| is_histogram(c)) {
-        let Some(raw) = &c.raw else { continue };
-        let encoding = if raw.r#type == pb::chunk::Encoding::Histogram as i32 {
-            tsdb::chunkenc::Encoding::HISTOGRAM
-        } else {
-            tsdb::chunkenc::Encoding::FLOAT_HISTOGRAM
-        };
-        let mut it = HistogramIterator::new(encoding, &raw.data)
-            .map_err(|e| format!("corrupt histogram chunk: {e}"))?;
+    for c in hist_chunks {
         let start = decoded.len();
-        while it.next() {
-            let h = it.at();
+        decode_histogram_chunk(c, &mut |h| {
             decoded.push(promql::HPoint {
                 t: h.t,
                 h: std::sync::Arc::new(h.clone()),
-            });
-        }
-        if let Some(e) = it.err() {
-            return Err(format!("corrupt histogram chunk: {e}"));
-        }
+            })
+        })?;
         chunk_ranges.push(start..decoded.len());
     }
     chunk_ranges.sort_by_key(|r| decoded.get(r.start).map_or(i64::MAX, |p| p.t));
@@ -299,6 +306,35 @@ fn decode_histograms(
             .filter_map(|(_, i)| decoded.get(i as usize).cloned()),
     );
     Ok(())
+}
+
+/// Decodes one raw histogram chunk, handing each sample to `emit`.
+fn decode_histogram_chunk(
+    c: &pb::AggrChunk,
+    emit: &mut dyn FnMut(&tsdb::chunkenc::histogram::Histogram),
+) -> Result<(), String> {
+    let Some(raw) = &c.raw else {
+        return Ok(());
+    };
+    let encoding = if raw.r#type == pb::chunk::Encoding::Histogram as i32 {
+        tsdb::chunkenc::Encoding::HISTOGRAM
+    } else {
+        tsdb::chunkenc::Encoding::FLOAT_HISTOGRAM
+    };
+    let corrupt = |e: &dyn std::fmt::Display| {
+        format!(
+            "corrupt histogram chunk [{}, {}]: {e}",
+            c.min_time, c.max_time
+        )
+    };
+    let mut it = HistogramIterator::new(encoding, &raw.data).map_err(|e| corrupt(&e))?;
+    while it.next() {
+        emit(it.at());
+    }
+    match it.err() {
+        Some(e) => Err(corrupt(&e)),
+        None => Ok(()),
+    }
 }
 
 /// A raw chunk of native histogram samples (integer or float).

@@ -190,39 +190,61 @@ impl Evaluator<'_, '_> {
         out: &mut Vec<Series>,
         native: Vec<(Series, String)>,
     ) -> Result<()> {
-        // Native results of one label set at one time: the usual collision.
-        let mut seen: FxMap<&Labels, Vec<i64>> = FxMap::default();
-        for (n, _) in &native {
-            let ts = seen.entry(&n.labels).or_default();
-            if n.points.iter().any(|p| ts.contains(&p.t)) {
+        // Native results by label set; two at one time are the usual collision.
+        let mut by_labels: FxMap<Labels, (Vec<Point>, String)> = FxMap::default();
+        for (n, metric) in native {
+            let entry = by_labels
+                .entry(n.labels)
+                .or_insert_with(|| (Vec::new(), metric));
+            entry.0.extend(n.points);
+        }
+        let mut index: FxMap<Labels, usize> = out
+            .iter()
+            .enumerate()
+            .map(|(i, s)| (s.labels.clone(), i))
+            .collect();
+        for (labels, (mut points, metric)) in by_labels {
+            points.sort_by_key(|p| p.t);
+            if points.windows(2).any(|w| w[0].t == w[1].t) {
                 return Err(Error::exec(
                     "vector cannot contain metrics with the same labelset",
                 ));
             }
-            ts.extend(n.points.iter().map(|p| p.t));
-        }
-        drop(seen);
-        for (n, metric) in native {
-            if n.is_empty() {
-                continue;
-            }
-            let Some(s) = out.iter_mut().find(|s| s.labels == n.labels) else {
-                out.push(n);
+            let Some(&i) = index.get(&labels) else {
+                index.insert(labels.clone(), out.len());
+                out.push(Series::floats(labels, points));
                 continue;
             };
-            let clash: Vec<i64> = n
-                .points
-                .iter()
-                .filter(|q| s.points.iter().any(|p| p.t == q.t))
-                .map(|q| q.t)
-                .collect();
-            if !clash.is_empty() {
-                self.ctx.warn(annotations::mixed_classic_native(&metric));
-                s.points.retain(|p| !clash.contains(&p.t));
+            // Both sorted by time: merged in one pass, times present in both left out.
+            let floats = std::mem::take(&mut out[i].points);
+            let mut merged = Vec::with_capacity(floats.len() + points.len());
+            let (mut f, mut n, mut clashed) = (0, 0, false);
+            while f < floats.len() || n < points.len() {
+                match (floats.get(f), points.get(n)) {
+                    (Some(a), Some(b)) if a.t == b.t => {
+                        clashed = true;
+                        f += 1;
+                        n += 1;
+                    }
+                    (Some(a), Some(b)) if a.t < b.t => {
+                        merged.push(*a);
+                        f += 1;
+                    }
+                    (Some(a), None) => {
+                        merged.push(*a);
+                        f += 1;
+                    }
+                    (_, Some(b)) => {
+                        merged.push(*b);
+                        n += 1;
+                    }
+                    (None, None) => break,
+                }
             }
-            s.points
-                .extend(n.points.into_iter().filter(|q| !clash.contains(&q.t)));
-            s.points.sort_by_key(|p| p.t);
+            if clashed {
+                self.ctx.warn(annotations::mixed_classic_native(&metric));
+            }
+            out[i].points = merged;
         }
         out.retain(|s| !s.is_empty());
         Ok(())

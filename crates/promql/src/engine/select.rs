@@ -2,7 +2,7 @@
 //! selector (or a range function or scalar arithmetic over one) for streamed aggregation.
 
 use super::*;
-use tsdb::histogram::CounterResetHint;
+use tsdb::histogram::{CounterResetHint, Histogram};
 
 impl<'a> Evaluator<'a, '_> {
     pub(super) fn select<'s>(
@@ -361,14 +361,25 @@ impl<'a> Evaluator<'a, '_> {
             Val::Vector(mut s) => {
                 // As 3.x: a subquery may skip or repeat samples, so the counter reset
                 // hints of its histograms say nothing; resets are detected afresh.
-                for p in s.iter_mut().flat_map(|s| s.hists.iter_mut()) {
-                    if matches!(
-                        p.h.counter_reset_hint,
-                        CounterResetHint::NotCounterReset | CounterResetHint::CounterReset
-                    ) {
-                        let mut h = (*p.h).clone();
-                        h.counter_reset_hint = CounterResetHint::Unknown;
-                        p.h = Arc::new(h);
+                // A sample repeated over steps is one `Arc`: it is converted once.
+                for series in s.iter_mut() {
+                    let mut last: Option<(Arc<Histogram>, Arc<Histogram>)> = None;
+                    for p in series.hists.iter_mut() {
+                        if !matches!(
+                            p.h.counter_reset_hint,
+                            CounterResetHint::NotCounterReset | CounterResetHint::CounterReset
+                        ) {
+                            continue;
+                        }
+                        match &last {
+                            Some((from, to)) if Arc::ptr_eq(from, &p.h) => p.h = to.clone(),
+                            _ => {
+                                let mut h = (*p.h).clone();
+                                h.counter_reset_hint = CounterResetHint::Unknown;
+                                let to = Arc::new(h);
+                                last = Some((std::mem::replace(&mut p.h, to.clone()), to));
+                            }
+                        }
                     }
                 }
                 s
