@@ -791,6 +791,7 @@ fn compare(
     let mut out: Vec<Outcome> = (0..n_queries).map(|_| Outcome::default()).collect();
     for (i, path) in paths {
         let (_, ours_body) = http_get(http, path).unwrap();
+        let annotations = testkit::promapi::annotations_differ(&theirs[path], &ours_body);
         let (theirs, ours) = (parse_answer(&theirs[path]), parse_answer(&ours_body));
         let (n, h) = points(&theirs);
         let o = &mut out[*i];
@@ -798,7 +799,7 @@ fn compare(
         o.points += n;
         o.histograms += h;
         o.errors += usize::from(matches!(theirs, Answer::Error(..)));
-        if let Some(d) = first_difference(&theirs, &ours) {
+        if let Some(d) = first_difference(&theirs, &ours).or(annotations) {
             o.mismatches += 1;
             o.first.get_or_insert_with(|| format!("{path}\n      {d}"));
         }

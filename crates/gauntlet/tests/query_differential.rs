@@ -2,15 +2,15 @@
 //! (filesystem, then Garage), `gauntlet store` over it, `gauntlet query` in front, and
 //! Prometheus serving the same blocks: 2.42 with `--query.promql-compat=v2`, and a 3.x
 //! built by hand (`PROMETHEUS3_BIN`, skipped with a printed reason without it) with the
-//! default `v3`. Instant and range queries, series, labels and label values must answer
-//! alike.
+//! default `v3`. Instant and range queries (with their warnings and infos), series, labels
+//! and label values must answer alike.
 
 use std::collections::HashMap;
 use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
-use testkit::promapi::{differ, from_prometheus, secs, url_encode};
+use testkit::promapi::{annotations_differ, differ, from_prometheus, secs, url_encode};
 use testkit::prometheus::{create_blocks_from_openmetrics, Prometheus};
 use testkit::{free_port, http_get, wait_until, Process};
 
@@ -61,6 +61,7 @@ fn compare(q_http: u16, expected: &HashMap<String, String>, paths: &[(String, bo
         let theirs = &expected[path];
         let same = if path.starts_with("/api/v1/query") {
             differ(&from_prometheus(theirs), &from_prometheus(&body), *ordered)
+                .or_else(|| annotations_differ(theirs, &body))
         } else {
             let (a, b): (serde_json::Value, serde_json::Value) = (
                 serde_json::from_str(theirs).unwrap(),

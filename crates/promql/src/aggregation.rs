@@ -271,7 +271,8 @@ pub(crate) fn aggregate(
     if count_values {
         let l = value_label.as_deref().unwrap_or("");
         if !valid_label_name(l, v3) {
-            return Err(Error::exec(format!("invalid label name {l:?}")));
+            let quoted = crate::lex::go_quote(l);
+            return Err(Error::exec(format!("invalid label name {quoted}")));
         }
     }
     let mut grouping: Vec<String> = grouping.to_vec();

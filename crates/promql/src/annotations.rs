@@ -1,30 +1,192 @@
 //! Warnings and infos a query returns beside its answer, as Prometheus 3.x words them
-//! (`util/annotations`): each distinct message once, in the order first met.
+//! (`util/annotations`): each distinct message once, in the order first met, with the
+//! position of the expression it is about, as the HTTP API shows them (`msg (line:col)`).
+
+/// One annotation.
+#[derive(Debug, Clone)]
+pub(crate) struct Note {
+    pub(crate) msg: String,
+    /// Byte offset in the query of the expression the note is about, when known.
+    pub(crate) pos: Option<usize>,
+    /// What a forced-monotonicity info adds, merged over every step that raised it.
+    pub(crate) forced: Option<ForcedMonotonicity>,
+}
+
+/// Where classic buckets had to be made monotonic, over all occurrences of one info.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct ForcedMonotonicity {
+    pub(crate) min_t: i64,
+    pub(crate) max_t: i64,
+    pub(crate) min_bucket: f64,
+    pub(crate) max_bucket: f64,
+    pub(crate) max_diff: f64,
+    pub(crate) count: usize,
+}
+
+impl ForcedMonotonicity {
+    /// One step's correction at `t`.
+    pub(crate) fn at(t: i64, min_bucket: f64, max_bucket: f64, max_diff: f64) -> Self {
+        ForcedMonotonicity {
+            min_t: t,
+            max_t: t,
+            min_bucket,
+            max_bucket,
+            max_diff,
+            count: 1,
+        }
+    }
+
+    fn merge(&mut self, o: &ForcedMonotonicity) {
+        self.min_t = self.min_t.min(o.min_t);
+        self.max_t = self.max_t.max(o.max_t);
+        // Go's comparisons: a NaN never replaces a value.
+        if o.min_bucket < self.min_bucket {
+            self.min_bucket = o.min_bucket;
+        }
+        if o.max_bucket > self.max_bucket {
+            self.max_bucket = o.max_bucket;
+        }
+        if o.max_diff > self.max_diff {
+            self.max_diff = o.max_diff;
+        }
+        self.count += o.count;
+    }
+}
 
 /// The annotations of one query.
 #[derive(Default, Debug)]
 pub(crate) struct Notes {
-    pub(crate) warnings: Vec<String>,
-    pub(crate) infos: Vec<String>,
+    pub(crate) warnings: Vec<Note>,
+    pub(crate) infos: Vec<Note>,
+    /// The position notes added now are about (see [`Note::pos`]).
+    pub(crate) anchor: Option<usize>,
 }
 
 impl Notes {
     pub(crate) fn warn(&mut self, msg: String) {
-        if !self.warnings.contains(&msg) {
-            self.warnings.push(msg);
-        }
+        let pos = self.anchor;
+        add(&mut self.warnings, msg, pos, None);
     }
 
     pub(crate) fn info(&mut self, msg: String) {
-        if !self.infos.contains(&msg) {
-            self.infos.push(msg);
+        let pos = self.anchor;
+        add(&mut self.infos, msg, pos, None);
+    }
+
+    /// The forced-monotonicity info, whose details merge over its occurrences.
+    pub(crate) fn info_forced(&mut self, msg: String, forced: ForcedMonotonicity) {
+        let pos = self.anchor;
+        add(&mut self.infos, msg, pos, Some(forced));
+    }
+
+    /// Warnings the storage returned (they have no position).
+    pub(crate) fn storage_warnings(&mut self, msgs: Vec<String>) {
+        for msg in msgs {
+            add(&mut self.warnings, msg, None, None);
         }
+    }
+
+    /// Adds `other`'s notes, positioned where they say or else at this set's anchor.
+    pub(crate) fn absorb(&mut self, other: Notes) {
+        for (list, from) in [
+            (&mut self.warnings, other.warnings),
+            (&mut self.infos, other.infos),
+        ] {
+            for n in from {
+                add(list, n.msg, n.pos.or(self.anchor), n.forced);
+            }
+        }
+    }
+
+    /// The warnings and infos as the HTTP API shows them, for `query`.
+    pub(crate) fn render(self, query: &[u8]) -> (Vec<String>, Vec<String>) {
+        let render = |list: Vec<Note>| list.into_iter().map(|n| n.render(query)).collect();
+        (render(self.warnings), render(self.infos))
     }
 }
 
+/// Prometheus keeps one annotation per message: a repeated one takes the later position,
+/// except the forced-monotonicity info, which keeps the first and merges its details.
+fn add(list: &mut Vec<Note>, msg: String, pos: Option<usize>, forced: Option<ForcedMonotonicity>) {
+    match list.iter_mut().find(|n| n.msg == msg) {
+        Some(n) => match (&mut n.forced, forced) {
+            (Some(have), Some(new)) => have.merge(&new),
+            _ => n.pos = pos.or(n.pos),
+        },
+        None => list.push(Note { msg, pos, forced }),
+    }
+}
+
+impl Note {
+    fn render(self, query: &[u8]) -> String {
+        let mut out = self.msg;
+        if let Some(f) = self.forced {
+            out.push_str(&format!(
+                ", from buckets {} to {}, with a max diff of {}, over {} samples from {} to {}",
+                go_g(f.min_bucket),
+                go_g(f.max_bucket),
+                crate::value::format_go_prec_g(f.max_diff, 2),
+                f.count,
+                rfc3339_seconds(f.min_t),
+                rfc3339_seconds(f.max_t),
+            ));
+        }
+        if let Some(pos) = self.pos {
+            out.push_str(&format!(" ({})", line_col(query, pos)));
+        }
+        out
+    }
+}
+
+/// Prometheus's `line:col` of a byte offset (1-based line; column counted from the last
+/// line break, 1-based on the first line).
+pub(crate) fn line_col(query: &[u8], pos: usize) -> String {
+    let before = &query[..pos.min(query.len())];
+    let line = 1 + before.iter().filter(|&&b| b == b'\n').count();
+    let col = match before.iter().rposition(|&b| b == b'\n') {
+        Some(nl) => pos - nl,
+        None => pos + 1,
+    };
+    format!("{line}:{col}")
+}
+
+/// Go's `time.Unix(ms/1000, 0).UTC().Format(time.RFC3339)`.
+fn rfc3339_seconds(ms: i64) -> String {
+    chrono::DateTime::from_timestamp(ms / 1000, 0)
+        .map(|t| t.format("%Y-%m-%dT%H:%M:%SZ").to_string())
+        .unwrap_or_default()
+}
+
+/// An annotation as Prometheus's test scripts compare it: without the position and the
+/// merged details the HTTP API adds.
+pub fn message_of(rendered: &str) -> &str {
+    let mut s = rendered;
+    if let Some(open) = s.rfind(" (") {
+        let inner = &s[open + 2..];
+        let is_pos = inner.strip_suffix(')').is_some_and(|lc| {
+            lc.split_once(':').is_some_and(|(l, c)| {
+                !l.is_empty()
+                    && !c.is_empty()
+                    && l.bytes().all(|b| b.is_ascii_digit())
+                    && c.bytes().all(|b| b.is_ascii_digit())
+            })
+        });
+        if is_pos {
+            s = &s[..open];
+        }
+    }
+    match s.find(", from buckets ") {
+        Some(i) if s.starts_with(FORCED_MONOTONICITY_PREFIX) => &s[..i],
+        _ => s,
+    }
+}
+
+const FORCED_MONOTONICITY_PREFIX: &str =
+    "PromQL info: input to histogram_quantile needed to be fixed for monotonicity";
+
 /// Go's `%g` of a float64, as the messages print values.
 pub(crate) fn go_g(v: f64) -> String {
-    crate::value::format_go_v(v)
+    crate::value::format_go_g(v)
 }
 
 pub(crate) fn invalid_quantile(q: f64) -> String {
@@ -61,47 +223,28 @@ fn with_metric_name(msg: String, metric: &str) -> String {
     }
 }
 
-pub(crate) fn bad_bucket_label(metric: &str, le: &str) -> String {
-    with_metric_name(
-        format!(
-            "PromQL warning: bucket label \"le\" is missing or has a malformed value of {le:?}"
-        ),
-        metric,
-    )
+// The classic-histogram annotations name the metric only under delayed name removal, a
+// Prometheus feature flag that is off by default (and not implemented here).
+
+pub(crate) fn bad_bucket_label(le: &str) -> String {
+    format!("PromQL warning: bucket label \"le\" is missing or has a malformed value of {le:?}")
 }
 
-pub(crate) fn forced_monotonicity(metric: &str) -> String {
-    with_metric_name(
-        "PromQL info: input to histogram_quantile needed to be fixed for monotonicity (see \
+pub(crate) fn forced_monotonicity() -> String {
+    format!(
+        "{FORCED_MONOTONICITY_PREFIX} (see \
          https://prometheus.io/docs/prometheus/latest/querying/functions/#histogram_quantile)"
-            .to_string(),
-        metric,
     )
 }
 
-pub(crate) fn native_histogram_quantile_nan_result(metric: &str) -> String {
-    with_metric_name(
-        "PromQL info: input to histogram_quantile has NaN observations, result is NaN".into(),
-        metric,
-    )
-}
+pub(crate) const NATIVE_QUANTILE_NAN_RESULT: &str =
+    "PromQL info: input to histogram_quantile has NaN observations, result is NaN";
 
-pub(crate) fn native_histogram_quantile_nan_skew(metric: &str) -> String {
-    with_metric_name(
-        "PromQL info: input to histogram_quantile has NaN observations, result is skewed higher"
-            .into(),
-        metric,
-    )
-}
+pub(crate) const NATIVE_QUANTILE_NAN_SKEW: &str =
+    "PromQL info: input to histogram_quantile has NaN observations, result is skewed higher";
 
-pub(crate) fn native_histogram_fraction_nans(metric: &str) -> String {
-    with_metric_name(
-        "PromQL info: input to histogram_fraction has NaN observations, which are excluded \
-         from all fractions"
-            .into(),
-        metric,
-    )
-}
+pub(crate) const NATIVE_FRACTION_NANS: &str = "PromQL info: input to histogram_fraction has NaN \
+    observations, which are excluded from all fractions";
 
 pub(crate) fn histogram_ignored_in_aggregation(op: &str) -> String {
     format!("PromQL info: ignored histogram in {op} aggregation")
@@ -158,9 +301,68 @@ pub(crate) fn incompatible_bucket_layout(op: &str) -> String {
     format!("PromQL warning: incompatible bucket layout encountered for binary operator {op}")
 }
 
-pub(crate) fn mixed_classic_native(metric: &str) -> String {
-    with_metric_name(
-        "PromQL warning: vector contains a mix of classic and native histograms".into(),
-        metric,
-    )
+pub(crate) fn mixed_classic_native() -> String {
+    "PromQL warning: vector contains a mix of classic and native histograms".into()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn notes_render_with_positions_and_merged_details() {
+        let q = b"histogram_quantile(0.9,\n  x)";
+        let mut notes = Notes {
+            anchor: Some(26),
+            ..Notes::default()
+        };
+        notes.info_forced(
+            forced_monotonicity(),
+            ForcedMonotonicity::at(60_000, 2.0, 4.0, 0.5),
+        );
+        notes.info_forced(
+            forced_monotonicity(),
+            ForcedMonotonicity::at(0, 1.0, 3.0, 0.25),
+        );
+        notes.anchor = Some(0);
+        notes.warn(invalid_quantile(1.5));
+        notes.anchor = Some(19);
+        notes.warn(invalid_quantile(1.5));
+        notes.storage_warnings(vec!["store a is down".into()]);
+        let (warnings, infos) = notes.render(q);
+        assert_eq!(
+            warnings,
+            [
+                "PromQL warning: quantile value should be between 0 and 1, got 1.5 (1:20)",
+                "store a is down"
+            ]
+        );
+        assert_eq!(
+            infos,
+            [format!(
+                "{} (see https://prometheus.io/docs/prometheus/latest/querying/functions/\
+                 #histogram_quantile), from buckets 1 to 4, with a max diff of 0.5, over 2 \
+                 samples from 1970-01-01T00:00:00Z to 1970-01-01T00:01:00Z (2:3)",
+                FORCED_MONOTONICITY_PREFIX
+            )]
+        );
+        assert_eq!(message_of(&infos[0]), forced_monotonicity());
+        assert_eq!(
+            message_of(&warnings[0]),
+            "PromQL warning: quantile value should be between 0 and 1, got 1.5"
+        );
+        assert_eq!(message_of("a (b) (1:x)"), "a (b) (1:x)");
+    }
+
+    #[test]
+    fn values_print_as_go_g() {
+        assert_eq!(
+            invalid_quantile(1e6),
+            "PromQL warning: quantile value should be between 0 and 1, got 1e+06"
+        );
+        assert_eq!(
+            invalid_quantile(f64::NAN),
+            "PromQL warning: quantile value should be between 0 and 1, got NaN"
+        );
+    }
 }

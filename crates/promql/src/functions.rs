@@ -585,33 +585,89 @@ struct Bucket {
     count: f64,
 }
 
-/// The quantile of classic buckets, and whether their counts had to be made monotonic.
-fn bucket_quantile(q: f64, buckets: &mut Vec<Bucket>) -> (f64, bool) {
+/// Where [`bucket_quantile`] had to make counts monotonic: the lowest and highest upper
+/// bound it corrected and the largest decrease it removed (3.x reports them).
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Forced {
+    pub(crate) min_bucket: f64,
+    pub(crate) max_bucket: f64,
+    pub(crate) max_diff: f64,
+}
+
+/// Prometheus 3.x treats bucket counts this close (relatively) as equal.
+const SMALL_DELTA_TOLERANCE: f64 = 1e-12;
+
+/// Go's `almost.Equal` for the bucket counts (no stale markers among them).
+fn almost_equal(a: f64, b: f64, epsilon: f64) -> bool {
+    const MIN_NORMAL: f64 = f64::MIN_POSITIVE;
+    if a.is_nan() && b.is_nan() || a == b {
+        return true;
+    }
+    let abs_sum = a.abs() + b.abs();
+    let diff = (a - b).abs();
+    if a == 0.0 || b == 0.0 || abs_sum < MIN_NORMAL {
+        return diff < epsilon * MIN_NORMAL;
+    }
+    diff / abs_sum.min(f64::MAX) < epsilon
+}
+
+/// Makes bucket counts monotonic: 2.42 raises each to the running maximum; 3.x also
+/// evens out differences within [`SMALL_DELTA_TOLERANCE`] and says what it corrected.
+fn make_monotonic(buckets: &mut [Bucket], v3: bool) -> Option<Forced> {
+    let mut forced = Forced {
+        min_bucket: f64::INFINITY,
+        max_bucket: f64::NEG_INFINITY,
+        max_diff: 0.0,
+    };
+    let mut any = false;
+    let mut prev = buckets[0].count;
+    for b in buckets.iter_mut().skip(1) {
+        let curr = b.count;
+        if curr == prev {
+            continue;
+        }
+        if v3 && almost_equal(prev, curr, SMALL_DELTA_TOLERANCE) {
+            b.count = prev;
+            continue;
+        }
+        if curr < prev {
+            b.count = prev;
+            any = true;
+            if b.upper < forced.min_bucket {
+                forced.min_bucket = b.upper;
+            }
+            if b.upper > forced.max_bucket {
+                forced.max_bucket = b.upper;
+            }
+            if prev - curr > forced.max_diff {
+                forced.max_diff = prev - curr;
+            }
+            continue;
+        }
+        if v3 || curr > prev {
+            prev = curr;
+        }
+    }
+    any.then_some(forced)
+}
+
+/// The quantile of classic buckets, and where their counts had to be made monotonic.
+fn bucket_quantile(q: f64, buckets: &mut Vec<Bucket>, v3: bool) -> (f64, Option<Forced>) {
     if q.is_nan() {
-        return (f64::NAN, false);
+        return (f64::NAN, None);
     }
     if q < 0.0 {
-        return (f64::NEG_INFINITY, false);
+        return (f64::NEG_INFINITY, None);
     }
     if q > 1.0 {
-        return (f64::INFINITY, false);
+        return (f64::INFINITY, None);
     }
     go_sort(buckets, |a, b| a.upper < b.upper);
     if buckets.last().is_none_or(|b| b.upper != f64::INFINITY) {
-        return (f64::NAN, false);
+        return (f64::NAN, None);
     }
     coalesce(buckets);
-    // Ensure monotonic counts.
-    let mut forced = false;
-    let mut max = buckets[0].count;
-    for b in buckets.iter_mut().skip(1) {
-        if b.count > max {
-            max = b.count;
-        } else if b.count < max {
-            b.count = max;
-            forced = true;
-        }
-    }
+    let forced = make_monotonic(buckets, v3);
     if buckets.len() < 2 {
         return (f64::NAN, forced);
     }
@@ -642,7 +698,7 @@ fn bucket_quantile(q: f64, buckets: &mut Vec<Bucket>) -> (f64, bool) {
 /// A label name Prometheus accepts: 2.42's legacy names, or any non-empty UTF-8 in 3.x.
 pub(crate) fn valid_label_name(s: &str, v3: bool) -> bool {
     if v3 {
-        return !s.is_empty();
+        return !s.is_empty() && !crate::lex::has_raw_bytes(s);
     }
     let mut chars = s.chars();
     match chars.next() {
@@ -1061,13 +1117,11 @@ pub(crate) fn vector_call(
             let groups = BucketGroups::new(&input, notes);
             let mut out = OutBuilder::new();
             let slots: Vec<usize> = groups.labels.iter().map(|l| out.slot(l.clone())).collect();
-            let mut forced = vec![false; groups.labels.len()];
             groups.each_step(steps, ts_of, |g, step, ts, b| {
-                let (v, fixed) = bucket_quantile(q[step], b);
-                forced[g] |= fixed;
+                let (v, forced) = bucket_quantile(q[step], b, v3);
+                note_forced(notes, forced, ts);
                 out.push(slots[g], step, ts, v)
             })?;
-            groups.note_forced(&forced, notes);
             Ok(Val::Vector(out.finish()))
         }
         HistogramQuantiles => {
@@ -1080,14 +1134,13 @@ pub(crate) fn vector_call(
             let groups = BucketGroups::new(&input, notes);
             let mut out = OutBuilder::new();
             let mut slots: FxMap<(usize, u64), usize> = FxMap::default();
-            let mut forced = vec![false; groups.labels.len()];
             groups.each_step(steps, ts_of, |g, step, ts, b| {
                 for q in &qs {
                     let q = q[step];
                     // The first call sorts, merges and makes the buckets monotonic in
                     // place; the later ones find them so.
-                    let (v, fixed) = bucket_quantile(q, b);
-                    forced[g] |= fixed;
+                    let (v, forced) = bucket_quantile(q, b, v3);
+                    note_forced(notes, forced, ts);
                     let slot = match slots.get(&(g, q.to_bits())) {
                         Some(&s) => s,
                         None => {
@@ -1102,7 +1155,6 @@ pub(crate) fn vector_call(
                 }
                 Ok(())
             })?;
-            groups.note_forced(&forced, notes);
             Ok(Val::Vector(out.finish()))
         }
         HistogramFraction if !v3 => Ok(Val::Vector(Vec::new())),
@@ -1155,13 +1207,19 @@ pub(crate) fn vector_call(
     }
 }
 
+/// 3.x's info when a group's buckets had to be made monotonic at `t`.
+fn note_forced(notes: &mut Notes, forced: Option<Forced>, t: i64) {
+    if let Some(f) = forced {
+        let at = annotations::ForcedMonotonicity::at(t, f.min_bucket, f.max_bucket, f.max_diff);
+        notes.info_forced(annotations::forced_monotonicity(), at);
+    }
+}
+
 /// Classic histogram buckets (series with an `le` label) grouped by their other labels.
 struct BucketGroups<'a> {
     input: &'a [Series],
     /// Each group's output labels (no `le`, no name).
     labels: Vec<Labels>,
-    /// Each group's metric name, for annotations.
-    names: Vec<String>,
     /// Per input series: its group and upper bound, if its `le` is valid.
     members: Vec<Option<(usize, f64)>>,
 }
@@ -1171,13 +1229,11 @@ impl<'a> BucketGroups<'a> {
     fn new(input: &'a [Series], notes: &mut Notes) -> Self {
         let mut groups: FxMap<Labels, usize> = FxMap::default();
         let mut labels: Vec<Labels> = Vec::new();
-        let mut names: Vec<String> = Vec::new();
         let mut members = Vec::with_capacity(input.len());
         for s in input {
             let Some(upper) = s.labels.get("le").and_then(parse_go_float) else {
-                let name = s.labels.get(METRIC_NAME).unwrap_or("");
                 let le = s.labels.get("le").unwrap_or("");
-                notes.warn(annotations::bad_bucket_label(name, le));
+                notes.warn(annotations::bad_bucket_label(le));
                 members.push(None);
                 continue;
             };
@@ -1186,7 +1242,6 @@ impl<'a> BucketGroups<'a> {
             let n = groups.len();
             let g = *groups.entry(key.clone()).or_insert_with(|| {
                 let mut out = key;
-                names.push(out.get(METRIC_NAME).unwrap_or("").to_string());
                 out.remove(METRIC_NAME);
                 labels.push(out);
                 n
@@ -1196,15 +1251,7 @@ impl<'a> BucketGroups<'a> {
         BucketGroups {
             input,
             labels,
-            names,
             members,
-        }
-    }
-
-    /// 3.x's info for each group whose buckets had to be made monotonic.
-    fn note_forced(&self, forced: &[bool], notes: &mut Notes) {
-        for (g, _) in forced.iter().enumerate().filter(|(_, f)| **f) {
-            notes.info(annotations::forced_monotonicity(&self.names[g]));
         }
     }
 

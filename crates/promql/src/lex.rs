@@ -69,6 +69,8 @@ pub struct Lexed {
     /// The query with raw (backtick) strings written as double-quoted ones, for a parser
     /// that would otherwise read escapes in them; `None` when there are none.
     pub rewritten: Option<String>,
+    /// The tokens of the query as given.
+    pub(crate) tokens: Vec<Token>,
 }
 
 /// `input` with each raw string token written as an equivalent double-quoted string, and
@@ -196,6 +198,79 @@ pub fn quote_bytes(b: &[u8]) -> String {
     }
     s.push('"');
     s
+}
+
+/// Go strings may hold bytes that are not UTF-8 (from `\x` and octal escapes); the
+/// parser's strings cannot, so each such byte travels as one character of
+/// U+10FF80..=U+10FFFF, counted from this base.
+const RAW_BYTE_BASE: u32 = 0x10FF00;
+
+fn raw_byte_char(b: u8) -> char {
+    char::from_u32(RAW_BYTE_BASE + b as u32).unwrap_or(char::REPLACEMENT_CHARACTER)
+}
+
+fn raw_byte_of(c: char) -> Option<u8> {
+    let v = c as u32;
+    (v >= RAW_BYTE_BASE + 0x80).then(|| (v - RAW_BYTE_BASE) as u8)
+}
+
+/// Whether a string from the query holds bytes that are not UTF-8 in Prometheus's eyes.
+pub(crate) fn has_raw_bytes(s: &str) -> bool {
+    s.chars().any(|c| raw_byte_of(c).is_some())
+}
+
+/// Go's `%q` of a string from the query, its non-UTF-8 bytes shown as Go shows them.
+pub(crate) fn go_quote(s: &str) -> String {
+    let mut bytes = Vec::with_capacity(s.len());
+    for c in s.chars() {
+        match raw_byte_of(c) {
+            Some(b) => bytes.push(b),
+            None => bytes.extend_from_slice(c.encode_utf8(&mut [0; 4]).as_bytes()),
+        }
+    }
+    quote_bytes(&bytes)
+}
+
+/// A double-quoted literal the grammar parser reads as the Go string `bytes`: characters
+/// written as themselves, bytes that are not UTF-8 as their stand-in characters.
+fn parser_literal(bytes: &[u8]) -> String {
+    let mut out = String::from("\"");
+    for chunk in bytes.utf8_chunks() {
+        for c in chunk.valid().chars() {
+            match c {
+                '"' => out.push_str("\\\""),
+                '\\' => out.push_str("\\\\"),
+                c if c.is_control() => {
+                    let _ = write!(out, "\\u{:04x}", c as u32);
+                }
+                c => out.push(c),
+            }
+        }
+        out.extend(chunk.invalid().iter().map(|&b| raw_byte_char(b)));
+    }
+    out.push('"');
+    out
+}
+
+/// Rewrites of quoted strings whose escapes make bytes beyond ASCII: Go reads `"\xc3\xa9"`
+/// as `é` (and `"\xc5"` as a byte that is not UTF-8), the grammar parser as two (one)
+/// Latin-1 characters.
+fn byte_escape_rewrites(input: &[u8], tokens: &[Token]) -> Vec<(usize, usize, String)> {
+    tokens
+        .iter()
+        .filter(|t| t.kind == Kind::Str && input[t.start] != b'`')
+        .filter_map(|t| {
+            let text = &input[t.start..t.end];
+            if !text.contains(&b'\\') {
+                return None;
+            }
+            let bytes = unquote(text);
+            bytes
+                .iter()
+                .any(|&b| b >= 0x80)
+                .then(|| (t.start, t.end, parser_literal(&bytes)))
+        })
+        .collect()
 }
 
 /// Go's `%#U` of a rune: `U+0071 'q'`.
@@ -963,6 +1038,16 @@ pub fn lex(input: &[u8]) -> Result<Lexed, LexError> {
     lex_as(input, None)
 }
 
+/// The tokens of a query that lexes cleanly (as 3.x when `v3`).
+#[cfg(test)]
+pub(crate) fn tokens(input: &[u8], v3: bool) -> Option<Vec<Token>> {
+    let shape = v3.then_some(QueryShape {
+        step_ms: 1000,
+        range_ms: 1000,
+    });
+    lex_as(input, shape).ok().map(|l| l.tokens)
+}
+
 /// [`lex`], or with a query shape as Prometheus 3.x: durations in brackets and after
 /// `offset` may be numbers (seconds) or duration expressions, evaluated for the shape and
 /// written as plain durations for the parser.
@@ -1075,9 +1160,12 @@ pub fn lex_as(input: &[u8], shape: Option<QueryShape>) -> Result<Lexed, LexError
     if v3 {
         edits.extend(trim_rewrites(input, &tokens));
     }
+    edits.extend(byte_escape_rewrites(input, &tokens));
+    let rewritten = rewrite(input, &tokens, edits);
     Ok(Lexed {
         nesting,
-        rewritten: rewrite(input, &tokens, edits),
+        rewritten,
+        tokens,
     })
 }
 
@@ -1161,6 +1249,27 @@ fn trim_rewrites(input: &[u8], tokens: &[Token]) -> Vec<(usize, usize, String)> 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn byte_escapes_reach_the_parser_as_go_reads_them() {
+        let rewritten = |q: &str| lex(q.as_bytes()).unwrap().rewritten;
+        assert_eq!(
+            rewritten(r#"x{a="\xc3\xa9\303\251"}"#).unwrap(),
+            "x{a=\"éé\"}"
+        );
+        let parsed = crate::parse::parse(r#"count_values('a\xc5"z', x)"#, Default::default());
+        let Ok(promql_parser::parser::Expr::Aggregate(a)) = parsed else {
+            panic!("{parsed:?}");
+        };
+        let Some(promql_parser::parser::Expr::StringLiteral(label)) = a.param.as_deref() else {
+            panic!("{:?}", a.param);
+        };
+        assert!(has_raw_bytes(&label.val));
+        assert_eq!(go_quote(&label.val), r#""a\xc5\"z""#);
+        // Escapes within ASCII are left to the parser, which reads them as Go does.
+        assert_eq!(rewritten(r#"x{a="\x41\n"}"#), None);
+        assert!(!has_raw_bytes("é\u{10FF7F}"));
+    }
 
     #[test]
     fn trim_operators_are_written_as_marked_comparisons() {

@@ -1,5 +1,5 @@
 //! A PromQL engine with the semantics of Prometheus 3.x or, behind a switch, 2.42
-//! ([`Compat`]), for float samples.
+//! ([`Compat`]), for float and native histogram samples.
 //!
 //! Queries are parsed with `promql-parser`, checked, and evaluated over a [`Queryable`]
 //! that streams series one at a time; see [`Engine`].
@@ -19,10 +19,12 @@ mod gosort;
 pub mod lex;
 mod node_value;
 mod parse;
+mod positions;
 pub mod storage;
 pub mod value;
 mod windows;
 
+pub use annotations::message_of;
 pub use blocks::BlockStorage;
 pub use engine::{CancelToken, Engine, EngineOptions};
 pub use error::{Error, Result};

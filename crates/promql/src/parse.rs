@@ -5,6 +5,7 @@
 
 use crate::error::{Error, Result};
 use crate::lex::QueryShape;
+use crate::positions::Positions;
 use promql_parser::parser::value::ValueType;
 use promql_parser::parser::{self, Expr, Function};
 use std::sync::Once;
@@ -148,32 +149,86 @@ pub fn parse_bytes_with<T: Send>(
     dialect: Dialect,
     f: impl FnOnce(&Expr) -> Result<T> + Send,
 ) -> Result<T> {
-    parse_for_query(query, dialect, CHECK_SHAPE, f)
+    let lexed = lex_checked(query, dialect, CHECK_SHAPE)?;
+    let text = parser_text(query, lexed.rewritten);
+    let tokens = lexed.tokens;
+    on_stack_for(lexed.nesting, || {
+        let expr = parse_checked(&text, dialect)?;
+        refuse_fill_modifiers(&expr, query, &tokens)?;
+        f(&expr)
+    })
+}
+
+/// Prometheus 3.14 parses `fill()`, `fill_left()` and `fill_right()` after a binary
+/// operator only with an experimental feature on; so does the parser here, but the engine
+/// has no such feature: they are refused with 3.14's error, at the operation.
+fn refuse_fill_modifiers(expr: &Expr, query: &[u8], tokens: &[crate::lex::Token]) -> Result<()> {
+    fn find(e: &Expr) -> Option<&Expr> {
+        match e {
+            Expr::Binary(b) => {
+                let fill = b
+                    .modifier
+                    .as_ref()
+                    .is_some_and(|m| m.fill_values.lhs.is_some() || m.fill_values.rhs.is_some());
+                if fill {
+                    return Some(e);
+                }
+                find(&b.lhs).or_else(|| find(&b.rhs))
+            }
+            Expr::Aggregate(a) => a.param.as_deref().and_then(find).or_else(|| find(&a.expr)),
+            Expr::Unary(u) => find(&u.expr),
+            Expr::Paren(p) => find(&p.expr),
+            Expr::Subquery(s) => find(&s.expr),
+            Expr::Call(c) => c.args.args.iter().find_map(|a| find(a)),
+            _ => None,
+        }
+    }
+    let Some(binary) = find(expr) else {
+        return Ok(());
+    };
+    let at = Positions::of(query, tokens, expr)
+        .start(binary)
+        .map_or_else(String::new, |p| {
+            format!("{}: ", crate::annotations::line_col(query, p))
+        });
+    Err(Error::Parse(format!(
+        "{at}parse error: binop fill modifiers are experimental and not enabled"
+    )))
+}
+
+fn parser_text(query: &[u8], rewritten: Option<String>) -> String {
+    rewritten.unwrap_or_else(|| String::from_utf8_lossy(query).into_owned())
 }
 
 /// [`parse_bytes_with`] for a query about to run with `shape` (3.x duration expressions
-/// read its step and range).
+/// read its step and range); `f` also gets where each node starts in the query.
 pub(crate) fn parse_for_query<T: Send>(
     query: &[u8],
     dialect: Dialect,
     shape: QueryShape,
-    f: impl FnOnce(&Expr) -> Result<T> + Send,
+    f: impl FnOnce(&Expr, &Positions) -> Result<T> + Send,
 ) -> Result<T> {
     let lexed = lex_checked(query, dialect, shape)?;
-    let text = match lexed.rewritten {
-        Some(t) => t,
-        None => String::from_utf8_lossy(query).into_owned(),
-    };
-    on_stack_for(lexed.nesting, || f(&parse_checked(&text, dialect)?))
+    let text = parser_text(query, lexed.rewritten);
+    let tokens = lexed.tokens;
+    on_stack_for(lexed.nesting, || {
+        let expr = parse_checked(&text, dialect)?;
+        refuse_fill_modifiers(&expr, query, &tokens)?;
+        let positions = Positions::of(query, &tokens, &expr);
+        f(&expr, &positions)
+    })
 }
 
 /// Parses and checks a query in `dialect`. The tree is returned to the caller's stack: use
 /// [`parse_with`] for queries that may nest deeply.
 pub fn parse(query: &str, dialect: Dialect) -> Result<Expr> {
-    match lex_checked(query.as_bytes(), dialect, CHECK_SHAPE)?.rewritten {
+    let lexed = lex_checked(query.as_bytes(), dialect, CHECK_SHAPE)?;
+    let expr = match lexed.rewritten {
         Some(t) => parse_checked(&t, dialect),
         None => parse_checked(query, dialect),
-    }
+    }?;
+    refuse_fill_modifiers(&expr, query.as_bytes(), &lexed.tokens)?;
+    Ok(expr)
 }
 
 /// Parses and checks `query`; the caller made sure the stack is deep enough.

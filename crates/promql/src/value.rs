@@ -138,6 +138,43 @@ pub fn format_go_g(v: f64) -> String {
     format_go_shortest(v, 6)
 }
 
+/// Formats a float like Go's `%.<prec>g`: `prec` significant digits, trailing zeros
+/// dropped, the exponent form below 1e-4 and from 10^`prec`.
+pub fn format_go_prec_g(v: f64, prec: usize) -> String {
+    if v.is_nan() || v.is_infinite() {
+        return format_value(v);
+    }
+    if v == 0.0 {
+        return if v.is_sign_negative() { "-0" } else { "0" }.into();
+    }
+    let prec = prec.max(1);
+    let e = format!("{:.*e}", prec - 1, v.abs());
+    let (mantissa, exp) = e.split_once('e').unwrap_or((&e, "0"));
+    let exp: i32 = exp.parse().unwrap_or(0);
+    let digits: String = mantissa.chars().filter(char::is_ascii_digit).collect();
+    let digits = digits.trim_end_matches('0');
+    let digits = if digits.is_empty() { "0" } else { digits };
+    let nd = digits.len() as i32;
+    let dp = exp + 1;
+    let mut eprec = prec as i32;
+    if eprec > nd && nd >= dp {
+        eprec = nd;
+    }
+    let sign = if v < 0.0 { "-" } else { "" };
+    if exp < -4 || exp >= eprec {
+        let (first, rest) = digits.split_at(1);
+        let frac = if rest.is_empty() {
+            String::new()
+        } else {
+            format!(".{rest}")
+        };
+        let esign = if exp < 0 { '-' } else { '+' };
+        return format!("{sign}{first}{frac}e{esign}{:02}", exp.abs());
+    }
+    let decimals = (nd - dp).max(0) as usize;
+    format!("{sign}{:.*}", decimals, v.abs())
+}
+
 /// Go's shortest `%g`-style formatting with the exponent form from 10^`max_exp`.
 fn format_go_shortest(v: f64, max_exp: i32) -> String {
     if v.is_nan() || v.is_infinite() {
@@ -163,4 +200,29 @@ fn format_go_shortest(v: f64, max_exp: i32) -> String {
         }
     }
     format_value(v)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn precision_g_formats_as_go() {
+        for (v, go) in [
+            (0.5, "0.5"),
+            (5.0, "5"),
+            (12.0, "12"),
+            (1.5, "1.5"),
+            (0.123, "0.12"),
+            (123.0, "1.2e+02"),
+            (99.5, "1e+02"),
+            (100.0, "1e+02"),
+            (1e-5, "1e-05"),
+            (0.0, "0"),
+            (-0.25, "-0.25"),
+            (f64::INFINITY, "+Inf"),
+        ] {
+            assert_eq!(format_go_prec_g(v, 2), go, "{v}");
+        }
+    }
 }

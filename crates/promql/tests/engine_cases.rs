@@ -1,6 +1,6 @@
 //! Engine behaviours the script and differential tests do not reach: streamed
-//! aggregation falling back on colliding label sets, limits, timeouts and cancellation, and
-//! what the 2.42/3.x switch changes.
+//! aggregation over colliding label sets and histogram arithmetic, limits, timeouts and
+//! cancellation, and what the 2.42/3.x switch changes.
 
 use std::time::Duration;
 
@@ -43,6 +43,72 @@ fn name_dropping_collisions_are_checked_per_step_like_prometheus() {
     assert_eq!(
         err.to_string(),
         "vector cannot contain metrics with the same labelset"
+    );
+}
+
+#[test]
+fn streamed_aggregation_takes_histograms_trims_and_collisions_as_materialized() {
+    use std::sync::Arc;
+    use tsdb::chunkenc::histogram::{Histogram, Span};
+    let mut st = MemStorage::new();
+    for (name, count) in [("h", 4.0), ("g", 6.0)] {
+        for t in (0..=120_000).step_by(30_000) {
+            let h = Histogram {
+                t,
+                count,
+                sum: 2.0 * count,
+                positive_spans: vec![Span {
+                    offset: 0,
+                    length: 1,
+                }],
+                positive_buckets: vec![count],
+                ..Histogram::default()
+            };
+            st.append_histogram(&l(name, "1"), Arc::new(h));
+        }
+        st.append(&l(&format!("{name}_float"), "1"), 0, count);
+    }
+    st.finish();
+    let e = engine(promql::Dialect::default());
+    // Streamed (an aggregation over vector * number) and materialized (the number
+    // through `scalar()`, which the stream does not take) agree.
+    for (streamed, materialized) in [
+        ("sum(h * 2)", "sum(h * scalar(vector(2)))"),
+        ("sum(h / 2)", "sum(h / scalar(vector(2)))"),
+        ("count(h_float </ 5)", "count(h_float </ scalar(vector(5)))"),
+    ] {
+        let a = instant(&e, &st, streamed, 120_000).unwrap();
+        let b = instant(&e, &st, materialized, 120_000);
+        match (&a.value, b.as_ref().map(|b| &b.value)) {
+            (Value::Vector(a), Ok(Value::Vector(b))) => {
+                assert_eq!(a.len(), b.len(), "{streamed}: {a:?} vs {b:?}");
+                for (x, y) in a.iter().zip(b) {
+                    assert_eq!((x.v, &x.h), (y.v, &y.h), "{streamed}");
+                }
+            }
+            other => panic!("{streamed}: {other:?}"),
+        }
+    }
+    let scaled = instant(&e, &st, "sum(h * 2)", 120_000).unwrap();
+    let Value::Vector(v) = scaled.value else {
+        panic!()
+    };
+    assert_eq!(v[0].h.as_ref().map(|h| h.count), Some(8.0));
+    // Histograms without their names collide at every step: the error, not a second read.
+    let err = instant(&e, &st, r#"sum({__name__=~"h|g"} * 2)"#, 120_000).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "vector cannot contain metrics with the same labelset"
+    );
+    // A comparison drops histograms with 3.x's info, as the materialized path does.
+    let r = instant(&e, &st, "count(h > 1)", 120_000).unwrap();
+    assert!(matches!(&r.value, Value::Vector(v) if v.is_empty()));
+    assert_eq!(
+        r.infos,
+        [
+            "PromQL info: incompatible sample types encountered for binary operator \">\": \
+          histogram > float (1:7)"
+        ]
     );
 }
 
@@ -223,13 +289,27 @@ fn compat_switch_selects_2_42_or_3_x_semantics() {
         only_value(&instant(&v3, &st, "x offset 30 * 2", 120_000).unwrap()),
         2.0
     );
-    // Annotations exist in 3.x only.
+    // Fill modifiers are experimental in 3.14, off unless enabled: refused.
+    let err = instant(&v3, &st, "x *\n  (x + on() fill(0) x)", 120_000).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "2:4: parse error: binop fill modifiers are experimental and not enabled"
+    );
+    // Annotations exist in 3.x only, placed (line:col) as Prometheus places them.
     let r = instant(&v3, &st, "rate(x[5m])", 120_000).unwrap();
     assert_eq!(
         r.infos,
         [
             "PromQL info: metric might not be a counter, name does not end in \
-          _total/_sum/_count/_bucket: \"x\""
+          _total/_sum/_count/_bucket: \"x\" (1:6)"
+        ]
+    );
+    let r = instant(&v3, &st, "sort(x)\n  + on() (\n rate(x[5m]))", 120_000).unwrap();
+    assert_eq!(
+        r.infos,
+        [
+            "PromQL info: metric might not be a counter, name does not end in \
+          _total/_sum/_count/_bucket: \"x\" (3:7)"
         ]
     );
     assert!(instant(&v2, &st, "rate(x[5m])", 120_000)

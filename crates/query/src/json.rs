@@ -215,23 +215,32 @@ pub fn write_labels(out: &mut Vec<u8>, labels: &Labels) {
 
 /// Appends `"warnings":[…]` preceded by a comma, when there are warnings.
 fn write_warnings(out: &mut Vec<u8>, warnings: &[String]) {
-    write_annotations(out, "warnings", warnings);
+    write_annotations(out, "warnings", "warning", warnings);
 }
 
-/// Appends `,"<key>":[…]` unless `items` is empty (Prometheus leaves empty lists out).
-fn write_annotations(out: &mut Vec<u8>, key: &str, items: &[String]) {
-    let warnings = items;
-    if warnings.is_empty() {
+/// The API shows at most this many warnings, and as many infos.
+const ANNOTATION_LIMIT: usize = 10;
+
+/// Appends `,"<key>":[…]` unless `items` is empty (Prometheus leaves empty lists out): at
+/// most [`ANNOTATION_LIMIT`] of them, then Prometheus's line saying how many `kind`
+/// annotations were left out.
+fn write_annotations(out: &mut Vec<u8>, key: &str, kind: &str, items: &[String]) {
+    if items.is_empty() {
         return;
     }
     out.extend_from_slice(b",\"");
     out.extend_from_slice(key.as_bytes());
     out.extend_from_slice(b"\":[");
-    for (i, w) in warnings.iter().enumerate() {
+    for (i, w) in items.iter().take(ANNOTATION_LIMIT).enumerate() {
         if i > 0 {
             out.push(b',');
         }
         write_str(out, w);
+    }
+    if items.len() > ANNOTATION_LIMIT {
+        let omitted = items.len() - ANNOTATION_LIMIT;
+        out.push(b',');
+        write_str(out, &format!("{omitted} more {kind} annotations omitted"));
     }
     out.push(b']');
 }
@@ -376,7 +385,7 @@ pub fn write_query_result(
     }
     out.push(b'}');
     write_warnings(&mut out, &warnings);
-    write_annotations(&mut out, "infos", &infos);
+    write_annotations(&mut out, "infos", "info", &infos);
     out.push(b'}');
     emit(out);
 }
@@ -427,6 +436,22 @@ mod tests {
         let mut out = Vec::new();
         f(&mut out);
         String::from_utf8(out).unwrap()
+    }
+
+    #[test]
+    fn annotations_stop_at_ten_with_a_count_of_the_rest() {
+        let many: Vec<String> = (0..12).map(|i| format!("w{i}")).collect();
+        let got = text(|o| write_annotations(o, "warnings", "warning", &many));
+        let want: Vec<String> = many[..10]
+            .iter()
+            .cloned()
+            .chain(["2 more warning annotations omitted".to_string()])
+            .collect();
+        assert_eq!(
+            got,
+            format!(",\"warnings\":{}", serde_json::to_string(&want).unwrap())
+        );
+        assert_eq!(text(|o| write_annotations(o, "infos", "info", &[])), "");
     }
 
     #[test]

@@ -25,6 +25,32 @@ pub fn secs(ms: i64) -> String {
     format!("{}.{:03}", ms.div_euclid(1000), ms.rem_euclid(1000))
 }
 
+/// The first difference between two answers' `warnings` and `infos` (compared as sets:
+/// Prometheus keeps them in a map and lists them in no fixed order).
+pub fn annotations_differ(theirs: &str, ours: &str) -> Option<String> {
+    let parse = |body: &str| -> Option<Json> { serde_json::from_str(body).ok() };
+    let (a, b) = (parse(theirs)?, parse(ours)?);
+    for key in ["warnings", "infos"] {
+        let list = |v: &Json| -> Vec<String> {
+            let mut l: Vec<String> = v[key]
+                .as_array()
+                .map(|a| {
+                    a.iter()
+                        .filter_map(|s| s.as_str().map(String::from))
+                        .collect()
+                })
+                .unwrap_or_default();
+            l.sort();
+            l
+        };
+        let (x, y) = (list(&a), list(&b));
+        if x != y {
+            return Some(format!("{key} differ: {x:?} vs {y:?}"));
+        }
+    }
+    None
+}
+
 /// A result in a form both sides convert to.
 #[derive(Debug)]
 pub enum Res {

@@ -5,6 +5,9 @@ use super::*;
 
 impl<'a> Evaluator<'a, '_> {
     pub(super) fn aggregate(&self, a: &AggregateExpr) -> Result<Val> {
+        // Prometheus places an aggregation's annotations at its operand, those about the
+        // parameter at the parameter.
+        let _about = self.ctx.anchor(&*a.expr);
         let op = a.op.id();
         let (without, mut grouping): (bool, Vec<String>) = match &a.modifier {
             Some(LabelModifier::Include(l)) => (false, l.labels.clone()),
@@ -24,6 +27,7 @@ impl<'a> Evaluator<'a, '_> {
             Some(p) => Some(self.eval(p)?),
             None => None,
         };
+        let about_param = a.param.as_ref().map(|p| self.ctx.anchor(&**p));
         if let (token::T_LIMIT_RATIO, Some(Val::Scalar(r))) = (op, &param) {
             let max = r.iter().copied().fold(f64::NEG_INFINITY, f64::max);
             let min = r.iter().copied().fold(f64::INFINITY, f64::min);
@@ -47,6 +51,7 @@ impl<'a> Evaluator<'a, '_> {
                 self.ctx.warn(annotations::invalid_quantile(min));
             }
         }
+        drop(about_param);
         let mut input = match self.eval(&a.expr)? {
             Val::Vector(s) => s,
             _ => return Err(Error::exec("aggregation expects an instant vector")),
@@ -86,6 +91,8 @@ impl<'a> Evaluator<'a, '_> {
         self.ctx.release_samples(used);
         let mut out = if boxed { boxes.unpack(out) } else { out };
         if let Some(h) = hists {
+            // topk and bottomk place theirs at the aggregation itself.
+            let _about = matches!(op, token::T_TOPK | token::T_BOTTOMK).then(|| self.ctx.anchor(a));
             self.finish_histogram_aggregation(h, &mut out)?;
         }
         let n = out.iter().map(|s| s.points.len() + s.hists.len()).sum();
@@ -113,7 +120,6 @@ impl<'a> Evaluator<'a, '_> {
         let mut accs: Vec<(Labels, Vec<StepAcc>)> = Vec::new();
         let range = self.range;
         let v3 = self.ctx.v3;
-        let read_before = self.ctx.total_samples.get();
         let kept = |x: &Label| {
             if without {
                 x.name != METRIC_NAME && !grouping.contains(&x.name)
@@ -161,15 +167,7 @@ impl<'a> Evaluator<'a, '_> {
             self.ctx.release_samples(s.points.len());
             Ok(())
         });
-        let streamed = match streamed {
-            Err(_) if self.ctx.stream_collision.replace(false) => {
-                // Evaluated again, materialized: what the stream read is read again.
-                self.ctx.total_samples.set(read_before);
-                return Ok(None);
-            }
-            r => r?,
-        };
-        if !streamed {
+        if !streamed? {
             return Ok(None);
         }
         let mut out: Vec<Series> = accs

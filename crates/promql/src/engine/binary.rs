@@ -5,6 +5,7 @@ use super::*;
 
 impl<'a> Evaluator<'a, '_> {
     pub(super) fn binary(&self, b: &BinaryExpr) -> Result<Val> {
+        let _about = self.ctx.anchor(b);
         // Trims need the buckets: no statistics-only reading below them.
         let trim = trim_operator(b).is_some();
         let outer = self.ctx.histogram_stats.get();
@@ -133,8 +134,8 @@ impl<'a> Evaluator<'a, '_> {
         Ok(result)
     }
 
-    /// The native histogram points of a vector/scalar operation: `*` scales them, a
-    /// histogram `/` a number divides them; other operators drop them with 3.x's info.
+    /// The native histogram points of a vector/scalar operation (see
+    /// [`Self::scale_histograms`]), merged into the float output `out`.
     fn vector_scalar_histograms(
         &self,
         op: token::TokenId,
@@ -144,44 +145,32 @@ impl<'a> Evaluator<'a, '_> {
         drop_name: bool,
         out: &mut Vec<Series>,
     ) -> Result<()> {
+        let mut index: FxMap<Labels, usize> = out
+            .iter()
+            .enumerate()
+            .map(|(i, s)| (s.labels.clone(), i))
+            .collect();
         for s in series {
             if s.hists.is_empty() {
                 continue;
             }
-            let scales = op == token::T_MUL || (op == token::T_DIV && !swap);
-            if !scales {
-                let op_text = token::TokenType::new(op).to_string();
-                let (l, r) = if swap {
-                    ("float", "histogram")
-                } else {
-                    ("histogram", "float")
-                };
-                self.ctx
-                    .info(annotations::incompatible_types_in_binop(&op_text, l, r));
+            let Some(hists) =
+                self.scale_histograms(op, s.hists, swap, |t| scalar[self.range.index_of(t)])
+            else {
                 continue;
-            }
+            };
             let mut labels = s.labels;
             if drop_name {
                 labels.remove(METRIC_NAME);
             }
-            let mut hists = Vec::with_capacity(s.hists.len());
-            for p in s.hists {
-                let k = scalar[self.range.index_of(p.t)];
-                let mut h = Arc::unwrap_or_clone(p.h);
-                if op == token::T_MUL {
-                    tsdb::histogram::mul(&mut h, k);
-                } else {
-                    tsdb::histogram::div(&mut h, k);
-                }
-                tsdb::histogram::compact_buckets(&mut h);
-                hists.push(HPoint {
-                    t: p.t,
-                    h: Arc::new(h),
-                });
-            }
-            match out.iter_mut().find(|o| o.labels == labels) {
-                Some(o) => {
-                    if o.points.iter().any(|p| hists.iter().any(|h| h.t == p.t)) {
+            match index.get(&labels) {
+                Some(&i) => {
+                    let o = &mut out[i];
+                    let clash = hists.iter().any(|h| {
+                        o.points.binary_search_by_key(&h.t, |p| p.t).is_ok()
+                            || o.hists.binary_search_by_key(&h.t, |p| p.t).is_ok()
+                    });
+                    if clash {
                         return Err(Error::exec(
                             "vector cannot contain metrics with the same labelset",
                         ));
@@ -189,14 +178,59 @@ impl<'a> Evaluator<'a, '_> {
                     o.hists.extend(hists);
                     o.hists.sort_by_key(|p| p.t);
                 }
-                None => out.push(Series {
-                    labels,
-                    points: Vec::new(),
-                    hists,
-                }),
+                None => {
+                    index.insert(labels.clone(), out.len());
+                    out.push(Series {
+                        labels,
+                        points: Vec::new(),
+                        hists,
+                    });
+                }
             }
         }
         Ok(())
+    }
+
+    /// One series' histogram points under a vector/scalar operation (`scalar_at` gives the
+    /// number at a time): `*` scales them, a histogram `/` a number divides them; other
+    /// operators drop them (`None`) with 3.x's info.
+    pub(super) fn scale_histograms(
+        &self,
+        op: token::TokenId,
+        hists: Vec<HPoint>,
+        swap: bool,
+        scalar_at: impl Fn(i64) -> f64,
+    ) -> Option<Vec<HPoint>> {
+        let scales = op == token::T_MUL || (op == token::T_DIV && !swap);
+        if !scales {
+            let op_text = token::TokenType::new(op).to_string();
+            let (l, r) = if swap {
+                ("float", "histogram")
+            } else {
+                ("histogram", "float")
+            };
+            self.ctx
+                .info(annotations::incompatible_types_in_binop(&op_text, l, r));
+            return None;
+        }
+        let scaled = hists
+            .into_iter()
+            .map(|p| {
+                let k = scalar_at(p.t);
+                let mut h = Arc::unwrap_or_clone(p.h);
+                if op == token::T_MUL {
+                    tsdb::histogram::mul(&mut h, k);
+                } else {
+                    tsdb::histogram::div(&mut h, k);
+                }
+                tsdb::histogram::compact_buckets(&mut h);
+                HPoint {
+                    t: p.t,
+                    h: Arc::new(h),
+                }
+            })
+            .collect();
+        Some(scaled)
     }
 
     /// `v </ s` or `v >/ s`: histograms trimmed, floats dropped with 3.x's info.

@@ -4,6 +4,8 @@ use super::*;
 
 impl<'a> Evaluator<'a, '_> {
     pub(super) fn call(&self, c: &Call) -> Result<Val> {
+        // Prometheus places most of a function's annotations at its first argument.
+        let _about = c.args.args.first().map(|a| self.ctx.anchor(&**a));
         let name = c.func.name;
         let args: Vec<&Expr> = c.args.args.iter().map(|a| unwrap_parens(a)).collect();
         if let Some(rf) = RangeFn::from_name(name) {
@@ -38,7 +40,7 @@ impl<'a> Evaluator<'a, '_> {
             VectorFn::Sort | VectorFn::SortDesc | VectorFn::SortByLabel { .. }
         );
         if sorts && self.range.start != self.range.end {
-            self.ctx.warn(annotations::SORT_IN_RANGE_QUERY);
+            self.ctx.warn_at(c, annotations::SORT_IN_RANGE_QUERY);
         }
         let mut vals = Vec::with_capacity(args.len());
         let stats = match name {
@@ -79,15 +81,23 @@ impl<'a> Evaluator<'a, '_> {
             &mut notes,
             self.ctx.v3,
         );
-        notes.warnings.into_iter().for_each(|w| self.ctx.warn(w));
-        notes.infos.into_iter().for_each(|i| self.ctx.info(i));
-        match out? {
+        // What concerns classic buckets is placed at the vector argument.
+        let vector_arg = c
+            .args
+            .args
+            .iter()
+            .find(|a| a.value_type() == ValueType::Vector)
+            .map(|a| self.ctx.anchor(&**a));
+        self.ctx.absorb(notes);
+        let out = match out? {
             Val::Vector(mut series) if !native.is_empty() => {
                 self.merge_native_output(&mut series, native)?;
                 Ok(Val::Vector(series))
             }
             other => Ok(other),
-        }
+        };
+        drop(vector_arg);
+        out
     }
 
     /// Warns once per distinct quantile outside [0, 1] (NaN included), as 3.x does.
@@ -126,6 +136,7 @@ impl<'a> Evaluator<'a, '_> {
         args: &[&'e Expr],
         sink: &mut dyn FnMut(Series) -> Result<()>,
     ) -> Result<&'e Expr> {
+        let _about = c.args.args.first().map(|a| self.ctx.anchor(&**a));
         let (midx, marg) = args
             .iter()
             .enumerate()

@@ -13,13 +13,14 @@ mod select;
 pub(crate) use crate::functions::absent_labels;
 pub(crate) use crate::parse::unwrap_parens;
 pub(crate) use binary::is_comparison;
-use binary::{drops_metric_name, vector_scalar_elem};
+use binary::{drops_metric_name, trim_operator, vector_scalar_elem};
 
 use crate::annotations::{self, Notes};
 use crate::error::{Error, Result};
 use crate::functions::{self, RangeFn, VectorFn};
 use crate::lex::QueryShape;
 use crate::parse::{parse_for_query, Compat, Dialect};
+use crate::positions::{Positioned, Positions};
 use crate::storage::{Queryable, RawSample, SelectHints, SeriesSet};
 use crate::value::{HPoint, Point, QueryResult, QueryStats, Sample, Series, Value};
 use crate::windows::SlidingWindows;
@@ -139,8 +140,10 @@ impl Engine {
     ) -> Result<QueryResult> {
         let deadline = self.deadline(cancel);
         let shape = QueryShape::default();
-        parse_for_query(query.as_bytes(), self.opts.dialect, shape, |expr| {
-            self.exec(storage, expr, time_ms, time_ms, 0, cancel, deadline)
+        let text = query.as_bytes();
+        parse_for_query(text, self.opts.dialect, shape, |expr, positions| {
+            let src = Source { text, positions };
+            self.exec(storage, expr, src, time_ms, time_ms, 0, cancel, deadline)
         })
     }
 
@@ -186,8 +189,12 @@ impl Engine {
             step_ms,
             range_ms: end_ms.saturating_sub(start_ms),
         };
-        parse_for_query(query.as_bytes(), self.opts.dialect, shape, |expr| {
-            self.range_exec(storage, expr, start_ms, end_ms, step_ms, cancel, deadline)
+        let text = query.as_bytes();
+        parse_for_query(text, self.opts.dialect, shape, |expr, positions| {
+            let src = Source { text, positions };
+            self.range_exec(
+                storage, expr, src, start_ms, end_ms, step_ms, cancel, deadline,
+            )
         })
     }
 
@@ -196,6 +203,7 @@ impl Engine {
         &self,
         storage: &dyn Queryable,
         expr: &Expr,
+        src: Source<'_>,
         start_ms: i64,
         end_ms: i64,
         step_ms: i64,
@@ -219,7 +227,9 @@ impl Engine {
                 "end timestamp must not be before start time".into(),
             ));
         }
-        self.exec(storage, expr, start_ms, end_ms, step_ms, cancel, deadline)
+        self.exec(
+            storage, expr, src, start_ms, end_ms, step_ms, cancel, deadline,
+        )
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -227,6 +237,7 @@ impl Engine {
         &self,
         storage: &dyn Queryable,
         expr: &Expr,
+        src: Source<'_>,
         start: i64,
         end: i64,
         step: i64,
@@ -243,11 +254,11 @@ impl Engine {
             deadline,
             cancel,
             notes: RefCell::new(Notes::default()),
+            positions: src.positions,
             query_start: start,
             query_end: end,
             query_step: step,
             no_step_subquery_interval: self.opts.no_step_subquery_interval_ms,
-            stream_collision: Cell::new(false),
             incremental_windows: self.opts.incremental_windows,
             v3: self.opts.dialect.compat == Compat::V3,
             histogram_stats: Cell::new(false),
@@ -309,11 +320,11 @@ impl Engine {
             inner_eval,
             result_sort: eval_total.saturating_sub(inner_eval),
         };
-        let notes = ctx.notes.take();
+        let (warnings, infos) = ctx.notes.take().render(src.text);
         Ok(QueryResult {
             value,
-            warnings: notes.warnings,
-            infos: notes.infos,
+            warnings,
+            infos,
             stats,
         })
     }
@@ -326,6 +337,13 @@ fn documented_type(t: ValueType) -> &'static str {
         ValueType::Matrix => "range vector",
         ValueType::String => "string",
     }
+}
+
+/// The query being run: its text and where its expressions start.
+#[derive(Clone, Copy)]
+struct Source<'q> {
+    text: &'q [u8],
+    positions: &'q Positions,
 }
 
 /// State shared by all evaluators of one query.
@@ -341,13 +359,13 @@ struct Ctx<'a> {
     cancel: &'a CancelToken,
     /// The storage's warnings and, under 3.x, the engine's annotations.
     notes: RefCell<Notes>,
+    /// Where the query's expressions start, for the annotations' positions.
+    positions: &'a Positions,
     query_start: i64,
     query_end: i64,
     /// The range query's step (0 for an instant query).
     query_step: i64,
     no_step_subquery_interval: i64,
-    /// Set when a streamed evaluation meets colliding label sets and must be redone.
-    stream_collision: Cell<bool>,
     incremental_windows: bool,
     /// Left-open windows and `.` matching newlines (Prometheus 3.x).
     v3: bool,
@@ -408,8 +426,32 @@ impl Ctx<'_> {
     fn add_warnings(&self, set: &mut dyn SeriesSet) {
         let w = set.warnings();
         if !w.is_empty() {
-            self.notes.borrow_mut().warnings.extend(w);
+            self.notes.borrow_mut().storage_warnings(w);
         }
+    }
+
+    /// Until the guard drops, annotations are about `node` (an expression or the node
+    /// struct inside one): they carry its position.
+    fn anchor<T: Positioned>(&self, node: &T) -> Anchor<'_> {
+        let pos = self.positions.start(node);
+        let prev = std::mem::replace(&mut self.notes.borrow_mut().anchor, pos);
+        Anchor {
+            notes: &self.notes,
+            prev,
+        }
+    }
+
+    /// Notes gathered apart, placed at the current anchor unless they say where.
+    fn absorb(&self, notes: Notes) {
+        if self.v3 {
+            self.notes.borrow_mut().absorb(notes);
+        }
+    }
+
+    /// A 3.x warning about `node` rather than the current anchor.
+    fn warn_at<T: Positioned>(&self, node: &T, msg: impl Into<String>) {
+        let _about = self.anchor(node);
+        self.warn(msg);
     }
 
     /// A 3.x warning annotation (none under 2.42, whose engine had none).
@@ -424,6 +466,18 @@ impl Ctx<'_> {
         if self.v3 {
             self.notes.borrow_mut().info(msg.into());
         }
+    }
+}
+
+/// Restores the annotations' previous anchor when dropped (see [`Ctx::anchor`]).
+struct Anchor<'c> {
+    notes: &'c RefCell<Notes>,
+    prev: Option<usize>,
+}
+
+impl Drop for Anchor<'_> {
+    fn drop(&mut self) {
+        self.notes.borrow_mut().anchor = self.prev;
     }
 }
 

@@ -51,7 +51,7 @@ impl Evaluator<'_, '_> {
         name: &str,
         args: &[&Expr],
         vals: &mut [Val],
-    ) -> Result<Vec<(Series, String)>> {
+    ) -> Result<Vec<Series>> {
         let use_ = native_use(name);
         if matches!(use_, NativeUse::Keep) {
             return Ok(Vec::new());
@@ -73,9 +73,8 @@ impl Evaluator<'_, '_> {
         }
         let mut out = Vec::new();
         for (labels, hists) in taken {
-            let metric = labels.get(METRIC_NAME).unwrap_or("").to_string();
             if let Some(s) = self.native_series(&use_, args, vals, labels, &hists)? {
-                out.extend(s.into_iter().map(|s| (s, metric.clone())));
+                out.extend(s);
             }
         }
         Ok(out)
@@ -95,8 +94,6 @@ impl Evaluator<'_, '_> {
                 _ => f64::NAN,
             }
         };
-        let metric = labels.get(METRIC_NAME).unwrap_or("").to_string();
-        let metric = metric.as_str();
         labels.remove(METRIC_NAME);
         let step_of = |t: i64| self.range.index_of(t);
         let points = |f: &dyn Fn(usize, &Histogram) -> f64| -> Vec<Point> {
@@ -116,7 +113,7 @@ impl Evaluator<'_, '_> {
                         return histogram::quantile_v2(scalar(0, step), h);
                     }
                     let (v, notes) = histogram::quantile(scalar(0, step), h);
-                    self.note_nans(notes, metric);
+                    self.note_nans(notes);
                     v
                 });
                 vec![Series::floats(labels, pts)]
@@ -128,8 +125,7 @@ impl Evaluator<'_, '_> {
                     }
                     let (v, notes) = histogram::fraction(scalar(0, step), scalar(1, step), h);
                     if notes.skewed {
-                        self.ctx
-                            .info(annotations::native_histogram_fraction_nans(metric));
+                        self.ctx.info(annotations::NATIVE_FRACTION_NANS);
                     }
                     v
                 });
@@ -147,7 +143,7 @@ impl Evaluator<'_, '_> {
                         let step = step_of(p.t);
                         let q = scalar(k, step);
                         let (v, notes) = histogram::quantile(q, &p.h);
-                        self.note_nans(notes, metric);
+                        self.note_nans(notes);
                         let pos = match by_q.iter().position(|(b, _)| *b == q.to_bits()) {
                             Some(i) => i,
                             None => {
@@ -168,14 +164,12 @@ impl Evaluator<'_, '_> {
         Ok(Some(series))
     }
 
-    fn note_nans(&self, notes: histogram::NanNotes, metric: &str) {
+    fn note_nans(&self, notes: histogram::NanNotes) {
         if notes.quantile_nan_result {
-            self.ctx
-                .info(annotations::native_histogram_quantile_nan_result(metric));
+            self.ctx.info(annotations::NATIVE_QUANTILE_NAN_RESULT);
         }
         if notes.skewed {
-            self.ctx
-                .info(annotations::native_histogram_quantile_nan_skew(metric));
+            self.ctx.info(annotations::NATIVE_QUANTILE_NAN_SKEW);
         }
     }
 }
@@ -188,22 +182,19 @@ impl Evaluator<'_, '_> {
     pub(super) fn merge_native_output(
         &self,
         out: &mut Vec<Series>,
-        native: Vec<(Series, String)>,
+        native: Vec<Series>,
     ) -> Result<()> {
         // Native results by label set; two at one time are the usual collision.
-        let mut by_labels: FxMap<Labels, (Vec<Point>, String)> = FxMap::default();
-        for (n, metric) in native {
-            let entry = by_labels
-                .entry(n.labels)
-                .or_insert_with(|| (Vec::new(), metric));
-            entry.0.extend(n.points);
+        let mut by_labels: FxMap<Labels, Vec<Point>> = FxMap::default();
+        for n in native {
+            by_labels.entry(n.labels).or_default().extend(n.points);
         }
         let mut index: FxMap<Labels, usize> = out
             .iter()
             .enumerate()
             .map(|(i, s)| (s.labels.clone(), i))
             .collect();
-        for (labels, (mut points, metric)) in by_labels {
+        for (labels, mut points) in by_labels {
             points.sort_by_key(|p| p.t);
             if points.windows(2).any(|w| w[0].t == w[1].t) {
                 return Err(Error::exec(
@@ -242,7 +233,7 @@ impl Evaluator<'_, '_> {
                 }
             }
             if clashed {
-                self.ctx.warn(annotations::mixed_classic_native(&metric));
+                self.ctx.warn(annotations::mixed_classic_native());
             }
             out[i].points = merged;
         }

@@ -242,7 +242,11 @@ impl<'a> Evaluator<'a, '_> {
                 Ok(true)
             }
             Expr::Binary(b) => {
-                // A vector and a number literal: each series maps on its own.
+                // A vector and a number literal: each series maps on its own (a trim
+                // written as a comparison is not one).
+                if trim_operator(b).is_some() {
+                    return Ok(false);
+                }
                 let (vec_side, num, swap) = match (unwrap_parens(&b.lhs), unwrap_parens(&b.rhs)) {
                     (l, Expr::NumberLiteral(n)) if l.value_type() == ValueType::Vector => {
                         (l, n.val, false)
@@ -256,30 +260,28 @@ impl<'a> Evaluator<'a, '_> {
                 let return_bool = b.modifier.as_ref().is_some_and(|m| m.return_bool);
                 let drop_name = drops_metric_name(op, self.ctx.v3) || return_bool;
                 let comparison = is_comparison(op);
-                let mut seen: FxMap<Labels, ()> = FxMap::default();
+                // Without the name, label sets may repeat: an error only where two have a
+                // sample at the same step, as on the materialized path.
+                let mut taken = StepsTaken::new(self.range);
                 self.stream_series(vec_side, &mut |mut s| {
-                    if !s.hists.is_empty() {
-                        // Histogram arithmetic is left to the materialized path.
-                        self.ctx.stream_collision.set(true);
-                        return Err(Error::exec("histograms in a streamed binary operation"));
-                    }
                     s.points.retain_mut(|p| {
                         let (value, keep) =
                             vector_scalar_elem(op, p.v, num, swap, comparison, return_bool);
                         p.v = value;
                         keep
                     });
-                    if s.points.is_empty() {
+                    let hists = std::mem::take(&mut s.hists);
+                    if !hists.is_empty() {
+                        s.hists = self
+                            .scale_histograms(op, hists, swap, |_| num)
+                            .unwrap_or_default();
+                    }
+                    if s.is_empty() {
                         return Ok(());
                     }
                     if drop_name {
                         s.labels.remove(METRIC_NAME);
-                        // Label sets that collide once the name is gone need the per-step
-                        // check of the materialized path.
-                        if seen.insert(s.labels.clone(), ()).is_some() {
-                            self.ctx.stream_collision.set(true);
-                            return Err(Error::exec("label sets collide"));
-                        }
+                        taken.claim(&s)?;
                     }
                     sink(s)
                 })
@@ -429,4 +431,47 @@ pub(super) fn selector_matchers(vs: &VectorSelector, dot_all: bool) -> Result<Ve
         );
     }
     Ok(out)
+}
+
+/// The steps at which each output label set of a streamed operation has a sample.
+struct StepsTaken {
+    range: StepRange,
+    words: usize,
+    by_labels: FxMap<Labels, Vec<u64>>,
+}
+
+impl StepsTaken {
+    fn new(range: StepRange) -> Self {
+        StepsTaken {
+            range,
+            words: range.steps().div_ceil(64),
+            by_labels: FxMap::default(),
+        }
+    }
+
+    /// Records `s`'s steps under its labels; an error if another series of the same
+    /// labels had a sample at one of them.
+    fn claim(&mut self, s: &Series) -> Result<()> {
+        let words = self.words;
+        let bits = self
+            .by_labels
+            .entry(s.labels.clone())
+            .or_insert_with(|| vec![0; words]);
+        let times = s
+            .points
+            .iter()
+            .map(|p| p.t)
+            .chain(s.hists.iter().map(|p| p.t));
+        for t in times {
+            let step = self.range.index_of(t);
+            let (word, bit) = (step / 64, 1u64 << (step % 64));
+            if bits[word] & bit != 0 {
+                return Err(Error::exec(
+                    "vector cannot contain metrics with the same labelset",
+                ));
+            }
+            bits[word] |= bit;
+        }
+        Ok(())
+    }
 }
