@@ -779,6 +779,8 @@ struct Outcome {
     histograms: usize,
     /// Calls Prometheus answered with an error.
     errors: usize,
+    /// Calls Prometheus answered with warnings or infos.
+    annotated: usize,
 }
 
 /// Asks the querier on `http` every path and compares with Prometheus's answers.
@@ -792,6 +794,8 @@ fn compare(
     for (i, path) in paths {
         let (_, ours_body) = http_get(http, path).unwrap();
         let annotations = testkit::promapi::annotations_differ(&theirs[path], &ours_body);
+        let annotated =
+            theirs[path].contains("\"warnings\":") || theirs[path].contains("\"infos\":");
         let (theirs, ours) = (parse_answer(&theirs[path]), parse_answer(&ours_body));
         let (n, h) = points(&theirs);
         let o = &mut out[*i];
@@ -799,6 +803,7 @@ fn compare(
         o.points += n;
         o.histograms += h;
         o.errors += usize::from(matches!(theirs, Answer::Error(..)));
+        o.annotated += usize::from(annotated);
         if let Some(d) = first_difference(&theirs, &ours).or(annotations) {
             o.mismatches += 1;
             o.first.get_or_insert_with(|| format!("{path}\n      {d}"));
@@ -830,13 +835,14 @@ fn report(pass: &str, queries: &[Query], outcomes: &[Outcome], all: bool) -> usi
     let sum = |f: fn(&Outcome) -> usize| outcomes.iter().map(f).sum::<usize>();
     let bad = outcomes.iter().filter(|o| o.first.is_some()).count();
     println!(
-        "{pass}: {} queries, {} calls, {} mismatches ({bad} queries mismatch; Prometheus answered {} points, {} of them histograms, and {} errors)",
+        "{pass}: {} queries, {} calls, {} mismatches ({bad} queries mismatch; Prometheus answered {} points, {} of them histograms, {} errors, and {} answers with warnings or infos)",
         queries.len(),
         sum(|o| o.calls),
         sum(|o| o.mismatches),
         sum(|o| o.points),
         sum(|o| o.histograms),
         sum(|o| o.errors),
+        sum(|o| o.annotated),
     );
     bad
 }
