@@ -245,7 +245,8 @@ pub struct PromqlFlags {
     #[arg(long = "query.promql-compat", default_value = "v3", value_parser = ["v2", "v3"])]
     pub compat: String,
     /// Comma separated feature names to enable. Valid options for now:
-    /// promql-experimental-functions (enables promql experimental functions).
+    /// promql-experimental-functions (enables promql experimental functions),
+    /// promql-binop-fill-modifiers (Prometheus's: fill() after binary operators).
     #[arg(long = "enable-feature")]
     pub enable_feature: Vec<String>,
 }
@@ -254,13 +255,20 @@ impl PromqlFlags {
     /// The dialect these flags select. Feature names other than Thanos's are ignored with a
     /// warning, as Thanos ignores them.
     pub fn dialect(&self) -> Result<promql::Dialect> {
-        let mut experimental_functions = false;
+        let (mut experimental_functions, mut binop_fill_modifiers) = (false, false);
         for f in self.enable_feature.iter().flat_map(|f| f.split(',')) {
             match f.trim() {
                 "" => {}
                 "promql-experimental-functions" => {
                     experimental_functions = true;
                     tracing::info!(option = f, "experimental PromQL functions enabled");
+                }
+                "promql-binop-fill-modifiers" => {
+                    binop_fill_modifiers = true;
+                    tracing::info!(
+                        option = f,
+                        "PromQL fill modifiers for binary operators enabled"
+                    );
                 }
                 "promql-at-modifier" | "promql-negative-offset" => tracing::warn!(
                     option = f,
@@ -273,12 +281,20 @@ impl PromqlFlags {
             .compat
             .parse::<promql::Compat>()
             .map_err(anyhow::Error::msg)?;
-        if experimental_functions && compat == promql::Compat::V2 {
-            bail!("--enable-feature=promql-experimental-functions needs --query.promql-compat=v3");
+        if compat == promql::Compat::V2 {
+            for (on, name) in [
+                (experimental_functions, "promql-experimental-functions"),
+                (binop_fill_modifiers, "promql-binop-fill-modifiers"),
+            ] {
+                if on {
+                    bail!("--enable-feature={name} needs --query.promql-compat=v3");
+                }
+            }
         }
         Ok(promql::Dialect {
             compat,
             experimental_functions,
+            binop_fill_modifiers,
         })
     }
 }

@@ -333,7 +333,8 @@ fn querier_starts_without_endpoints() {
 
 /// `--query.promql-compat` picks the PromQL the querier answers as (3.x by default, as
 /// current Thanos), and `--enable-feature=promql-experimental-functions` turns on 3.x's
-/// experimental functions, as in Thanos; a bad value stops the process naming the flag.
+/// experimental functions, as in Thanos (`promql-binop-fill-modifiers` the fill modifiers,
+/// as in Prometheus); a bad value stops the process naming the flag.
 #[test]
 fn querier_promql_compat_and_experimental_functions() {
     let tmp = tempfile::tempdir().unwrap();
@@ -359,7 +360,10 @@ fn querier_promql_compat_and_experimental_functions() {
     };
     let (_v3, q3) = start("v3", &[]);
     let (_v2, q2) = start("v2", &["--query.promql-compat=v2"]);
-    let (_x, qx) = start("x", &["--enable-feature=promql-experimental-functions"]);
+    let (_x, qx) = start(
+        "x",
+        &["--enable-feature=promql-experimental-functions,promql-binop-fill-modifiers"],
+    );
     // 3.x functions: stable ones on by default, experimental ones behind the feature.
     let (code, body) = query(q3, "max_of(1, 2)");
     assert_eq!(code, 400, "{body}");
@@ -381,6 +385,16 @@ fn querier_promql_compat_and_experimental_functions() {
     assert_eq!(code, 200, "{body}");
     let (code, body) = query(q3, "holt_winters(vector(1)[1m:], 0.5, 0.5)");
     assert_eq!(code, 400, "{body}");
+    // Fill modifiers, behind Prometheus's own feature flag.
+    let fill = "vector(1) + on() fill_right(2) (vector(1) > 5)";
+    let (code, body) = query(q3, fill);
+    assert!(
+        code == 400 && body.contains("binop fill modifiers"),
+        "{body}"
+    );
+    let (code, body) = query(qx, fill);
+    assert_eq!(code, 200, "{body}");
+    assert!(body.contains(r#""value":[100,"3"]"#), "{body}");
     // A duration expression.
     let (code, body) = query(q3, "count_over_time(vector(1)[1m+1m:1m])");
     assert_eq!(code, 200, "{body}");

@@ -41,12 +41,16 @@ pub struct Dialect {
     /// Functions and aggregations Prometheus marks experimental
     /// (`--enable-feature=promql-experimental-functions`); 3.x only.
     pub experimental_functions: bool,
+    /// `fill()`, `fill_left()` and `fill_right()` after a binary operator, which 3.14 marks
+    /// experimental (`--enable-feature=promql-binop-fill-modifiers`); 3.x only.
+    pub binop_fill_modifiers: bool,
 }
 
 impl Dialect {
     pub const V2: Dialect = Dialect {
         compat: Compat::V2,
         experimental_functions: false,
+        binop_fill_modifiers: false,
     };
 }
 
@@ -154,16 +158,21 @@ pub fn parse_bytes_with<T: Send>(
     let tokens = lexed.tokens;
     on_stack_for(lexed.nesting, || {
         let expr = parse_checked(&text, dialect)?;
-        refuse_fill_modifiers(&expr, query, &tokens)?;
+        check_fill_modifiers(&expr, dialect, query, &tokens)?;
         f(&expr)
     })
 }
 
-/// Prometheus 3.14 parses `fill()`, `fill_left()` and `fill_right()` after a binary
-/// operator only with an experimental feature on; so does the parser here, but the engine
-/// has no such feature: they are refused with 3.14's error, at the operation.
-fn refuse_fill_modifiers(expr: &Expr, query: &[u8], tokens: &[crate::lex::Token]) -> Result<()> {
-    fn find(e: &Expr) -> Option<&Expr> {
+/// Fill modifiers after a binary operator: refused with 3.14's errors unless `dialect`
+/// enables them, and where 3.14 refuses them anyway (scalar operands, set operators). The
+/// error points at the operation.
+fn check_fill_modifiers(
+    expr: &Expr,
+    dialect: Dialect,
+    query: &[u8],
+    tokens: &[crate::lex::Token],
+) -> Result<()> {
+    fn find(e: &Expr, enabled: bool) -> Option<(&Expr, &'static str)> {
         match e {
             Expr::Binary(b) => {
                 let fill = b
@@ -171,19 +180,37 @@ fn refuse_fill_modifiers(expr: &Expr, query: &[u8], tokens: &[crate::lex::Token]
                     .as_ref()
                     .is_some_and(|m| m.fill_values.lhs.is_some() || m.fill_values.rhs.is_some());
                 if fill {
-                    return Some(e);
+                    let vectors = b.lhs.value_type() == ValueType::Vector
+                        && b.rhs.value_type() == ValueType::Vector;
+                    let msg = if !enabled {
+                        "binop fill modifiers are experimental and not enabled"
+                    } else if !vectors {
+                        "filling in missing series only allowed between instant vectors"
+                    } else if b.op.is_set_operator() {
+                        "filling in missing series not allowed for set operators"
+                    } else {
+                        ""
+                    };
+                    if !msg.is_empty() {
+                        return Some((e, msg));
+                    }
                 }
-                find(&b.lhs).or_else(|| find(&b.rhs))
+                find(&b.lhs, enabled).or_else(|| find(&b.rhs, enabled))
             }
-            Expr::Aggregate(a) => a.param.as_deref().and_then(find).or_else(|| find(&a.expr)),
-            Expr::Unary(u) => find(&u.expr),
-            Expr::Paren(p) => find(&p.expr),
-            Expr::Subquery(s) => find(&s.expr),
-            Expr::Call(c) => c.args.args.iter().find_map(|a| find(a)),
+            Expr::Aggregate(a) => a
+                .param
+                .as_deref()
+                .and_then(|p| find(p, enabled))
+                .or_else(|| find(&a.expr, enabled)),
+            Expr::Unary(u) => find(&u.expr, enabled),
+            Expr::Paren(p) => find(&p.expr, enabled),
+            Expr::Subquery(s) => find(&s.expr, enabled),
+            Expr::Call(c) => c.args.args.iter().find_map(|a| find(a, enabled)),
             _ => None,
         }
     }
-    let Some(binary) = find(expr) else {
+    let enabled = dialect.compat == Compat::V3 && dialect.binop_fill_modifiers;
+    let Some((binary, msg)) = find(expr, enabled) else {
         return Ok(());
     };
     let at = Positions::of(query, tokens, expr)
@@ -191,9 +218,7 @@ fn refuse_fill_modifiers(expr: &Expr, query: &[u8], tokens: &[crate::lex::Token]
         .map_or_else(String::new, |p| {
             format!("{}: ", crate::annotations::line_col(query, p))
         });
-    Err(Error::Parse(format!(
-        "{at}parse error: binop fill modifiers are experimental and not enabled"
-    )))
+    Err(Error::Parse(format!("{at}parse error: {msg}")))
 }
 
 fn parser_text(query: &[u8], rewritten: Option<String>) -> String {
@@ -213,7 +238,7 @@ pub(crate) fn parse_for_query<T: Send>(
     let tokens = lexed.tokens;
     on_stack_for(lexed.nesting, || {
         let expr = parse_checked(&text, dialect)?;
-        refuse_fill_modifiers(&expr, query, &tokens)?;
+        check_fill_modifiers(&expr, dialect, query, &tokens)?;
         let positions = Positions::of(query, &tokens, &expr);
         f(&expr, &positions)
     })
@@ -227,7 +252,7 @@ pub fn parse(query: &str, dialect: Dialect) -> Result<Expr> {
         Some(t) => parse_checked(&t, dialect),
         None => parse_checked(query, dialect),
     }?;
-    refuse_fill_modifiers(&expr, query.as_bytes(), &lexed.tokens)?;
+    check_fill_modifiers(&expr, dialect, query.as_bytes(), &lexed.tokens)?;
     Ok(expr)
 }
 

@@ -182,6 +182,7 @@ fn engine(dialect: promql::Dialect) -> Engine {
 const V3_EXPERIMENTAL: promql::Dialect = promql::Dialect {
     compat: promql::Compat::V3,
     experimental_functions: true,
+    binop_fill_modifiers: false,
 };
 
 fn instant(e: &Engine, st: &MemStorage, q: &str, t: i64) -> Result<promql::QueryResult, Error> {
@@ -295,6 +296,36 @@ fn compat_switch_selects_2_42_or_3_x_semantics() {
         err.to_string(),
         "2:4: parse error: binop fill modifiers are experimental and not enabled"
     );
+    // With Prometheus's feature flag they work, between two vectors only.
+    let fill = engine(promql::Dialect {
+        binop_fill_modifiers: true,
+        ..promql::Dialect::default()
+    });
+    let filled = instant(
+        &fill,
+        &st,
+        "x + on() fill_right(5) (vector(1) > 2)",
+        120_000,
+    );
+    let plain = instant(&fill, &st, "x + 5", 120_000);
+    assert_eq!(only_value(&filled.unwrap()), only_value(&plain.unwrap()));
+    for (q, msg) in [
+        (
+            "x + fill(0) 1",
+            "1:1: parse error: filling in missing series only allowed between instant vectors",
+        ),
+        (
+            "x and fill(0) x",
+            "1:1: parse error: filling in missing series not allowed for set operators",
+        ),
+    ] {
+        let err = instant(&fill, &st, q, 120_000).unwrap_err();
+        assert!(
+            err.to_string()
+                .contains(msg.split(": ").last().unwrap_or(msg)),
+            "{q}: {err}"
+        );
+    }
     // Annotations exist in 3.x only, placed (line:col) as Prometheus places them.
     let r = instant(&v3, &st, "rate(x[5m])", 120_000).unwrap();
     assert_eq!(

@@ -10,10 +10,12 @@ use std::sync::Arc;
 
 use promql::{Compat, Dialect, Engine, EngineOptions, MemStorage, Value};
 
-/// The 3.x scripts run with experimental functions on, as Prometheus's harness does.
+/// The 3.x scripts run with experimental functions and fill modifiers on, as Prometheus's
+/// harness does.
 const LATEST: Dialect = Dialect {
     compat: Compat::V3,
     experimental_functions: true,
+    binop_fill_modifiers: true,
 };
 use promql_parser::parser::{self as pp, AtModifier, Expr};
 use tsdb::labels::Labels;

@@ -83,6 +83,7 @@ fn same_answers_as_prometheus_3() {
         promql::Dialect {
             compat: promql::Compat::V3,
             experimental_functions: true,
+            binop_fill_modifiers: false,
         },
     );
 }

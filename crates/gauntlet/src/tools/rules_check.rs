@@ -17,6 +17,7 @@ pub struct RulesCheckArgs {
 const CHECK_DIALECT: promql::Dialect = promql::Dialect {
     compat: promql::Compat::V3,
     experimental_functions: true,
+    binop_fill_modifiers: true,
 };
 
 pub fn run(a: RulesCheckArgs) -> Result<()> {

@@ -399,14 +399,24 @@ impl<'a> Evaluator<'a, '_> {
         };
         let mut right_at: Vec<(usize, usize)> = vec![(usize::MAX, 0); nsigs]; // (step, series)
         let mut matched_step: Vec<usize> = vec![usize::MAX; nsigs];
+        // The step each signature last took part in an operation (for `fill_left`).
+        let mut touched_step: Vec<usize> = vec![usize::MAX; nsigs];
         let mut inserted: FxMap<(u32, usize), usize> = FxMap::default(); // (sig, out slot) -> step
         let mut result_slots: FxMap<(u32, u32), usize> = FxMap::default();
+        // 3.x's fill modifiers, as its engine applies them: after a group_right swap the
+        // right fill still completes the side iterated second.
+        let fill = modifier.fill_values;
+        let filled = fill.lhs.is_some() || fill.rhs.is_some();
+        let mut fill_labels: FxMap<(bool, usize), Labels> = FxMap::default();
+        const FILLED: u32 = u32::MAX;
+        let mut pairs: Vec<MatchedPair> = Vec::new();
         for step in 0..steps {
             self.ctx.check_every(step)?;
             let ts = self.range.ts(step);
             gather(lcur, ls, ts, &mut lvec);
             gather(rcur, rs, ts, &mut rvec);
-            if lvec.is_empty() || rvec.is_empty() {
+            if (lvec.is_empty() || rvec.is_empty()) && !filled || lvec.is_empty() && rvec.is_empty()
+            {
                 continue;
             }
             for &(j, _) in &rvec {
@@ -425,79 +435,123 @@ impl<'a> Evaluator<'a, '_> {
                 right_at[sig] = (step, j);
             }
             let rvals: FxMap<usize, f64> = rvec.iter().copied().collect();
-            for &(i, lv) in &lvec {
-                let sig = lsig[i] as usize;
-                if right_at[sig].0 != step {
-                    continue;
-                }
-                let j = right_at[sig].1;
-                let rv = rvals.get(&j).copied().unwrap_or(f64::NAN);
-                let (vl, vr) = if one_to_many { (rv, lv) } else { (lv, rv) };
-                let (mut value, keep) = match boxes {
-                    Some(bx)
-                        if bx.trim.is_some() || HistBoxes::is_box(vl) || HistBoxes::is_box(vr) =>
-                    {
-                        // Pairs of kinds an operator cannot combine give no element at all.
-                        match bx.combine(op, vl, vr, self.ctx) {
-                            Some(r) => r,
-                            None => continue,
+            for phase in 0..2 {
+                pairs.clear();
+                if phase == 0 {
+                    for &(i, lv) in &lvec {
+                        let sig = lsig[i] as usize;
+                        if right_at[sig].0 == step {
+                            let j = right_at[sig].1;
+                            let rv = rvals.get(&j).copied().unwrap_or(f64::NAN);
+                            pairs.push((Some(i), Some(j), lv, rv, sig));
+                        } else if let Some(f) = fill.rhs {
+                            pairs.push((Some(i), None, lv, f, sig));
                         }
                     }
-                    _ => vector_elem_binop(op, vl, vr),
-                };
-                // 3.x checks the matching before a comparison filters the pair out.
-                let filtered = !keep && !return_bool;
-                if return_bool {
-                    value = if keep { 1.0 } else { 0.0 };
-                } else if filtered && !self.ctx.v3 {
-                    continue;
-                }
-                let slot = match result_slots.get(&(i as u32, j as u32)) {
-                    Some(&s) => s,
-                    None => {
-                        let mut m = result_metric(
-                            &ls[i].labels,
-                            &rs[j].labels,
-                            drops_metric_name(op, self.ctx.v3),
-                            one_to_one,
-                            on,
-                            &matching,
-                            &include,
-                        );
-                        if return_bool {
-                            m.remove(METRIC_NAME);
+                } else if let Some(f) = fill.lhs {
+                    for &(j, rv) in &rvec {
+                        let sig = rsig[j] as usize;
+                        if touched_step[sig] != step {
+                            pairs.push((None, Some(j), f, rv, sig));
                         }
-                        let s = out.slot(m);
-                        result_slots.insert((i as u32, j as u32), s);
-                        s
                     }
-                };
-                if one_to_one {
-                    if matched_step[sig] == step {
-                        return Err(Error::exec(
-                            "multiple matches for labels: many-to-one matching must be explicit \
-                             (group_left/group_right)",
-                        ));
-                    }
-                    matched_step[sig] = step;
-                } else {
-                    let key = (sig as u32, slot);
-                    if inserted.get(&key) == Some(&step) {
-                        return Err(Error::exec(
-                            "multiple matches for labels: grouping labels must ensure unique matches",
-                        ));
-                    }
-                    inserted.insert(key, step);
                 }
-                if filtered {
-                    continue;
+                for &(i, j, lv, rv, sig) in &pairs {
+                    touched_step[sig] = step;
+                    let (vl, vr) = if one_to_many { (rv, lv) } else { (lv, rv) };
+                    let (mut value, keep) = match boxes {
+                        Some(bx)
+                            if bx.trim.is_some()
+                                || HistBoxes::is_box(vl)
+                                || HistBoxes::is_box(vr) =>
+                        {
+                            // Pairs of kinds an operator cannot combine give no element.
+                            match bx.combine(op, vl, vr, self.ctx) {
+                                Some(r) => r,
+                                None => continue,
+                            }
+                        }
+                        _ => vector_elem_binop(op, vl, vr),
+                    };
+                    // 3.x checks the matching before a comparison filters the pair out.
+                    let filtered = !keep && !return_bool;
+                    if return_bool {
+                        value = if keep { 1.0 } else { 0.0 };
+                    } else if filtered && !self.ctx.v3 {
+                        continue;
+                    }
+                    let key = (
+                        i.map_or(FILLED, |i| i as u32),
+                        j.map_or(FILLED, |j| j as u32),
+                    );
+                    let slot = match result_slots.get(&key) {
+                        Some(&s) => s,
+                        None => {
+                            // A filled side's labels: the present side's matching labels.
+                            let mut filled_from = |one_side: bool, k: usize| -> Labels {
+                                let present = if one_side { &rs[k] } else { &ls[k] };
+                                fill_labels
+                                    .entry((one_side, k))
+                                    .or_insert_with(|| match_labels(&present.labels, on, &matching))
+                                    .clone()
+                            };
+                            let l_labels = match i {
+                                Some(i) => ls[i].labels.clone(),
+                                None => filled_from(true, j.unwrap_or_default()),
+                            };
+                            let r_labels = match j {
+                                Some(j) => rs[j].labels.clone(),
+                                None => filled_from(false, i.unwrap_or_default()),
+                            };
+                            let mut m = result_metric(
+                                &l_labels,
+                                &r_labels,
+                                drops_metric_name(op, self.ctx.v3),
+                                one_to_one,
+                                on,
+                                &matching,
+                                &include,
+                            );
+                            if return_bool {
+                                m.remove(METRIC_NAME);
+                            }
+                            let s = out.slot(m);
+                            result_slots.insert(key, s);
+                            s
+                        }
+                    };
+                    if one_to_one {
+                        if matched_step[sig] == step {
+                            return Err(Error::exec(
+                                "multiple matches for labels: many-to-one matching must be \
+                                 explicit (group_left/group_right)",
+                            ));
+                        }
+                        matched_step[sig] = step;
+                    } else {
+                        let key = (sig as u32, slot);
+                        if inserted.get(&key) == Some(&step) {
+                            return Err(Error::exec(
+                                "multiple matches for labels: grouping labels must ensure \
+                                 unique matches",
+                            ));
+                        }
+                        inserted.insert(key, step);
+                    }
+                    if filtered {
+                        continue;
+                    }
+                    out.push(slot, step, ts, value)?;
                 }
-                out.push(slot, step, ts, value)?;
             }
         }
         Ok(out.finish())
     }
 }
+
+/// One operation of a vector/vector step: the many-side series, the one-side series (`None`
+/// for a side filled in), their values, and the signature they match on.
+type MatchedPair = (Option<usize>, Option<usize>, f64, f64, usize);
 
 /// Native histogram points carried through vector/vector matching as floats: each is a
 /// quiet NaN whose low 32 bits index a table, so the matching (signatures, cardinality,
