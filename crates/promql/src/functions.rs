@@ -954,15 +954,8 @@ pub(crate) fn vector_call(
         Absent => {
             let input = take_vector(vals.remove(0))?;
             let mut present = vec![false; steps];
-            for s in &input {
-                let times = s
-                    .points
-                    .iter()
-                    .map(|p| p.t)
-                    .chain(s.hists.iter().map(|p| p.t));
-                for t in times {
-                    present[step_index(t)] = true;
-                }
+            for t in input.iter().flat_map(Series::times) {
+                present[step_index(t)] = true;
             }
             let points: Vec<Point> = (0..steps)
                 .filter(|&i| !present[i])

@@ -153,14 +153,7 @@ pub fn parse_bytes_with<T: Send>(
     dialect: Dialect,
     f: impl FnOnce(&Expr) -> Result<T> + Send,
 ) -> Result<T> {
-    let lexed = lex_checked(query, dialect, CHECK_SHAPE)?;
-    let text = parser_text(query, lexed.rewritten);
-    let tokens = lexed.tokens;
-    on_stack_for(lexed.nesting, || {
-        let expr = parse_checked(&text, dialect)?;
-        check_fill_modifiers(&expr, dialect, query, &tokens)?;
-        f(&expr)
-    })
+    parse_for_query(query, dialect, CHECK_SHAPE, |expr, _| f(expr))
 }
 
 /// Fill modifiers after a binary operator: refused with 3.14's errors unless `dialect`

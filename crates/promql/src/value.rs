@@ -50,6 +50,12 @@ impl Series {
     pub fn is_empty(&self) -> bool {
         self.points.is_empty() && self.hists.is_empty()
     }
+
+    /// The times of its float points, then of its histogram points.
+    pub fn times(&self) -> impl Iterator<Item = i64> + '_ {
+        let floats = self.points.iter().map(|p| p.t);
+        floats.chain(self.hists.iter().map(|p| p.t))
+    }
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -77,7 +83,10 @@ impl Value {
 #[derive(Clone, Debug)]
 pub struct QueryResult {
     pub value: Value,
+    /// The storage's warnings, then the engine's (3.x only), each ending with the
+    /// `(line:col)` of the expression it is about; [`crate::message_of`] strips that.
     pub warnings: Vec<String>,
+    /// The engine's infos (3.x only), positioned as the warnings are.
     pub infos: Vec<String>,
     pub stats: QueryStats,
 }

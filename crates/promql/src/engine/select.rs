@@ -457,12 +457,7 @@ impl StepsTaken {
             .by_labels
             .entry(s.labels.clone())
             .or_insert_with(|| vec![0; words]);
-        let times = s
-            .points
-            .iter()
-            .map(|p| p.t)
-            .chain(s.hists.iter().map(|p| p.t));
-        for t in times {
+        for t in s.times() {
             let step = self.range.index_of(t);
             let (word, bit) = (step / 64, 1u64 << (step % 64));
             if bits[word] & bit != 0 {
