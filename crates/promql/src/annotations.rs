@@ -73,10 +73,18 @@ impl Notes {
         add(&mut self.infos, msg, pos, None);
     }
 
-    /// The forced-monotonicity info, whose details merge over its occurrences.
-    pub(crate) fn info_forced(&mut self, msg: String, forced: ForcedMonotonicity) {
+    /// The forced-monotonicity info, whose details merge over its occurrences (met per
+    /// group and step: no message is built for a repeat).
+    pub(crate) fn info_forced(&mut self, forced: ForcedMonotonicity) {
         let pos = self.anchor;
-        add(&mut self.infos, msg, pos, Some(forced));
+        match self.infos.iter_mut().find(|n| n.msg == FORCED_MONOTONICITY) {
+            Some(n) => add_to(n, pos, Some(forced)),
+            None => self.infos.push(Note {
+                msg: FORCED_MONOTONICITY.to_string(),
+                pos,
+                forced: Some(forced),
+            }),
+        }
     }
 
     /// Warnings the storage returned (they have no position).
@@ -109,11 +117,16 @@ impl Notes {
 /// except the forced-monotonicity info, which keeps the first and merges its details.
 fn add(list: &mut Vec<Note>, msg: String, pos: Option<usize>, forced: Option<ForcedMonotonicity>) {
     match list.iter_mut().find(|n| n.msg == msg) {
-        Some(n) => match (&mut n.forced, forced) {
-            (Some(have), Some(new)) => have.merge(&new),
-            _ => n.pos = pos.or(n.pos),
-        },
+        Some(n) => add_to(n, pos, forced),
         None => list.push(Note { msg, pos, forced }),
+    }
+}
+
+/// A repeat of `n`'s message: see [`add`].
+fn add_to(n: &mut Note, pos: Option<usize>, forced: Option<ForcedMonotonicity>) {
+    match (&mut n.forced, forced) {
+        (Some(have), Some(new)) => have.merge(&new),
+        _ => n.pos = pos.or(n.pos),
     }
 }
 
@@ -176,13 +189,14 @@ pub fn message_of(rendered: &str) -> &str {
         }
     }
     match s.find(", from buckets ") {
-        Some(i) if s.starts_with(FORCED_MONOTONICITY_PREFIX) => &s[..i],
+        Some(i) if s.starts_with(FORCED_MONOTONICITY) => &s[..i],
         _ => s,
     }
 }
 
-const FORCED_MONOTONICITY_PREFIX: &str =
-    "PromQL info: input to histogram_quantile needed to be fixed for monotonicity";
+pub(crate) const FORCED_MONOTONICITY: &str = "PromQL info: input to histogram_quantile needed \
+    to be fixed for monotonicity (see \
+    https://prometheus.io/docs/prometheus/latest/querying/functions/#histogram_quantile)";
 
 /// Go's `%g` of a float64, as the messages print values.
 pub(crate) fn go_g(v: f64) -> String {
@@ -228,13 +242,6 @@ fn with_metric_name(msg: String, metric: &str) -> String {
 
 pub(crate) fn bad_bucket_label(le: &str) -> String {
     format!("PromQL warning: bucket label \"le\" is missing or has a malformed value of {le:?}")
-}
-
-pub(crate) fn forced_monotonicity() -> String {
-    format!(
-        "{FORCED_MONOTONICITY_PREFIX} (see \
-         https://prometheus.io/docs/prometheus/latest/querying/functions/#histogram_quantile)"
-    )
 }
 
 pub(crate) const NATIVE_QUANTILE_NAN_RESULT: &str =
@@ -316,14 +323,8 @@ mod tests {
             anchor: Some(26),
             ..Notes::default()
         };
-        notes.info_forced(
-            forced_monotonicity(),
-            ForcedMonotonicity::at(60_000, 2.0, 4.0, 0.5),
-        );
-        notes.info_forced(
-            forced_monotonicity(),
-            ForcedMonotonicity::at(0, 1.0, 3.0, 0.25),
-        );
+        notes.info_forced(ForcedMonotonicity::at(60_000, 2.0, 4.0, 0.5));
+        notes.info_forced(ForcedMonotonicity::at(0, 1.0, 3.0, 0.25));
         notes.anchor = Some(0);
         notes.warn(invalid_quantile(1.5));
         notes.anchor = Some(19);
@@ -340,13 +341,11 @@ mod tests {
         assert_eq!(
             infos,
             [format!(
-                "{} (see https://prometheus.io/docs/prometheus/latest/querying/functions/\
-                 #histogram_quantile), from buckets 1 to 4, with a max diff of 0.5, over 2 \
-                 samples from 1970-01-01T00:00:00Z to 1970-01-01T00:01:00Z (2:3)",
-                FORCED_MONOTONICITY_PREFIX
+                "{FORCED_MONOTONICITY}, from buckets 1 to 4, with a max diff of 0.5, over 2 \
+                 samples from 1970-01-01T00:00:00Z to 1970-01-01T00:01:00Z (2:3)"
             )]
         );
-        assert_eq!(message_of(&infos[0]), forced_monotonicity());
+        assert_eq!(message_of(&infos[0]), FORCED_MONOTONICITY);
         assert_eq!(
             message_of(&warnings[0]),
             "PromQL warning: quantile value should be between 0 and 1, got 1.5"

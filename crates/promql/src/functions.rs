@@ -1204,7 +1204,7 @@ pub(crate) fn vector_call(
 fn note_forced(notes: &mut Notes, forced: Option<Forced>, t: i64) {
     if let Some(f) = forced {
         let at = annotations::ForcedMonotonicity::at(t, f.min_bucket, f.max_bucket, f.max_diff);
-        notes.info_forced(annotations::forced_monotonicity(), at);
+        notes.info_forced(at);
     }
 }
 
