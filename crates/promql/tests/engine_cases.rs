@@ -44,6 +44,19 @@ fn name_dropping_collisions_are_checked_per_step_like_prometheus() {
         err.to_string(),
         "vector cannot contain metrics with the same labelset"
     );
+    // Over many steps, the overlap found past the first 64.
+    let mut st3 = st.clone();
+    st3.append(&l("b", "1"), 100_000, 2.0);
+    st3.finish();
+    let err = e
+        .range_query(&st3, r#"sum({__name__=~"a|b"} * 2)"#, 0, 200_000, 1_000)
+        .unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "vector cannot contain metrics with the same labelset"
+    );
+    let ok = e.range_query(&st3, r#"sum({__name__=~"a|b"} * 2)"#, 0, 99_000, 1_000);
+    assert!(ok.is_ok(), "{ok:?}");
 }
 
 #[test]

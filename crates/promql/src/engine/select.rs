@@ -433,11 +433,13 @@ pub(super) fn selector_matchers(vs: &VectorSelector, dot_all: bool) -> Result<Ve
     Ok(out)
 }
 
-/// The steps at which each output label set of a streamed operation has a sample.
+/// The steps at which each output label set of a streamed operation has a sample: a bitset
+/// per label set, all in one growing arena (no allocation per series beyond the key).
 struct StepsTaken {
     range: StepRange,
     words: usize,
-    by_labels: FxMap<Labels, Vec<u64>>,
+    offsets: FxMap<Labels, usize>,
+    bits: Vec<u64>,
 }
 
 impl StepsTaken {
@@ -445,27 +447,28 @@ impl StepsTaken {
         StepsTaken {
             range,
             words: range.steps().div_ceil(64),
-            by_labels: FxMap::default(),
+            offsets: FxMap::default(),
+            bits: Vec::new(),
         }
     }
 
     /// Records `s`'s steps under its labels; an error if another series of the same
     /// labels had a sample at one of them.
     fn claim(&mut self, s: &Series) -> Result<()> {
-        let words = self.words;
-        let bits = self
-            .by_labels
-            .entry(s.labels.clone())
-            .or_insert_with(|| vec![0; words]);
+        let next = self.bits.len();
+        let at = *self.offsets.entry(s.labels.clone()).or_insert(next);
+        if at == next {
+            self.bits.resize(next + self.words, 0);
+        }
         for t in s.times() {
             let step = self.range.index_of(t);
-            let (word, bit) = (step / 64, 1u64 << (step % 64));
-            if bits[word] & bit != 0 {
+            let (word, bit) = (at + step / 64, 1u64 << (step % 64));
+            if self.bits[word] & bit != 0 {
                 return Err(Error::exec(
                     "vector cannot contain metrics with the same labelset",
                 ));
             }
-            bits[word] |= bit;
+            self.bits[word] |= bit;
         }
         Ok(())
     }
