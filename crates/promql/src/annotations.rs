@@ -145,22 +145,10 @@ impl Note {
             ));
         }
         if let Some(pos) = self.pos {
-            out.push_str(&format!(" ({})", line_col(query, pos)));
+            out.push_str(&format!(" ({})", crate::lex::line_col(query, pos)));
         }
         out
     }
-}
-
-/// Prometheus's `line:col` of a byte offset (1-based line; column counted from the last
-/// line break, 1-based on the first line).
-pub(crate) fn line_col(query: &[u8], pos: usize) -> String {
-    let before = &query[..pos.min(query.len())];
-    let line = 1 + before.iter().filter(|&&b| b == b'\n').count();
-    let col = match before.iter().rposition(|&b| b == b'\n') {
-        Some(nl) => pos - nl,
-        None => pos + 1,
-    };
-    format!("{line}:{col}")
 }
 
 /// Go's `time.Unix(ms/1000, 0).UTC().Format(time.RFC3339)`.

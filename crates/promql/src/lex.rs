@@ -25,14 +25,20 @@ pub struct LexError {
 impl LexError {
     /// Prometheus's rendering: `line:col: parse error: msg`.
     pub fn render(&self, input: &[u8]) -> String {
-        let before = &input[..self.pos.min(input.len())];
-        let line = 1 + before.iter().filter(|&&b| b == b'\n').count();
-        let col = match before.iter().rposition(|&b| b == b'\n') {
-            Some(nl) => self.pos - nl,
-            None => self.pos + 1,
-        };
-        format!("{line}:{col}: parse error: {}", self.msg)
+        format!("{}: parse error: {}", line_col(input, self.pos), self.msg)
     }
+}
+
+/// Prometheus's `line:col` of a byte offset in a query (1-based line; the column counted
+/// from the last line break, 1-based on the first line).
+pub(crate) fn line_col(query: &[u8], pos: usize) -> String {
+    let before = &query[..pos.min(query.len())];
+    let line = 1 + before.iter().filter(|&&b| b == b'\n').count();
+    let col = match before.iter().rposition(|&b| b == b'\n') {
+        Some(nl) => pos - nl,
+        None => pos + 1,
+    };
+    format!("{line}:{col}")
 }
 
 #[derive(Debug, Clone, Copy, PartialEq)]

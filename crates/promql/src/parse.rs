@@ -4,7 +4,7 @@
 //! enabled). `or` inside selectors is rejected in both.
 
 use crate::error::{Error, Result};
-use crate::lex::QueryShape;
+use crate::lex::{line_col, QueryShape, Token};
 use crate::positions::Positions;
 use promql_parser::parser::value::ValueType;
 use promql_parser::parser::{self, Expr, Function};
@@ -156,64 +156,6 @@ pub fn parse_bytes_with<T: Send>(
     parse_for_query(query, dialect, CHECK_SHAPE, |expr, _| f(expr))
 }
 
-/// Fill modifiers after a binary operator: refused with 3.14's errors unless `dialect`
-/// enables them, and where 3.14 refuses them anyway (scalar operands, set operators). The
-/// error points at the operation.
-fn check_fill_modifiers(
-    expr: &Expr,
-    dialect: Dialect,
-    query: &[u8],
-    tokens: &[crate::lex::Token],
-) -> Result<()> {
-    fn find(e: &Expr, enabled: bool) -> Option<(&Expr, &'static str)> {
-        match e {
-            Expr::Binary(b) => {
-                let fill = b
-                    .modifier
-                    .as_ref()
-                    .is_some_and(|m| m.fill_values.lhs.is_some() || m.fill_values.rhs.is_some());
-                if fill {
-                    let vectors = b.lhs.value_type() == ValueType::Vector
-                        && b.rhs.value_type() == ValueType::Vector;
-                    let msg = if !enabled {
-                        "binop fill modifiers are experimental and not enabled"
-                    } else if !vectors {
-                        "filling in missing series only allowed between instant vectors"
-                    } else if b.op.is_set_operator() {
-                        "filling in missing series not allowed for set operators"
-                    } else {
-                        ""
-                    };
-                    if !msg.is_empty() {
-                        return Some((e, msg));
-                    }
-                }
-                find(&b.lhs, enabled).or_else(|| find(&b.rhs, enabled))
-            }
-            Expr::Aggregate(a) => a
-                .param
-                .as_deref()
-                .and_then(|p| find(p, enabled))
-                .or_else(|| find(&a.expr, enabled)),
-            Expr::Unary(u) => find(&u.expr, enabled),
-            Expr::Paren(p) => find(&p.expr, enabled),
-            Expr::Subquery(s) => find(&s.expr, enabled),
-            Expr::Call(c) => c.args.args.iter().find_map(|a| find(a, enabled)),
-            _ => None,
-        }
-    }
-    let enabled = dialect.compat == Compat::V3 && dialect.binop_fill_modifiers;
-    let Some((binary, msg)) = find(expr, enabled) else {
-        return Ok(());
-    };
-    let at = Positions::of(query, tokens, expr)
-        .start(binary)
-        .map_or_else(String::new, |p| {
-            format!("{}: ", crate::annotations::line_col(query, p))
-        });
-    Err(Error::Parse(format!("{at}parse error: {msg}")))
-}
-
 fn parser_text(query: &[u8], rewritten: Option<String>) -> String {
     rewritten.unwrap_or_else(|| String::from_utf8_lossy(query).into_owned())
 }
@@ -230,8 +172,7 @@ pub(crate) fn parse_for_query<T: Send>(
     let text = parser_text(query, lexed.rewritten);
     let tokens = lexed.tokens;
     on_stack_for(lexed.nesting, || {
-        let expr = parse_checked(&text, dialect)?;
-        check_fill_modifiers(&expr, dialect, query, &tokens)?;
+        let expr = parse_checked(&text, dialect, query, &tokens)?;
         let positions = Positions::of(query, &tokens, &expr);
         f(&expr, &positions)
     })
@@ -241,26 +182,29 @@ pub(crate) fn parse_for_query<T: Send>(
 /// [`parse_with`] for queries that may nest deeply.
 pub fn parse(query: &str, dialect: Dialect) -> Result<Expr> {
     let lexed = lex_checked(query.as_bytes(), dialect, CHECK_SHAPE)?;
-    let expr = match lexed.rewritten {
-        Some(t) => parse_checked(&t, dialect),
-        None => parse_checked(query, dialect),
-    }?;
-    check_fill_modifiers(&expr, dialect, query.as_bytes(), &lexed.tokens)?;
-    Ok(expr)
+    let text = lexed.rewritten.as_deref().unwrap_or(query);
+    parse_checked(text, dialect, query.as_bytes(), &lexed.tokens)
 }
 
-/// Parses and checks `query`; the caller made sure the stack is deep enough.
-pub(crate) fn parse_checked(query: &str, dialect: Dialect) -> Result<Expr> {
+/// Parses and checks `text` (the lexer's rewriting of `query`, whose tokens are `tokens`);
+/// the caller made sure the stack is deep enough.
+fn parse_checked(text: &str, dialect: Dialect, query: &[u8], tokens: &[Token]) -> Result<Expr> {
     register_holt_winters();
     // The parser may panic on input its checks do not foresee (e.g. a duration too large for
     // its arithmetic): that is a parse error of the query, not the end of the process.
-    let parsed = std::panic::catch_unwind(|| parser::parse(query)).map_err(|_| {
+    let parsed = std::panic::catch_unwind(|| parser::parse(text)).map_err(|_| {
         Error::Parse(format_parse_error(
             "the query cannot be parsed (the parser failed on it)",
         ))
     })?;
     let expr = parsed.map_err(|e| Error::Parse(format_parse_error(&e)))?;
-    check(&expr, dialect)?;
+    // Errors placed at a node, as Prometheus places them (positions found only then).
+    let at = |node: &Expr| {
+        Positions::of(query, tokens, &expr)
+            .start(node)
+            .map_or_else(String::new, |p| format!("{}: ", line_col(query, p)))
+    };
+    check(&expr, dialect, &at)?;
     Ok(expr)
 }
 
@@ -272,7 +216,8 @@ fn format_parse_error(e: &str) -> String {
     format!("parse error: {e}")
 }
 
-fn check(expr: &Expr, d: Dialect) -> Result<()> {
+/// `at` gives the `line:col: ` prefix of an error at a node.
+fn check(expr: &Expr, d: Dialect, at: &dyn Fn(&Expr) -> String) -> Result<()> {
     match expr {
         Expr::Aggregate(a) => {
             let name = a.op.to_string();
@@ -288,28 +233,52 @@ fn check(expr: &Expr, d: Dialect) -> Result<()> {
                 })));
             }
             if let Some(p) = &a.param {
-                check(p, d)?;
+                check(p, d, at)?;
             }
-            check(&a.expr, d)
+            check(&a.expr, d, at)
         }
-        Expr::Unary(u) => check(&u.expr, d),
+        Expr::Unary(u) => check(&u.expr, d, at),
         Expr::Binary(b) => {
-            check(&b.lhs, d)?;
-            check(&b.rhs, d)
+            if let Some(msg) = refused_fill(b, d) {
+                return Err(Error::Parse(format!("{}parse error: {msg}", at(expr))));
+            }
+            check(&b.lhs, d, at)?;
+            check(&b.rhs, d, at)
         }
-        Expr::Paren(p) => check(&p.expr, d),
-        Expr::Subquery(s) => check(&s.expr, d),
+        Expr::Paren(p) => check(&p.expr, d, at),
+        Expr::Subquery(s) => check(&s.expr, d, at),
         Expr::NumberLiteral(_) | Expr::StringLiteral(_) => Ok(()),
         Expr::VectorSelector(vs) => check_selector(&vs.matchers),
         Expr::MatrixSelector(ms) => check_selector(&ms.vs.matchers),
         Expr::Call(c) => {
             check_function(&c.func, d)?;
             for a in &c.args.args {
-                check(a, d)?;
+                check(a, d, at)?;
             }
             Ok(())
         }
         Expr::Extension(_) => Err(Error::Parse("unsupported expression".into())),
+    }
+}
+
+/// Why 3.14 refuses the fill modifiers of `b`, if it has any: they are experimental and
+/// off unless `d` enables them, and only fill in series between two vectors of a
+/// non-set operation.
+fn refused_fill(b: &promql_parser::parser::BinaryExpr, d: Dialect) -> Option<&'static str> {
+    let fill = &b.modifier.as_ref()?.fill_values;
+    if fill.lhs.is_none() && fill.rhs.is_none() {
+        return None;
+    }
+    let vectors =
+        b.lhs.value_type() == ValueType::Vector && b.rhs.value_type() == ValueType::Vector;
+    if d.compat == Compat::V2 || !d.binop_fill_modifiers {
+        Some("binop fill modifiers are experimental and not enabled")
+    } else if !vectors {
+        Some("filling in missing series only allowed between instant vectors")
+    } else if b.op.is_set_operator() {
+        Some("filling in missing series not allowed for set operators")
+    } else {
+        None
     }
 }
 

@@ -8,9 +8,7 @@
 
 use crate::lex::{Kind, Token};
 use crate::node_value::FxMap;
-use promql_parser::parser::{
-    AggregateExpr, BinaryExpr, Call, Expr, MatrixSelector, SubqueryExpr, VectorSelector,
-};
+use promql_parser::parser::{AggregateExpr, BinaryExpr, Call, Expr};
 
 /// Start offsets of a query's expression nodes, keyed by node address.
 #[derive(Default, Debug)]
@@ -39,17 +37,14 @@ impl Positions {
     }
 }
 
-/// The node types whose positions are recorded: an expression and the node structs
-/// inside one (not a `Box` around them, whose address is another).
+/// The node types whose positions are recorded: every expression, and the node structs
+/// annotations are placed at (not a `Box` around them, whose address is another).
 pub(crate) trait Positioned {}
 
 impl Positioned for Expr {}
 impl Positioned for AggregateExpr {}
 impl Positioned for BinaryExpr {}
 impl Positioned for Call {}
-impl Positioned for MatrixSelector {}
-impl Positioned for SubqueryExpr {}
-impl Positioned for VectorSelector {}
 
 struct Walk<'a> {
     b: &'a [u8],
@@ -138,9 +133,20 @@ impl Walk<'_> {
                 self.expr(&p.expr)?;
                 self.expect(Kind::RParen)?;
             }
-            Expr::VectorSelector(vs) => self.vector_selector(vs, start)?,
-            Expr::MatrixSelector(ms) => self.matrix_selector(ms, start)?,
-            Expr::Subquery(sq) => self.subquery(sq, start)?,
+            Expr::VectorSelector(_) => {
+                self.selector_tokens()?;
+                self.modifiers()?;
+            }
+            Expr::MatrixSelector(_) => {
+                self.selector_tokens()?;
+                self.group(Kind::LBracket, Kind::RBracket)?;
+                self.modifiers()?;
+            }
+            Expr::Subquery(sq) => {
+                self.expr(&sq.expr)?;
+                self.group(Kind::LBracket, Kind::RBracket)?;
+                self.modifiers()?;
+            }
             Expr::Call(c) => self.call(c, start)?,
             Expr::Aggregate(a) => self.aggregate(a, start)?,
             Expr::Binary(b) => self.binary(b, start)?,
@@ -206,27 +212,6 @@ impl Walk<'_> {
         None
     }
 
-    fn vector_selector(&mut self, vs: &VectorSelector, start: usize) -> Option<()> {
-        self.record(vs, start);
-        self.selector_tokens()?;
-        self.modifiers()
-    }
-
-    fn matrix_selector(&mut self, ms: &MatrixSelector, start: usize) -> Option<()> {
-        self.record(ms, start);
-        self.record(&ms.vs, start);
-        self.selector_tokens()?;
-        self.group(Kind::LBracket, Kind::RBracket)?;
-        self.modifiers()
-    }
-
-    fn subquery(&mut self, sq: &SubqueryExpr, start: usize) -> Option<()> {
-        self.record(sq, start);
-        self.expr(&sq.expr)?;
-        self.group(Kind::LBracket, Kind::RBracket)?;
-        self.modifiers()
-    }
-
     fn call(&mut self, c: &Call, start: usize) -> Option<()> {
         self.record(c, start);
         self.expect(Kind::Ident)?;
@@ -238,9 +223,7 @@ impl Walk<'_> {
             self.expr(a)?;
         }
         // A trailing comma is allowed.
-        if self.is(Kind::Other) && self.text(self.i) == b"," {
-            self.i += 1;
-        }
+        let _ = self.comma();
         self.expect(Kind::RParen)
     }
 
@@ -266,9 +249,7 @@ impl Walk<'_> {
             self.comma()?;
         }
         self.expr(&a.expr)?;
-        if self.is(Kind::Other) && self.text(self.i) == b"," {
-            self.i += 1;
-        }
+        let _ = self.comma();
         self.expect(Kind::RParen)?;
         self.grouping()
     }
@@ -299,6 +280,7 @@ impl Walk<'_> {
                 self.group(Kind::LParen, Kind::RParen)?;
             }
         }
+        // `fill` without parentheses is a metric name, the right operand.
         while self.is_word(&["fill", "fill_left", "fill_right"])
             && self
                 .t

@@ -407,7 +407,6 @@ impl<'a> Evaluator<'a, '_> {
         // right fill still completes the side iterated second.
         let fill = modifier.fill_values;
         let filled = fill.lhs.is_some() || fill.rhs.is_some();
-        let mut fill_labels: FxMap<(bool, usize), Labels> = FxMap::default();
         const FILLED: u32 = u32::MAX;
         let mut pairs: Vec<MatchedPair> = Vec::new();
         for step in 0..steps {
@@ -487,25 +486,24 @@ impl<'a> Evaluator<'a, '_> {
                     let slot = match result_slots.get(&key) {
                         Some(&s) => s,
                         None => {
-                            // A filled side's labels: the present side's matching labels.
-                            let mut filled_from = |one_side: bool, k: usize| -> Labels {
-                                let present = if one_side { &rs[k] } else { &ls[k] };
-                                fill_labels
-                                    .entry((one_side, k))
-                                    .or_insert_with(|| match_labels(&present.labels, on, &matching))
-                                    .clone()
-                            };
-                            let l_labels = match i {
-                                Some(i) => ls[i].labels.clone(),
-                                None => filled_from(true, j.unwrap_or_default()),
-                            };
-                            let r_labels = match j {
-                                Some(j) => rs[j].labels.clone(),
-                                None => filled_from(false, i.unwrap_or_default()),
+                            // A filled side's labels are the present side's matching
+                            // labels (a pair has at least one side present).
+                            let filled;
+                            let (l_labels, r_labels) = match (i, j) {
+                                (Some(i), Some(j)) => (&ls[i].labels, &rs[j].labels),
+                                (Some(i), None) => {
+                                    filled = match_labels(&ls[i].labels, on, &matching);
+                                    (&ls[i].labels, &filled)
+                                }
+                                (None, Some(j)) => {
+                                    filled = match_labels(&rs[j].labels, on, &matching);
+                                    (&filled, &rs[j].labels)
+                                }
+                                (None, None) => continue,
                             };
                             let mut m = result_metric(
-                                &l_labels,
-                                &r_labels,
+                                l_labels,
+                                r_labels,
                                 drops_metric_name(op, self.ctx.v3),
                                 one_to_one,
                                 on,

@@ -82,22 +82,20 @@ impl<'a> Evaluator<'a, '_> {
             self.ctx.v3,
         );
         // What concerns classic buckets is placed at the vector argument.
-        let vector_arg = c
+        let _about_vector = c
             .args
             .args
             .iter()
             .find(|a| a.value_type() == ValueType::Vector)
             .map(|a| self.ctx.anchor(&**a));
         self.ctx.absorb(notes);
-        let out = match out? {
+        match out? {
             Val::Vector(mut series) if !native.is_empty() => {
                 self.merge_native_output(&mut series, native)?;
                 Ok(Val::Vector(series))
             }
             other => Ok(other),
-        };
-        drop(vector_arg);
-        out
+        }
     }
 
     /// Warns once per distinct quantile outside [0, 1] (NaN included), as 3.x does.
@@ -159,6 +157,9 @@ impl<'a> Evaluator<'a, '_> {
         let keep_name = matches!(rf, RangeFn::LastOverTime | RangeFn::FirstOverTime);
         let left_open = self.ctx.v3;
         let mut args_at = vec![0.0; scalars.len()];
+        // The last invalid quantile warned about: a message is built once per value, not
+        // per window.
+        let mut warned_q: Option<u64> = None;
         let mut windows = if self.ctx.incremental_windows {
             SlidingWindows::new(rf)
         } else {
@@ -228,7 +229,9 @@ impl<'a> Evaluator<'a, '_> {
                 };
                 if rf == RangeFn::QuantileOverTime {
                     let q = args_at[0];
-                    if q.is_nan() || !(0.0..=1.0).contains(&q) {
+                    let invalid = q.is_nan() || !(0.0..=1.0).contains(&q);
+                    if invalid && warned_q != Some(q.to_bits()) {
+                        warned_q = Some(q.to_bits());
                         self.ctx.warn(annotations::invalid_quantile(q));
                     }
                 }
