@@ -3,9 +3,10 @@
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     println!("cargo:rerun-if-changed=proto");
-    // Chunk bytes are slices of what was read or received, never copied.
+    // Chunk bytes and labels are slices of what was read or received, never copied.
     tonic_prost_build::configure()
         .bytes(".thanos.Chunk")
+        .bytes(".thanos.Label")
         .compile_protos(
             &["proto/rpc.proto", "proto/info.proto", "proto/apis.proto"],
             &["proto"],

@@ -68,7 +68,7 @@ async fn served(port: u16) -> Vec<String> {
     let mut lines = Vec::new();
     while let Some(f) = stream.next().await {
         if let Some(pb::series_response::Result::Series(s)) = f.unwrap().result {
-            let l = labels_from_pb(&s.labels);
+            let l = labels_from_pb(&s.labels).unwrap();
             for c in &s.chunks {
                 let mut it = XorIterator::new(&c.raw.as_ref().unwrap().data);
                 while it.next() {

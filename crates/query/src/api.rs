@@ -19,7 +19,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{any, MethodRouter};
 use axum::Router;
 use futures::StreamExt;
-use storeapi::convert::matcher_to_pb;
+use storeapi::convert::{labels_from_pb, matcher_to_pb};
 use storeapi::pb;
 use storeapi::proxy::Proxy;
 use storeapi::SeriesStore;
@@ -635,7 +635,7 @@ impl Api {
         o: &ReadOptions,
         range: (i64, i64),
         matchers: &[Matcher],
-    ) -> Result<(Vec<Vec<pb::Label>>, Vec<String>), ApiError> {
+    ) -> Result<(Vec<tsdb::Labels>, Vec<String>), ApiError> {
         let req = pb::SeriesRequest {
             min_time: range.0,
             max_time: range.1,
@@ -647,6 +647,7 @@ impl Api {
             } else {
                 Vec::new()
             },
+            response_batch_size: storeapi::batch::DEFAULT_BATCH_SIZE,
             ..Default::default()
         };
         let proxy: Proxy = self.endpoints.select(range.0, range.1, matchers);
@@ -654,11 +655,12 @@ impl Api {
         let (mut out, mut warnings) = (Vec::new(), Vec::new());
         while let Some(frame) = stream.next().await {
             match frame.map_err(store_error)?.result {
-                Some(pb::series_response::Result::Series(mut s)) => {
+                Some(pb::series_response::Result::Series(s)) => {
+                    let mut labels = labels_from_pb(&s.labels).map_err(execution)?;
                     if o.dedup {
-                        s.labels.retain(|l| !o.replica_labels.contains(&l.name));
+                        labels.retain(|l| !o.replica_labels.contains(&l.name));
                     }
-                    out.push(s.labels);
+                    out.push(labels);
                 }
                 Some(pb::series_response::Result::Warning(w)) => warnings.push(w),
                 _ => {}
@@ -673,13 +675,13 @@ impl Api {
         o: &ReadOptions,
         range: (i64, i64),
         selectors: &[Vec<Matcher>],
-        pick: impl Fn(pb::Label) -> Option<String>,
+        pick: impl Fn(&tsdb::Label) -> Option<String>,
     ) -> Result<(BTreeSet<String>, Vec<String>), ApiError> {
         let (mut out, mut warnings) = (BTreeSet::new(), Vec::new());
         for ms in selectors {
             let (sets, w) = self.series_labels(o, range, ms).await?;
             warnings.extend(w);
-            out.extend(sets.into_iter().flatten().filter_map(&pick));
+            out.extend(sets.iter().flat_map(|s| s.iter()).filter_map(&pick));
         }
         Ok((out, warnings))
     }
@@ -720,17 +722,14 @@ async fn series(State(api): State<Arc<Api>>, req: Request) -> Result<Response, A
     let o = api.read_options(f)?;
     let limit = limit_param(f)?;
     api.within_timeout(&r, async {
-        let mut all: BTreeMap<Vec<(String, String)>, ()> = BTreeMap::new();
+        let mut all: BTreeSet<tsdb::Labels> = BTreeSet::new();
         let mut warnings = Vec::new();
         for ms in &selectors {
             let (sets, w) = api.series_labels(&o, range, ms).await?;
             warnings.extend(w);
-            for s in sets {
-                all.insert(s.into_iter().map(|l| (l.name, l.value)).collect(), ());
-            }
+            all.extend(sets);
         }
-        let mut sets: Vec<tsdb::Labels> = all.into_keys().map(tsdb::Labels::from_pairs).collect();
-        sets.sort();
+        let mut sets: Vec<tsdb::Labels> = all.into_iter().collect();
         truncate(&mut sets, limit, &mut warnings);
         Ok(json_response(json::success(
             |out| {
@@ -780,7 +779,7 @@ async fn labels(State(api): State<Arc<Api>>, req: Request) -> Result<Response, A
             warnings.extend(resp.warnings);
         } else {
             let (found, w) = api
-                .pick_labels(&o, range, &selectors, |l| Some(l.name))
+                .pick_labels(&o, range, &selectors, |l| Some(l.name.clone()))
                 .await?;
             names.extend(found);
             warnings.extend(w);
@@ -861,7 +860,7 @@ async fn label_values(State(api): State<Arc<Api>>, req: Request) -> Result<Respo
         } else {
             let (found, w) = api
                 .pick_labels(&o, range, &selectors, |l| {
-                    (l.name == name).then_some(l.value)
+                    (l.name == name).then(|| l.value.clone())
                 })
                 .await?;
             values.extend(found);

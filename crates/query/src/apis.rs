@@ -56,7 +56,10 @@ fn labels_json(set: &Option<pb::ZLabelSet>) -> Value {
     let mut pairs: Vec<&pb::Label> = set.iter().flat_map(|s| s.labels.iter()).collect();
     pairs.sort_by(|a, b| a.name.cmp(&b.name));
     for l in pairs {
-        m.insert(l.name.clone(), Value::String(l.value.clone()));
+        m.insert(
+            l.name_str().to_string(),
+            Value::String(l.value_str().to_string()),
+        );
     }
     Value::Object(m)
 }
@@ -165,7 +168,8 @@ fn group_json(g: &pb::RuleGroup) -> Value {
 
 fn strip(set: &mut Option<pb::ZLabelSet>, replica_labels: &[String]) {
     if let Some(s) = set {
-        s.labels.retain(|l| !replica_labels.contains(&l.name));
+        s.labels
+            .retain(|l| !replica_labels.iter().any(|n| l.name == n));
     }
 }
 
@@ -178,7 +182,7 @@ fn rule_labels(r: &pb::Rule) -> Vec<(&str, &str)> {
     let mut v: Vec<(&str, &str)> = set
         .iter()
         .flat_map(|s| s.labels.iter())
-        .map(|l| (l.name.as_str(), l.value.as_str()))
+        .map(|l| (l.name_str(), l.value_str()))
         .collect();
     v.sort();
     v
@@ -556,10 +560,7 @@ mod tests {
                 name: name.into(),
                 query: "vector(1)".into(),
                 labels: Some(pb::ZLabelSet {
-                    labels: vec![pb::Label {
-                        name: "replica".into(),
-                        value: replica.into(),
-                    }],
+                    labels: vec![pb::Label::new("replica", replica)],
                 }),
                 last_evaluation: Some(prost_types::Timestamp {
                     seconds: eval_s,

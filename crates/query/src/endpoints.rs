@@ -15,7 +15,7 @@ use storeapi::proxy::Proxy;
 use storeapi::timeout::ResponseTimeout;
 use storeapi::tls::TlsConnector;
 use storeapi::SeriesStore;
-use tsdb::{Labels, Matcher};
+use tsdb::Matcher;
 
 pub struct Endpoint {
     pub address: String,
@@ -142,7 +142,7 @@ impl Endpoint {
             .map(|s| {
                 s.labels
                     .iter()
-                    .map(|l| (l.name.clone(), l.value.clone()))
+                    .map(|l| (l.name_str().to_string(), l.value_str().to_string()))
                     .collect()
             })
             .collect()
@@ -193,7 +193,10 @@ fn info_matches(info: &InfoResponse, min_t: i64, max_t: i64, matchers: &[Matcher
     }
     // Some label set must not contradict a matcher on one of its labels.
     info.label_sets.iter().any(|set| {
-        let l: Labels = labels_from_pb(&set.labels);
+        // A set that is not text cannot be matched: the store is asked.
+        let Ok(l) = labels_from_pb(&set.labels) else {
+            return true;
+        };
         matchers
             .iter()
             .all(|m| l.get(&m.name).is_none_or(|v| m.matches(v)))
@@ -212,7 +215,7 @@ impl Endpoint {
                         .map(|s| {
                             s.labels
                                 .iter()
-                                .map(|l| (l.name.clone(), l.value.clone()))
+                                .map(|l| (l.name_str().to_string(), l.value_str().to_string()))
                                 .collect()
                         })
                         .collect(),

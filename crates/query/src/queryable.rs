@@ -110,6 +110,7 @@ impl Queryable for ProxyQueryable {
             } else {
                 Vec::new()
             },
+            response_batch_size: storeapi::batch::DEFAULT_BATCH_SIZE,
             ..Default::default()
         };
         let proxy = self.endpoints.select(hints.start, hints.end, matchers);
@@ -201,7 +202,10 @@ impl SeriesSet for ProxySeriesSet {
             match frame.result {
                 Some(pb::series_response::Result::Series(s)) => {
                     let chunks = s.chunks;
-                    let labels = storeapi::convert::labels_from_pb_owned(s.labels);
+                    let labels = match storeapi::convert::labels_from_pb(&s.labels) {
+                        Ok(l) => l,
+                        Err(e) => return Some(Err(Error::Storage(e))),
+                    };
                     if let Err(e) = self.decode(&chunks, samples) {
                         return Some(Err(Error::Storage(format!("series {labels}: {e}"))));
                     }

@@ -199,8 +199,8 @@ fn xor_series(labels: &[(&str, &str)], samples: &[(i64, f64)]) -> pb::Series {
         labels: labels
             .iter()
             .map(|(n, v)| pb::Label {
-                name: n.to_string(),
-                value: v.to_string(),
+                name: n.to_string().into(),
+                value: v.to_string().into(),
             })
             .collect(),
         chunks: vec![pb::AggrChunk {
@@ -495,7 +495,7 @@ impl SeriesStore for Clustered {
             .map(|c| pb::ZLabelSet {
                 labels: vec![pb::Label {
                     name: "cluster".into(),
-                    value: c.to_string(),
+                    value: c.to_string().into(),
                 }],
             })
             .collect();
@@ -608,7 +608,7 @@ impl SeriesStore for Fixed {
                 name.as_ref().is_none_or(|n| {
                     s.labels
                         .iter()
-                        .any(|l| l.name == "__name__" && &l.value == n)
+                        .any(|l| l.name == "__name__" && l.value == n)
                 })
             })
             .cloned()

@@ -48,7 +48,10 @@ fn label_set(v: &Value, ext: &Labels) -> pb::ZLabelSet {
     pb::ZLabelSet {
         labels: pairs
             .into_iter()
-            .map(|(name, value)| pb::Label { name, value })
+            .map(|(name, value)| pb::Label {
+                name: name.into(),
+                value: value.into(),
+            })
             .collect(),
     }
 }
@@ -331,7 +334,7 @@ mod tests {
             .unwrap()
             .labels
             .iter()
-            .map(|l| (l.name.as_str(), l.value.as_str()))
+            .map(|l| (l.name_str(), l.value_str()))
             .collect();
         assert_eq!(labels, [("cluster", "eu"), ("team", "a")]);
         let Some(pb::rule::Result::Alert(alert)) = &rules[1].result else {

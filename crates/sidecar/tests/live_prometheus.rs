@@ -52,7 +52,7 @@ async fn series(
                     }
                 }
             }
-            out.push((labels_from_pb(&se.labels), samples));
+            out.push((labels_from_pb(&se.labels).unwrap(), samples));
         }
     }
     Ok(out)
@@ -85,7 +85,9 @@ async fn remote_read_equals_prometheus_api() {
 
     let info = store.info().await.unwrap();
     assert_eq!(
-        labels_from_pb(&info.label_sets[0].labels).to_string(),
+        labels_from_pb(&info.label_sets[0].labels)
+            .unwrap()
+            .to_string(),
         r#"{cluster="test", replica="a"}"#
     );
 

@@ -76,6 +76,8 @@ pub struct BucketBlock {
     /// The ULID as a number: the index cache's key.
     ulid: u128,
     pub ext_labels: Labels,
+    /// The external labels as sent, each a shared slice.
+    ext_wire: Vec<pb::Label>,
     header: IndexReader,
     bucket: bucket::Bucket,
     cache: Arc<IndexCache>,
@@ -108,6 +110,7 @@ impl BucketBlock {
             ulid: cache_id(&meta.ulid),
             id: meta.ulid.clone(),
             meta,
+            ext_wire: storeapi::convert::labels_to_pb(&ext_labels),
             ext_labels,
             header,
             bucket,
@@ -394,8 +397,11 @@ impl BucketBlock {
                 .map(|(&meta, max_len)| ChunkToRead { meta, max_len })
                 .collect();
             if !chunks.is_empty() {
-                let labels = wire_labels(self.header.label_pairs(&e.label_refs), &self.ext_labels)
-                    .map_err(|e| self.err(e.to_string()))?;
+                let own = e.label_refs.iter().map(|&(n, v)| {
+                    Ok((self.header.symbol_bytes(n)?, self.header.symbol_bytes(v)?))
+                });
+                let labels =
+                    wire_labels(own, &self.ext_wire).map_err(|e| self.err(e.to_string()))?;
                 selected.push((labels, chunks));
             }
             Ok(())
@@ -523,32 +529,31 @@ fn series_ranges(refs: &[u32]) -> Vec<Range<u64>> {
 
 /// A series' labels for the wire: its own, sorted by name as the index keeps them, with the
 /// external labels set over them; each string copied once.
-fn wire_labels<'a>(
-    own: impl Iterator<Item = tsdb::Result<(&'a str, &'a str)>>,
-    ext: &Labels,
+fn wire_labels(
+    own: impl Iterator<Item = tsdb::Result<(bytes::Bytes, bytes::Bytes)>>,
+    ext: &[pb::Label],
 ) -> std::result::Result<Vec<pb::Label>, String> {
-    let label = |name: &str, value: &str| pb::Label {
-        name: name.to_string(),
-        value: value.to_string(),
-    };
     let mut out = Vec::with_capacity(8);
     let mut ext = ext.iter().peekable();
-    let mut last: Option<&str> = None;
+    let mut last: Option<bytes::Bytes> = None;
     for pair in own {
         let (name, value) = pair.map_err(|e| e.to_string())?;
-        if last.is_some_and(|l| l >= name) {
+        if last.as_ref().is_some_and(|l| *l >= name) {
             return Err("series labels not sorted by name".into());
         }
-        last = Some(name);
-        while let Some(e) = ext.next_if(|e| e.name.as_str() < name) {
-            out.push(label(&e.name, &e.value));
+        while let Some(e) = ext.next_if(|e| e.name < name) {
+            out.push(e.clone());
         }
         match ext.next_if(|e| e.name == name) {
-            Some(e) => out.push(label(&e.name, &e.value)),
-            None => out.push(label(name, value)),
+            Some(e) => out.push(e.clone()),
+            None => out.push(pb::Label {
+                name: name.clone(),
+                value,
+            }),
         }
+        last = Some(name);
     }
-    out.extend(ext.map(|e| label(&e.name, &e.value)));
+    out.extend(ext.cloned());
     Ok(out)
 }
 
@@ -577,11 +582,17 @@ mod tests {
     fn wire_labels_set_external_labels_over_the_series() {
         let own = [("a", "1"), ("job", "x"), ("replica", "own"), ("z", "9")];
         let ext = Labels::from_pairs([("b", "2"), ("replica", "r1"), ("zz", "3")]);
-        let got = wire_labels(own.iter().map(|&p| Ok(p)), &ext).unwrap();
+        let pairs = |l: &[(&'static str, &'static str)]| {
+            l.iter()
+                .map(|&(n, v)| Ok((n.into(), v.into())))
+                .collect::<Vec<_>>()
+        };
+        let ext_wire = storeapi::convert::labels_to_pb(&ext);
+        let got = wire_labels(pairs(&own).into_iter(), &ext_wire).unwrap();
         let want = Labels::from_pairs(own).merge_overriding(&ext);
         assert_eq!(got, storeapi::convert::labels_to_pb(&want));
         let unsorted = [("b", "1"), ("a", "2")];
-        assert!(wire_labels(unsorted.iter().map(|&p| Ok(p)), &ext).is_err());
+        assert!(wire_labels(pairs(&unsorted).into_iter(), &ext_wire).is_err());
     }
 
     #[test]

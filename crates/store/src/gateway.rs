@@ -393,7 +393,7 @@ fn plan_series(
     for (block, list) in selections {
         for (mut labels, metas) in list {
             if !without.is_empty() {
-                labels.retain(|l| !without.contains(&l.name));
+                labels.retain(|l| !without.iter().any(|w| l.name == w));
             }
             all.push(PlannedPart {
                 labels,
@@ -771,7 +771,7 @@ impl SeriesStore for BucketStore {
                 .matching_label_sets(&req.matchers, req.start, req.end)
                 .await?
             {
-                names.extend(s.into_iter().map(|l| l.name));
+                names.extend(s.iter().map(|l| l.name_str().to_string()));
             }
         }
         Ok(pb::LabelNamesResponse {
@@ -804,8 +804,8 @@ impl SeriesStore for BucketStore {
                 .matching_label_sets(&req.matchers, req.start, req.end)
                 .await?
             {
-                if let Some(l) = s.into_iter().find(|l| l.name == req.label) {
-                    values.insert(l.value);
+                if let Some(l) = s.iter().find(|l| l.name == req.label) {
+                    values.insert(l.value_str().to_string());
                 }
             }
         }

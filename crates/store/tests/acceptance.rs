@@ -46,7 +46,7 @@ async fn query(
                     }
                 }
             }
-            out.push((labels_from_pb(&series.labels), samples));
+            out.push((labels_from_pb(&series.labels).unwrap(), samples));
         }
     }
     out

@@ -7,34 +7,58 @@ use crate::pb;
 
 pub fn labels_to_pb(l: &Labels) -> Vec<pb::Label> {
     l.iter()
-        .map(|l| pb::Label {
-            name: l.name.clone(),
-            value: l.value.clone(),
-        })
+        .map(|l| pb::Label::new(l.name.as_str(), l.value.as_str()))
         .collect()
 }
 
-/// Labels from the wire, sorted by name (senders should sort; we do not rely on it).
-pub fn labels_from_pb(v: &[pb::Label]) -> Labels {
-    if v.windows(2).all(|w| w[0].name < w[1].name) {
-        return Labels::from_sorted(v.iter().map(|l| Label::new(&l.name, &l.value)).collect());
+impl pb::Label {
+    /// A label of copies of `name` and `value`.
+    pub fn new(name: &str, value: &str) -> Self {
+        pb::Label {
+            name: bytes::Bytes::copy_from_slice(name.as_bytes()),
+            value: bytes::Bytes::copy_from_slice(value.as_bytes()),
+        }
     }
-    Labels::from_pairs(v.iter().map(|l| (l.name.clone(), l.value.clone())))
+
+    /// The name as text: empty when it is not UTF-8 (such labels are refused on
+    /// conversion by [`labels_from_pb`]).
+    pub fn name_str(&self) -> &str {
+        std::str::from_utf8(&self.name).unwrap_or_default()
+    }
+
+    /// The value as text, like [`Self::name_str`].
+    pub fn value_str(&self) -> &str {
+        std::str::from_utf8(&self.value).unwrap_or_default()
+    }
 }
 
-/// [`labels_from_pb`] taking the strings over instead of copying them.
-pub fn labels_from_pb_owned(v: Vec<pb::Label>) -> Labels {
-    if v.windows(2).all(|w| w[0].name < w[1].name) {
-        return Labels::from_sorted(
-            v.into_iter()
-                .map(|l| Label {
-                    name: l.name,
-                    value: l.value,
-                })
-                .collect(),
-        );
+/// The text of a label name or value from the wire; an error naming it when it is not UTF-8.
+fn text(b: &[u8]) -> Result<String, String> {
+    match std::str::from_utf8(b) {
+        Ok(s) => Ok(s.to_string()),
+        Err(_) => Err(format!(
+            "label name or value {:?} is not valid UTF-8",
+            String::from_utf8_lossy(b)
+        )),
     }
-    Labels::from_pairs(v.into_iter().map(|l| (l.name, l.value)))
+}
+
+/// Labels from the wire, sorted by name (senders should sort; we do not rely on it); an
+/// error when a name or value is not UTF-8.
+pub fn labels_from_pb(v: &[pb::Label]) -> Result<Labels, String> {
+    let mut out = Vec::with_capacity(v.len());
+    for l in v {
+        out.push(Label {
+            name: text(&l.name)?,
+            value: text(&l.value)?,
+        });
+    }
+    if out.windows(2).all(|w| w[0].name < w[1].name) {
+        return Ok(Labels::from_sorted(out));
+    }
+    Ok(Labels::from_pairs(
+        out.into_iter().map(|l| (l.name, l.value)),
+    ))
 }
 
 pub fn matcher_to_pb(m: &Matcher) -> pb::LabelMatcher {
@@ -109,8 +133,12 @@ mod tests {
     #[test]
     fn round_trips() {
         let l = Labels::from_pairs([("b", "2"), ("a", "1")]);
-        assert_eq!(labels_from_pb(&labels_to_pb(&l)), l);
-        assert_eq!(labels_from_pb_owned(labels_to_pb(&l)), l);
+        assert_eq!(labels_from_pb(&labels_to_pb(&l)), Ok(l));
+        let bad = pb::Label {
+            name: "job".into(),
+            value: bytes::Bytes::from_static(b"\xff"),
+        };
+        assert!(labels_from_pb(&[bad]).unwrap_err().contains("UTF-8"));
         let m = Matcher::new(MatchType::RegexNoMatch, "job", "a|b").unwrap();
         assert_eq!(matchers_from_pb(&[matcher_to_pb(&m)]).unwrap(), vec![m]);
         assert_eq!(encoding_to_pb(Encoding::XOR).map(|e| e as i32), Some(0));

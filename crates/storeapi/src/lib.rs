@@ -14,6 +14,7 @@ pub mod pb {
 }
 
 pub mod apis;
+pub mod batch;
 pub mod client;
 pub mod convert;
 pub mod grpc_metrics;

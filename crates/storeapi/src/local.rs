@@ -315,7 +315,7 @@ impl SeriesStore for Arc<LocalTsdb> {
         let series = self.select_blocking(ms, req.start, req.end, true).await?;
         let mut names: Vec<String> = series
             .iter()
-            .flat_map(|s| s.labels.iter().map(|l| l.name.clone()))
+            .flat_map(|s| s.labels.iter().map(|l| l.name_str().to_string()))
             .collect();
         names.sort();
         names.dedup();
@@ -337,7 +337,7 @@ impl SeriesStore for Arc<LocalTsdb> {
         let mut values: Vec<String> = series
             .iter()
             .filter_map(|s| s.labels.iter().find(|l| l.name == req.label))
-            .map(|l| l.value.clone())
+            .map(|l| l.value_str().to_string())
             .collect();
         values.sort();
         values.dedup();

@@ -53,12 +53,17 @@ struct Source {
     name: String,
     stream: SeriesStream,
     head: Option<pb::Series>,
+    /// The rest of the batch frame `head` came from.
+    batched: std::vec::IntoIter<pb::Series>,
 }
 
 impl Source {
     /// Pulls the next series, passing warnings to `warnings`. A stream error ends the source.
     async fn advance(&mut self, warnings: &mut Vec<String>) -> Result<(), Status> {
-        self.head = None;
+        self.head = self.batched.next();
+        if self.head.is_some() {
+            return Ok(());
+        }
         while let Some(frame) = self.stream.next().await {
             let frame = frame.map_err(|s| {
                 Status::new(s.code(), format!("store {}: {}", self.name, s.message()))
@@ -68,22 +73,12 @@ impl Source {
                     self.head = Some(s);
                     return Ok(());
                 }
-                Some(pb::series_response::Result::Batch(mut b)) => {
-                    // Unbatch: keep the first, push the rest back in front of the stream.
-                    if b.series.is_empty() {
-                        continue;
+                Some(pb::series_response::Result::Batch(b)) => {
+                    self.batched = b.series.into_iter();
+                    self.head = self.batched.next();
+                    if self.head.is_some() {
+                        return Ok(());
                     }
-                    let first = b.series.remove(0);
-                    if !b.series.is_empty() {
-                        let rest = futures::stream::iter(
-                            b.series.into_iter().map(|s| Ok(series_frame(s))),
-                        );
-                        let tail =
-                            std::mem::replace(&mut self.stream, futures::stream::empty().boxed());
-                        self.stream = rest.chain(tail).boxed();
-                    }
-                    self.head = Some(first);
-                    return Ok(());
                 }
                 Some(pb::series_response::Result::Warning(w)) => {
                     warnings.push(format!("store {}: {w}", self.name))
@@ -186,6 +181,7 @@ impl SeriesStore for Proxy {
                     name,
                     stream: strip_replica_labels(stream, req.without_replica_labels.clone()),
                     head: None,
+                    batched: Vec::new().into_iter(),
                 }),
                 Err(e) if abort(strategy) => {
                     return Err(Status::new(
@@ -430,8 +426,8 @@ fn strip_replica_labels(stream: SeriesStream, names: Vec<String>) -> SeriesStrea
     }
     let names = Arc::new(names);
     let replica_names = names.clone();
-    let is_replica = move |l: &pb::Label| replica_names.contains(&l.name);
-    let names_of = move |s: &pb::Series| s.labels.iter().any(|l| names.contains(&l.name));
+    let is_replica = move |l: &pb::Label| replica_names.iter().any(|n| l.name == n);
+    let names_of = move |s: &pb::Series| s.labels.iter().any(|l| names.iter().any(|n| l.name == n));
     futures::stream::once(async move {
         let mut stream = stream;
         let mut head: Vec<Result<pb::SeriesResponse, Status>> = Vec::new();
@@ -440,13 +436,24 @@ fn strip_replica_labels(stream: SeriesStream, names: Vec<String>) -> SeriesStrea
             match stream.next().await {
                 None => return futures::stream::iter(head).boxed(),
                 Some(Ok(pb::SeriesResponse {
-                    result: Some(pb::series_response::Result::Series(s)),
+                    result:
+                        Some(
+                            first @ (pb::series_response::Result::Series(_)
+                            | pb::series_response::Result::Batch(_)),
+                        ),
                 })) => {
-                    if !names_of(&s) {
-                        head.push(Ok(series_frame(s)));
+                    let mut all = match first {
+                        pb::series_response::Result::Series(s) => vec![s],
+                        pb::series_response::Result::Batch(b) => b.series,
+                        _ => Vec::new(),
+                    };
+                    if all.is_empty() {
+                        continue;
+                    }
+                    if !names_of(&all[0]) {
+                        head.extend(all.into_iter().map(|s| Ok(series_frame(s))));
                         return futures::stream::iter(head).chain(stream).boxed();
                     }
-                    let mut all = vec![s];
                     let mut tail = Vec::new();
                     while let Some(frame) = stream.next().await {
                         match frame {

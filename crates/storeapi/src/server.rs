@@ -46,6 +46,7 @@ impl Store for StoreService {
     ) -> Result<Response<Self::SeriesStream>, Status> {
         use futures::StreamExt;
         let call = grpc_metrics::start(Side::Server, "thanos.Store", "Series", "server_stream");
+        let batch_size = req.get_ref().response_batch_size;
         let stream = match self.0.series(req.into_inner()).await {
             Ok(s) => s,
             Err(e) => {
@@ -53,6 +54,7 @@ impl Store for StoreService {
                 return Err(bounded(e));
             }
         };
+        let stream = crate::batch::batched(stream, batch_size);
         let stream = Instrumented::new(stream.map(|f| f.map_err(bounded)), call);
         Ok(Response::new(stream.boxed()))
     }

@@ -18,10 +18,7 @@ struct Fixed {
 }
 
 fn label(name: &str, value: &str) -> pb::Label {
-    pb::Label {
-        name: name.into(),
-        value: value.into(),
-    }
+    pb::Label::new(name, value)
 }
 
 fn chunk(min: i64, max: i64, data: &[u8]) -> pb::AggrChunk {
@@ -94,7 +91,7 @@ impl SeriesStore for Fixed {
             values: self
                 .series
                 .iter()
-                .map(|s| s.labels[1].value.clone())
+                .map(|s| s.labels[1].value_str().to_string())
                 .collect(),
             ..Default::default()
         })
@@ -149,7 +146,7 @@ async fn merges_in_label_order_and_dedups_chunks() {
         .await
         .unwrap();
     assert!(warnings.is_empty());
-    let jobs: Vec<&str> = out.iter().map(|s| s.labels[1].value.as_str()).collect();
+    let jobs: Vec<&str> = out.iter().map(|s| s.labels[1].value_str()).collect();
     assert_eq!(jobs, ["api", "cache", "db"]);
     let api: Vec<(i64, i64)> = out[0]
         .chunks
@@ -175,7 +172,7 @@ async fn a_series_split_over_frames_comes_out_once_with_sorted_chunks() {
     let (out, _) = collect(&proxy, pb::PartialResponseStrategy::Abort)
         .await
         .unwrap();
-    let jobs: Vec<&str> = out.iter().map(|s| s.labels[1].value.as_str()).collect();
+    let jobs: Vec<&str> = out.iter().map(|s| s.labels[1].value_str()).collect();
     assert_eq!(jobs, ["api", "db"]);
     let api: Vec<(i64, i64)> = out[0]
         .chunks
@@ -303,7 +300,7 @@ async fn a_store_that_stops_sending_hits_the_response_timeout() {
         .await
         .unwrap();
     assert!(started.elapsed() < limit * 2, "{:?}", started.elapsed());
-    let jobs: Vec<&str> = out.iter().map(|s| s.labels[1].value.as_str()).collect();
+    let jobs: Vec<&str> = out.iter().map(|s| s.labels[1].value_str()).collect();
     assert_eq!(jobs, ["api", "cache", "db", "worker"]);
     assert_eq!(warnings.len(), 1, "{warnings:?}");
     assert!(

@@ -105,6 +105,8 @@ pub struct SeriesEntry {
 
 pub struct IndexReader {
     bytes: FileBytes,
+    /// The same bytes, for handing out symbols as shared slices.
+    shared: bytes::Bytes,
     what: String,
     version: u8,
     toc: Toc,
@@ -141,6 +143,7 @@ impl IndexReader {
             ));
         }
         let mut r = IndexReader {
+            shared: bytes::Bytes::from_owner(bytes.clone()),
             bytes,
             what,
             version,
@@ -190,6 +193,7 @@ impl IndexReader {
         }
         let toc = Toc::decode(&bytes[len - TOC_LEN..], len as u64, &what)?;
         let mut r = IndexReader {
+            shared: bytes::Bytes::from_owner(bytes.clone()),
             bytes,
             what,
             version,
@@ -342,7 +346,8 @@ impl IndexReader {
         Ok(())
     }
 
-    pub fn symbol(&self, r: u32) -> Result<&str> {
+    /// Where the text of symbol `r` lies in the bytes.
+    fn symbol_range(&self, r: u32) -> Result<Range<usize>> {
         let Some(&off) = self.symbol_offsets.get(r as usize) else {
             return Err(Error::corrupted(
                 &self.what,
@@ -354,8 +359,22 @@ impl IndexReader {
             ));
         };
         let mut d = Decbuf::new(&self.bytes[off as usize..], u64::from(off), &self.what);
-        // Validated as UTF-8 when the table was read.
-        d.uvarint_str()
+        let len = d.uvarint_bytes()?.len();
+        let start = off as usize + d.position() - len;
+        Ok(start..start + len)
+    }
+
+    pub fn symbol(&self, r: u32) -> Result<&str> {
+        let range = self.symbol_range(r)?;
+        std::str::from_utf8(&self.bytes[range.clone()]).map_err(|_| {
+            Error::corrupted(&self.what, range.start as u64, "symbol is not valid UTF-8")
+        })
+    }
+
+    /// Symbol `r` as a shared slice of the index bytes, not copied (its text was checked
+    /// to be UTF-8 when the symbol table was read).
+    pub fn symbol_bytes(&self, r: u32) -> Result<bytes::Bytes> {
+        Ok(self.shared.slice(self.symbol_range(r)?))
     }
 
     pub fn num_symbols(&self) -> usize {
