@@ -7,7 +7,7 @@ use std::sync::Arc;
 use futures::{FutureExt, StreamExt};
 use promql::{Error, Queryable, RawSample, SelectHints, SeriesSet};
 use storeapi::convert::matcher_to_pb;
-use storeapi::dedup::{dedup_replicas, split_replicas};
+use storeapi::dedup::{dedup_iter, split_replicas, MergeByTime};
 use storeapi::pb;
 use storeapi::{SeriesStore, SeriesStream};
 use tokio::runtime::Handle;
@@ -297,15 +297,14 @@ fn decode_histograms(
             r
         })
         .collect();
-    let merged = match replicas.len() {
-        0 => Vec::new(),
-        1 => replicas.into_iter().next().unwrap_or_default(),
-        _ if dedup => dedup_replicas(&replicas, false),
-        _ => merge_by_time(&replicas),
+    let picked = replicas.iter().map(|r| r.iter().copied());
+    let merged: Box<dyn Iterator<Item = (i64, f64)>> = if dedup {
+        dedup_iter(picked, false)
+    } else {
+        Box::new(MergeByTime::new(picked))
     };
     out.extend(
         merged
-            .into_iter()
             .filter(|(t, _)| range.contains(t))
             .filter_map(|(_, i)| decoded.get(i as usize).cloned()),
     );
@@ -410,12 +409,15 @@ impl ProxySeriesSet {
             buf.clear();
             replica(members, &mut |t, v| buf.push((t, v)));
         }
-        let merged = if self.dedup && !self.chain {
-            dedup_replicas(&self.groups[..groups.len()], self.counter)
+        let replicas = self.groups[..groups.len()]
+            .iter()
+            .map(|g| g.iter().copied());
+        let merged: Box<dyn Iterator<Item = (i64, f64)>> = if self.dedup && !self.chain {
+            dedup_iter(replicas, self.counter)
         } else {
-            merge_by_time(&self.groups[..groups.len()])
+            Box::new(MergeByTime::new(replicas))
         };
-        out.extend(merged.into_iter().map(|(t, v)| RawSample { t, v }));
+        out.extend(merged.map(|(t, v)| RawSample { t, v }));
         Ok(())
     }
 }
@@ -464,14 +466,6 @@ impl SampleSink {
             self.last_v = v;
         }
     }
-}
-
-/// Union of time-sorted sample lists; on equal timestamps the first list wins.
-fn merge_by_time(lists: &[Vec<(i64, f64)>]) -> Vec<(i64, f64)> {
-    let mut all: Vec<(i64, f64)> = lists.iter().flatten().copied().collect();
-    all.sort_by_key(|s| s.0);
-    all.dedup_by_key(|s| s.0);
-    all
 }
 
 /// Decodes one chunk: raw XOR data, or for downsampled data the aggregate asked for (see
@@ -589,7 +583,7 @@ mod tests {
         let b_f: Vec<(i64, f64)> = (0..8)
             .map(|i| (5_000 + i * 15_000, 10.0 + i as f64))
             .collect();
-        assert_eq!(got, dedup_replicas(&[a_f, b_f], false));
+        assert_eq!(got, storeapi::dedup::dedup_replicas(&[a_f, b_f], false));
         assert_eq!(
             &got[..4],
             &[(0, 1.0), (15_000, 2.0), (30_000, 3.0), (50_000, 13.0)]

@@ -10,122 +10,192 @@
 //! irate, resets), switching to a replica whose value is lower than the last emitted one adds
 //! the difference to that replica, so a switch does not look like a counter reset.
 
+use std::collections::VecDeque;
+
 /// Timestamp and value of one float sample.
 pub type Sample = (i64, f64);
 
 const INITIAL_PENALTY: i64 = 5000;
 
-/// One replica's samples with a read position and a counter correction.
-struct Replica<'a> {
-    samples: &'a [Sample],
+/// One replica read forward, keeping the samples after the last emitted timestamp: the
+/// gap fill moves back among those (never further), so the lookback stays within about
+/// two scrape steps.
+struct Replica<I: Iterator<Item = Sample>> {
+    src: I,
+    /// Samples pulled from `src` and not yet forgotten, in time order.
+    buf: VecDeque<Sample>,
+    /// Index in `buf` of the current sample; at `buf.len()` one is pulled when needed.
     pos: usize,
     adjust: f64,
 }
 
-impl Replica<'_> {
-    fn done(&self) -> bool {
-        self.pos >= self.samples.len()
+impl<I: Iterator<Item = Sample>> Replica<I> {
+    fn new(src: I) -> Self {
+        Replica {
+            src,
+            buf: VecDeque::new(),
+            pos: 0,
+            adjust: 0.0,
+        }
     }
 
+    /// Whether there is a current sample (pulling it from the source if need be).
+    fn has_current(&mut self) -> bool {
+        while self.pos >= self.buf.len() {
+            match self.src.next() {
+                Some(s) => self.buf.push_back(s),
+                None => return false,
+            }
+        }
+        true
+    }
+
+    /// The current sample's time; only after [`Self::has_current`] said there is one.
     fn t(&self) -> i64 {
-        self.samples[self.pos].0
+        self.buf[self.pos].0
     }
 
     fn at(&self) -> Sample {
-        let (t, v) = self.samples[self.pos];
+        let (t, v) = self.buf[self.pos];
         (t, v + self.adjust)
     }
 
-    /// Moves to the first sample at or after `t`, backwards too; false when there is none.
-    fn seek_from_start(&mut self, t: i64) -> bool {
-        self.pos = self.samples.partition_point(|s| s.0 < t);
-        !self.done()
+    /// Moves forward to the first sample at or after `t`; false when there is none.
+    fn seek(&mut self, t: i64) -> bool {
+        while self.has_current() {
+            if self.t() >= t {
+                return true;
+            }
+            self.pos += 1;
+        }
+        false
     }
 
-    /// Moves to the first sample at or after `t`; false when there is none.
-    fn seek(&mut self, t: i64) -> bool {
-        if self.done() {
-            return false;
+    /// Moves to the first sample at or after `t`, backwards too (`t` must lie after the
+    /// last forgotten time); false when there is none.
+    fn seek_from_start(&mut self, t: i64) -> bool {
+        self.pos = 0;
+        self.seek(t)
+    }
+
+    /// Drops the samples at or before `t`: no seek goes back that far.
+    fn forget_through(&mut self, t: i64) {
+        while self.buf.front().is_some_and(|s| s.0 <= t) {
+            self.buf.pop_front();
+            self.pos = self.pos.saturating_sub(1);
         }
-        if self.t() < t {
-            self.pos += self.samples[self.pos..].partition_point(|s| s.0 < t);
-        }
-        !self.done()
     }
 }
 
-/// Merges two replicas with the penalty algorithm.
-pub fn dedup_pair(a: &[Sample], b: &[Sample], counter: bool) -> Vec<Sample> {
-    let mut a = Replica {
-        samples: a,
-        pos: 0,
-        adjust: 0.0,
-    };
-    let mut b = Replica {
-        samples: b,
-        pos: 0,
-        adjust: 0.0,
-    };
-    let mut out = Vec::with_capacity(a.samples.len().max(b.samples.len()));
-    let (mut a_ok, mut b_ok) = (!a.done(), !b.done());
-    let (mut pen_a, mut pen_b) = (0i64, 0i64);
-    let mut last_t = i64::MIN;
-    let mut last_delta = 0i64;
-    let mut use_a = true;
-    let mut first = true;
-    loop {
-        if !first {
-            if a_ok {
-                a_ok = a.seek(last_t.saturating_add(1).saturating_add(pen_a));
+/// Two replicas merged by the penalty algorithm, as an iterator over the merged samples.
+pub struct PenaltyDedup<A: Iterator<Item = Sample>, B: Iterator<Item = Sample>> {
+    a: Replica<A>,
+    b: Replica<B>,
+    counter: bool,
+    a_ok: bool,
+    b_ok: bool,
+    pen_a: i64,
+    pen_b: i64,
+    last_t: i64,
+    last_v: Option<f64>,
+    last_delta: i64,
+    use_a: bool,
+    first: bool,
+    ended: bool,
+}
+
+impl<A: Iterator<Item = Sample>, B: Iterator<Item = Sample>> PenaltyDedup<A, B> {
+    pub fn new(a: A, b: B, counter: bool) -> Self {
+        let (mut a, mut b) = (Replica::new(a), Replica::new(b));
+        let (a_ok, b_ok) = (a.has_current(), b.has_current());
+        PenaltyDedup {
+            a,
+            b,
+            counter,
+            a_ok,
+            b_ok,
+            pen_a: 0,
+            pen_b: 0,
+            last_t: i64::MIN,
+            last_v: None,
+            last_delta: 0,
+            use_a: true,
+            first: true,
+            ended: false,
+        }
+    }
+}
+
+impl<A: Iterator<Item = Sample>, B: Iterator<Item = Sample>> Iterator for PenaltyDedup<A, B> {
+    type Item = Sample;
+
+    fn next(&mut self) -> Option<Sample> {
+        if self.ended {
+            return None;
+        }
+        let last_t = self.last_t;
+        if !self.first {
+            self.a.forget_through(last_t);
+            self.b.forget_through(last_t);
+            if self.a_ok {
+                self.a_ok = self
+                    .a
+                    .seek(last_t.saturating_add(1).saturating_add(self.pen_a));
             }
-            if b_ok {
-                b_ok = b.seek(last_t.saturating_add(1).saturating_add(pen_b));
+            if self.b_ok {
+                self.b_ok = self
+                    .b
+                    .seek(last_t.saturating_add(1).saturating_add(self.pen_b));
             }
         }
         // Unlike Thanos, a gap in the replica in use is filled from the other one from half
         // a step after the last sample, not only after the penalty: with replicas scraping
         // in step, the penalty would drop up to two samples at every switch.
-        if !first && last_delta > 0 {
-            let (cur_ok, cur, other_ok, other) = if use_a {
-                (a_ok, &a, &mut b_ok, &mut b)
+        if !self.first && self.last_delta > 0 {
+            let from = last_t.saturating_add(1 + self.last_delta / 2);
+            let limit = last_t.saturating_add(2 * self.last_delta);
+            if self.use_a {
+                let gap = !self.a_ok || self.a.t() > limit;
+                if gap && self.b_ok {
+                    self.b_ok = self.b.seek_from_start(from);
+                }
             } else {
-                (b_ok, &b, &mut a_ok, &mut a)
-            };
-            let gap = !cur_ok || cur.t() > last_t.saturating_add(2 * last_delta);
-            if gap && *other_ok {
-                *other_ok = other.seek_from_start(last_t.saturating_add(1 + last_delta / 2));
+                let gap = !self.b_ok || self.b.t() > limit;
+                if gap && self.a_ok {
+                    self.a_ok = self.a.seek_from_start(from);
+                }
             }
         }
-        first = false;
-        let prev_use_a = use_a;
-        let last_v = out.last().map(|s: &Sample| s.1);
-        let chosen = match (a_ok, b_ok) {
-            (false, false) => break,
+        self.first = false;
+        let prev_use_a = self.use_a;
+        let chosen = match (self.a_ok, self.b_ok) {
+            (false, false) => {
+                self.ended = true;
+                return None;
+            }
             (false, true) => {
-                use_a = false;
-                pen_b = 0;
-                b.t()
+                self.use_a = false;
+                self.pen_b = 0;
+                self.b.t()
             }
             (true, false) => {
-                use_a = true;
-                pen_a = 0;
-                a.t()
+                self.use_a = true;
+                self.pen_a = 0;
+                self.a.t()
             }
             (true, true) => {
-                let (ta, tb) = (a.t(), b.t());
-                use_a = ta <= tb;
-                let t = if use_a { ta } else { tb };
+                let (ta, tb) = (self.a.t(), self.b.t());
+                self.use_a = ta <= tb;
+                let t = if self.use_a { ta } else { tb };
                 let pen = if last_t != i64::MIN {
                     2 * (t - last_t)
                 } else {
                     INITIAL_PENALTY
                 };
-                if use_a {
-                    pen_b = pen;
-                    pen_a = 0;
+                if self.use_a {
+                    (self.pen_a, self.pen_b) = (0, pen);
                 } else {
-                    pen_a = pen;
-                    pen_b = 0;
+                    (self.pen_a, self.pen_b) = (pen, 0);
                 }
                 t
             }
@@ -133,36 +203,93 @@ pub fn dedup_pair(a: &[Sample], b: &[Sample], counter: bool) -> Vec<Sample> {
         // Only the replica switched to is corrected, by its sample about to be emitted.
         // (Thanos corrects both; the other one's current sample may lie beyond a gap and
         // after a real counter reset, and correcting by it inflates every later value.)
-        if counter && use_a != prev_use_a {
-            if let Some(last) = last_v {
-                let r = if use_a { &mut a } else { &mut b };
-                if !r.done() && last > r.at().1 {
-                    r.adjust += last - r.at().1;
+        if self.counter && self.use_a != prev_use_a {
+            if let Some(last) = self.last_v {
+                if self.use_a {
+                    let v = self.a.at().1;
+                    if last > v {
+                        self.a.adjust += last - v;
+                    }
+                } else {
+                    let v = self.b.at().1;
+                    if last > v {
+                        self.b.adjust += last - v;
+                    }
                 }
             }
         }
         // The scrape step, measured within one replica: a delta across a switch mixes two
         // replicas' phases and would let a later gap fill crowd the samples.
-        if last_t != i64::MIN && use_a == prev_use_a {
-            last_delta = chosen - last_t;
+        if last_t != i64::MIN && self.use_a == prev_use_a {
+            self.last_delta = chosen - last_t;
         }
-        last_t = chosen;
-        out.push(if use_a { a.at() } else { b.at() });
+        self.last_t = chosen;
+        let out = if self.use_a { self.a.at() } else { self.b.at() };
+        self.last_v = Some(out.1);
+        Some(out)
     }
-    out
+}
+
+/// Any number of replicas merged by the penalty algorithm, pairwise left to right as
+/// Thanos chains them.
+pub fn dedup_iter<'a>(
+    replicas: impl IntoIterator<Item = impl Iterator<Item = Sample> + 'a>,
+    counter: bool,
+) -> Box<dyn Iterator<Item = Sample> + 'a> {
+    let mut replicas = replicas.into_iter();
+    let Some(first) = replicas.next() else {
+        return Box::new(std::iter::empty());
+    };
+    let mut acc: Box<dyn Iterator<Item = Sample> + 'a> = Box::new(first);
+    for r in replicas {
+        acc = Box::new(PenaltyDedup::new(acc, r, counter));
+    }
+    acc
+}
+
+/// Merges two replicas with the penalty algorithm.
+pub fn dedup_pair(a: &[Sample], b: &[Sample], counter: bool) -> Vec<Sample> {
+    PenaltyDedup::new(a.iter().copied(), b.iter().copied(), counter).collect()
 }
 
 /// Merges any number of replicas, pairwise left to right, as Thanos chains them.
 pub fn dedup_replicas(replicas: &[Vec<Sample>], counter: bool) -> Vec<Sample> {
-    let mut iter = replicas.iter();
-    let Some(first) = iter.next() else {
-        return Vec::new();
-    };
-    let mut acc = first.clone();
-    for r in iter {
-        acc = dedup_pair(&acc, r, counter);
+    dedup_iter(replicas.iter().map(|r| r.iter().copied()), counter).collect()
+}
+
+/// The union of time-ordered sample lists, in time order; at equal times the earliest
+/// list's sample.
+pub struct MergeByTime<I: Iterator<Item = Sample>> {
+    lists: Vec<std::iter::Peekable<I>>,
+}
+
+impl<I: Iterator<Item = Sample>> MergeByTime<I> {
+    pub fn new(lists: impl IntoIterator<Item = I>) -> Self {
+        MergeByTime {
+            lists: lists.into_iter().map(Iterator::peekable).collect(),
+        }
     }
-    acc
+}
+
+impl<I: Iterator<Item = Sample>> Iterator for MergeByTime<I> {
+    type Item = Sample;
+
+    fn next(&mut self) -> Option<Sample> {
+        let mut best: Option<(usize, i64)> = None;
+        for (i, l) in self.lists.iter_mut().enumerate() {
+            if let Some(&(t, _)) = l.peek() {
+                if best.is_none_or(|(_, b)| t < b) {
+                    best = Some((i, t));
+                }
+            }
+        }
+        let (i, t) = best?;
+        let out = self.lists[i].next();
+        for l in &mut self.lists {
+            while l.next_if(|s| s.0 <= t).is_some() {}
+        }
+        out
+    }
 }
 
 /// A pseudo-replica being built by [`split_replicas`]: its merged timestamps and chunks.
@@ -512,7 +639,204 @@ mod tests {
         dedup_replicas(&groups, false)
     }
 
+    /// One replica's samples with a read position and a counter correction.
+    struct RefReplica<'a> {
+        samples: &'a [Sample],
+        pos: usize,
+        adjust: f64,
+    }
+
+    impl RefReplica<'_> {
+        fn done(&self) -> bool {
+            self.pos >= self.samples.len()
+        }
+
+        fn t(&self) -> i64 {
+            self.samples[self.pos].0
+        }
+
+        fn at(&self) -> Sample {
+            let (t, v) = self.samples[self.pos];
+            (t, v + self.adjust)
+        }
+
+        /// Moves to the first sample at or after `t`, backwards too; false when there is none.
+        fn seek_from_start(&mut self, t: i64) -> bool {
+            self.pos = self.samples.partition_point(|s| s.0 < t);
+            !self.done()
+        }
+
+        /// Moves to the first sample at or after `t`; false when there is none.
+        fn seek(&mut self, t: i64) -> bool {
+            if self.done() {
+                return false;
+            }
+            if self.t() < t {
+                self.pos += self.samples[self.pos..].partition_point(|s| s.0 < t);
+            }
+            !self.done()
+        }
+    }
+
+    /// The slice implementation the iterator replaced: the property test's reference.
+    fn reference_pair(a: &[Sample], b: &[Sample], counter: bool) -> Vec<Sample> {
+        let mut a = RefReplica {
+            samples: a,
+            pos: 0,
+            adjust: 0.0,
+        };
+        let mut b = RefReplica {
+            samples: b,
+            pos: 0,
+            adjust: 0.0,
+        };
+        let mut out = Vec::with_capacity(a.samples.len().max(b.samples.len()));
+        let (mut a_ok, mut b_ok) = (!a.done(), !b.done());
+        let (mut pen_a, mut pen_b) = (0i64, 0i64);
+        let mut last_t = i64::MIN;
+        let mut last_delta = 0i64;
+        let mut use_a = true;
+        let mut first = true;
+        loop {
+            if !first {
+                if a_ok {
+                    a_ok = a.seek(last_t.saturating_add(1).saturating_add(pen_a));
+                }
+                if b_ok {
+                    b_ok = b.seek(last_t.saturating_add(1).saturating_add(pen_b));
+                }
+            }
+            // Unlike Thanos, a gap in the replica in use is filled from the other one from half
+            // a step after the last sample, not only after the penalty: with replicas scraping
+            // in step, the penalty would drop up to two samples at every switch.
+            if !first && last_delta > 0 {
+                let (cur_ok, cur, other_ok, other) = if use_a {
+                    (a_ok, &a, &mut b_ok, &mut b)
+                } else {
+                    (b_ok, &b, &mut a_ok, &mut a)
+                };
+                let gap = !cur_ok || cur.t() > last_t.saturating_add(2 * last_delta);
+                if gap && *other_ok {
+                    *other_ok = other.seek_from_start(last_t.saturating_add(1 + last_delta / 2));
+                }
+            }
+            first = false;
+            let prev_use_a = use_a;
+            let last_v = out.last().map(|s: &Sample| s.1);
+            let chosen = match (a_ok, b_ok) {
+                (false, false) => break,
+                (false, true) => {
+                    use_a = false;
+                    pen_b = 0;
+                    b.t()
+                }
+                (true, false) => {
+                    use_a = true;
+                    pen_a = 0;
+                    a.t()
+                }
+                (true, true) => {
+                    let (ta, tb) = (a.t(), b.t());
+                    use_a = ta <= tb;
+                    let t = if use_a { ta } else { tb };
+                    let pen = if last_t != i64::MIN {
+                        2 * (t - last_t)
+                    } else {
+                        INITIAL_PENALTY
+                    };
+                    if use_a {
+                        pen_b = pen;
+                        pen_a = 0;
+                    } else {
+                        pen_a = pen;
+                        pen_b = 0;
+                    }
+                    t
+                }
+            };
+            // Only the replica switched to is corrected, by its sample about to be emitted.
+            // (Thanos corrects both; the other one's current sample may lie beyond a gap and
+            // after a real counter reset, and correcting by it inflates every later value.)
+            if counter && use_a != prev_use_a {
+                if let Some(last) = last_v {
+                    let r = if use_a { &mut a } else { &mut b };
+                    if !r.done() && last > r.at().1 {
+                        r.adjust += last - r.at().1;
+                    }
+                }
+            }
+            // The scrape step, measured within one replica: a delta across a switch mixes two
+            // replicas' phases and would let a later gap fill crowd the samples.
+            if last_t != i64::MIN && use_a == prev_use_a {
+                last_delta = chosen - last_t;
+            }
+            last_t = chosen;
+            out.push(if use_a { a.at() } else { b.at() });
+        }
+        out
+    }
+
+    /// Replicas as a scraper writes them: a step, a phase, jitter, missed scrapes, runs
+    /// of missed scrapes, and (for counters) resets; strictly increasing times.
+    fn random_replica(seed: u64, step: i64, phase: i64, len: usize) -> Vec<Sample> {
+        let mut x = seed | 1;
+        let mut rand = move |n: u64| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x % n
+        };
+        let (mut out, mut v) = (Vec::new(), 0.0);
+        let mut skip = 0;
+        for k in 0..len as i64 {
+            v += rand(10) as f64;
+            if rand(200) == 0 {
+                v = 0.0;
+            }
+            if skip > 0 {
+                skip -= 1;
+                continue;
+            }
+            match rand(100) {
+                0..=3 => skip = rand(12),
+                4..=8 => continue,
+                _ => {}
+            }
+            let t = k * step + phase + rand(step as u64 / 10 + 1) as i64;
+            if out.last().is_none_or(|l: &Sample| l.0 < t) {
+                out.push((t, v));
+            }
+        }
+        out
+    }
+
     proptest::proptest! {
+        #[test]
+        fn dedup_over_iterators_equals_dedup_over_vectors(
+            seeds in proptest::collection::vec(proptest::prelude::any::<u64>(), 1..5),
+            step in 1_000i64..30_000,
+            phases in proptest::collection::vec(0i64..30_000, 4),
+            len in 0usize..400,
+            counter in proptest::prelude::any::<bool>(),
+        ) {
+            let replicas: Vec<Vec<Sample>> = seeds
+                .iter()
+                .zip(&phases)
+                .map(|(&seed, &phase)| random_replica(seed, step, phase % step, len))
+                .collect();
+            let mut want = replicas[0].clone();
+            for r in &replicas[1..] {
+                want = reference_pair(&want, r, counter);
+            }
+            let got: Vec<Sample> = dedup_iter(replicas.iter().map(|r| r.iter().copied()), counter).collect();
+            proptest::prop_assert_eq!(got, want);
+            let merged: Vec<Sample> = MergeByTime::new(replicas.iter().map(|r| r.iter().copied())).collect();
+            let mut all: Vec<Sample> = replicas.iter().flatten().copied().collect();
+            all.sort_by_key(|s| s.0);
+            all.dedup_by_key(|s| s.0);
+            proptest::prop_assert_eq!(merged, all);
+        }
+
         /// Two complete replicas of one series, each served by two sources that cut its
         /// samples into chunks differently (a block in the bucket and the sidecar's head),
         /// deduplicate to exactly one replica's samples, however close their scrape phases.
