@@ -23,9 +23,19 @@ pub struct Key {
     pub offset: u64,
 }
 
+struct Entry {
+    bytes: Bytes,
+    /// When it was last used.
+    used: u64,
+    /// Its place in `order`: when it was added or last requeued (at most `used`).
+    queued: u64,
+}
+
+/// Least recently used order kept lazily: a hit only stamps the entry; eviction takes the
+/// oldest place in `order` and, when that entry was used since, queues it again instead.
 #[derive(Default)]
 struct Inner {
-    entries: rustc_hash::FxHashMap<Key, (Bytes, u64)>,
+    entries: rustc_hash::FxHashMap<Key, Entry>,
     order: BTreeMap<u64, Key>,
     tick: u64,
     size: u64,
@@ -89,13 +99,9 @@ impl Inner {
     /// The entry at `key`, marked as used now.
     fn touch(&mut self, key: &Key) -> Option<Bytes> {
         self.tick += 1;
-        let tick = self.tick;
-        let (bytes, used) = self.entries.get_mut(key)?;
-        let old = std::mem::replace(used, tick);
-        let bytes = bytes.clone();
-        self.order.remove(&old);
-        self.order.insert(tick, *key);
-        Some(bytes)
+        let e = self.entries.get_mut(key)?;
+        e.used = self.tick;
+        Some(e.bytes.clone())
     }
 }
 
@@ -167,18 +173,32 @@ impl IndexCache {
                 added[key.kind.index()] += 1;
                 g.tick += 1;
                 let tick = g.tick;
-                if let Some((old, t)) = g.entries.insert(key, (value, tick)) {
-                    g.order.remove(&t);
-                    g.size -= old.len() as u64 + ENTRY_OVERHEAD;
+                let entry = Entry {
+                    bytes: value,
+                    used: tick,
+                    queued: tick,
+                };
+                if let Some(old) = g.entries.insert(key, entry) {
+                    g.order.remove(&old.queued);
+                    g.size -= old.bytes.len() as u64 + ENTRY_OVERHEAD;
                 }
                 g.order.insert(tick, key);
                 g.size += cost;
                 while g.size > self.max_bytes {
-                    let Some((_, k)) = g.order.pop_first() else {
+                    let Some((queued, k)) = g.order.pop_first() else {
                         break;
                     };
-                    if let Some((b, _)) = g.entries.remove(&k) {
-                        g.size -= b.len() as u64 + ENTRY_OVERHEAD;
+                    let Some(e) = g.entries.get_mut(&k) else {
+                        continue;
+                    };
+                    if e.used > queued {
+                        e.queued = e.used;
+                        let used = e.used;
+                        g.order.insert(used, k);
+                        continue;
+                    }
+                    if let Some(e) = g.entries.remove(&k) {
+                        g.size -= e.bytes.len() as u64 + ENTRY_OVERHEAD;
                         evicted[k.kind.index()] += 1;
                     }
                 }
