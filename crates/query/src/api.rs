@@ -28,7 +28,7 @@ use tsdb::Matcher;
 use crate::endpoints::EndpointSet;
 use crate::json;
 use crate::params::{self, Form, GoTime, MAX_FORM_BODY, MAX_TIME, MIN_TIME};
-use crate::queryable::{ProxyQueryable, ReadSettings};
+use crate::queryable::{ProxyQueryable, ReadSettings, Waiter};
 
 pub struct Config {
     /// Labels that tell HA replicas apart; removed when deduplicating.
@@ -380,7 +380,7 @@ fn engine_error(e: promql::Error, parse_prefix: &str) -> ApiError {
 }
 
 /// Cancels the evaluation when the request is dropped (client gone, server stopping).
-struct CancelOnDrop(promql::CancelToken);
+struct CancelOnDrop(Waiter);
 
 impl Drop for CancelOnDrop {
     fn drop(&mut self) {
@@ -450,14 +450,13 @@ impl Api {
         let queued = now.elapsed();
         let permit = (permit, InFlight::enter());
         let cancel = promql::CancelToken::with_deadline(q.deadline);
+        let waiter = Waiter::new(q.deadline.into(), cancel.clone());
         let queryable = ProxyQueryable {
-            handle: tokio::runtime::Handle::current(),
             endpoints: self.endpoints.clone(),
             settings: q.settings,
-            deadline: q.deadline.into(),
-            cancel: cancel.clone(),
+            waiter: waiter.clone(),
         };
-        let guard = CancelOnDrop(cancel.clone());
+        let guard = CancelOnDrop(waiter.clone());
         let engine =
             if q.lookback_ms > 0 && q.lookback_ms != self.cfg.engine.options().lookback_delta_ms {
                 promql::Engine::new(promql::EngineOptions {
@@ -468,8 +467,17 @@ impl Api {
                 self.cfg.engine.clone()
             };
         let text = String::from_utf8_lossy(&q.text).into_owned();
-        let result = tokio::task::spawn_blocking(move || run(&engine, &queryable, &text, &cancel))
-            .await
+        let mut job = tokio::task::spawn_blocking(move || run(&engine, &queryable, &text, &cancel));
+        // One timer per query, set here: the engine's waits on stores look at the deadline
+        // when woken.
+        let joined = tokio::select! {
+            joined = &mut job => joined,
+            _ = tokio::time::sleep_until(q.deadline.into()) => {
+                waiter.wake();
+                job.await
+            }
+        };
+        let result = joined
             .map_err(|e| execution(format!("unexpected error: {e}")))?
             .map_err(|e| engine_error(e, parse_prefix))?;
         drop(guard);

@@ -31,43 +31,92 @@ pub struct ReadSettings {
 }
 
 /// Selects through the endpoints chosen per selector. Must be used from a blocking thread
-/// (the engine runs in `spawn_blocking`); `handle` drives the gRPC streams.
+/// (the engine runs in `spawn_blocking`).
 pub struct ProxyQueryable {
-    pub handle: Handle,
     pub endpoints: Arc<EndpointSet>,
     pub settings: ReadSettings,
-    /// When the query must be done; a store that does not answer by then fails the query.
-    pub deadline: tokio::time::Instant,
-    /// Set when the client went away: waits on stores stop, and dropping the streams
-    /// cancels the stores' work.
-    pub cancel: promql::CancelToken,
+    pub waiter: Waiter,
 }
 
-/// Runs `fut` to completion from the engine's thread, giving up at the deadline or soon after
-/// the query was canceled.
-fn wait<F: std::future::Future>(
-    handle: &Handle,
+/// How the engine's thread waits on the stores: until the answer arrives, the query's
+/// deadline passes or the query is canceled. Waits set no timers of their own (a timer
+/// registered from this thread wakes the runtime's driver): whoever runs the query calls
+/// [`Waiter::wake`] at the deadline and when the client goes away.
+#[derive(Clone)]
+pub struct Waiter {
+    /// Drives the gRPC streams.
+    handle: Handle,
+    /// When the query must be done; a store that does not answer by then fails the query.
     deadline: tokio::time::Instant,
-    cancel: &promql::CancelToken,
-    fut: F,
-) -> promql::Result<F::Output> {
-    handle.block_on(async {
-        tokio::pin!(fut);
-        let expiry = tokio::time::sleep_until(deadline);
-        tokio::pin!(expiry);
-        let mut tick = tokio::time::interval(std::time::Duration::from_millis(25));
-        loop {
-            tokio::select! {
-                out = &mut fut => return Ok(out),
-                _ = &mut expiry => return Err(Error::Timeout("expression evaluation")),
-                _ = tick.tick() => {
-                    if cancel.is_canceled() {
-                        return Err(Error::Canceled("expression evaluation"));
+    /// Set when the client went away: waits on stores stop, and dropping the streams
+    /// cancels the stores' work.
+    cancel: promql::CancelToken,
+    woken: Arc<tokio::sync::Notify>,
+}
+
+impl Waiter {
+    /// A waiter on the current runtime.
+    pub fn new(deadline: tokio::time::Instant, cancel: promql::CancelToken) -> Waiter {
+        Waiter {
+            handle: Handle::current(),
+            deadline,
+            cancel,
+            woken: Arc::default(),
+        }
+    }
+
+    /// Wakes every wait in progress, to look at the deadline and the cancel token again.
+    pub fn wake(&self) {
+        self.woken.notify_waiters();
+    }
+
+    /// Cancels the query and wakes its waits.
+    pub fn cancel(&self) {
+        self.cancel.cancel();
+        self.wake();
+    }
+
+    /// Why waiting must stop, if it must.
+    fn stopped(&self) -> Option<Error> {
+        if tokio::time::Instant::now() >= self.deadline {
+            Some(Error::Timeout("expression evaluation"))
+        } else if self.cancel.is_canceled() {
+            Some(Error::Canceled("expression evaluation"))
+        } else {
+            None
+        }
+    }
+
+    /// Runs `fut` to completion from the engine's thread, giving up at the deadline or when
+    /// the query is canceled.
+    fn wait<F: std::future::Future>(&self, fut: F) -> promql::Result<F::Output> {
+        self.handle.block_on(async {
+            let woken = self.woken.notified();
+            tokio::pin!(woken);
+            // Registered before the check: a wake after it is not lost.
+            woken.as_mut().enable();
+            if let Some(e) = self.stopped() {
+                return Err(e);
+            }
+            tokio::pin!(fut);
+            loop {
+                tokio::select! {
+                    biased;
+                    out = &mut fut => return Ok(out),
+                    _ = &mut woken => {
+                        if let Some(e) = self.stopped() {
+                            return Err(e);
+                        }
+                        woken.set(self.woken.notified());
+                        woken.as_mut().enable();
+                        if let Some(e) = self.stopped() {
+                            return Err(e);
+                        }
                     }
                 }
             }
-        }
-    })
+        })
+    }
 }
 
 /// Functions whose input is a counter: replica switches then keep the counter monotonic.
@@ -114,12 +163,12 @@ impl Queryable for ProxyQueryable {
             ..Default::default()
         };
         let proxy = self.endpoints.select(hints.start, hints.end, matchers);
-        let stream = wait(&self.handle, self.deadline, &self.cancel, proxy.series(req))?
+        let stream = self
+            .waiter
+            .wait(proxy.series(req))?
             .map_err(|e| Error::Storage(e.message().to_string()))?;
         Ok(Box::new(ProxySeriesSet {
-            handle: self.handle.clone(),
-            deadline: self.deadline,
-            cancel: self.cancel.clone(),
+            waiter: self.waiter.clone(),
             stream,
             ready: std::collections::VecDeque::new(),
             ended: false,
@@ -139,9 +188,7 @@ impl Queryable for ProxyQueryable {
 }
 
 struct ProxySeriesSet {
-    handle: Handle,
-    deadline: tokio::time::Instant,
-    cancel: promql::CancelToken,
+    waiter: Waiter,
     stream: SeriesStream,
     /// Frames already received, not yet handed out.
     ready: std::collections::VecDeque<Result<pb::SeriesResponse, tonic::Status>>,
@@ -173,7 +220,7 @@ impl SeriesSet for ProxySeriesSet {
                 // Everything that has arrived at once: one wake-up of this thread per batch
                 // of frames rather than per series.
                 let (stream, ready, ended) = (&mut self.stream, &mut self.ready, &mut self.ended);
-                let received = wait(&self.handle, self.deadline, &self.cancel, async {
+                let received = self.waiter.wait(async {
                     let Some(first) = stream.next().await else {
                         *ended = true;
                         return;
