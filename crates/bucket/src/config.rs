@@ -309,7 +309,7 @@ impl ObjstoreConfig {
                 let fs = object_store::local::LocalFileSystem::new_with_prefix(dir)
                     .map_err(|e| Error::field("config.directory", e.to_string()))?
                     .with_automatic_cleanup(true);
-                Arc::new(fs)
+                Arc::new(crate::local::LocalBucket::new(fs))
             }
             Backend::S3(c) => build_s3(c)?,
             Backend::Gcs(c) => {

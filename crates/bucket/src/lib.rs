@@ -13,6 +13,7 @@ pub mod config;
 pub mod error;
 pub mod fetcher;
 pub mod instrumented;
+pub mod local;
 pub mod markers;
 pub mod relabel;
 pub mod stats;

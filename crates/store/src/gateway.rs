@@ -33,6 +33,9 @@ fn series_histogram(name: &str, help: &str, bounds: &[f64]) -> telemetry::Histog
 
 /// Thanos assumes chunks hold 120 samples when enforcing sample limits.
 const SAMPLES_PER_CHUNK: i64 = 120;
+/// Regex matchers with at most this many pattern bytes in all are compiled on the async
+/// thread that received the call.
+const SMALL_PATTERN_BYTES: usize = 128;
 
 #[derive(Clone, Debug)]
 pub struct Config {
@@ -301,11 +304,25 @@ impl BucketStore {
                 )));
             }
         }
-        let owned = m.to_vec();
-        tokio::task::spawn_blocking(move || matchers_from_pb(&owned))
-            .await
-            .map_err(|e| Status::internal(format!("compiling matchers: {e}")))?
-            .map_err(|e| Status::invalid_argument(bounded(&e)))
+        // Equality matchers and short patterns compile in microseconds, quicker than a
+        // thread hop; long patterns compile on the blocking pool.
+        let pattern_bytes: usize = m
+            .iter()
+            .filter(|x| {
+                x.r#type == pb::label_matcher::Type::Re as i32
+                    || x.r#type == pb::label_matcher::Type::Nre as i32
+            })
+            .map(|x| x.value.len())
+            .sum();
+        let compiled = if pattern_bytes <= SMALL_PATTERN_BYTES {
+            matchers_from_pb(m)
+        } else {
+            let owned = m.to_vec();
+            tokio::task::spawn_blocking(move || matchers_from_pb(&owned))
+                .await
+                .map_err(|e| Status::internal(format!("compiling matchers: {e}")))?
+        };
+        compiled.map_err(|e| Status::invalid_argument(bounded(&e)))
     }
 
     /// Blocks of any resolution overlapping `[min_t, max_t]` (for the label calls).
@@ -432,7 +449,7 @@ struct SentStats {
     started: std::time::Instant,
     series: u64,
     chunks: u64,
-    chunk_size: telemetry::Histogram,
+    chunk_size: telemetry::LocalHistogram,
 }
 
 impl SentStats {
@@ -446,7 +463,8 @@ impl SentStats {
                 "Size in bytes of the chunks for the single series, which is adequate to the gRPC message size sent to querier.",
                 &[("tenant", "default-tenant")],
                 &[32.0, 256.0, 512.0, 1024.0, 32768.0, 262_144.0, 524_288.0, 1_048_576.0],
-            ),
+            )
+            .local(),
         }
     }
 }

@@ -66,6 +66,53 @@ impl Histogram {
     pub fn count(&self) -> u64 {
         self.0.count.load(Ordering::Relaxed)
     }
+
+    /// A tally of this histogram's observations kept by one owner and added to it when
+    /// dropped: for loops that observe per item, one atomic add per bucket instead of
+    /// several per observation.
+    pub fn local(&self) -> LocalHistogram {
+        LocalHistogram {
+            counts: vec![0; self.0.bounds.len()],
+            count: 0,
+            sum: 0.0,
+            shared: self.clone(),
+        }
+    }
+}
+
+/// See [`Histogram::local`].
+#[derive(Debug)]
+pub struct LocalHistogram {
+    shared: Histogram,
+    counts: Vec<u64>,
+    count: u64,
+    sum: f64,
+}
+
+impl LocalHistogram {
+    pub fn observe(&mut self, v: f64) {
+        if let Some(i) = self.shared.0.bounds.iter().position(|&b| v <= b) {
+            self.counts[i] += 1;
+        }
+        self.count += 1;
+        self.sum += v;
+    }
+}
+
+impl Drop for LocalHistogram {
+    fn drop(&mut self) {
+        if self.count == 0 {
+            return;
+        }
+        let s = &self.shared.0;
+        for (shared, &n) in s.counts.iter().zip(&self.counts) {
+            if n > 0 {
+                shared.fetch_add(n, Ordering::Relaxed);
+            }
+        }
+        s.count.fetch_add(self.count, Ordering::Relaxed);
+        s.sum.add(self.sum);
+    }
 }
 
 /// Prometheus client_golang's default buckets (seconds).
@@ -292,5 +339,30 @@ mod tests {
         assert!(text.contains(
             "# TYPE t_items summary\nt_items_sum{kind=\"a\"} 4\nt_items_count{kind=\"a\"} 1\n"
         ));
+    }
+
+    #[test]
+    fn a_local_tally_adds_up_like_direct_observations() {
+        let direct = histogram("t_direct", "Sizes.", &[], &[10.0, 100.0]);
+        let tallied = histogram("t_tallied", "Sizes.", &[], &[10.0, 100.0]);
+        let values = [1.0, 50.0, 50.0, 500.0, 10.0];
+        {
+            let mut local = tallied.local();
+            for v in values {
+                direct.observe(v);
+                local.observe(v);
+            }
+            assert_eq!(tallied.count(), 0, "added when dropped");
+        }
+        let text = render();
+        for line in [
+            "_bucket{le=\"10\"} 2",
+            "_bucket{le=\"100\"} 4",
+            "_count 5",
+            "_sum 611",
+        ] {
+            assert!(text.contains(&format!("t_direct{line}\n")), "{text}");
+            assert!(text.contains(&format!("t_tallied{line}\n")), "{text}");
+        }
     }
 }
