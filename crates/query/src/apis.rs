@@ -168,8 +168,7 @@ fn group_json(g: &pb::RuleGroup) -> Value {
 
 fn strip(set: &mut Option<pb::ZLabelSet>, replica_labels: &[String]) {
     if let Some(s) = set {
-        s.labels
-            .retain(|l| !replica_labels.iter().any(|n| l.name == n));
+        s.labels.retain(|l| !l.named_any_of(replica_labels));
     }
 }
 

@@ -91,28 +91,19 @@ impl Waiter {
     /// the query is canceled.
     fn wait<F: std::future::Future>(&self, fut: F) -> promql::Result<F::Output> {
         self.handle.block_on(async {
-            let woken = self.woken.notified();
-            tokio::pin!(woken);
-            // Registered before the check: a wake after it is not lost.
-            woken.as_mut().enable();
-            if let Some(e) = self.stopped() {
-                return Err(e);
-            }
             tokio::pin!(fut);
             loop {
+                let woken = self.woken.notified();
+                tokio::pin!(woken);
+                // Registered before the check: a wake after it is not lost.
+                woken.as_mut().enable();
+                if let Some(e) = self.stopped() {
+                    return Err(e);
+                }
                 tokio::select! {
                     biased;
                     out = &mut fut => return Ok(out),
-                    _ = &mut woken => {
-                        if let Some(e) = self.stopped() {
-                            return Err(e);
-                        }
-                        woken.set(self.woken.notified());
-                        woken.as_mut().enable();
-                        if let Some(e) = self.stopped() {
-                            return Err(e);
-                        }
-                    }
+                    _ = woken => {}
                 }
             }
         })

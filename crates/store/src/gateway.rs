@@ -410,7 +410,7 @@ fn plan_series(
     for (block, list) in selections {
         for (mut labels, metas) in list {
             if !without.is_empty() {
-                labels.retain(|l| !without.iter().any(|w| l.name == w));
+                labels.retain(|l| !l.named_any_of(without));
             }
             all.push(PlannedPart {
                 labels,

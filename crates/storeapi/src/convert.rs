@@ -26,6 +26,11 @@ impl pb::Label {
         std::str::from_utf8(&self.name).unwrap_or_default()
     }
 
+    /// Whether the name is one of `names` (replica labels, labels to drop).
+    pub fn named_any_of(&self, names: &[String]) -> bool {
+        names.iter().any(|n| self.name == n.as_bytes())
+    }
+
     /// The value as text, like [`Self::name_str`].
     pub fn value_str(&self) -> &str {
         std::str::from_utf8(&self.value).unwrap_or_default()

@@ -426,8 +426,8 @@ fn strip_replica_labels(stream: SeriesStream, names: Vec<String>) -> SeriesStrea
     }
     let names = Arc::new(names);
     let replica_names = names.clone();
-    let is_replica = move |l: &pb::Label| replica_names.iter().any(|n| l.name == n);
-    let names_of = move |s: &pb::Series| s.labels.iter().any(|l| names.iter().any(|n| l.name == n));
+    let is_replica = move |l: &pb::Label| l.named_any_of(&replica_names);
+    let names_of = move |s: &pb::Series| s.labels.iter().any(|l| l.named_any_of(&names));
     futures::stream::once(async move {
         let mut stream = stream;
         let mut head: Vec<Result<pb::SeriesResponse, Status>> = Vec::new();
