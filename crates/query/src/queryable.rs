@@ -511,7 +511,7 @@ impl SampleSink {
 fn decode_chunk(
     c: &pb::AggrChunk,
     aggregates: &[pb::Aggr],
-    emit: &mut dyn FnMut(i64, f64),
+    emit: &mut impl FnMut(i64, f64),
 ) -> Result<(), String> {
     if let Some(raw) = &c.raw {
         return decode_xor(raw, emit);
@@ -545,7 +545,8 @@ fn decode_chunk(
     }
 }
 
-fn decode_xor(chunk: &pb::Chunk, emit: &mut dyn FnMut(i64, f64)) -> Result<(), String> {
+/// Generic over `emit` so that the per-sample work is inlined into the decoding loop.
+fn decode_xor(chunk: &pb::Chunk, emit: &mut impl FnMut(i64, f64)) -> Result<(), String> {
     if chunk.r#type != pb::chunk::Encoding::Xor as i32 {
         // Native histogram chunks are decoded by `decode_histograms`.
         return Ok(());

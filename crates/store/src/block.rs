@@ -86,9 +86,124 @@ pub struct BucketBlock {
     range_gap: u64,
 }
 
-/// A block's series selected for a query: labels as sent (external ones set over the
-/// series' own) and chunks to read.
-pub type Selection = Vec<(Vec<pb::Label>, Vec<ChunkToRead>)>;
+/// A symbol of the block's index-header: (start, length) of its bytes there.
+type Span = (u32, u32);
+
+/// A block's series selected for a query, kept flat and small (no allocation or shared
+/// reference per series): each series' own labels as spans of the index-header, and the
+/// chunks to read. External labels are set over the own ones when the labels are read.
+#[derive(Default)]
+pub struct Selection {
+    /// Per series: its range of `labels`, and where its chunks end in `chunks`.
+    series: Vec<(Range<u32>, u32)>,
+    labels: Vec<(Span, Span)>,
+    chunks: Vec<ChunkToRead>,
+}
+
+impl Selection {
+    pub fn len(&self) -> usize {
+        self.series.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.series.is_empty()
+    }
+
+    /// The chunks to read of series `i`.
+    pub fn chunks(&self, i: usize) -> &[ChunkToRead] {
+        let start = if i == 0 { 0 } else { self.series[i - 1].1 };
+        &self.chunks[start as usize..self.series[i].1 as usize]
+    }
+
+    /// All chunks to read.
+    pub fn total_chunks(&self) -> usize {
+        self.chunks.len()
+    }
+}
+
+/// One label of a selected series as sent: its own, or an external label of the block.
+#[derive(Clone, Copy)]
+pub enum WireLabel<'a> {
+    Own(Span, Span),
+    External(&'a pb::Label),
+}
+
+/// The labels of a selected series as sent, in name order: its own with the block's
+/// external labels set over them, minus the labels named in `without`.
+pub struct WireLabels<'a> {
+    own: &'a [(Span, Span)],
+    ext: &'a [pb::Label],
+    without: &'a [String],
+    header: &'a IndexReader,
+}
+
+impl<'a> WireLabels<'a> {
+    /// Name and value bytes of a label.
+    pub fn bytes(&self, l: WireLabel<'a>) -> (&'a [u8], &'a [u8]) {
+        match l {
+            WireLabel::Own(n, v) => (self.header.span_bytes(n), self.header.span_bytes(v)),
+            WireLabel::External(e) => (&e.name[..], &e.value[..]),
+        }
+    }
+
+    /// The labels as (name, value) bytes, for comparing series.
+    pub fn pairs(self) -> impl Iterator<Item = (&'a [u8], &'a [u8])> {
+        let header = self.header;
+        self.map(move |l| match l {
+            WireLabel::Own(n, v) => (header.span_bytes(n), header.span_bytes(v)),
+            WireLabel::External(e) => (&e.name[..], &e.value[..]),
+        })
+    }
+
+    /// The labels for the wire: shared slices of the index-header, not copies.
+    pub fn to_pb(self) -> Vec<pb::Label> {
+        let header = self.header;
+        self.map(|l| match l {
+            WireLabel::Own(n, v) => pb::Label {
+                name: header.span_shared(n),
+                value: header.span_shared(v),
+            },
+            WireLabel::External(e) => e.clone(),
+        })
+        .collect()
+    }
+}
+
+impl<'a> Iterator for WireLabels<'a> {
+    type Item = WireLabel<'a>;
+
+    fn next(&mut self) -> Option<WireLabel<'a>> {
+        loop {
+            let (label, name) = match (self.own.first(), self.ext.first()) {
+                (None, None) => return None,
+                (Some(&(n, v)), ext) => {
+                    let own_name = self.header.span_bytes(n);
+                    match ext {
+                        Some(e) if &e.name[..] <= own_name => {
+                            // An external label replaces an own label of its name.
+                            if &e.name[..] == own_name {
+                                self.own = &self.own[1..];
+                            }
+                            self.ext = &self.ext[1..];
+                            (WireLabel::External(e), &e.name[..])
+                        }
+                        _ => {
+                            self.own = &self.own[1..];
+                            (WireLabel::Own(n, v), own_name)
+                        }
+                    }
+                }
+                (None, Some(e)) => {
+                    self.ext = &self.ext[1..];
+                    (WireLabel::External(e), &e.name[..])
+                }
+            };
+            if !self.without.iter().any(|w| w.as_bytes() == name) {
+                return Some(label);
+            }
+        }
+    }
+}
 
 /// What a Series call asks of one block.
 pub struct BlockQuery<'a> {
@@ -382,32 +497,63 @@ impl BucketBlock {
     /// and external labels may reorder). Reads postings and series entries; no chunks.
     pub async fn select(self: &Arc<Self>, q: &BlockQuery<'_>) -> Result<Selection> {
         let Some(matchers) = self.index_matchers(q.matchers) else {
-            return Ok(Vec::new());
+            return Ok(Selection::default());
         };
         let matchers: Vec<Matcher> = matchers.into_iter().cloned().collect();
         let refs = self.postings(&matchers).await?;
-        let mut selected = Vec::with_capacity(refs.len());
+        let mut sel = Selection {
+            series: Vec::with_capacity(refs.len()),
+            labels: Vec::with_capacity(refs.len() * 4),
+            chunks: Vec::with_capacity(refs.len()),
+        };
         self.for_each_series(&refs, |e| {
             let bounds = chunk_record_bounds(&e.chunks);
-            let chunks: Vec<ChunkToRead> = e
-                .chunks
-                .iter()
-                .zip(bounds)
-                .filter(|(c, _)| c.max_time >= q.min_time && c.min_time <= q.max_time)
-                .map(|(&meta, max_len)| ChunkToRead { meta, max_len })
-                .collect();
-            if !chunks.is_empty() {
-                let own = e.label_refs.iter().map(|&(n, v)| {
-                    Ok((self.header.symbol_bytes(n)?, self.header.symbol_bytes(v)?))
-                });
-                let labels =
-                    wire_labels(own, &self.ext_wire).map_err(|e| self.err(e.to_string()))?;
-                selected.push((labels, chunks));
+            let before = sel.chunks.len();
+            sel.chunks.extend(
+                e.chunks
+                    .iter()
+                    .zip(bounds)
+                    .filter(|(c, _)| c.max_time >= q.min_time && c.min_time <= q.max_time)
+                    .map(|(&meta, max_len)| ChunkToRead { meta, max_len }),
+            );
+            if sel.chunks.len() == before {
+                return Ok(());
             }
+            let start = sel.labels.len();
+            let mut last: Option<&[u8]> = None;
+            for &(n, v) in &e.label_refs {
+                let (n, v) = (self.header.symbol_span(n)?, self.header.symbol_span(v)?);
+                let name = self.header.span_bytes(n);
+                if last.is_some_and(|l| l >= name) {
+                    return Err(self.err("series labels not sorted by name"));
+                }
+                last = Some(name);
+                sel.labels.push((n, v));
+            }
+            sel.series.push((
+                start as u32..sel.labels.len() as u32,
+                sel.chunks.len() as u32,
+            ));
             Ok(())
         })
         .await?;
-        Ok(selected)
+        Ok(sel)
+    }
+
+    /// The labels of series `i` of `sel` (selected from this block) as sent.
+    pub fn wire_labels<'a>(
+        &'a self,
+        sel: &'a Selection,
+        i: usize,
+        without: &'a [String],
+    ) -> WireLabels<'a> {
+        let r = &sel.series[i].0;
+        WireLabels {
+            own: &sel.labels[r.start as usize..r.end as usize],
+            ext: &self.ext_wire,
+            without,
+            header: &self.header,
+        }
     }
 
     /// The chunks of `metas` as StoreAPI chunks, still encoded, one per meta in order; `None`
@@ -527,36 +673,6 @@ fn series_ranges(refs: &[u32]) -> Vec<Range<u64>> {
         .collect()
 }
 
-/// A series' labels for the wire: its own, sorted by name as the index keeps them, with the
-/// external labels set over them; each string copied once.
-fn wire_labels(
-    own: impl Iterator<Item = tsdb::Result<(bytes::Bytes, bytes::Bytes)>>,
-    ext: &[pb::Label],
-) -> std::result::Result<Vec<pb::Label>, String> {
-    let mut out = Vec::with_capacity(8);
-    let mut ext = ext.iter().peekable();
-    let mut last: Option<bytes::Bytes> = None;
-    for pair in own {
-        let (name, value) = pair.map_err(|e| e.to_string())?;
-        if last.as_ref().is_some_and(|l| *l >= name) {
-            return Err("series labels not sorted by name".into());
-        }
-        while let Some(e) = ext.next_if(|e| e.name < name) {
-            out.push(e.clone());
-        }
-        match ext.next_if(|e| e.name == name) {
-            Some(e) => out.push(e.clone()),
-            None => out.push(pb::Label {
-                name: name.clone(),
-                value,
-            }),
-        }
-        last = Some(name);
-    }
-    out.extend(ext.cloned());
-    Ok(out)
-}
-
 /// Parses a chunk record fetched at `offset`, checking its CRC: its encoding and data.
 fn parse_chunk(b: &bytes::Bytes, offset: u64, what: &str) -> Result<(u8, bytes::Bytes)> {
     let (enc, data) = tsdb::chunks::checked_record(b, offset, what)?;
@@ -582,17 +698,72 @@ mod tests {
     fn wire_labels_set_external_labels_over_the_series() {
         let own = [("a", "1"), ("job", "x"), ("replica", "own"), ("z", "9")];
         let ext = Labels::from_pairs([("b", "2"), ("replica", "r1"), ("zz", "3")]);
-        let pairs = |l: &[(&'static str, &'static str)]| {
-            l.iter()
-                .map(|&(n, v)| Ok((n.into(), v.into())))
-                .collect::<Vec<_>>()
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("index");
+        let mut symbols: Vec<String> = own
+            .iter()
+            .flat_map(|&(n, v)| [n.to_string(), v.to_string()])
+            .collect();
+        symbols.sort();
+        let mut w = tsdb::index::IndexWriter::create(&path, symbols).unwrap();
+        w.add_series(&Labels::from_pairs(own), &[meta(0, 8)])
+            .unwrap();
+        w.finish().unwrap();
+        let bytes = tsdb::chunks::FileBytes::from_vec(std::fs::read(&path).unwrap());
+        let header = IndexReader::new(bytes, "index").unwrap();
+        let span = |text: &str| {
+            let r = (0..header.num_symbols() as u32)
+                .find(|&r| header.symbol(r).unwrap() == text)
+                .unwrap();
+            header.symbol_span(r).unwrap()
+        };
+        let sel = Selection {
+            series: vec![(0..4, 1)],
+            labels: own.iter().map(|&(n, v)| (span(n), span(v))).collect(),
+            chunks: vec![ChunkToRead {
+                meta: meta(0, 8),
+                max_len: 100,
+            }],
         };
         let ext_wire = storeapi::convert::labels_to_pb(&ext);
-        let got = wire_labels(pairs(&own).into_iter(), &ext_wire).unwrap();
+        fn of<'a>(
+            sel: &'a Selection,
+            ext: &'a [pb::Label],
+            without: &'a [String],
+            header: &'a IndexReader,
+        ) -> WireLabels<'a> {
+            let r = &sel.series[0].0;
+            WireLabels {
+                own: &sel.labels[r.start as usize..r.end as usize],
+                ext,
+                without,
+                header,
+            }
+        }
+        let dropping = ["replica".to_string(), "z".to_string()];
+        let labels = |drop: bool| of(&sel, &ext_wire, if drop { &dropping } else { &[] }, &header);
         let want = Labels::from_pairs(own).merge_overriding(&ext);
-        assert_eq!(got, storeapi::convert::labels_to_pb(&want));
-        let unsorted = [("b", "1"), ("a", "2")];
-        assert!(wire_labels(pairs(&unsorted).into_iter(), &ext_wire).is_err());
+        assert_eq!(
+            labels(false).to_pb(),
+            storeapi::convert::labels_to_pb(&want)
+        );
+        let pairs: Vec<(Vec<u8>, Vec<u8>)> = labels(false)
+            .pairs()
+            .map(|(n, v)| (n.to_vec(), v.to_vec()))
+            .collect();
+        let want_pairs: Vec<(Vec<u8>, Vec<u8>)> = want
+            .iter()
+            .map(|l| (l.name.as_bytes().to_vec(), l.value.as_bytes().to_vec()))
+            .collect();
+        assert_eq!(pairs, want_pairs);
+        let mut dropped = want.clone();
+        dropped.remove("replica");
+        dropped.remove("z");
+        assert_eq!(
+            labels(true).to_pb(),
+            storeapi::convert::labels_to_pb(&dropped)
+        );
+        assert_eq!(sel.chunks(0).len(), 1);
     }
 
     #[test]

@@ -7,15 +7,16 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, RwLock};
 
 use futures::StreamExt;
-use storeapi::convert::{compare_pb_labels, labels_to_pb, matchers_from_pb};
+use storeapi::convert::{labels_to_pb, matchers_from_pb};
 use storeapi::pb;
 use storeapi::store::{series_frame, warning_frame, SeriesStore, SeriesStream};
 use tonic::Status;
 use tsdb::meta::BlockMeta;
 use tsdb::Labels;
 
-use crate::block::{BlockQuery, BucketBlock, ChunkToRead, Selection};
+use crate::block::{BlockQuery, BucketBlock, ChunkToRead};
 use crate::cache::IndexCache;
+use crate::plan::Plan;
 use crate::{header, Error, Result};
 
 /// Buckets of the Series call histograms: seconds, and counts (blocks, series).
@@ -390,50 +391,13 @@ fn fill_from_levels(
     fill_from_levels(finer, start, max_t, out);
 }
 
-/// One block's part of a series of a Series answer, before its chunks are read: the labels
-/// as sent, the block (index into the call's block list) and the metas of its chunks there.
-/// A plan lists parts in label order; consecutive parts with equal labels are one series.
-struct PlannedPart {
-    labels: Vec<pb::Label>,
-    block: usize,
-    metas: Vec<ChunkToRead>,
-}
-
-/// Orders the blocks' selections by labels (after dropping `without` labels), a series'
-/// parts in block order; also returns how many series that makes.
-fn plan_series(
-    selections: Vec<(usize, Selection)>,
-    without: &[String],
-) -> (Vec<PlannedPart>, usize) {
-    let mut all: Vec<PlannedPart> =
-        Vec::with_capacity(selections.iter().map(|(_, l)| l.len()).sum());
-    for (block, list) in selections {
-        for (mut labels, metas) in list {
-            if !without.is_empty() {
-                labels.retain(|l| !l.named_any_of(without));
-            }
-            all.push(PlannedPart {
-                labels,
-                block,
-                metas,
-            });
-        }
-    }
-    all.sort_by(|a, b| compare_pb_labels(&a.labels, &b.labels).then(a.block.cmp(&b.block)));
-    let series = all
-        .iter()
-        .enumerate()
-        .filter(|(i, p)| *i == 0 || !compare_pb_labels(&all[i - 1].labels, &p.labels).is_eq())
-        .count();
-    (all, series)
-}
-
 /// The chunk-reading half of a Series call: walks the planned series in batches, reading
 /// each batch's chunks from its blocks (concurrently) and yielding frames, so a call holds
 /// one batch of chunks at a time.
 struct SeriesBatches {
-    blocks: Vec<Arc<BucketBlock>>,
-    plan: std::iter::Peekable<std::vec::IntoIter<PlannedPart>>,
+    plan: Plan,
+    /// The next series of the plan to send.
+    next: usize,
     ready: std::collections::VecDeque<Result<pb::SeriesResponse, Status>>,
     skip_chunks: bool,
     aggregates: Vec<pb::Aggr>,
@@ -498,91 +462,75 @@ impl SeriesBatches {
     async fn next_frame(&mut self) -> Option<Result<pb::SeriesResponse, Status>> {
         while self.ready.is_empty() {
             // Whole series up to about `batch_bytes` of chunks.
-            let mut batch: Vec<PlannedPart> = Vec::new();
+            let start = self.next;
             let mut bytes = 0u64;
-            while let Some(part) = self.plan.peek() {
-                let same_series = batch
-                    .last()
-                    .is_some_and(|last| compare_pb_labels(&last.labels, &part.labels).is_eq());
-                if bytes >= self.batch_bytes && !same_series {
-                    break;
-                }
-                bytes += part.metas.iter().map(|m| u64::from(m.max_len)).sum::<u64>();
-                batch.extend(self.plan.next());
+            while self.next < self.plan.len() && (bytes < self.batch_bytes || self.next == start) {
+                bytes += self.plan.chunk_bytes(self.next);
+                self.next += 1;
             }
-            if batch.is_empty() {
+            if self.next == start {
                 return None;
             }
-            self.read_batch(batch).await;
+            self.read_batch(start..self.next).await;
         }
         self.ready.pop_front()
     }
 
-    /// Sends one frame per series of `batch` (parts in plan order), with its chunks read.
-    async fn read_batch(&mut self, batch: Vec<PlannedPart>) {
+    /// Sends one frame per series of `batch` (a range of the plan), with its chunks read.
+    async fn read_batch(&mut self, batch: std::ops::Range<usize>) {
         if self.skip_chunks {
-            let mut last: Option<&[pb::Label]> = None;
-            for part in &batch {
-                if last.is_some_and(|l| compare_pb_labels(l, &part.labels).is_eq()) {
-                    continue;
-                }
-                last = Some(&part.labels);
+            for i in batch {
                 self.ready.push_back(Ok(series_frame(pb::Series {
-                    labels: part.labels.clone(),
+                    labels: self.plan.labels(i),
                     chunks: Vec::new(),
                 })));
             }
             return;
         }
         // Per block, the metas of the batch's series in order.
-        let mut per_block: BTreeMap<usize, Vec<ChunkToRead>> = BTreeMap::new();
-        for part in &batch {
-            if !self.failed.contains(&part.block) {
-                per_block
-                    .entry(part.block)
-                    .or_default()
-                    .extend_from_slice(&part.metas);
+        let mut per_block: BTreeMap<u32, Vec<ChunkToRead>> = BTreeMap::new();
+        for i in batch.clone() {
+            for &part in self.plan.parts(i) {
+                if !self.failed.contains(&(part.block as usize)) {
+                    per_block
+                        .entry(part.block)
+                        .or_default()
+                        .extend_from_slice(self.plan.chunks(part));
+                }
             }
         }
-        let (blocks, aggregates) = (&self.blocks, &self.aggregates);
+        let (blocks, aggregates) = (self.plan.blocks(), &self.aggregates);
         let reads = futures::future::join_all(per_block.iter().map(|(&b, metas)| async move {
-            (b, blocks[b].fetch_chunks(metas, aggregates).await)
+            (b, blocks[b as usize].fetch_chunks(metas, aggregates).await)
         }))
         .await;
-        let mut fetched: BTreeMap<usize, std::vec::IntoIter<Option<pb::AggrChunk>>> =
-            BTreeMap::new();
+        let mut fetched: BTreeMap<u32, std::vec::IntoIter<Option<pb::AggrChunk>>> = BTreeMap::new();
         for (b, r) in reads {
             match r {
                 Ok(c) => {
                     fetched.insert(b, c.into_iter());
                 }
                 Err(e) => {
-                    let id = &self.blocks[b].id;
+                    let id = &self.plan.blocks()[b as usize].id;
                     tracing::warn!(block = %id, err = %e, "reading chunks failed");
                     if self.abort {
                         self.ready.push_back(Err(status(e)));
-                        self.plan = Vec::new().into_iter().peekable();
+                        self.next = self.plan.len();
                         return;
                     }
-                    self.failed.insert(b);
                     self.ready
                         .push_back(Ok(warning_frame(format!("block {id}: {e}"))));
+                    self.failed.insert(b as usize);
                 }
             }
         }
-        let mut parts = batch.into_iter().peekable();
-        while let Some(first) = parts.next() {
+        for i in batch {
             let mut chunks = Vec::new();
-            let mut take = |part: &PlannedPart| {
+            for &part in self.plan.parts(i) {
                 if let Some(it) = fetched.get_mut(&part.block) {
-                    chunks.extend(it.by_ref().take(part.metas.len()).flatten());
+                    let n = self.plan.chunks(part).len();
+                    chunks.extend(it.by_ref().take(n).flatten());
                 }
-            };
-            take(&first);
-            while let Some(part) =
-                parts.next_if(|p| compare_pb_labels(&p.labels, &first.labels).is_eq())
-            {
-                take(&part);
             }
             if chunks.is_empty() {
                 continue;
@@ -596,7 +544,7 @@ impl SeriesBatches {
                 .sum();
             self.stats.chunk_size.observe(bytes as f64);
             self.ready.push_back(Ok(series_frame(pb::Series {
-                labels: first.labels,
+                labels: self.plan.labels(i),
                 chunks,
             })));
         }
@@ -703,20 +651,22 @@ impl SeriesStore for BucketStore {
         }
         let without = req.without_replica_labels.clone();
         let selected: usize = selections.iter().map(|(_, l)| l.len()).sum();
-        let (plan, series_count) = if selected <= 1024 {
-            // Sorting a few series is quicker than a thread hop.
-            plan_series(selections, &without)
+        let blocks_queried = blocks.len();
+        let plan = if selected <= 1024 {
+            // Ordering a few series is quicker than a thread hop.
+            Plan::new(blocks, selections, without)
         } else {
-            tokio::task::spawn_blocking(move || plan_series(selections, &without))
+            tokio::task::spawn_blocking(move || Plan::new(blocks, selections, without))
                 .await
                 .map_err(|e| Status::internal(format!("planning series: {e}")))?
         };
+        let series_count = plan.len();
         series_histogram(
             "thanos_bucket_store_series_blocks_queried",
             "Number of blocks in a bucket store that were touched to satisfy a query.",
             COUNTS,
         )
-        .observe(blocks.len() as f64);
+        .observe(blocks_queried as f64);
         series_histogram(
             "thanos_bucket_store_series_result_series",
             "Number of series observed in the final result of a query.",
@@ -737,7 +687,7 @@ impl SeriesStore for BucketStore {
         }
         let samples_limit = self.cfg.request_samples_limit;
         if samples_limit > 0 && !req.skip_chunks {
-            let chunks: u64 = plan.iter().map(|p| p.metas.len() as u64).sum();
+            let chunks = plan.total_chunks() as u64;
             if chunks * SAMPLES_PER_CHUNK as u64 > samples_limit {
                 return Err(Status::resource_exhausted(format!(
                     "exceeded samples limit: limit {samples_limit} violated (got {})",
@@ -746,7 +696,7 @@ impl SeriesStore for BucketStore {
             }
         }
         if self.cfg.series_sample_limit > 0 && !req.skip_chunks {
-            let chunks: i64 = plan.iter().map(|p| p.metas.len() as i64).sum();
+            let chunks = plan.total_chunks() as i64;
             if chunks * SAMPLES_PER_CHUNK > self.cfg.series_sample_limit {
                 return Err(Status::resource_exhausted(format!(
                     "exceeded samples limit: {} chunks × {SAMPLES_PER_CHUNK} samples > limit {}",
@@ -755,8 +705,8 @@ impl SeriesStore for BucketStore {
             }
         }
         let batches = SeriesBatches {
-            blocks,
-            plan: plan.into_iter().peekable(),
+            plan,
+            next: 0,
             ready,
             skip_chunks: req.skip_chunks,
             aggregates: req.aggregates().collect(),

@@ -10,6 +10,7 @@ pub mod block;
 pub mod cache;
 pub mod gateway;
 pub mod header;
+pub mod plan;
 pub mod ranges;
 
 /// Errors name the block and the object range involved.

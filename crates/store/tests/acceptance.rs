@@ -9,7 +9,7 @@ use store::gateway::{BucketStore, Config};
 use storeapi::convert::{labels_from_pb, matcher_to_pb};
 use storeapi::pb;
 use storeapi::store::SeriesStore;
-use tsdb::block::Block;
+use tsdb::block::{Block, BlockWriter};
 use tsdb::chunkenc::XorIterator;
 use tsdb::{Labels, MatchType, Matcher};
 
@@ -308,4 +308,96 @@ async fn series_equal_local_reads() {
         },
     );
     assert_eq!(marked.sync().await.unwrap().added, 1);
+}
+
+/// Series whose labels change order once the external labels are set and the replica
+/// labels dropped: the answer is still in label order, one frame per series, with the
+/// samples of every part.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn series_stay_ordered_when_labels_are_set_or_dropped() {
+    let dir = tempfile::tempdir().unwrap();
+    let local = dir.path().join("local");
+    let bucket_dir = dir.path().join("bucket");
+    let bucket = bucket::config::bucket_from_yaml(&format!(
+        "type: FILESYSTEM\nconfig:\n  directory: {}\n",
+        bucket_dir.display()
+    ))
+    .unwrap();
+    let own: Vec<Labels> = [
+        // `region` (external) lands after `job` in the first, after `path` in the second.
+        vec![("__name__", "x"), ("job", "j")],
+        vec![("__name__", "x"), ("job", "j"), ("path", "p")],
+        // Dropping `replica` reverses these two, and makes the last two one series.
+        vec![("__name__", "y"), ("job", "j"), ("replica", "r1")],
+        vec![
+            ("__name__", "y"),
+            ("job", "j"),
+            ("path", "p"),
+            ("replica", "r2"),
+        ],
+        vec![("__name__", "z"), ("replica", "r1")],
+        vec![("__name__", "z"), ("replica", "r2")],
+    ]
+    .into_iter()
+    .map(Labels::from_pairs)
+    .collect();
+    let mut want: std::collections::BTreeMap<Labels, usize> = Default::default();
+    for b in 0..2i64 {
+        let (min_t, max_t) = (b * 2 * H, (b + 1) * 2 * H);
+        let mut w = BlockWriter::new(&local, min_t, max_t).unwrap();
+        let mut sorted = own.clone();
+        sorted.sort();
+        for (k, l) in sorted.iter().enumerate() {
+            let samples: Vec<(i64, f64)> = (min_t..max_t)
+                .step_by(60_000)
+                .map(|t| (t, (k * 1000) as f64 + (t / 60_000) as f64))
+                .collect();
+            let mut sent = l.merge_overriding(&Labels::from_pairs([("region", "eu")]));
+            sent.remove("replica");
+            *want.entry(sent).or_default() += samples.len();
+            w.add_series(l, samples.into_iter()).unwrap();
+        }
+        let mut meta = w.finish().unwrap();
+        meta.thanos_mut()
+            .labels
+            .insert("region".into(), "eu".into());
+        meta.thanos_mut().source = "test".into();
+        meta.write_to_dir(&local.join(&meta.ulid)).unwrap();
+        bucket::block::upload_block(bucket.as_ref(), &local.join(&meta.ulid), &meta)
+            .await
+            .unwrap();
+    }
+    let store = BucketStore::new(
+        bucket,
+        Config {
+            data_dir: dir.path().join("data"),
+            ..Config::default()
+        },
+    );
+    assert_eq!(store.sync().await.unwrap().added, 2);
+    let req = pb::SeriesRequest {
+        min_time: 0,
+        max_time: 4 * H,
+        matchers: vec![matcher_to_pb(
+            &Matcher::new(MatchType::RegexMatch, "__name__", ".+").unwrap(),
+        )],
+        without_replica_labels: vec!["replica".into()],
+        partial_response_strategy: pb::PartialResponseStrategy::Abort as i32,
+        ..Default::default()
+    };
+    let mut stream = store.series(req).await.unwrap();
+    let mut got: Vec<(Labels, usize)> = Vec::new();
+    while let Some(f) = stream.next().await {
+        if let Some(pb::series_response::Result::Series(s)) = f.unwrap().result {
+            let mut n = 0;
+            for c in &s.chunks {
+                let mut it = XorIterator::new(&c.raw.as_ref().unwrap().data);
+                while it.next() {
+                    n += 1;
+                }
+            }
+            got.push((labels_from_pb(&s.labels).unwrap(), n));
+        }
+    }
+    assert_eq!(got, want.into_iter().collect::<Vec<_>>());
 }

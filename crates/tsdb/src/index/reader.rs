@@ -377,6 +377,32 @@ impl IndexReader {
         Ok(self.shared.slice(self.symbol_range(r)?))
     }
 
+    /// Where symbol `r` lies in the index bytes (start, length): a compact handle for
+    /// [`span_bytes`](Self::span_bytes) and [`span_shared`](Self::span_shared).
+    pub fn symbol_span(&self, r: u32) -> Result<(u32, u32)> {
+        let range = self.symbol_range(r)?;
+        // Symbols lie in the first part of the index, whose offsets are 32-bit.
+        let start = u32::try_from(range.start).map_err(|_| {
+            Error::corrupted(&self.what, u64::from(r), "symbol beyond 4 GiB".to_string())
+        })?;
+        Ok((start, range.len() as u32))
+    }
+
+    /// The bytes of a span from [`symbol_span`](Self::symbol_span) (empty if out of range).
+    pub fn span_bytes(&self, (start, len): (u32, u32)) -> &[u8] {
+        let start = start as usize;
+        self.shared
+            .get(start..start + len as usize)
+            .unwrap_or_default()
+    }
+
+    /// A span as a shared slice of the index bytes, not copied.
+    pub fn span_shared(&self, (start, len): (u32, u32)) -> bytes::Bytes {
+        let start = (start as usize).min(self.shared.len());
+        let end = (start + len as usize).min(self.shared.len());
+        self.shared.slice(start..end)
+    }
+
     pub fn num_symbols(&self) -> usize {
         self.symbol_offsets.len()
     }
