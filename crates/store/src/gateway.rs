@@ -410,6 +410,8 @@ struct SeriesBatches {
     ready: std::collections::VecDeque<Result<pb::SeriesResponse, Status>>,
     skip_chunks: bool,
     aggregates: Vec<pb::Aggr>,
+    /// Chunk bytes of the next step, and of the largest (steps double up to it).
+    step_bytes: u64,
     batch_bytes: u64,
     abort: bool,
     failed: BTreeSet<usize>,
@@ -470,16 +472,17 @@ impl Drop for SentStats {
 impl SeriesBatches {
     async fn next_frame(&mut self) -> Option<Result<pb::SeriesResponse, Status>> {
         while self.ready.is_empty() {
-            // Whole series up to about `batch_bytes` of chunks.
+            // Whole series up to about `step_bytes` of chunks.
             let start = self.next;
             let mut bytes = 0u64;
-            while self.next < self.plan.len() && (bytes < self.batch_bytes || self.next == start) {
+            while self.next < self.plan.len() && (bytes < self.step_bytes || self.next == start) {
                 bytes += self.plan.chunk_bytes(self.next);
                 self.next += 1;
             }
             if self.next == start {
                 return None;
             }
+            self.step_bytes = (self.step_bytes * 2).min(self.batch_bytes);
             self.read_batch(start..self.next).await;
         }
         self.ready.pop_front()
@@ -713,19 +716,24 @@ impl SeriesStore for BucketStore {
                 )));
             }
         }
+        // A filesystem bucket (exact reads, no range gap) answers a read at the cost of a
+        // few system calls: there steps start small, so that the first series go out while
+        // the rest are read, and double.
+        let (step_bytes, batch_bytes) = if self.cfg.range_gap > 0 {
+            let b = batch_bytes_for(self.cfg.series_batch_bytes, blocks_queried);
+            (b, b)
+        } else {
+            let b = self.cfg.series_batch_bytes.max(1);
+            ((b / 16).max(1), b)
+        };
         let batches = SeriesBatches {
             plan,
             next: 0,
             ready,
             skip_chunks: req.skip_chunks,
             aggregates: req.aggregates().collect(),
-            // A filesystem bucket (exact reads, no range gap) answers a read at the cost of
-            // a few system calls: small steps there let the first series go out sooner.
-            batch_bytes: if self.cfg.range_gap > 0 {
-                batch_bytes_for(self.cfg.series_batch_bytes, blocks_queried)
-            } else {
-                self.cfg.series_batch_bytes.max(1)
-            },
+            step_bytes,
+            batch_bytes,
             abort,
             failed: BTreeSet::new(),
             _slot: slot,
