@@ -717,14 +717,20 @@ impl SeriesStore for BucketStore {
             }
         }
         // A filesystem bucket (exact reads, no range gap) answers a read at the cost of a
-        // few system calls: there steps start small, so that the first series go out while
-        // the rest are read, and double.
+        // few system calls: there a call over one or two blocks (an instant query) starts
+        // with a quarter step and doubles, so that the first series go out while the rest
+        // are read, at one or two reads more per block.
         let (step_bytes, batch_bytes) = if self.cfg.range_gap > 0 {
             let b = batch_bytes_for(self.cfg.series_batch_bytes, blocks_queried);
             (b, b)
         } else {
             let b = self.cfg.series_batch_bytes.max(1);
-            ((b / 16).max(1), b)
+            let first = if blocks_queried <= 2 {
+                (b / 4).max(1)
+            } else {
+                b
+            };
+            (first, b)
         };
         let batches = SeriesBatches {
             plan,
