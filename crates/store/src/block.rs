@@ -138,14 +138,6 @@ pub struct WireLabels<'a> {
 }
 
 impl<'a> WireLabels<'a> {
-    /// Name and value bytes of a label.
-    pub fn bytes(&self, l: WireLabel<'a>) -> (&'a [u8], &'a [u8]) {
-        match l {
-            WireLabel::Own(n, v) => (self.header.span_bytes(n), self.header.span_bytes(v)),
-            WireLabel::External(e) => (&e.name[..], &e.value[..]),
-        }
-    }
-
     /// The labels as (name, value) bytes, for comparing series.
     pub fn pairs(self) -> impl Iterator<Item = (&'a [u8], &'a [u8])> {
         let header = self.header;
