@@ -531,21 +531,15 @@ pub async fn get_ranges(
 
 /// Bytes read for `ranges` answered by `got`: overlapping ranges are read once.
 fn covered_bytes(ranges: &[std::ops::Range<u64>], got: &[Bytes]) -> usize {
-    let mut spans: Vec<(u64, u64)> = ranges
+    let read: Vec<std::ops::Range<u64>> = ranges
         .iter()
         .zip(got)
-        .map(|(r, b)| (r.start, r.start + b.len() as u64))
+        .map(|(r, b)| r.start..r.start + b.len() as u64)
         .collect();
-    spans.sort_unstable();
-    let (mut total, mut end) = (0u64, 0u64);
-    for (start, stop) in spans {
-        let from = start.max(end);
-        if stop > from {
-            total += stop - from;
-        }
-        end = end.max(stop);
-    }
-    total as usize
+    crate::ranges::partition(&read, 0)
+        .iter()
+        .map(|(span, _)| (span.end - span.start) as usize)
+        .sum()
 }
 
 /// Deletes block `id` in Thanos's order: meta.json first (the block turns into a partial

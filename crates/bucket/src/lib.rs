@@ -15,6 +15,7 @@ pub mod fetcher;
 pub mod instrumented;
 pub mod local;
 pub mod markers;
+pub mod ranges;
 pub mod relabel;
 pub mod stats;
 

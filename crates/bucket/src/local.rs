@@ -76,24 +76,13 @@ fn read_ranges(path: &std::path::Path, ranges: &[Range<u64>]) -> Result<Vec<Byte
         .map(|r| r.start.min(size)..r.end.min(size))
         .collect();
     // Contiguous or overlapping ranges form one span, read once.
-    let mut order: Vec<usize> = (0..ranges.len()).collect();
-    order.sort_by_key(|&i| ranges[i].start);
     let mut out = vec![Bytes::new(); ranges.len()];
-    let mut i = 0;
-    while i < order.len() {
-        let start = ranges[order[i]].start;
-        let mut end = ranges[order[i]].end;
-        let mut j = i + 1;
-        while j < order.len() && ranges[order[j]].start <= end {
-            end = end.max(ranges[order[j]].end);
-            j += 1;
+    for (span, members) in crate::ranges::partition(&ranges, 0) {
+        let data = read_span(&file, path, span.clone())?;
+        for i in members {
+            let r = &ranges[i];
+            out[i] = data.slice((r.start - span.start) as usize..(r.end - span.start) as usize);
         }
-        let span = read_span(&file, path, start..end)?;
-        for &k in &order[i..j] {
-            let r = &ranges[k];
-            out[k] = span.slice((r.start - start) as usize..(r.end - start) as usize);
-        }
-        i = j;
     }
     Ok(out)
 }

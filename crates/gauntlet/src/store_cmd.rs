@@ -101,7 +101,7 @@ pub fn run(a: StoreArgs) -> Result<()> {
         range_gap: if bucket::config::is_filesystem(&yaml)? {
             0
         } else {
-            store::ranges::MAX_GAP
+            bucket::ranges::MAX_GAP
         },
         ..Default::default()
     };

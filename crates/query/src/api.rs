@@ -450,7 +450,7 @@ impl Api {
         let queued = now.elapsed();
         let permit = (permit, InFlight::enter());
         let cancel = promql::CancelToken::with_deadline(q.deadline);
-        let waiter = Waiter::new(q.deadline.into(), cancel.clone());
+        let waiter = Waiter::new(cancel.clone());
         let queryable = ProxyQueryable {
             endpoints: self.endpoints.clone(),
             settings: q.settings,

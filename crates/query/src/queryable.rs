@@ -46,8 +46,9 @@ pub struct ProxyQueryable {
 pub struct Waiter {
     /// Drives the gRPC streams.
     handle: Handle,
-    /// When the query must be done; a store that does not answer by then fails the query.
-    deadline: tokio::time::Instant,
+    /// When the query must be done (the cancel token's deadline); a store that does not
+    /// answer by then fails the query.
+    deadline: Option<tokio::time::Instant>,
     /// Set when the client went away: waits on stores stop, and dropping the streams
     /// cancels the stores' work.
     cancel: promql::CancelToken,
@@ -55,11 +56,11 @@ pub struct Waiter {
 }
 
 impl Waiter {
-    /// A waiter on the current runtime.
-    pub fn new(deadline: tokio::time::Instant, cancel: promql::CancelToken) -> Waiter {
+    /// A waiter on the current runtime, for the query of `cancel` (its deadline included).
+    pub fn new(cancel: promql::CancelToken) -> Waiter {
         Waiter {
             handle: Handle::current(),
-            deadline,
+            deadline: cancel.deadline().map(tokio::time::Instant::from_std),
             cancel,
             woken: Arc::default(),
         }
@@ -78,7 +79,10 @@ impl Waiter {
 
     /// Why waiting must stop, if it must.
     fn stopped(&self) -> Option<Error> {
-        if tokio::time::Instant::now() >= self.deadline {
+        if self
+            .deadline
+            .is_some_and(|d| tokio::time::Instant::now() >= d)
+        {
             Some(Error::Timeout("expression evaluation"))
         } else if self.cancel.is_canceled() {
             Some(Error::Canceled("expression evaluation"))

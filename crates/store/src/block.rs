@@ -15,8 +15,8 @@ use tsdb::meta::BlockMeta;
 use tsdb::{Labels, Matcher};
 
 use crate::cache::{IndexCache, Key, Kind};
-use crate::ranges::partition;
 use crate::{Error, Result};
+use bucket::ranges::partition;
 
 /// Runs CPU-heavy work of a request on the blocking pool, so one expensive request cannot
 /// hold up the async threads that serve every other call.
@@ -30,7 +30,7 @@ pub async fn blocking<T: Send + 'static>(
 
 /// [`blocking`], or right here when the caller knows the work is small (a thread hop costs
 /// more than a few microseconds of work).
-async fn blocking_unless<T: Send + 'static>(
+pub(crate) async fn blocking_unless<T: Send + 'static>(
     small: bool,
     f: impl FnOnce() -> Result<T> + Send + 'static,
 ) -> Result<T> {

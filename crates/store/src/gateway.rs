@@ -14,7 +14,7 @@ use tonic::Status;
 use tsdb::meta::BlockMeta;
 use tsdb::Labels;
 
-use crate::block::{BlockQuery, BucketBlock, ChunkToRead};
+use crate::block::{blocking_unless, BlockQuery, BucketBlock, ChunkToRead};
 use crate::cache::IndexCache;
 use crate::plan::Plan;
 use crate::{header, Error, Result};
@@ -95,7 +95,7 @@ impl Default for Config {
             request_matchers_limit: 1_000,
             regex_bytes_limit: 1 << 20,
             relabel: bucket::relabel::Relabel::default(),
-            range_gap: crate::ranges::MAX_GAP,
+            range_gap: bucket::ranges::MAX_GAP,
         }
     }
 }
@@ -664,14 +664,12 @@ impl SeriesStore for BucketStore {
         let without = req.without_replica_labels.clone();
         let selected: usize = selections.iter().map(|(_, l)| l.len()).sum();
         let blocks_queried = blocks.len();
-        let plan = if selected <= 1024 {
-            // Ordering a few series is quicker than a thread hop.
-            Plan::new(blocks, selections, without)
-        } else {
-            tokio::task::spawn_blocking(move || Plan::new(blocks, selections, without))
-                .await
-                .map_err(|e| Status::internal(format!("planning series: {e}")))?
-        };
+        // Ordering a few series is quicker than a thread hop.
+        let plan = blocking_unless(selected <= 1024, move || {
+            Ok(Plan::new(blocks, selections, without))
+        })
+        .await
+        .map_err(status)?;
         let series_count = plan.len();
         series_histogram(
             "thanos_bucket_store_series_blocks_queried",

@@ -3,7 +3,7 @@
 //! [`gateway::BucketStore`] syncs block metas from the bucket, builds each block's
 //! [`header`] (the index's symbol table and postings offset table, fetched by byte range and
 //! kept on local disk), and answers Series by planning postings from the header, fetching
-//! postings lists, series entries and chunks by range GETs ([`ranges`] merges nearby ones),
+//! postings lists, series entries and chunks by range GETs ([`bucket::ranges`] merges nearby ones),
 //! and streaming chunks still encoded. [`block::BucketBlock`] holds one block.
 
 pub mod block;
@@ -11,7 +11,6 @@ pub mod cache;
 pub mod gateway;
 pub mod header;
 pub mod plan;
-pub mod ranges;
 
 /// Errors name the block and the object range involved.
 #[derive(Debug, thiserror::Error)]

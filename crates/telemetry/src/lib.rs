@@ -53,10 +53,17 @@ struct HistogramState {
     sum: Value,
 }
 
+impl HistogramState {
+    /// The bucket `v` falls in (none above the last bound: only count and sum see it).
+    fn bucket_of(&self, v: f64) -> Option<usize> {
+        self.bounds.iter().position(|&b| v <= b)
+    }
+}
+
 impl Histogram {
     pub fn observe(&self, v: f64) {
         let s = &self.0;
-        if let Some(i) = s.bounds.iter().position(|&b| v <= b) {
+        if let Some(i) = s.bucket_of(v) {
             s.counts[i].fetch_add(1, Ordering::Relaxed);
         }
         s.count.fetch_add(1, Ordering::Relaxed);
@@ -91,7 +98,7 @@ pub struct LocalHistogram {
 
 impl LocalHistogram {
     pub fn observe(&mut self, v: f64) {
-        if let Some(i) = self.shared.0.bounds.iter().position(|&b| v <= b) {
+        if let Some(i) = self.shared.0.bucket_of(v) {
             self.counts[i] += 1;
         }
         self.count += 1;
