@@ -182,6 +182,19 @@ impl Queryable for ProxyQueryable {
     }
 }
 
+/// Frames taken from the stream ahead of the engine stop at this many chunks (about a
+/// megabyte decoded), or at 64 series.
+const READY_CHUNKS: usize = 4096;
+
+fn frame_chunks(frame: &Result<pb::SeriesResponse, tonic::Status>) -> usize {
+    match frame {
+        Ok(pb::SeriesResponse {
+            result: Some(pb::series_response::Result::Series(s)),
+        }) => s.chunks.len(),
+        _ => 0,
+    }
+}
+
 struct ProxySeriesSet {
     waiter: Waiter,
     stream: SeriesStream,
@@ -220,10 +233,14 @@ impl SeriesSet for ProxySeriesSet {
                         *ended = true;
                         return;
                     };
+                    let mut chunks = frame_chunks(&first);
                     ready.push_back(first);
-                    while ready.len() < 64 {
+                    while ready.len() < 64 && chunks < READY_CHUNKS {
                         match stream.next().now_or_never() {
-                            Some(Some(frame)) => ready.push_back(frame),
+                            Some(Some(frame)) => {
+                                chunks += frame_chunks(&frame);
+                                ready.push_back(frame);
+                            }
                             Some(None) => {
                                 *ended = true;
                                 break;

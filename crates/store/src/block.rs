@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use bucket::block::{get_range, object_path};
 use storeapi::pb;
-use tsdb::chunks::{ChunkMeta, ChunkRef};
+use tsdb::chunks::ChunkMeta;
 use tsdb::encoding::Decbuf;
 use tsdb::index::postings::{combine, plan_matchers};
 use tsdb::index::{decode_series, IndexReader, SeriesEntry};
@@ -46,6 +46,16 @@ const SERIES_SIZE_ESTIMATE: u64 = 64 * 1024;
 /// A chunk is assumed to take at most this much (Thanos's estimate) when nothing better is
 /// known.
 const CHUNK_SIZE_ESTIMATE: u64 = 16_000;
+
+/// A chunk as read from a segment file: its time range, encoding on disk and data. Kept
+/// this small (not a `pb::AggrChunk`, six times its size) while a batch waits to be sent.
+#[derive(Debug)]
+pub struct FetchedChunk {
+    pub min_time: i64,
+    pub max_time: i64,
+    pub encoding: u8,
+    pub data: bytes::Bytes,
+}
 
 /// A chunk to read: its meta and how many bytes its record takes at most.
 #[derive(Clone, Copy, Debug)]
@@ -448,28 +458,40 @@ impl BucketBlock {
         Ok(())
     }
 
-    /// Fetches the chunks at `refs` (each with its record's length bound): (encoding on
-    /// disk, data) for each.
-    async fn chunks(&self, refs: &[(ChunkRef, u32)]) -> Result<Vec<(u8, bytes::Bytes)>> {
+    /// Reads `chunks` (each with its record's length bound) from the segment files, in
+    /// order: encoding on disk and data, not yet in wire form (see [`Self::wire_chunk`]).
+    pub async fn fetch_chunks(&self, chunks: &[ChunkToRead]) -> Result<Vec<FetchedChunk>> {
         let mut by_segment: BTreeMap<u32, Vec<usize>> = BTreeMap::new();
-        for (i, (r, _)) in refs.iter().enumerate() {
-            by_segment.entry(r.segment()).or_default().push(i);
+        for (i, c) in chunks.iter().enumerate() {
+            by_segment
+                .entry(c.meta.chunk_ref.segment())
+                .or_default()
+                .push(i);
         }
-        let mut out = vec![(0u8, bytes::Bytes::new()); refs.len()];
+        let mut out: Vec<FetchedChunk> = chunks
+            .iter()
+            .map(|c| FetchedChunk {
+                min_time: c.meta.min_time,
+                max_time: c.meta.max_time,
+                encoding: 0,
+                data: bytes::Bytes::new(),
+            })
+            .collect();
         for (seg, idx) in by_segment {
             let file = format!("chunks/{}", tsdb::chunks::segment_file_name(seg));
             let ranges: Vec<Range<u64>> = idx
                 .iter()
                 .map(|&i| {
-                    let (r, len) = refs[i];
-                    u64::from(r.offset())..u64::from(r.offset()) + u64::from(len)
+                    let c = &chunks[i];
+                    let offset = u64::from(c.meta.chunk_ref.offset());
+                    offset..offset + u64::from(c.max_len)
                 })
                 .collect();
             let data = self.read_ranges(&file, &ranges).await?;
             let mut short = Vec::new();
             for ((bytes, r), &i) in data.iter().zip(&ranges).zip(&idx) {
                 match parse_chunk(bytes, r.start, &file) {
-                    Ok(c) => out[i] = c,
+                    Ok((enc, data)) => (out[i].encoding, out[i].data) = (enc, data),
                     Err(_) => short.push((i, r.start, bytes.clone())),
                 }
             }
@@ -477,8 +499,9 @@ impl BucketBlock {
             // record ends with its encoding byte before the data and a CRC32 after it.
             let whole = self.read_whole_records(&file, &short, 1 + 4).await?;
             for ((i, start, _), bytes) in short.iter().zip(whole) {
-                out[*i] =
+                let (enc, data) =
                     parse_chunk(&bytes, *start, &file).map_err(|e| self.err(e.to_string()))?;
+                (out[*i].encoding, out[*i].data) = (enc, data);
             }
         }
         Ok(out)
@@ -548,44 +571,32 @@ impl BucketBlock {
         }
     }
 
-    /// The chunks of `metas` as StoreAPI chunks, still encoded, one per meta in order; `None`
-    /// for encodings the StoreAPI has no form for. Aggregate chunks of downsampled blocks
-    /// carry the sub-chunks of `aggregates` (count and sum when none are asked for).
-    pub async fn fetch_chunks(
+    /// A fetched chunk in wire form: raw, or the requested aggregates of a downsampled
+    /// chunk; `None` for an encoding the wire cannot carry.
+    pub fn wire_chunk(
         &self,
-        chunks: &[ChunkToRead],
+        c: FetchedChunk,
         aggregates: &[pb::Aggr],
-    ) -> Result<Vec<Option<pb::AggrChunk>>> {
-        let refs: Vec<(ChunkRef, u32)> = chunks
-            .iter()
-            .map(|c| (c.meta.chunk_ref, c.max_len))
-            .collect();
-        let data = self.chunks(&refs).await?;
-        let mut out = Vec::with_capacity(chunks.len());
-        for (m, (enc, bytes)) in chunks.iter().map(|c| &c.meta).zip(data) {
-            let mut c = pb::AggrChunk {
-                min_time: m.min_time,
-                max_time: m.max_time,
-                ..Default::default()
-            };
-            if tsdb::chunkenc::Encoding(enc) == tsdb::chunkenc::Encoding::AGGR {
-                self.fill_aggregates(&mut c, &bytes, aggregates)?;
-                out.push(Some(c));
-                continue;
-            }
-            let Some(wire) = storeapi::convert::encoding_to_pb(tsdb::chunkenc::Encoding(enc))
-            else {
-                out.push(None);
-                continue;
-            };
-            c.raw = Some(pb::Chunk {
-                r#type: wire as i32,
-                data: bytes,
-                hash: 0,
-            });
-            out.push(Some(c));
+    ) -> Result<Option<pb::AggrChunk>> {
+        let mut out = pb::AggrChunk {
+            min_time: c.min_time,
+            max_time: c.max_time,
+            ..Default::default()
+        };
+        let encoding = tsdb::chunkenc::Encoding(c.encoding);
+        if encoding == tsdb::chunkenc::Encoding::AGGR {
+            self.fill_aggregates(&mut out, &c.data, aggregates)?;
+            return Ok(Some(out));
         }
-        Ok(out)
+        let Some(wire) = storeapi::convert::encoding_to_pb(encoding) else {
+            return Ok(None);
+        };
+        out.raw = Some(pb::Chunk {
+            r#type: wire as i32,
+            data: c.data,
+            hash: 0,
+        });
+        Ok(Some(out))
     }
 
     /// Sets the requested aggregates of an aggregate chunk; one missing is an error, as in
@@ -682,7 +693,7 @@ mod tests {
         ChunkMeta {
             min_time: 0,
             max_time: 0,
-            chunk_ref: ChunkRef::new(segment, offset),
+            chunk_ref: tsdb::chunks::ChunkRef::new(segment, offset),
         }
     }
 

@@ -14,7 +14,7 @@ use tonic::Status;
 use tsdb::meta::BlockMeta;
 use tsdb::Labels;
 
-use crate::block::{blocking_unless, BlockQuery, BucketBlock, ChunkToRead};
+use crate::block::{blocking_unless, BlockQuery, BucketBlock, ChunkToRead, FetchedChunk};
 use crate::cache::IndexCache;
 use crate::plan::Plan;
 use crate::{header, Error, Result};
@@ -407,7 +407,12 @@ struct SeriesBatches {
     plan: Plan,
     /// The next series of the plan to send.
     next: usize,
+    /// Warnings and errors to send before the next series.
     ready: std::collections::VecDeque<Result<pb::SeriesResponse, Status>>,
+    /// Series of the plan whose chunks are read and whose frames are still to be built,
+    /// and those chunks, per block in the order of the series.
+    pending: std::ops::Range<usize>,
+    fetched: BTreeMap<u32, std::vec::IntoIter<FetchedChunk>>,
     skip_chunks: bool,
     aggregates: Vec<pb::Aggr>,
     /// Chunk bytes of the next step, and of the largest (steps double up to it).
@@ -471,7 +476,16 @@ impl Drop for SentStats {
 
 impl SeriesBatches {
     async fn next_frame(&mut self) -> Option<Result<pb::SeriesResponse, Status>> {
-        while self.ready.is_empty() {
+        loop {
+            if let Some(frame) = self.ready.pop_front() {
+                return Some(frame);
+            }
+            if let Some(i) = self.pending.next() {
+                if let Some(frame) = self.frame(i) {
+                    return Some(frame);
+                }
+                continue;
+            }
             // Whole series up to about `step_bytes` of chunks.
             let start = self.next;
             let mut bytes = 0u64;
@@ -485,23 +499,19 @@ impl SeriesBatches {
             self.step_bytes = (self.step_bytes * 2).min(self.batch_bytes);
             self.read_batch(start..self.next).await;
         }
-        self.ready.pop_front()
     }
 
-    /// Sends one frame per series of `batch` (a range of the plan), with its chunks read.
+    /// Reads the chunks of `batch` (a range of the plan) from its blocks, concurrently;
+    /// their frames are built one at a time as they are sent ([`Self::frame`]).
     async fn read_batch(&mut self, batch: std::ops::Range<usize>) {
+        self.fetched.clear();
+        self.pending = batch.clone();
         if self.skip_chunks {
-            for i in batch {
-                self.ready.push_back(Ok(series_frame(pb::Series {
-                    labels: self.plan.labels(i),
-                    chunks: Vec::new(),
-                })));
-            }
             return;
         }
         // Per block, the metas of the batch's series in order.
         let mut per_block: BTreeMap<u32, Vec<ChunkToRead>> = BTreeMap::new();
-        for i in batch.clone() {
+        for i in batch {
             for &part in self.plan.parts(i) {
                 if !self.failed.contains(&(part.block as usize)) {
                     per_block
@@ -511,55 +521,99 @@ impl SeriesBatches {
                 }
             }
         }
-        let (blocks, aggregates) = (self.plan.blocks(), &self.aggregates);
-        let reads = futures::future::join_all(per_block.iter().map(|(&b, metas)| async move {
-            (b, blocks[b as usize].fetch_chunks(metas, aggregates).await)
-        }))
-        .await;
-        let mut fetched: BTreeMap<u32, std::vec::IntoIter<Option<pb::AggrChunk>>> = BTreeMap::new();
+        let blocks = self.plan.blocks();
+        let reads =
+            futures::future::join_all(per_block.iter().map(|(&b, metas)| async move {
+                (b, blocks[b as usize].fetch_chunks(metas).await)
+            }))
+            .await;
+        drop(per_block);
         for (b, r) in reads {
             match r {
                 Ok(c) => {
-                    fetched.insert(b, c.into_iter());
+                    self.fetched.insert(b, c.into_iter());
                 }
                 Err(e) => {
-                    let id = &self.plan.blocks()[b as usize].id;
-                    tracing::warn!(block = %id, err = %e, "reading chunks failed");
-                    if self.abort {
-                        self.ready.push_back(Err(status(e)));
-                        self.next = self.plan.len();
+                    if self.block_failed(b, e) {
                         return;
                     }
-                    self.ready
-                        .push_back(Ok(warning_frame(format!("block {id}: {e}"))));
-                    self.failed.insert(b as usize);
                 }
             }
         }
-        for i in batch {
-            let mut chunks = Vec::new();
-            for &part in self.plan.parts(i) {
-                if let Some(it) = fetched.get_mut(&part.block) {
-                    let n = self.plan.chunks(part).len();
-                    chunks.extend(it.by_ref().take(n).flatten());
-                }
-            }
-            if chunks.is_empty() {
-                continue;
-            }
-            storeapi::proxy::sort_and_dedup_chunks(&mut chunks);
-            self.stats.series += 1;
-            self.stats.chunks += chunks.len() as u64;
-            let bytes: usize = chunks
-                .iter()
-                .map(|c| c.raw.as_ref().map_or(0, |r| r.data.len()))
-                .sum();
-            self.stats.chunk_size.observe(bytes as f64);
-            self.ready.push_back(Ok(series_frame(pb::Series {
+    }
+
+    /// Notes that block `b` failed: ends the call with the error when partial responses
+    /// are off (returns true), else warns and leaves the block out from here on.
+    fn block_failed(&mut self, b: u32, e: Error) -> bool {
+        let id = &self.plan.blocks()[b as usize].id;
+        tracing::warn!(block = %id, err = %e, "reading chunks failed");
+        self.fetched.remove(&b);
+        if self.abort {
+            self.ready.push_back(Err(status(e)));
+            self.next = self.plan.len();
+            self.pending = 0..0;
+            return true;
+        }
+        self.ready
+            .push_back(Ok(warning_frame(format!("block {id}: {e}"))));
+        self.failed.insert(b as usize);
+        false
+    }
+
+    /// The frame of series `i` of the read batch, with its chunks from every block; `None`
+    /// when it has none left.
+    fn frame(&mut self, i: usize) -> Option<Result<pb::SeriesResponse, Status>> {
+        if self.skip_chunks {
+            return Some(Ok(series_frame(pb::Series {
                 labels: self.plan.labels(i),
-                chunks,
+                chunks: Vec::new(),
             })));
         }
+        let parts = self.plan.parts(i).len();
+        let wanted = (self.plan.parts(i).iter())
+            .map(|&p| self.plan.chunks(p).len())
+            .sum();
+        let mut chunks = Vec::with_capacity(wanted);
+        for k in 0..parts {
+            let part = self.plan.parts(i)[k];
+            let n = self.plan.chunks(part).len();
+            let Some(it) = self.fetched.get_mut(&part.block) else {
+                continue;
+            };
+            let block = &self.plan.blocks()[part.block as usize];
+            let mut failure = None;
+            for c in it.by_ref().take(n) {
+                match block.wire_chunk(c, &self.aggregates) {
+                    Ok(Some(c)) => chunks.push(c),
+                    Ok(None) => {}
+                    Err(e) => {
+                        failure = Some(e);
+                        break;
+                    }
+                }
+            }
+            if let Some(e) = failure {
+                if self.block_failed(part.block, e) {
+                    return self.ready.pop_front();
+                }
+                // The block's chunks already in `chunks` stay: they were read correctly.
+            }
+        }
+        if chunks.is_empty() {
+            return None;
+        }
+        storeapi::proxy::sort_and_dedup_chunks(&mut chunks);
+        self.stats.series += 1;
+        self.stats.chunks += chunks.len() as u64;
+        let bytes: usize = chunks
+            .iter()
+            .map(|c| c.raw.as_ref().map_or(0, |r| r.data.len()))
+            .sum();
+        self.stats.chunk_size.observe(bytes as f64);
+        Some(Ok(series_frame(pb::Series {
+            labels: self.plan.labels(i),
+            chunks,
+        })))
     }
 }
 
@@ -734,6 +788,8 @@ impl SeriesStore for BucketStore {
             plan,
             next: 0,
             ready,
+            pending: 0..0,
+            fetched: BTreeMap::new(),
             skip_chunks: req.skip_chunks,
             aggregates: req.aggregates().collect(),
             step_bytes,

@@ -13,9 +13,10 @@ use crate::store::{series_frame, SeriesStream};
 /// The batch size a querier asks stores for (Thanos's `DefaultResponseBatchSize`).
 pub const DEFAULT_BATCH_SIZE: i64 = 64;
 
-/// A batch is sent once its chunks and labels take about this much, even if short of the
-/// series count asked for, to bound message sizes.
-const MAX_BATCH_BYTES: usize = 4 << 20;
+/// A batch is sent once its series take about this much memory, decoded, even if short of
+/// the series count asked for: a batch is held whole on both ends (as series here, as one
+/// decoded message in the client), so this bounds their memory.
+const MAX_BATCH_BYTES: usize = 1 << 20;
 
 type Frame = Result<pb::SeriesResponse, Status>;
 
@@ -63,9 +64,12 @@ impl Batched {
     }
 }
 
-/// About the bytes a series takes in a message: its labels and chunk data.
+/// About the memory a series takes decoded: its labels and chunks, text and data included
+/// (a chunk's message struct takes more than the data of most chunks).
 fn approx_size(s: &pb::Series) -> usize {
-    let labels: usize = s.labels.iter().map(|l| l.name.len() + l.value.len()).sum();
+    let labels: usize = (s.labels.iter())
+        .map(|l| std::mem::size_of::<pb::Label>() + l.name.len() + l.value.len())
+        .sum();
     let chunks: usize = s
         .chunks
         .iter()
@@ -75,6 +79,7 @@ fn approx_size(s: &pb::Series) -> usize {
                 .flatten()
                 .map(|d| d.data.len())
                 .sum::<usize>()
+                + std::mem::size_of::<pb::AggrChunk>()
         })
         .sum();
     labels + chunks
