@@ -127,26 +127,113 @@ fn write_number(out: &mut Vec<u8>, v: f64, exponent: bool) {
         out.extend_from_slice(b"NaN");
     } else if v.is_infinite() {
         out.extend_from_slice(if v > 0.0 { b"+Inf" } else { b"-Inf" });
-    } else if exponent {
-        // Rust's `{:e}` has Go's shortest digits; Go signs the exponent and pads it to two.
-        let start = out.len();
-        let _ = write!(Hex(out), "{v:e}");
-        if let Some(e) = out[start..]
-            .iter()
-            .position(|&b| b == b'e')
-            .map(|i| start + i)
-        {
-            if out.get(e + 1) != Some(&b'-') {
-                out.insert(e + 1, b'+');
-            }
-            if out.len() - (e + 2) < 2 {
-                out.insert(e + 2, b'0');
-            }
+    } else if !exponent && v.fract() == 0.0 && v.abs() < 1e15 && (v != 0.0 || v.is_sign_positive())
+    {
+        // Whole numbers (counters, gauges of counts) need no digit search.
+        if v < 0.0 {
+            out.push(b'-');
         }
+        out.extend_from_slice(fmt_u64(&mut itoa_buf(), v.abs() as u64));
     } else {
-        // Rust's shortest round-trip digits in plain notation equal Go's 'f' with -1.
-        let _ = write!(Hex(out), "{v}");
+        let mut buf = ryu::Buffer::new();
+        let (negative, digits, point) = shortest_digits(buf.format_finite(v));
+        if negative {
+            out.push(b'-');
+        }
+        if exponent {
+            write_exponent_form(out, &digits, point);
+        } else {
+            write_plain_form(out, &digits, point);
+        }
     }
+}
+
+/// The shortest round-trip digits of a formatted float (Ryu's output, plain or with an
+/// exponent): its sign, its significant digits without leading or trailing zeros (at least
+/// one digit: "0" for zero), and how many digits come before the decimal point (0 or less
+/// for values below 0.1).
+fn shortest_digits(s: &str) -> (bool, DigitBuf, i32) {
+    let (negative, s) = match s.strip_prefix('-') {
+        Some(rest) => (true, rest),
+        None => (false, s),
+    };
+    let (mantissa, exp) = match s.split_once(['e', 'E']) {
+        Some((m, e)) => (m, e.parse::<i32>().unwrap_or(0)),
+        None => (s, 0),
+    };
+    let (int, frac) = mantissa.split_once('.').unwrap_or((mantissa, ""));
+    let mut digits = DigitBuf::default();
+    let mut point = int.len() as i32 + exp;
+    for b in int.bytes().chain(frac.bytes()) {
+        if digits.len == 0 && b == b'0' {
+            point -= 1;
+        } else {
+            digits.push(b);
+        }
+    }
+    while digits.len > 1 && digits.bytes[digits.len - 1] == b'0' {
+        digits.len -= 1;
+    }
+    if digits.len == 0 {
+        digits.push(b'0');
+        point = 1;
+    }
+    (negative, digits, point)
+}
+
+/// Up to 17 significant digits (all an f64 needs) and a little slack.
+#[derive(Default)]
+struct DigitBuf {
+    bytes: [u8; 24],
+    len: usize,
+}
+
+impl DigitBuf {
+    fn push(&mut self, b: u8) {
+        if self.len < self.bytes.len() {
+            self.bytes[self.len] = b;
+            self.len += 1;
+        }
+    }
+
+    fn as_slice(&self) -> &[u8] {
+        &self.bytes[..self.len]
+    }
+}
+
+/// Go's `'f'` with precision -1: `0.000123`, `12.5`, `1200`.
+fn write_plain_form(out: &mut Vec<u8>, digits: &DigitBuf, point: i32) {
+    let d = digits.as_slice();
+    if point <= 0 {
+        out.extend_from_slice(b"0.");
+        out.extend(std::iter::repeat_n(b'0', point.unsigned_abs() as usize));
+        out.extend_from_slice(d);
+    } else if point as usize >= d.len() {
+        out.extend_from_slice(d);
+        out.extend(std::iter::repeat_n(b'0', point as usize - d.len()));
+    } else {
+        let (int, frac) = d.split_at(point as usize);
+        out.extend_from_slice(int);
+        out.push(b'.');
+        out.extend_from_slice(frac);
+    }
+}
+
+/// Go's `'e'` with precision -1: `4.2e-07`, `1e+21` (the exponent signed, at least two
+/// digits).
+fn write_exponent_form(out: &mut Vec<u8>, digits: &DigitBuf, point: i32) {
+    let d = digits.as_slice();
+    out.push(d[0]);
+    if d.len() > 1 {
+        out.push(b'.');
+        out.extend_from_slice(&d[1..]);
+    }
+    let exp = point - 1;
+    out.extend_from_slice(if exp < 0 { b"e-" } else { b"e+" });
+    if exp.unsigned_abs() < 10 {
+        out.push(b'0');
+    }
+    out.extend_from_slice(fmt_u64(&mut itoa_buf(), u64::from(exp.unsigned_abs())));
 }
 
 /// Appends a scalar result `[<t>,"<v>"]`.
@@ -490,6 +577,43 @@ mod tests {
         assert_eq!(text(|o| write_value(o, -0.5)), r#""-0.5""#);
         assert_eq!(text(|o| write_value(o, f64::NAN)), r#""NaN""#);
         assert_eq!(text(|o| write_value(o, f64::NEG_INFINITY)), r#""-Inf""#);
+    }
+
+    /// The formatting before Ryu: Rust's shortest digits (as Go's), rewritten to Go's forms.
+    fn reference_number(v: f64, exponent: bool) -> String {
+        if v.is_nan() || v.is_infinite() {
+            return text(|o| write_number(o, v, exponent));
+        }
+        if !exponent {
+            return format!("{v}");
+        }
+        let s = format!("{v:e}");
+        let (m, e) = s.split_once('e').unwrap();
+        let e: i32 = e.parse().unwrap();
+        format!("{m}e{}{:02}", if e < 0 { '-' } else { '+' }, e.abs())
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn values_format_as_rusts_shortest_digits(
+            bits in proptest::num::u64::ANY,
+            whole in -1_000_000_000i64..1_000_000_000,
+            scale in -30i32..30,
+        ) {
+            let decimal = whole as f64 * 10f64.powi(scale);
+            for v in [f64::from_bits(bits), whole as f64, decimal, whole as f64 / 7.0] {
+                for exponent in [false, true] {
+                    if exponent && v == 0.0 {
+                        continue;
+                    }
+                    proptest::prop_assert_eq!(
+                        text(|o| write_number(o, v, exponent)),
+                        reference_number(v, exponent),
+                        "{:?} exponent {}", v, exponent
+                    );
+                }
+            }
+        }
     }
 
     #[test]
