@@ -521,18 +521,36 @@ impl BucketBlock {
             labels: Vec::with_capacity(refs.len() * 4),
             chunks: Vec::with_capacity(refs.len()),
         };
+        // The last chunk of a series has no exact bound of its own, but the next series'
+        // chunks usually follow it in the segment (series are written in index order): the
+        // first chunk of the next series visited bounds it when it starts after it.
+        let mut unbounded_last: Option<usize> = None;
         self.for_each_series(&refs, |e| {
+            if let (Some(i), Some(next)) = (unbounded_last.take(), e.chunks.first()) {
+                let c = &mut sel.chunks[i];
+                let (own, next) = (c.meta.chunk_ref, next.chunk_ref);
+                if own.segment() == next.segment() && next.offset() > own.offset() {
+                    c.max_len = c.max_len.min(next.offset() - own.offset());
+                }
+            }
             let bounds = chunk_record_bounds(&e.chunks);
             let before = sel.chunks.len();
+            let last = e.chunks.len().saturating_sub(1);
+            let mut took_last = false;
             sel.chunks.extend(
-                e.chunks
-                    .iter()
+                (e.chunks.iter().enumerate())
                     .zip(bounds)
-                    .filter(|(c, _)| c.max_time >= q.min_time && c.min_time <= q.max_time)
-                    .map(|(&meta, max_len)| ChunkToRead { meta, max_len }),
+                    .filter(|((_, c), _)| c.max_time >= q.min_time && c.min_time <= q.max_time)
+                    .map(|((i, &meta), max_len)| {
+                        took_last = i == last;
+                        ChunkToRead { meta, max_len }
+                    }),
             );
             if sel.chunks.len() == before {
                 return Ok(());
+            }
+            if took_last {
+                unbounded_last = Some(sel.chunks.len() - 1);
             }
             let start = sel.labels.len();
             let mut last: Option<&[u8]> = None;
