@@ -59,12 +59,11 @@ impl std::fmt::Write for Hex<'_> {
 /// Appends a millisecond timestamp as seconds, as Prometheus's `marshalTimestamp`: the
 /// integer part, then `.` and three digits when there is a fraction.
 pub fn write_timestamp(out: &mut Vec<u8>, t: i64) {
-    let mut buf = itoa_buf();
     let abs = t.unsigned_abs();
     if t < 0 {
         out.push(b'-');
     }
-    out.extend_from_slice(fmt_u64(&mut buf, abs / 1000));
+    write_u64(out, abs / 1000);
     let frac = abs % 1000;
     if frac != 0 {
         out.push(b'.');
@@ -74,25 +73,13 @@ pub fn write_timestamp(out: &mut Vec<u8>, t: i64) {
         if frac < 10 {
             out.push(b'0');
         }
-        out.extend_from_slice(fmt_u64(&mut buf, frac));
+        write_u64(out, frac);
     }
 }
 
-fn itoa_buf() -> [u8; 20] {
-    [0; 20]
-}
-
-fn fmt_u64(buf: &mut [u8; 20], mut n: u64) -> &[u8] {
-    let mut i = buf.len();
-    loop {
-        i -= 1;
-        buf[i] = b'0' + (n % 10) as u8;
-        n /= 10;
-        if n == 0 {
-            break;
-        }
-    }
-    &buf[i..]
+/// `n` in decimal (Itoa's two-digits-at-a-time conversion, already built for serde_json).
+fn write_u64(out: &mut Vec<u8>, n: u64) {
+    out.extend_from_slice(itoa::Buffer::new().format(n).as_bytes());
 }
 
 /// Appends a sample value of a vector or matrix as Prometheus writes it: a JSON string of
@@ -133,7 +120,7 @@ fn write_number(out: &mut Vec<u8>, v: f64, exponent: bool) {
         if v < 0.0 {
             out.push(b'-');
         }
-        out.extend_from_slice(fmt_u64(&mut itoa_buf(), v.abs() as u64));
+        write_u64(out, v.abs() as u64);
     } else {
         let mut buf = ryu::Buffer::new();
         let (negative, digits, point) = shortest_digits(buf.format_finite(v));
@@ -233,7 +220,7 @@ fn write_exponent_form(out: &mut Vec<u8>, digits: &DigitBuf, point: i32) {
     if exp.unsigned_abs() < 10 {
         out.push(b'0');
     }
-    out.extend_from_slice(fmt_u64(&mut itoa_buf(), u64::from(exp.unsigned_abs())));
+    write_u64(out, u64::from(exp.unsigned_abs()));
 }
 
 /// Appends a scalar result `[<t>,"<v>"]`.
@@ -506,11 +493,10 @@ fn write_stats(out: &mut Vec<u8>, s: &promql::QueryStats, exec: &ExecTimes) {
         out.push(b':');
         write_json_float(out, d.as_secs_f64());
     }
-    let mut buf = itoa_buf();
     out.extend_from_slice(b"},\"samples\":{\"totalQueryableSamples\":");
-    out.extend_from_slice(fmt_u64(&mut buf, s.total_samples));
+    write_u64(out, s.total_samples);
     out.extend_from_slice(b",\"peakSamples\":");
-    out.extend_from_slice(fmt_u64(&mut buf, s.peak_samples as u64));
+    write_u64(out, s.peak_samples as u64);
     out.extend_from_slice(b"}}");
 }
 
