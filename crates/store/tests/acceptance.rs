@@ -401,3 +401,98 @@ async fn series_stay_ordered_when_labels_are_set_or_dropped() {
     }
     assert_eq!(got, want.into_iter().collect::<Vec<_>>());
 }
+
+/// A downsampled chunk without the aggregate asked for fails its block: with partial
+/// responses the series before it are sent and a warning names the block; without, the
+/// call fails naming it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_missing_aggregate_fails_its_block() {
+    use tsdb::chunkenc::{aggr, Encoding, XorAppender};
+    const RES_5M: i64 = 300_000;
+    let dir = tempfile::tempdir().unwrap();
+    let bucket_dir = dir.path().join("bucket");
+    std::fs::create_dir_all(&bucket_dir).unwrap();
+    let mut w = BlockWriter::new(&bucket_dir, 0, 2 * H).unwrap();
+    let mut part = XorAppender::new();
+    for t in (0..2 * H).step_by(RES_5M as usize) {
+        part.append(t, 1.0);
+    }
+    let p = Some(part.bytes());
+    for (job, chunk) in [
+        ("a", aggr::encode([p, p, p, p, p])),
+        // No max.
+        ("b", aggr::encode([p, p, p, None, p])),
+        ("c", aggr::encode([p, p, p, p, p])),
+    ] {
+        let labels = Labels::from_pairs([("__name__", "m"), ("job", job)]);
+        w.add_encoded_series(&labels, &[(0, 2 * H - RES_5M, Encoding::AGGR, &chunk)])
+            .unwrap();
+    }
+    let mut meta = w.finish().unwrap();
+    let thanos = meta.thanos_mut();
+    thanos.labels.insert("replica".into(), "a".into());
+    thanos.source = "compactor".into();
+    thanos.downsample.resolution = RES_5M;
+    meta.write_to_dir(&bucket_dir.join(&meta.ulid)).unwrap();
+    let bucket = bucket::config::bucket_from_yaml(&format!(
+        "type: FILESYSTEM\nconfig:\n  directory: {}\n",
+        bucket_dir.display()
+    ))
+    .unwrap();
+    let store = BucketStore::new(
+        bucket,
+        Config {
+            data_dir: dir.path().join("data"),
+            ..Config::default()
+        },
+    );
+    assert_eq!(store.sync().await.unwrap().added, 1);
+    for strategy in [
+        pb::PartialResponseStrategy::Warn,
+        pb::PartialResponseStrategy::Abort,
+    ] {
+        let req = pb::SeriesRequest {
+            min_time: 0,
+            max_time: 2 * H,
+            matchers: vec![matcher_to_pb(
+                &Matcher::new(MatchType::Equal, "__name__", "m").unwrap(),
+            )],
+            max_resolution_window: RES_5M,
+            aggregates: vec![pb::Aggr::Max as i32],
+            partial_response_strategy: strategy as i32,
+            ..Default::default()
+        };
+        let mut stream = store.series(req).await.unwrap();
+        let (mut jobs, mut warnings, mut errors) = (Vec::new(), Vec::new(), Vec::new());
+        while let Some(f) = stream.next().await {
+            match f {
+                Ok(pb::SeriesResponse {
+                    result: Some(pb::series_response::Result::Series(s)),
+                }) => {
+                    assert!(s.chunks.iter().all(|c| c.max.is_some()));
+                    let l = labels_from_pb(&s.labels).unwrap();
+                    jobs.push(l.value_of("job").to_string());
+                }
+                Ok(pb::SeriesResponse {
+                    result: Some(pb::series_response::Result::Warning(w)),
+                }) => warnings.push(w),
+                Ok(_) => {}
+                Err(e) => errors.push(e.message().to_string()),
+            }
+        }
+        let named = |msgs: &[String]| {
+            msgs.iter()
+                .any(|m| m.contains(&meta.ulid) && m.contains("aggregate max does not exist"))
+        };
+        match strategy {
+            pb::PartialResponseStrategy::Warn => {
+                assert_eq!(jobs, ["a"], "{warnings:?}");
+                assert!(
+                    named(&warnings) && errors.is_empty(),
+                    "{warnings:?} {errors:?}"
+                );
+            }
+            _ => assert!(named(&errors), "{jobs:?} {errors:?}"),
+        }
+    }
+}
