@@ -225,14 +225,7 @@ fn in_ratio_sample(ratio: f64, offset: f64) -> bool {
 /// A series' place in the hash space for `limit_ratio`: the xxhash of its labels as
 /// Prometheus hashes them, over the largest hash. `buf` is scratch.
 fn ratio_offset(labels: &Labels, buf: &mut Vec<u8>) -> f64 {
-    buf.clear();
-    for l in labels.iter() {
-        buf.extend_from_slice(l.name.as_bytes());
-        buf.push(0xff);
-        buf.extend_from_slice(l.value.as_bytes());
-        buf.push(0xff);
-    }
-    xxhash_rust::xxh64::xxh64(buf, 0) as f64 / u64::MAX as f64
+    crate::node_value::labels_hash(labels, buf) as f64 / u64::MAX as f64
 }
 
 /// An aggregation operator over an instant vector at every step.

@@ -75,6 +75,20 @@ impl FxHasher {
 
 pub(crate) type FxMap<K, V> = HashMap<K, V, BuildHasherDefault<FxHasher>>;
 
+/// Prometheus's `Labels.Hash`: xxhash64 over each name and value followed by 0xff. Its
+/// engine tells series apart by this hash (a duplicate label set is a repeated hash), and
+/// so do we where that saves copying label sets. `buf` is scratch.
+pub(crate) fn labels_hash(labels: &Labels, buf: &mut Vec<u8>) -> u64 {
+    buf.clear();
+    for l in labels.iter() {
+        buf.extend_from_slice(l.name.as_bytes());
+        buf.push(0xff);
+        buf.extend_from_slice(l.value.as_bytes());
+        buf.push(0xff);
+    }
+    xxhash_rust::xxh64::xxh64(buf, 0)
+}
+
 pub(crate) fn is_stale(v: f64) -> bool {
     v.to_bits() == STALE_NAN_BITS
 }

@@ -57,6 +57,30 @@ fn name_dropping_collisions_are_checked_per_step_like_prometheus() {
     );
     let ok = e.range_query(&st3, r#"sum({__name__=~"a|b"} * 2)"#, 0, 99_000, 1_000);
     assert!(ok.is_ok(), "{ok:?}");
+    // A range function over a selector (streamed into the sum) drops the names too, and
+    // like Prometheus's it checks the whole matrix: two series with output anywhere in the
+    // range collide, even at different steps.
+    let err = e
+        .range_query(
+            &st,
+            r#"sum(rate({__name__=~"a|b"}[5m]))"#,
+            0,
+            700_000,
+            10_000,
+        )
+        .unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "vector cannot contain metrics with the same labelset"
+    );
+    let ok = e.range_query(
+        &st,
+        r#"sum(rate({__name__=~"a|b"}[5m]))"#,
+        0,
+        200_000,
+        10_000,
+    );
+    assert!(ok.is_ok(), "{ok:?}");
 }
 
 #[test]

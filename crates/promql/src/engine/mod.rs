@@ -39,7 +39,9 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use tsdb::labels::{Label, Labels};
 use tsdb::matchers::{MatchType, Matcher};
 
-pub(crate) use crate::node_value::{is_stale, FxHasher, FxMap, OutBuilder, Val, METRIC_NAME};
+pub(crate) use crate::node_value::{
+    is_stale, labels_hash, FxHasher, FxMap, OutBuilder, Val, METRIC_NAME,
+};
 
 /// Engine settings; the defaults are Prometheus's.
 #[derive(Clone, Debug)]

@@ -229,10 +229,12 @@ impl<'a> Evaluator<'a, '_> {
                 if rf == RangeFn::AbsentOverTime || !over_selector {
                     return Ok(false);
                 }
-                // Output label sets must be unique, as when the result is materialized.
-                let mut seen: FxMap<Labels, ()> = FxMap::default();
+                // Output label sets must be unique, as when the result is materialized
+                // (told apart by their hashes, as Prometheus does).
+                let mut seen: FxMap<u64, ()> = FxMap::default();
+                let mut buf = Vec::new();
                 self.range_call_each(c, rf, &args, &mut |s| {
-                    if seen.insert(s.labels.clone(), ()).is_some() {
+                    if seen.insert(labels_hash(&s.labels, &mut buf), ()).is_some() {
                         return Err(Error::exec(
                             "vector cannot contain metrics with the same labelset",
                         ));
@@ -438,8 +440,11 @@ pub(super) fn selector_matchers(vs: &VectorSelector, dot_all: bool) -> Result<Ve
 struct StepsTaken {
     range: StepRange,
     words: usize,
-    offsets: FxMap<Labels, usize>,
+    /// Per label set (by its hash, as Prometheus tells series apart), where its steps'
+    /// bits start.
+    offsets: FxMap<u64, usize>,
     bits: Vec<u64>,
+    buf: Vec<u8>,
 }
 
 impl StepsTaken {
@@ -449,6 +454,7 @@ impl StepsTaken {
             words: range.steps().div_ceil(64),
             offsets: FxMap::default(),
             bits: Vec::new(),
+            buf: Vec::new(),
         }
     }
 
@@ -456,7 +462,8 @@ impl StepsTaken {
     /// labels had a sample at one of them.
     fn claim(&mut self, s: &Series) -> Result<()> {
         let next = self.bits.len();
-        let at = *self.offsets.entry(s.labels.clone()).or_insert(next);
+        let hash = labels_hash(&s.labels, &mut self.buf);
+        let at = *self.offsets.entry(hash).or_insert(next);
         if at == next {
             self.bits.resize(next + self.words, 0);
         }
