@@ -14,7 +14,7 @@ use tsdb::chunkenc::XorIterator;
 use tsdb::{Labels, MatchType, Matcher};
 
 mod common;
-use common::{write_blocks, H};
+use common::{filesystem_bucket, uploaded_blocks, H};
 
 /// Decoded samples per series from the gateway.
 async fn query(
@@ -97,20 +97,8 @@ fn truth(
 async fn series_equal_local_reads() {
     let dir = tempfile::tempdir().unwrap();
     let local = dir.path().join("local");
-    std::fs::create_dir_all(&local).unwrap();
-    let ids = write_blocks(&local, "a");
     let bucket_dir = dir.path().join("bucket");
-    let bucket = bucket::config::bucket_from_yaml(&format!(
-        "type: FILESYSTEM\nconfig:\n  directory: {}\n",
-        bucket_dir.display()
-    ))
-    .unwrap();
-    for id in &ids {
-        let meta = tsdb::meta::BlockMeta::read_from_dir(&local.join(id)).unwrap();
-        bucket::block::upload_block(bucket.as_ref(), &local.join(id), &meta)
-            .await
-            .unwrap();
-    }
+    let (ids, bucket) = uploaded_blocks(&local, &bucket_dir, "a").await;
     let store = Arc::new(BucketStore::new(
         bucket.clone(),
         Config {
@@ -318,11 +306,7 @@ async fn series_stay_ordered_when_labels_are_set_or_dropped() {
     let dir = tempfile::tempdir().unwrap();
     let local = dir.path().join("local");
     let bucket_dir = dir.path().join("bucket");
-    let bucket = bucket::config::bucket_from_yaml(&format!(
-        "type: FILESYSTEM\nconfig:\n  directory: {}\n",
-        bucket_dir.display()
-    ))
-    .unwrap();
+    let bucket = filesystem_bucket(&bucket_dir);
     let own: Vec<Labels> = [
         // `region` (external) lands after `job` in the first, after `path` in the second.
         vec![("__name__", "x"), ("job", "j")],
@@ -434,11 +418,7 @@ async fn a_missing_aggregate_fails_its_block() {
     thanos.source = "compactor".into();
     thanos.downsample.resolution = RES_5M;
     meta.write_to_dir(&bucket_dir.join(&meta.ulid)).unwrap();
-    let bucket = bucket::config::bucket_from_yaml(&format!(
-        "type: FILESYSTEM\nconfig:\n  directory: {}\n",
-        bucket_dir.display()
-    ))
-    .unwrap();
+    let bucket = filesystem_bucket(&bucket_dir);
     let store = BucketStore::new(
         bucket,
         Config {

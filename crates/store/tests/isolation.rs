@@ -12,25 +12,13 @@ use storeapi::pb;
 use storeapi::store::SeriesStore;
 
 mod common;
-use common::{write_blocks, H};
+use common::{uploaded_blocks, H};
 
 async fn serve(
     dir: &std::path::Path,
     cfg: Config,
 ) -> (GrpcStore, tokio::sync::oneshot::Sender<()>) {
-    let local = dir.join("local");
-    std::fs::create_dir_all(&local).unwrap();
-    let bucket = bucket::config::bucket_from_yaml(&format!(
-        "type: FILESYSTEM\nconfig:\n  directory: {}\n",
-        dir.join("bucket").display()
-    ))
-    .unwrap();
-    for id in write_blocks(&local, "a") {
-        let meta = tsdb::meta::BlockMeta::read_from_dir(&local.join(&id)).unwrap();
-        bucket::block::upload_block(bucket.as_ref(), &local.join(&id), &meta)
-            .await
-            .unwrap();
-    }
+    let (_, bucket) = uploaded_blocks(&dir.join("local"), &dir.join("bucket"), "a").await;
     let store = Arc::new(BucketStore::new(
         bucket,
         Config {

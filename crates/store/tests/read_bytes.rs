@@ -13,7 +13,7 @@ use storeapi::store::SeriesStore;
 use tsdb::{MatchType, Matcher};
 
 mod common;
-use common::{write_blocks, H};
+use common::{uploaded_blocks, H};
 
 /// Chunk bytes sent for `[min_t, max_t]`, with each record's framing (length, encoding,
 /// CRC32): what reading exactly the needed records takes.
@@ -42,21 +42,8 @@ async fn needed_bytes(store: &BucketStore, min_t: i64, max_t: i64) -> u64 {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_query_at_the_end_of_a_block_reads_little_more_than_its_chunks() {
     let dir = tempfile::tempdir().unwrap();
-    let local = dir.path().join("local");
-    std::fs::create_dir_all(&local).unwrap();
-    let ids = write_blocks(&local, "a");
-    let bucket_dir = dir.path().join("bucket");
-    let bucket = bucket::config::bucket_from_yaml(&format!(
-        "type: FILESYSTEM\nconfig:\n  directory: {}\n",
-        bucket_dir.display()
-    ))
-    .unwrap();
-    for id in &ids {
-        let meta = tsdb::meta::BlockMeta::read_from_dir(&local.join(id)).unwrap();
-        bucket::block::upload_block(bucket.as_ref(), &local.join(id), &meta)
-            .await
-            .unwrap();
-    }
+    let (_, bucket) =
+        uploaded_blocks(&dir.path().join("local"), &dir.path().join("bucket"), "a").await;
     let store = Arc::new(BucketStore::new(
         bucket,
         Config {

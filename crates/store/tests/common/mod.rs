@@ -1,5 +1,7 @@
 //! Blocks for the store tests: three 2h blocks of 60 series (some series missing from some
-//! blocks), written locally with our block writer.
+//! blocks), written locally with our block writer, and the filesystem bucket they go to.
+
+#![allow(dead_code)] // Each test binary uses some of these.
 
 use std::path::Path;
 
@@ -54,4 +56,31 @@ pub fn write_blocks(dir: &Path, replica: &str) -> Vec<String> {
         ids.push(meta.ulid);
     }
     ids
+}
+
+/// A filesystem bucket in `dir`.
+pub fn filesystem_bucket(dir: &Path) -> bucket::Bucket {
+    bucket::config::bucket_from_yaml(&format!(
+        "type: FILESYSTEM\nconfig:\n  directory: {}\n",
+        dir.display()
+    ))
+    .unwrap()
+}
+
+/// [`write_blocks`] into `local`, uploaded to a filesystem bucket at `bucket_dir`.
+pub async fn uploaded_blocks(
+    local: &Path,
+    bucket_dir: &Path,
+    replica: &str,
+) -> (Vec<String>, bucket::Bucket) {
+    std::fs::create_dir_all(local).unwrap();
+    let ids = write_blocks(local, replica);
+    let bucket = filesystem_bucket(bucket_dir);
+    for id in &ids {
+        let meta = tsdb::meta::BlockMeta::read_from_dir(&local.join(id)).unwrap();
+        bucket::block::upload_block(bucket.as_ref(), &local.join(id), &meta)
+            .await
+            .unwrap();
+    }
+    (ids, bucket)
 }
