@@ -48,7 +48,8 @@ const SERIES_SIZE_ESTIMATE: u64 = 64 * 1024;
 const CHUNK_SIZE_ESTIMATE: u64 = 16_000;
 
 /// A chunk as read from a segment file: its time range, encoding on disk and data. Kept
-/// this small (not a `pb::AggrChunk`, six times its size) while a batch waits to be sent.
+/// this small (not a `pb::AggrChunk`, several times its size) while a batch waits to be
+/// sent.
 #[derive(Debug)]
 pub struct FetchedChunk {
     pub min_time: i64,
