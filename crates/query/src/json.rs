@@ -121,106 +121,11 @@ fn write_number(out: &mut Vec<u8>, v: f64, exponent: bool) {
             out.push(b'-');
         }
         write_u64(out, v.abs() as u64);
+    } else if exponent {
+        template::gofloat::write_exponent(out, v);
     } else {
-        let mut buf = ryu::Buffer::new();
-        let (negative, digits, point) = shortest_digits(buf.format_finite(v));
-        if negative {
-            out.push(b'-');
-        }
-        if exponent {
-            write_exponent_form(out, &digits, point);
-        } else {
-            write_plain_form(out, &digits, point);
-        }
+        template::gofloat::write_plain(out, v);
     }
-}
-
-/// The shortest round-trip digits of a formatted float (Ryu's output, plain or with an
-/// exponent): its sign, its significant digits without leading or trailing zeros (at least
-/// one digit: "0" for zero), and how many digits come before the decimal point (0 or less
-/// for values below 0.1).
-fn shortest_digits(s: &str) -> (bool, DigitBuf, i32) {
-    let (negative, s) = match s.strip_prefix('-') {
-        Some(rest) => (true, rest),
-        None => (false, s),
-    };
-    let (mantissa, exp) = match s.split_once(['e', 'E']) {
-        Some((m, e)) => (m, e.parse::<i32>().unwrap_or(0)),
-        None => (s, 0),
-    };
-    let (int, frac) = mantissa.split_once('.').unwrap_or((mantissa, ""));
-    let mut digits = DigitBuf::default();
-    let mut point = int.len() as i32 + exp;
-    for b in int.bytes().chain(frac.bytes()) {
-        if digits.len == 0 && b == b'0' {
-            point -= 1;
-        } else {
-            digits.push(b);
-        }
-    }
-    while digits.len > 1 && digits.bytes[digits.len - 1] == b'0' {
-        digits.len -= 1;
-    }
-    if digits.len == 0 {
-        digits.push(b'0');
-        point = 1;
-    }
-    (negative, digits, point)
-}
-
-/// Up to 17 significant digits (all an f64 needs) and a little slack.
-#[derive(Default)]
-struct DigitBuf {
-    bytes: [u8; 24],
-    len: usize,
-}
-
-impl DigitBuf {
-    fn push(&mut self, b: u8) {
-        if self.len < self.bytes.len() {
-            self.bytes[self.len] = b;
-            self.len += 1;
-        }
-    }
-
-    fn as_slice(&self) -> &[u8] {
-        &self.bytes[..self.len]
-    }
-}
-
-/// Go's `'f'` with precision -1: `0.000123`, `12.5`, `1200`.
-fn write_plain_form(out: &mut Vec<u8>, digits: &DigitBuf, point: i32) {
-    let d = digits.as_slice();
-    if point <= 0 {
-        out.extend_from_slice(b"0.");
-        out.extend(std::iter::repeat_n(b'0', point.unsigned_abs() as usize));
-        out.extend_from_slice(d);
-    } else if point as usize >= d.len() {
-        out.extend_from_slice(d);
-        out.extend(std::iter::repeat_n(b'0', point as usize - d.len()));
-    } else {
-        let (int, frac) = d.split_at(point as usize);
-        out.extend_from_slice(int);
-        out.push(b'.');
-        out.extend_from_slice(frac);
-    }
-}
-
-/// Go's `'e'` with precision -1: `4.2e-07`, `1e+21` (the exponent signed, at least two
-/// digits).
-fn write_exponent_form(out: &mut Vec<u8>, digits: &DigitBuf, point: i32) {
-    let d = digits.as_slice();
-    out.push(d[0]);
-    if d.len() > 1 {
-        out.push(b'.');
-        out.extend_from_slice(&d[1..]);
-    }
-    let exp = point - 1;
-    out.extend_from_slice(if exp < 0 { b"e-" } else { b"e+" });
-    if exp.unsigned_abs() < 10 {
-        out.push(b'0');
-    }
-    write_u64(out, u64::from(exp.unsigned_abs()));
 }
 
 /// Appends a scalar result `[<t>,"<v>"]`.

@@ -58,6 +58,7 @@ mod builtins;
 mod exec;
 mod format;
 mod funcs;
+pub mod gofloat;
 mod goregex;
 mod gotime;
 mod humanize;

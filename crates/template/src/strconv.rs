@@ -487,7 +487,17 @@ fn digits_from_exp(s: &str) -> Digits {
 }
 
 fn shortest_digits(a: f64) -> Digits {
-    digits_from_exp(&format!("{a:e}"))
+    let s = crate::gofloat::Shortest::of(a);
+    if s.is_zero() {
+        return Digits {
+            d: Vec::new(),
+            dp: 0,
+        };
+    }
+    Digits {
+        d: s.digits().to_vec(),
+        dp: s.point(),
+    }
 }
 
 fn rounded_digits(a: f64, sig: usize) -> Digits {
