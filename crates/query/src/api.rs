@@ -28,7 +28,11 @@ use tsdb::Matcher;
 use crate::endpoints::EndpointSet;
 use crate::json;
 use crate::params::{self, Form, GoTime, MAX_FORM_BODY, MAX_TIME, MIN_TIME};
+use crate::prefetch;
 use crate::queryable::{ProxyQueryable, ReadSettings, Waiter};
+
+/// Range queries of fewer steps than this may be evaluated on the thread serving them.
+const FEW_STEPS: i64 = 1000;
 
 pub struct Config {
     /// Labels that tell HA replicas apart; removed when deduplicating.
@@ -312,6 +316,9 @@ struct PromQuery {
     stats: bool,
     /// When the request arrived (for `execTotalTime`).
     arrived: Instant,
+    /// Few steps and no subquery: the query may be evaluated on the thread serving its
+    /// request when its selections are small too (see [`crate::prefetch`]).
+    few_steps: bool,
 }
 
 /// Thanos's dynamic lookback delta: a query allowed to read data coarser than the lookback
@@ -388,26 +395,44 @@ impl Drop for CancelOnDrop {
     }
 }
 
-/// Parses a query off the executor (deep queries take a thread of their own), returning its
-/// value type.
-async fn check_query(
-    text: &[u8],
-    dialect: promql::Dialect,
-) -> Result<promql_parser::parser::value::ValueType, promql::Error> {
+/// What evaluation needs to know of a query before it runs.
+struct Checked {
+    value_type: promql_parser::parser::value::ValueType,
+    /// The query has a subquery, whose steps its range does not bound.
+    subquery: bool,
+}
+
+fn checked(e: &promql_parser::parser::Expr) -> promql::Result<Checked> {
+    struct FindSubquery(bool);
+    impl promql_parser::util::ExprVisitor for FindSubquery {
+        type Error = std::convert::Infallible;
+        fn pre_visit(&mut self, e: &promql_parser::parser::Expr) -> Result<bool, Self::Error> {
+            self.0 |= matches!(e, promql_parser::parser::Expr::Subquery(_));
+            Ok(!self.0)
+        }
+    }
+    let mut find = FindSubquery(false);
+    let _ = promql_parser::util::walk_expr(&mut find, e);
+    Ok(Checked {
+        value_type: e.value_type(),
+        subquery: find.0,
+    })
+}
+
+/// Parses a query off the executor (deep queries take a thread of their own).
+async fn check_query(text: &[u8], dialect: promql::Dialect) -> Result<Checked, promql::Error> {
     // A short query parses in microseconds: a thread hop would cost more.
     if text.len() <= 2048 {
-        return promql::parse_bytes_with(text, dialect, |e| Ok(e.value_type()));
+        return promql::parse_bytes_with(text, dialect, checked);
     }
     let text = text.to_vec();
-    tokio::task::spawn_blocking(move || {
-        promql::parse_bytes_with(&text, dialect, |e| Ok(e.value_type()))
-    })
-    .await
-    .unwrap_or_else(|e| {
-        Err(promql::Error::exec(format!(
-            "parsing the query failed: {e}"
-        )))
-    })
+    tokio::task::spawn_blocking(move || promql::parse_bytes_with(&text, dialect, checked))
+        .await
+        .unwrap_or_else(|e| {
+            Err(promql::Error::exec(format!(
+                "parsing the query failed: {e}"
+            )))
+        })
 }
 
 impl Api {
@@ -416,15 +441,15 @@ impl Api {
         self.cfg.engine.options().dialect
     }
 
-    /// Waits for a slot (until the deadline), evaluates on a blocking thread and streams the
-    /// answer as JSON.
+    /// Waits for a slot (until the deadline), evaluates (a small query right here, others on
+    /// a blocking thread) and streams the answer as JSON.
     async fn run_query(
         self: &Arc<Self>,
         q: PromQuery,
         parse_prefix: &'static str,
-        run: impl FnOnce(
+        run: impl Fn(
                 &promql::Engine,
-                &ProxyQueryable,
+                &dyn promql::Queryable,
                 &str,
                 &promql::CancelToken,
             ) -> promql::Result<promql::QueryResult>
@@ -451,10 +476,11 @@ impl Api {
         let permit = (permit, InFlight::enter());
         let cancel = promql::CancelToken::with_deadline(q.deadline);
         let waiter = Waiter::new(cancel.clone());
-        let queryable = ProxyQueryable {
+        let mut queryable = ProxyQueryable {
             endpoints: self.endpoints.clone(),
             settings: q.settings,
             waiter: waiter.clone(),
+            prefetched: Default::default(),
         };
         let guard = CancelOnDrop(waiter.clone());
         let engine =
@@ -467,19 +493,34 @@ impl Api {
                 self.cfg.engine.clone()
             };
         let text = String::from_utf8_lossy(&q.text).into_owned();
-        let mut job = tokio::task::spawn_blocking(move || run(&engine, &queryable, &text, &cancel));
-        // One timer per query, set here: the engine's waits on stores look at the deadline
-        // when woken.
-        let joined = tokio::select! {
-            joined = &mut job => joined,
-            _ = tokio::time::sleep_until(q.deadline.into()) => {
-                waiter.wake();
-                job.await
+        let mut evaluated = None;
+        if q.few_steps {
+            let here = prefetch::evaluate_here(&queryable, q.deadline.into(), |st| {
+                run(&engine, st, &text, &cancel)
+            });
+            match here.await {
+                prefetch::Evaluated::Done(r) => evaluated = Some(r),
+                prefetch::Evaluated::TooLarge(read) => queryable.prefetched = read,
+            }
+        }
+        let result = match evaluated {
+            Some(r) => r,
+            None => {
+                let mut job =
+                    tokio::task::spawn_blocking(move || run(&engine, &queryable, &text, &cancel));
+                // One timer per query, set here: the engine's waits on stores look at the
+                // deadline when woken.
+                let joined = tokio::select! {
+                    joined = &mut job => joined,
+                    _ = tokio::time::sleep_until(q.deadline.into()) => {
+                        waiter.wake();
+                        job.await
+                    }
+                };
+                joined.map_err(|e| execution(format!("unexpected error: {e}")))?
             }
         };
-        let result = joined
-            .map_err(|e| execution(format!("unexpected error: {e}")))?
-            .map_err(|e| engine_error(e, parse_prefix))?;
+        let result = result.map_err(|e| engine_error(e, parse_prefix))?;
         drop(guard);
         // The slot is for evaluation, as in Prometheus: writing the answer does not hold it.
         drop(permit);
@@ -537,7 +578,7 @@ async fn query(State(api): State<Arc<Api>>, req: Request) -> Result<Response, Ap
     let timeout = timeout_param(&r.form)?;
     let settings = api.read_settings(&r.form, 0)?;
     let text = r.form.get("query").to_vec();
-    check_query(&text, api.dialect())
+    let checked = check_query(&text, api.dialect())
         .await
         .map_err(|e| engine_error(e, "invalid parameter \"query\": "))?;
     let q = PromQuery {
@@ -547,6 +588,7 @@ async fn query(State(api): State<Arc<Api>>, req: Request) -> Result<Response, Ap
         stats: !r.form.get("stats").is_empty(),
         arrived,
         settings,
+        few_steps: !checked.subquery,
     };
     let t = time.engine_ms();
     api.run_query(q, "invalid parameter \"query\": ", move |e, st, text, c| {
@@ -591,9 +633,10 @@ async fn query_range(State(api): State<Arc<Api>>, req: Request) -> Result<Respon
     let step_ms = step / 1_000_000;
     let settings = api.read_settings(f, step_ms)?;
     let text = f.get("query").to_vec();
-    let ty = check_query(&text, api.dialect())
+    let checked = check_query(&text, api.dialect())
         .await
         .map_err(|e| engine_error(e, ""))?;
+    let ty = checked.value_type;
     if !matches!(
         ty,
         promql_parser::parser::value::ValueType::Vector
@@ -620,6 +663,7 @@ async fn query_range(State(api): State<Arc<Api>>, req: Request) -> Result<Respon
         stats: !f.get("stats").is_empty(),
         arrived,
         settings,
+        few_steps: !checked.subquery && end.sub_ns(&start) / step < FEW_STEPS,
     };
     let (s, e) = (start.engine_ms(), end.engine_ms());
     api.run_query(q, "", move |eng, st, text, c| {

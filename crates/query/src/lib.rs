@@ -8,5 +8,6 @@ pub mod dns;
 pub mod endpoints;
 pub mod json;
 pub mod params;
+pub mod prefetch;
 pub mod queryable;
 pub mod sd;

@@ -36,6 +36,9 @@ pub struct ProxyQueryable {
     pub endpoints: Arc<EndpointSet>,
     pub settings: ReadSettings,
     pub waiter: Waiter,
+    /// Selections read before the engine ran (see [`crate::prefetch`]); a select takes the
+    /// one it asks for.
+    pub prefetched: crate::prefetch::Prefetched,
 }
 
 /// How the engine's thread waits on the stores: until the answer arrives, the query's
@@ -133,12 +136,26 @@ fn aggregates_for(func: Option<&str>) -> &'static [pb::Aggr] {
     }
 }
 
-impl Queryable for ProxyQueryable {
-    fn select<'a>(
-        &'a self,
+/// How the frames of one selection are read into samples.
+#[derive(Clone)]
+pub(crate) struct Reading {
+    dedup: bool,
+    chain: bool,
+    counter: bool,
+    aggregates: &'static [pb::Aggr],
+    range: std::ops::RangeInclusive<i64>,
+}
+
+/// One Series frame from the proxy, as the engine's selections read them.
+pub(crate) type Frame = Result<pb::SeriesResponse, tonic::Status>;
+
+impl ProxyQueryable {
+    /// The Series request for a selection, and how its answer is read.
+    pub(crate) fn request(
+        &self,
         hints: &SelectHints,
         matchers: &[Matcher],
-    ) -> promql::Result<Box<dyn SeriesSet + 'a>> {
+    ) -> (pb::SeriesRequest, Reading) {
         let s = &self.settings;
         let dedup = s.dedup && !s.replica_labels.is_empty();
         let aggregates = aggregates_for(hints.func.as_deref());
@@ -157,28 +174,65 @@ impl Queryable for ProxyQueryable {
             response_batch_size: storeapi::batch::DEFAULT_BATCH_SIZE,
             ..Default::default()
         };
-        let proxy = self.endpoints.select(hints.start, hints.end, matchers);
-        let stream = self
-            .waiter
-            .wait(proxy.series(req))?
-            .map_err(|e| Error::Storage(e.message().to_string()))?;
-        Ok(Box::new(ProxySeriesSet {
-            waiter: self.waiter.clone(),
-            stream,
-            ready: std::collections::VecDeque::new(),
-            ended: false,
+        let reading = Reading {
             dedup,
             chain: s.chain_dedup,
             counter: is_counter_function(hints.func.as_deref()),
             aggregates,
             range: hints.start..=hints.end,
+        };
+        (req, reading)
+    }
+
+    /// The series set reading `ready`, then `stream` unless `ended`.
+    pub(crate) fn series_set(
+        &self,
+        reading: Reading,
+        ready: std::collections::VecDeque<Frame>,
+        stream: Option<SeriesStream>,
+    ) -> ProxySeriesSet {
+        let ended = stream.is_none();
+        ProxySeriesSet {
+            waiter: self.waiter.clone(),
+            stream: stream.unwrap_or_else(|| futures::stream::empty().boxed()),
+            ready,
+            ended,
+            dedup: reading.dedup,
+            chain: reading.chain,
+            counter: reading.counter,
+            aggregates: reading.aggregates,
+            range: reading.range,
             warnings: Vec::new(),
             hists: Vec::new(),
             groups: Vec::new(),
             decoded: Vec::new(),
             chunk_ranges: Vec::new(),
             chunk_ts: Vec::new(),
-        }))
+        }
+    }
+}
+
+impl Queryable for ProxyQueryable {
+    fn select<'a>(
+        &'a self,
+        hints: &SelectHints,
+        matchers: &[Matcher],
+    ) -> promql::Result<Box<dyn SeriesSet + 'a>> {
+        let (req, reading) = self.request(hints, matchers);
+        if let Some(f) = self.prefetched.take(&req) {
+            let (ready, stream) = f.map_err(Error::Storage)?;
+            return Ok(Box::new(self.series_set(reading, ready, stream)));
+        }
+        let proxy = self.endpoints.select(hints.start, hints.end, matchers);
+        let stream = self
+            .waiter
+            .wait(proxy.series(req))?
+            .map_err(|e| Error::Storage(e.message().to_string()))?;
+        Ok(Box::new(self.series_set(
+            reading,
+            std::collections::VecDeque::new(),
+            Some(stream),
+        )))
     }
 }
 
@@ -186,7 +240,7 @@ impl Queryable for ProxyQueryable {
 /// megabyte decoded), or at 64 series.
 const READY_CHUNKS: usize = 4096;
 
-fn frame_chunks(frame: &Result<pb::SeriesResponse, tonic::Status>) -> usize {
+pub(crate) fn frame_chunks(frame: &Frame) -> usize {
     match frame {
         Ok(pb::SeriesResponse {
             result: Some(pb::series_response::Result::Series(s)),
@@ -195,11 +249,11 @@ fn frame_chunks(frame: &Result<pb::SeriesResponse, tonic::Status>) -> usize {
     }
 }
 
-struct ProxySeriesSet {
+pub(crate) struct ProxySeriesSet {
     waiter: Waiter,
     stream: SeriesStream,
     /// Frames already received, not yet handed out.
-    ready: std::collections::VecDeque<Result<pb::SeriesResponse, tonic::Status>>,
+    ready: std::collections::VecDeque<Frame>,
     /// The stream returned its end (it must not be polled again).
     ended: bool,
     dedup: bool,

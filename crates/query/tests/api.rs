@@ -713,3 +713,114 @@ async fn native_histograms_are_answered_in_prometheus_json() {
     );
     assert!(bad.text().contains("broken"), "{}", bad.text());
 }
+
+/// A store that counts its Series calls and answers by metric name: `few` has 3 series,
+/// `many` 300, `bad` fails, any other name 1; each series has a sample of 1 every 10
+/// minutes over an hour.
+struct Counted(Arc<std::sync::atomic::AtomicUsize>);
+
+#[async_trait::async_trait]
+impl SeriesStore for Counted {
+    fn name(&self) -> String {
+        "counted".into()
+    }
+    async fn info(&self) -> Result<pb::info::InfoResponse, Status> {
+        Hung.info().await
+    }
+    async fn series(&self, req: pb::SeriesRequest) -> Result<SeriesStream, Status> {
+        use futures::StreamExt;
+        self.0.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        let name = (req.matchers.iter())
+            .find(|m| m.name == "__name__")
+            .map_or(String::new(), |m| m.value.clone());
+        let count = match name.as_str() {
+            "bad" => return Err(Status::unavailable("the bad store is down")),
+            "few" => 3,
+            "many" => 300,
+            _ => 1,
+        };
+        let samples: Vec<(i64, f64)> = (0..7).map(|i| (i * 600_000, 1.0)).collect();
+        let frames: Vec<_> = (0..count)
+            .map(|i| {
+                let i = format!("{i:03}");
+                let series = xor_series(&[("__name__", &name), ("i", &i)], &samples);
+                Ok(storeapi::store::series_frame(series))
+            })
+            .collect();
+        Ok(futures::stream::iter(frames).boxed())
+    }
+    async fn label_names(
+        &self,
+        _req: pb::LabelNamesRequest,
+    ) -> Result<pb::LabelNamesResponse, Status> {
+        Ok(Default::default())
+    }
+    async fn label_values(
+        &self,
+        _req: pb::LabelValuesRequest,
+    ) -> Result<pb::LabelValuesResponse, Status> {
+        Ok(Default::default())
+    }
+}
+
+/// Small queries are evaluated where they arrive over selections read first; larger ones
+/// continue on a blocking thread with what was read. Either way the answer is the same and
+/// each selection is asked of the stores once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn small_and_large_queries_read_each_selection_once() {
+    let calls = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let ep = Endpoint::new("counted", Arc::new(Counted(calls.clone())));
+    ep.refresh().await;
+    let port = serve(vec![ep], config(Duration::from_secs(5), 4)).await;
+    let value = |text: &str| -> String {
+        let at = text.find("\"3600,\"").or_else(|| text.find("[3600,\""));
+        let rest = &text[at.unwrap_or_else(|| panic!("no sample at 3600: {text}"))..];
+        let start = rest.find(",\"").unwrap() + 2;
+        rest[start..start + rest[start..].find('"').unwrap()].to_string()
+    };
+    for (query, expected, selections) in [
+        // One small selection, and the same one twice.
+        ("count(few)", "3", 1),
+        ("count(few / few)", "3", 2),
+        // Larger than a small query: its stream continues on the blocking thread.
+        ("count(many)", "300", 1),
+        ("count(few) + count(many)", "303", 2),
+        // More selections than a small query reads.
+        (
+            "count(a) + count(b) + count(c) + count(d) + count(e) + count(f)",
+            "6",
+            6,
+        ),
+    ] {
+        let q = query
+            .replace(' ', "%20")
+            .replace('+', "%2B")
+            .replace('/', "%2F");
+        for path in [
+            format!("/api/v1/query?query={q}&time=3600"),
+            // 61 steps (few) and 3601 (not few).
+            format!("/api/v1/query_range?query={q}&start=0&end=3600&step=60"),
+            format!("/api/v1/query_range?query={q}&start=0&end=3600&step=1"),
+        ] {
+            let before = calls.load(std::sync::atomic::Ordering::SeqCst);
+            let answer = get(port, &path, &[]).await;
+            assert_eq!(answer.status, 200, "{path}: {}", answer.text());
+            assert_eq!(value(&answer.text()), expected, "{path}");
+            let after = calls.load(std::sync::atomic::Ordering::SeqCst);
+            assert_eq!(after - before, selections, "Series calls for {path}");
+        }
+    }
+    // A failing store fails the query with its message, wherever it is evaluated.
+    for path in [
+        "/api/v1/query?query=count(bad)&time=3600&partial_response=false",
+        "/api/v1/query?query=count(many)%2Bcount(bad)&time=3600&partial_response=false",
+    ] {
+        let answer = get(port, path, &[]).await;
+        assert_ne!(answer.status, 200, "{path}");
+        assert!(
+            answer.text().contains("the bad store is down"),
+            "{path}: {}",
+            answer.text()
+        );
+    }
+}
