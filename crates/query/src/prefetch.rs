@@ -1,12 +1,14 @@
 //! Small queries evaluated on the thread their request arrived on. The engine is
 //! synchronous and waits on the stores from a blocking thread, which costs several thread
 //! hand-offs per query: for a point lookup those cost more than the lookup. Here the
-//! engine first runs against the selections already read; a select it asks for and that
-//! is not read yet ends that attempt, the selection is read asynchronously, and the engine
-//! runs again. A selection larger than a small query's, or more selections than a few,
-//! hand the query with everything read so far to the blocking thread.
+//! engine first runs against the selections already read, seeing no series for those not
+//! read yet; those are then read, concurrently, and the engine runs again until it asked
+//! for nothing new (PromQL's selections do not depend on data, so usually twice). A
+//! selection larger than a small query's, or more selections than a few, hand the query
+//! with everything read so far to the blocking thread.
 
 use std::collections::VecDeque;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Mutex, PoisonError};
 
 use futures::StreamExt;
@@ -39,8 +41,8 @@ pub(crate) struct Fetched {
 pub struct Prefetched(Mutex<Vec<Fetched>>);
 
 impl Prefetched {
-    /// The selections read completely, and the one left open.
-    fn new(complete: Vec<Complete>, open: Option<Fetched>) -> Prefetched {
+    /// The selections read completely, and those left open.
+    fn new(complete: Vec<Complete>, open: Vec<Fetched>) -> Prefetched {
         let all = complete.into_iter().map(|(req, frames)| Fetched {
             req,
             received: frames.map(|f| (f, None)),
@@ -75,12 +77,12 @@ struct Missing {
 }
 
 /// The queryable of one attempt: serves the selections read, in the order asked, and
-/// notes the first one that was not.
+/// notes those that were not.
 struct Attempt<'a> {
     proxy: &'a ProxyQueryable,
     fetched: &'a [Complete],
     taken: Mutex<Vec<bool>>,
-    missing: Mutex<Option<Missing>>,
+    missing: Mutex<Vec<Missing>>,
 }
 
 impl Queryable for Attempt<'_> {
@@ -105,18 +107,65 @@ impl Queryable for Attempt<'_> {
                 taken[i] = true;
                 Err(Error::Storage(e.clone()))
             }
+            // Not read yet: noted, and answered with no series (the attempt's answer is
+            // thrown away).
             None => {
                 let mut missing = self.missing.lock().unwrap_or_else(PoisonError::into_inner);
-                *missing = Some(Missing {
-                    req,
+                missing.push(Missing {
+                    req: req.clone(),
                     matchers: matchers.to_vec(),
                     start: hints.start,
                     end: hints.end,
                 });
-                Err(Error::Storage("selection not read yet".into()))
+                Ok(Box::new(self.proxy.series_set(
+                    reading,
+                    VecDeque::new(),
+                    None,
+                )))
             }
         }
     }
+}
+
+/// Series and chunks read so far by one evaluation, over all its selections.
+#[derive(Default)]
+struct Budget {
+    series: AtomicUsize,
+    chunks: AtomicUsize,
+}
+
+impl Budget {
+    fn spent(&self) -> bool {
+        self.series.load(Ordering::Relaxed) > MAX_SERIES
+            || self.chunks.load(Ordering::Relaxed) > MAX_CHUNKS
+    }
+}
+
+/// Reads the selection `m` until its end, or until `budget` is spent (then the stream is
+/// returned with the frames).
+async fn read(proxy: &ProxyQueryable, m: &Missing, budget: &Budget) -> Received {
+    let stores = proxy.endpoints.select(m.start, m.end, &m.matchers);
+    let mut stream = match stores.series(m.req.clone()).await {
+        Ok(s) => s,
+        Err(e) => return Err(e.message().to_string()),
+    };
+    let mut frames = VecDeque::new();
+    while !budget.spent() {
+        let Some(frame) = stream.next().await else {
+            return Ok((frames, None));
+        };
+        if let Ok(pb::SeriesResponse {
+            result: Some(pb::series_response::Result::Series(_)),
+        }) = &frame
+        {
+            budget.series.fetch_add(1, Ordering::Relaxed);
+        }
+        budget
+            .chunks
+            .fetch_add(frame_chunks(&frame), Ordering::Relaxed);
+        frames.push_back(frame);
+    }
+    Ok((frames, Some(stream)))
 }
 
 /// Evaluates with `run` here, reading the selections it asks for until `deadline`.
@@ -126,57 +175,39 @@ pub(crate) async fn evaluate_here<T>(
     run: impl Fn(&dyn Queryable) -> promql::Result<T>,
 ) -> Evaluated<T> {
     let mut fetched: Vec<Complete> = Vec::new();
-    let (mut series, mut chunks) = (0usize, 0usize);
+    let budget = Budget::default();
     loop {
         let attempt = Attempt {
             proxy,
             fetched: &fetched,
             taken: Mutex::new(vec![false; fetched.len()]),
-            missing: Mutex::new(None),
+            missing: Mutex::new(Vec::new()),
         };
         let result = run(&attempt);
-        let missing = attempt.missing.into_inner();
-        let Some(m) = missing.unwrap_or_else(PoisonError::into_inner) else {
+        let missing = (attempt.missing.into_inner()).unwrap_or_else(PoisonError::into_inner);
+        if missing.is_empty() {
             return Evaluated::Done(result);
-        };
-        if fetched.len() >= MAX_SELECTIONS {
-            return Evaluated::TooLarge(Prefetched::new(fetched, None));
         }
-        let read = async {
-            let stores = proxy.endpoints.select(m.start, m.end, &m.matchers);
-            let mut stream = match stores.series(m.req.clone()).await {
-                Ok(s) => s,
-                Err(e) => return Err(e.message().to_string()),
-            };
-            let mut frames = VecDeque::new();
-            while series <= MAX_SERIES && chunks <= MAX_CHUNKS {
-                let Some(frame) = stream.next().await else {
-                    return Ok((frames, None));
-                };
-                if let Ok(pb::SeriesResponse {
-                    result: Some(pb::series_response::Result::Series(_)),
-                }) = &frame
-                {
-                    series += 1;
-                }
-                chunks += frame_chunks(&frame);
-                frames.push_back(frame);
-            }
-            Ok((frames, Some(stream)))
-        };
-        let Ok(received) = tokio::time::timeout_at(deadline, read).await else {
+        if fetched.len() + missing.len() > MAX_SELECTIONS {
+            return Evaluated::TooLarge(Prefetched::new(fetched, Vec::new()));
+        }
+        let reads = futures::future::join_all(missing.iter().map(|m| read(proxy, m, &budget)));
+        let Ok(received) = tokio::time::timeout_at(deadline, reads).await else {
             return Evaluated::Done(Err(Error::Timeout("expression evaluation")));
         };
-        match received {
-            Ok((frames, None)) => fetched.push((m.req, Ok(frames))),
-            Err(e) => fetched.push((m.req, Err(e))),
-            open @ Ok((_, Some(_))) => {
-                let open = Fetched {
+        let mut open = Vec::new();
+        for (m, received) in missing.into_iter().zip(received) {
+            match received {
+                Ok((frames, None)) => fetched.push((m.req, Ok(frames))),
+                Err(e) => fetched.push((m.req, Err(e))),
+                received @ Ok((_, Some(_))) => open.push(Fetched {
                     req: m.req,
-                    received: open,
-                };
-                return Evaluated::TooLarge(Prefetched::new(fetched, Some(open)));
+                    received,
+                }),
             }
+        }
+        if !open.is_empty() {
+            return Evaluated::TooLarge(Prefetched::new(fetched, open));
         }
     }
 }
