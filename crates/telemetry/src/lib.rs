@@ -146,23 +146,34 @@ fn registry() -> &'static Mutex<BTreeMap<String, Family>> {
     R.get_or_init(Default::default)
 }
 
-fn escape(v: &str) -> String {
-    v.replace('\\', "\\\\")
-        .replace('\n', "\\n")
-        .replace('"', "\\\"")
+/// Appends `v` escaped as a label value of the text format.
+fn push_escaped(out: &mut String, v: &str) {
+    for c in v.chars() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '"' => out.push_str("\\\""),
+            c => out.push(c),
+        }
+    }
 }
 
-fn label_key(labels: &[(&str, &str)]) -> String {
-    let mut out = String::new();
+/// Writes the rendered label set (`a="1",b="2"`) into `out`.
+fn write_label_key(out: &mut String, labels: &[(&str, &str)]) {
+    out.clear();
     for (i, (k, v)) in labels.iter().enumerate() {
         if i > 0 {
             out.push(',');
         }
-        let _ = write!(out, "{k}=\"{}\"", escape(v));
+        out.push_str(k);
+        out.push_str("=\"");
+        push_escaped(out, v);
+        out.push('"');
     }
-    out
 }
 
+/// The series `name` with `labels`, registered on first use. Called per request by many
+/// callers, so a lookup of an existing series allocates nothing.
 fn series(
     name: &str,
     kind: &'static str,
@@ -170,17 +181,34 @@ fn series(
     labels: &[(&str, &str)],
     make: impl FnOnce() -> Series,
 ) -> Series {
-    let mut r = registry().lock().unwrap_or_else(|e| e.into_inner());
-    let fam = r.entry(name.to_string()).or_insert_with(|| Family {
-        kind,
-        help: help.to_string(),
-        series: BTreeMap::new(),
-    });
-    let s = fam.series.entry(label_key(labels)).or_insert_with(make);
-    match s {
-        Series::Value(v) => Series::Value(v.clone()),
-        Series::Histogram(h) => Series::Histogram(h.clone()),
+    thread_local! {
+        static KEY: std::cell::RefCell<String> = const { std::cell::RefCell::new(String::new()) };
     }
+    KEY.with_borrow_mut(|key| {
+        write_label_key(key, labels);
+        let mut r = registry().lock().unwrap_or_else(|e| e.into_inner());
+        if !r.contains_key(name) {
+            r.insert(
+                name.to_string(),
+                Family {
+                    kind,
+                    help: help.to_string(),
+                    series: BTreeMap::new(),
+                },
+            );
+        }
+        let Some(fam) = r.get_mut(name) else {
+            unreachable!("inserted above");
+        };
+        if !fam.series.contains_key(key.as_str()) {
+            fam.series.insert(key.clone(), make());
+        }
+        match fam.series.get(key.as_str()) {
+            Some(Series::Value(v)) => Series::Value(v.clone()),
+            Some(Series::Histogram(h)) => Series::Histogram(h.clone()),
+            None => unreachable!("inserted above"),
+        }
+    })
 }
 
 fn value(name: &str, kind: &'static str, help: &str, labels: &[(&str, &str)]) -> Value {
@@ -346,6 +374,18 @@ mod tests {
         assert!(text.contains(
             "# TYPE t_items summary\nt_items_sum{kind=\"a\"} 4\nt_items_count{kind=\"a\"} 1\n"
         ));
+    }
+
+    #[test]
+    fn label_values_are_escaped_and_a_series_is_found_again() {
+        let odd = "a\"b\\c\nd";
+        counter("t_escaped_total", "Escaped.", &[("path", odd), ("x", "1")]).inc();
+        counter("t_escaped_total", "Escaped.", &[("path", odd), ("x", "1")]).inc();
+        let text = render();
+        assert!(
+            text.contains("t_escaped_total{path=\"a\\\"b\\\\c\\nd\",x=\"1\"} 2\n"),
+            "{text}"
+        );
     }
 
     #[test]
