@@ -9,7 +9,7 @@
 use crate::lex::{Kind, LexError, Token};
 
 /// What `step()` and `range()` stand for in the query being parsed (ms).
-#[derive(Clone, Copy, Debug, Default)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct QueryShape {
     pub step_ms: i64,
     pub range_ms: i64,

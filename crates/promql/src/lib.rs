@@ -19,6 +19,7 @@ mod gosort;
 pub mod lex;
 mod node_value;
 mod parse;
+mod parse_cache;
 mod positions;
 pub mod storage;
 pub mod value;

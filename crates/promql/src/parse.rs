@@ -168,13 +168,32 @@ pub(crate) fn parse_for_query<T: Send>(
     shape: QueryShape,
     f: impl FnOnce(&Expr, &Positions) -> Result<T> + Send,
 ) -> Result<T> {
+    // The shape changes the parse only where 3.x duration expressions may read it.
+    let shape = if dialect.compat == Compat::V3 {
+        shape
+    } else {
+        QueryShape::default()
+    };
+    if let Some(p) = crate::parse_cache::get(query, dialect, shape) {
+        return on_stack_for(p.nesting, || f(&p.expr, &p.positions));
+    }
     let lexed = lex_checked(query, dialect, shape)?;
     let text = parser_text(query, lexed.rewritten);
     let tokens = lexed.tokens;
-    on_stack_for(lexed.nesting, || {
-        let expr = parse_checked(&text, dialect, query, &tokens)?;
+    let nesting = lexed.nesting;
+    on_stack_for(nesting, || {
+        let expr = Box::new(parse_checked(&text, dialect, query, &tokens)?);
         let positions = Positions::of(query, &tokens, &expr);
-        f(&expr, &positions)
+        if query.len() > crate::parse_cache::MAX_TEXT || nesting > INLINE_NESTING {
+            return f(&expr, &positions);
+        }
+        let parsed = std::sync::Arc::new(crate::parse_cache::Parsed {
+            expr,
+            positions,
+            nesting,
+        });
+        crate::parse_cache::put(query, dialect, shape, parsed.clone());
+        f(&parsed.expr, &parsed.positions)
     })
 }
 
