@@ -34,6 +34,9 @@ use crate::queryable::{ProxyQueryable, ReadSettings, Waiter};
 /// Range queries of fewer steps than this may be evaluated on the thread serving them.
 const FEW_STEPS: i64 = 1000;
 
+/// Queries up to this long are parsed, and may be evaluated, on the thread serving them.
+const SHORT_QUERY: usize = 2048;
+
 pub struct Config {
     /// Labels that tell HA replicas apart; removed when deduplicating.
     pub replica_labels: Vec<String>,
@@ -316,9 +319,9 @@ struct PromQuery {
     stats: bool,
     /// When the request arrived (for `execTotalTime`).
     arrived: Instant,
-    /// Few steps and no subquery: the query may be evaluated on the thread serving its
-    /// request when its selections are small too (see [`crate::prefetch`]).
-    few_steps: bool,
+    /// Short, few steps and no subquery: the query may be evaluated on the thread serving
+    /// its request when its selections are small too (see [`crate::prefetch`]).
+    small: bool,
 }
 
 /// Thanos's dynamic lookback delta: a query allowed to read data coarser than the lookback
@@ -422,7 +425,7 @@ fn checked(e: &promql_parser::parser::Expr) -> promql::Result<Checked> {
 /// Parses a query off the executor (deep queries take a thread of their own).
 async fn check_query(text: &[u8], dialect: promql::Dialect) -> Result<Checked, promql::Error> {
     // A short query parses in microseconds: a thread hop would cost more.
-    if text.len() <= 2048 {
+    if text.len() <= SHORT_QUERY {
         return promql::parse_bytes_with(text, dialect, checked);
     }
     let text = text.to_vec();
@@ -494,7 +497,7 @@ impl Api {
             };
         let text = String::from_utf8_lossy(&q.text).into_owned();
         let mut evaluated = None;
-        if q.few_steps {
+        if q.small {
             let here = prefetch::evaluate_here(&queryable, q.deadline.into(), |st| {
                 run(&engine, st, &text, &cancel)
             });
@@ -581,6 +584,7 @@ async fn query(State(api): State<Arc<Api>>, req: Request) -> Result<Response, Ap
     let checked = check_query(&text, api.dialect())
         .await
         .map_err(|e| engine_error(e, "invalid parameter \"query\": "))?;
+    let short = text.len() <= SHORT_QUERY;
     let q = PromQuery {
         text,
         deadline: api.deadline(&r, timeout),
@@ -588,7 +592,7 @@ async fn query(State(api): State<Arc<Api>>, req: Request) -> Result<Response, Ap
         stats: !r.form.get("stats").is_empty(),
         arrived,
         settings,
-        few_steps: !checked.subquery,
+        small: !checked.subquery && short,
     };
     let t = time.engine_ms();
     api.run_query(q, "invalid parameter \"query\": ", move |e, st, text, c| {
@@ -656,6 +660,7 @@ async fn query_range(State(api): State<Arc<Api>>, req: Request) -> Result<Respon
             "unexpected error: runtime error: integer divide by zero",
         ));
     }
+    let short = text.len() <= SHORT_QUERY;
     let q = PromQuery {
         text,
         deadline: api.deadline(&r, timeout),
@@ -663,7 +668,7 @@ async fn query_range(State(api): State<Arc<Api>>, req: Request) -> Result<Respon
         stats: !f.get("stats").is_empty(),
         arrived,
         settings,
-        few_steps: !checked.subquery && end.sub_ns(&start) / step < FEW_STEPS,
+        small: !checked.subquery && short && end.sub_ns(&start) / step < FEW_STEPS,
     };
     let (s, e) = (start.engine_ms(), end.engine_ms());
     api.run_query(q, "", move |eng, st, text, c| {

@@ -714,10 +714,28 @@ async fn native_histograms_are_answered_in_prometheus_json() {
     assert!(bad.text().contains("broken"), "{}", bad.text());
 }
 
-/// A store that counts its Series calls and answers by metric name: `few` has 3 series,
-/// `many` 300, `bad` fails, any other name 1; each series has a sample of 1 every 10
-/// minutes over an hour.
-struct Counted(Arc<std::sync::atomic::AtomicUsize>);
+/// A store that counts its Series calls and answers from `Fixed`, except for the metric
+/// `bad`, whose calls fail.
+struct Counted(Arc<std::sync::atomic::AtomicUsize>, Fixed);
+
+impl Counted {
+    /// Metrics `few` (3 series), `many` (300) and `a`…`f` (1 each); each series has a
+    /// sample of 1 every 10 minutes over an hour.
+    fn new(calls: Arc<std::sync::atomic::AtomicUsize>) -> Counted {
+        let samples: Vec<(i64, f64)> = (0..7).map(|i| (i * 600_000, 1.0)).collect();
+        let mut series = Vec::new();
+        for (name, count) in [("few", 3), ("many", 300)]
+            .into_iter()
+            .chain(["a", "b", "c", "d", "e", "f"].map(|n| (n, 1)))
+        {
+            for i in 0..count {
+                let i = format!("{i:03}");
+                series.push(xor_series(&[("__name__", name), ("i", &i)], &samples));
+            }
+        }
+        Counted(calls, Fixed(series))
+    }
+}
 
 #[async_trait::async_trait]
 impl SeriesStore for Counted {
@@ -728,38 +746,23 @@ impl SeriesStore for Counted {
         Hung.info().await
     }
     async fn series(&self, req: pb::SeriesRequest) -> Result<SeriesStream, Status> {
-        use futures::StreamExt;
         self.0.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-        let name = (req.matchers.iter())
-            .find(|m| m.name == "__name__")
-            .map_or(String::new(), |m| m.value.clone());
-        let count = match name.as_str() {
-            "bad" => return Err(Status::unavailable("the bad store is down")),
-            "few" => 3,
-            "many" => 300,
-            _ => 1,
-        };
-        let samples: Vec<(i64, f64)> = (0..7).map(|i| (i * 600_000, 1.0)).collect();
-        let frames: Vec<_> = (0..count)
-            .map(|i| {
-                let i = format!("{i:03}");
-                let series = xor_series(&[("__name__", &name), ("i", &i)], &samples);
-                Ok(storeapi::store::series_frame(series))
-            })
-            .collect();
-        Ok(futures::stream::iter(frames).boxed())
+        if (req.matchers.iter()).any(|m| m.name == "__name__" && m.value == "bad") {
+            return Err(Status::unavailable("the bad store is down"));
+        }
+        self.1.series(req).await
     }
     async fn label_names(
         &self,
-        _req: pb::LabelNamesRequest,
+        req: pb::LabelNamesRequest,
     ) -> Result<pb::LabelNamesResponse, Status> {
-        Ok(Default::default())
+        self.1.label_names(req).await
     }
     async fn label_values(
         &self,
-        _req: pb::LabelValuesRequest,
+        req: pb::LabelValuesRequest,
     ) -> Result<pb::LabelValuesResponse, Status> {
-        Ok(Default::default())
+        self.1.label_values(req).await
     }
 }
 
@@ -769,7 +772,7 @@ impl SeriesStore for Counted {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn small_and_large_queries_read_each_selection_once() {
     let calls = Arc::new(std::sync::atomic::AtomicUsize::new(0));
-    let ep = Endpoint::new("counted", Arc::new(Counted(calls.clone())));
+    let ep = Endpoint::new("counted", Arc::new(Counted::new(calls.clone())));
     ep.refresh().await;
     let port = serve(vec![ep], config(Duration::from_secs(5), 4)).await;
     let value = |text: &str| -> String {
