@@ -206,12 +206,8 @@ impl SlidingWindows {
                 if !s.based || lo >= old_hi || s.ops > 2 * n + 64 {
                     s.rebase(w);
                 } else {
-                    for x in &samples[old_lo..lo] {
-                        s.remove(x.v);
-                    }
-                    for x in &samples[old_hi..hi] {
-                        s.add(x.v);
-                    }
+                    s.apply(&samples[old_lo..lo], -1.0);
+                    s.apply(&samples[old_hi..hi], 1.0);
                 }
                 if s.non_finite > 0 {
                     return fresh();
@@ -282,34 +278,49 @@ impl Sums {
             shifted,
             ..Sums::default()
         };
-        for x in w {
-            self.add(x.v);
-        }
+        self.apply(w, 1.0);
         self.ops = 0;
     }
 
-    fn add(&mut self, v: f64) {
-        self.ops += 1;
-        if !v.is_finite() {
-            self.non_finite += 1;
-            return;
+    /// Adds the values of `xs` to the sums (`sign` 1) or removes them (`sign` -1). Squares
+    /// are summed only for variances (shifted sums), which alone read them.
+    fn apply(&mut self, xs: &[RawSample], sign: f64) {
+        if self.shifted {
+            self.apply_with::<true>(xs, sign);
+        } else {
+            self.apply_with::<false>(xs, sign);
         }
-        let d = v - self.shift;
-        self.traffic += d.abs();
-        (self.sum, self.sum_c) = kahan_inc(d, self.sum, self.sum_c);
-        (self.squares, self.squares_c) = kahan_inc(d * d, self.squares, self.squares_c);
     }
 
-    fn remove(&mut self, v: f64) {
-        self.ops += 1;
-        if !v.is_finite() {
-            self.non_finite -= 1;
-            return;
+    /// [`Self::apply`] with the running values in locals (registers) over the loop.
+    fn apply_with<const SQUARES: bool>(&mut self, xs: &[RawSample], sign: f64) {
+        let shift = self.shift;
+        let (mut sum, mut sum_c) = (self.sum, self.sum_c);
+        let (mut squares, mut squares_c) = (self.squares, self.squares_c);
+        let mut traffic = self.traffic;
+        let mut non_finite = 0usize;
+        for x in xs {
+            if !x.v.is_finite() {
+                non_finite += 1;
+                continue;
+            }
+            // Multiplying by ±1 is exact: the same value as negating.
+            let d = x.v - shift;
+            traffic += d.abs();
+            (sum, sum_c) = kahan_inc(sign * d, sum, sum_c);
+            if SQUARES {
+                (squares, squares_c) = kahan_inc(sign * (d * d), squares, squares_c);
+            }
         }
-        let d = v - self.shift;
-        self.traffic += d.abs();
-        (self.sum, self.sum_c) = kahan_inc(-d, self.sum, self.sum_c);
-        (self.squares, self.squares_c) = kahan_inc(-(d * d), self.squares, self.squares_c);
+        (self.sum, self.sum_c) = (sum, sum_c);
+        (self.squares, self.squares_c) = (squares, squares_c);
+        self.traffic = traffic;
+        if sign > 0.0 {
+            self.non_finite += non_finite;
+        } else {
+            self.non_finite -= non_finite;
+        }
+        self.ops += xs.len();
     }
 }
 
