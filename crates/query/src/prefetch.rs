@@ -19,12 +19,16 @@ use tsdb::Matcher;
 
 use crate::queryable::{frame_chunks, Frame, ProxyQueryable};
 
+// An evaluation here holds up the other requests of its async thread: its work is bounded
+// by the samples it reads (chunks × about 120) and, for range queries, steps × series (the
+// API lets fewer than 1,000 steps here), a few milliseconds at most.
+
 /// Selections an evaluation here may read; more go to the blocking thread.
 const MAX_SELECTIONS: usize = 4;
 /// Series, over all selections, an evaluation here may read.
 const MAX_SERIES: usize = 256;
-/// Chunks, over all selections, an evaluation here may read (about 500,000 samples).
-const MAX_CHUNKS: usize = 4096;
+/// Chunks, over all selections, an evaluation here may read (about 250,000 samples).
+const MAX_CHUNKS: usize = 2048;
 
 /// What a selection's Series call gave: the frames received and the stream when more may
 /// come, or why it failed.
