@@ -409,12 +409,7 @@ fn write_stats(out: &mut Vec<u8>, s: &promql::QueryStats, exec: &ExecTimes) {
 mod tests {
     use super::*;
     use promql::{Point, Sample, Series};
-
-    fn text(f: impl FnOnce(&mut Vec<u8>)) -> String {
-        let mut out = Vec::new();
-        f(&mut out);
-        String::from_utf8(out).unwrap()
-    }
+    use testkit::written as text;
 
     #[test]
     fn annotations_stop_at_ten_with_a_count_of_the_rest() {

@@ -137,7 +137,6 @@ fn aggregates_for(func: Option<&str>) -> &'static [pb::Aggr] {
 }
 
 /// How the frames of one selection are read into samples.
-#[derive(Clone)]
 pub(crate) struct Reading {
     dedup: bool,
     chain: bool,

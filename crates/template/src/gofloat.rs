@@ -108,12 +108,7 @@ pub fn write_exponent(out: &mut Vec<u8>, v: f64) {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn text(f: impl FnOnce(&mut Vec<u8>)) -> String {
-        let mut out = Vec::new();
-        f(&mut out);
-        String::from_utf8(out).unwrap()
-    }
+    use testkit::written as text;
 
     #[test]
     fn zero_and_signs() {

@@ -326,6 +326,13 @@ pub mod browser;
 pub mod certs;
 pub mod dataset;
 
+/// What `f` writes into a fresh buffer, as text (for writers that append to a `Vec<u8>`).
+pub fn written(f: impl FnOnce(&mut Vec<u8>)) -> String {
+    let mut out = Vec::new();
+    f(&mut out);
+    String::from_utf8(out).expect("the writer wrote UTF-8")
+}
+
 /// Formats `v` as Go's `fmt.Sprintf("%g", v)` does.
 pub fn go_g(v: f64) -> String {
     if v.is_nan() {
